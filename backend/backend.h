@@ -1,0 +1,243 @@
+/*
+ * backend.h - the interface every mailbox protocol fills (EWS now; ActiveSync
+ * and MAPI/HTTP later).  The core (cache/, fs/) speaks only this interface.
+ *
+ * A backend is a table of named function pointers (struct backend_ops), one
+ * per protocol folder: backend/ews/, backend/eas/, backend/mapi/.  A session
+ * (struct be_session) is one authenticated connection to the server; it is
+ * NOT thread-safe: the core opens one session per thread that talks to the
+ * server (the sync thread, each body-fetch worker) and never shares one.
+ *
+ * Ownership: all memory passed in belongs to the caller and is only borrowed
+ * for the duration of the call.  All memory returned inside a result struct
+ * (be_folder_batch, be_item_batch, ...) belongs to the caller and is freed
+ * with the matching *_free() function below.
+ *
+ * Opaque values: server ids and sync states are NUL-terminated strings that
+ * the core stores and hands back unchanged, never interprets.  How each
+ * protocol fits:
+ *   - EWS:  folder id / item id = FolderId / ItemId Id attribute (~150 bytes
+ *           base64); change_key = ChangeKey; folder sync state = the
+ *           SyncFolderHierarchy SyncState; item sync state = the
+ *           SyncFolderItems SyncState (one per folder).
+ *   - EAS:  folder id = FolderSync ServerId; item id = Sync ServerId
+ *           ("<collection>:<n>"); folder state = FolderSync SyncKey; item
+ *           state = the collection's Sync SyncKey.  change_key is unused
+ *           (NULL).  EAS pages ("MoreAvailable") map to be_item_batch.more.
+ *   - MAPI: folder id / item id = hex of the PidTagSourceKey; change_key =
+ *           hex of PidTagChangeKey; states = base64 of the ICS state stream
+ *           (MetaTagIdsetGiven, CnsetSeen, ...) after each FastTransfer
+ *           buffer; a buffer boundary is a page (more = true until
+ *           IncrSyncEnd).
+ * Sync states may be large (ICS state blobs reach hundreds of KB); the core
+ * stores them as TEXT without a length limit of its own.
+ *
+ * Results are graded by what they break and whether to retry; exactly one
+ * function, be_errno(), turns a grade into an errno for the file system.
+ */
+#ifndef EXCHANGEFS_BACKEND_H
+#define EXCHANGEFS_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The grade of an operation's outcome. */
+enum be_status {
+	BE_OK = 0,
+	BE_ITEM_GONE,     /* the item no longer exists on the server */
+	BE_FOLDER_GONE,   /* the folder no longer exists on the server */
+	BE_SYNC_INVALID,  /* the sync state was refused: resync from empty */
+	BE_THROTTLED,     /* server busy: retry after be_result.retry_after_ms */
+	BE_AUTH,          /* credentials refused (HTTP 401/403) */
+	BE_NETWORK,       /* transient: connect/TLS handshake/reset/5xx/timeout */
+	BE_TLS,           /* certificate not trusted: permanent until fixed */
+	BE_REFUSED,       /* the server refused this request for good */
+	BE_PROTOCOL,      /* the server's answer could not be understood */
+	BE_NOMEM,         /* out of memory, or an answer exceeded its size cap */
+	BE_UNSUPPORTED,   /* this backend does not implement the operation */
+};
+
+/* Details of an outcome.  msg is one line a user understands ("server
+ * answered HTTP 503", "ErrorItemNotFound: The specified object was not
+ * found in the store"); it never contains a secret. */
+struct be_result {
+	enum be_status status;
+	uint32_t retry_after_ms;  /* with BE_THROTTLED (and BE_NETWORK if the
+				     server sent Retry-After); 0 = unknown */
+	char code[64];            /* protocol error code, e.g. "ErrorServerBusy" */
+	char msg[320];
+};
+
+/* errno for a grade: the one place where server outcomes become errno. */
+int be_errno(enum be_status st);
+/* Short English name of a grade ("throttled", "authentication failed"). */
+const char *be_status_name(enum be_status st);
+/* Whether an operation that failed with this grade may succeed if retried
+ * later without anything else changing (network, throttled). */
+bool be_status_transient(enum be_status st);
+/* Fill r (never NULL) with a status and a printf-formatted message. */
+void be_result_set(struct be_result *r, enum be_status st, const char *fmt,
+		   ...) __attribute__((format(printf, 3, 4)));
+void be_result_ok(struct be_result *r);
+
+/* How to reach and sign in to the server.  Borrowed by open(); the backend
+ * copies what it keeps. */
+struct be_config {
+	const char *url;           /* endpoint, e.g. https://host/EWS/Exchange.asmx */
+	const char *user;          /* user name (DOMAIN\user, user@domain, user) */
+	const char *password;      /* secret: never logged, never copied to errors */
+	const char *mailbox;       /* SMTP address for X-AnchorMailbox; may be NULL */
+	const char *ca_file;       /* extra trust anchor (PEM); NULL = system store */
+	bool insecure;             /* skip TLS verification (test servers only) */
+	long connect_timeout_s;    /* TCP+TLS connect timeout */
+	long timeout_s;            /* whole-request timeout for small requests */
+	int verbose;               /* 0 quiet, 1 log requests, 2 log bodies
+				      (Authorization never logged) */
+};
+
+/* What kind of change a batch entry describes. */
+enum be_change {
+	BE_CREATE = 1,     /* new to this sync state */
+	BE_UPDATE,         /* properties changed (full set present) */
+	BE_DELETE,         /* gone (only id is set) */
+	BE_READ_FLAG,      /* only the read flag changed (id + is_read set) */
+};
+
+/* One folder, as a hierarchy sync reports it. */
+struct be_folder {
+	enum be_change change;
+	char *id;            /* owned */
+	char *change_key;    /* owned, may be NULL */
+	char *parent_id;     /* owned; the root's id for top-level folders */
+	char *name;          /* owned, display name exactly as the server has it */
+	char *folder_class;  /* owned, e.g. "IPF.Note"; may be NULL */
+	int64_t total_count; /* -1 when unknown */
+	int64_t unread_count;/* -1 when unknown */
+};
+
+struct be_folder_batch {
+	struct be_folder *v;   /* owned array of n entries */
+	size_t n, cap;
+	char *new_state;       /* owned: state to store with this batch */
+	bool more;             /* another page follows */
+};
+
+/* One message, as an item sync reports it.  The header fields come in the
+ * same call as the change so no second round trip is needed. */
+struct be_item {
+	enum be_change change;
+	char *id;            /* owned */
+	char *change_key;    /* owned, may be NULL */
+	char *subject;       /* owned, may be NULL */
+	char *from;          /* owned, "Name <addr>" or "addr"; may be NULL */
+	char *item_class;    /* owned, e.g. "IPM.Note"; may be NULL */
+	char *message_id;    /* owned, Internet Message-ID; may be NULL */
+	int64_t received;    /* DateTimeReceived, Unix seconds UTC; 0 unknown */
+	int64_t sent;        /* DateTimeSent; 0 unknown */
+	int64_t size;        /* server's idea of the size, -1 unknown (for
+				EWS this is not the MIME size) */
+	int is_read;         /* 0, 1, or -1 unknown */
+	int has_attachments; /* 0, 1, or -1 unknown */
+};
+
+struct be_item_batch {
+	struct be_item *v;     /* owned array of n entries */
+	size_t n, cap;
+	char *new_state;       /* owned: state to store with this batch */
+	bool more;             /* call again with new_state for more changes */
+};
+
+/* Receives MIME bytes as they are decoded, in order.  index is the position
+ * of the item in the ids[] of fetch_mime(); a sink returns 0 to continue
+ * or -1 to abort the transfer (the call then fails with BE_REFUSED and the
+ * sink's reason is the caller's to know). */
+typedef int (*be_sink_fn)(void *arg, size_t index, const void *data,
+			  size_t len);
+/* Called once per item of a fetch_mime() call when that item is complete
+ * (st == BE_OK) or failed (BE_ITEM_GONE, ...).  Items may complete out of
+ * order only if the protocol delivers them so; EWS keeps request order. */
+typedef void (*be_done_fn)(void *arg, size_t index, enum be_status st,
+			   const char *msg);
+
+struct be_session;
+
+/* The table a protocol fills.  Operations not yet implemented by a backend
+ * are NULL; the core checks before calling and treats NULL as
+ * BE_UNSUPPORTED.  Every operation fills *r (never NULL) and returns
+ * r->status. */
+struct backend_ops {
+	const char *name;  /* "ews", "eas", "mapi" */
+
+	/* Sign in and check the server answers; returns NULL with *r set on
+	 * failure.  Must give up within cfg->connect_timeout_s +
+	 * cfg->timeout_s; never blocks forever. */
+	struct be_session *(*open)(const struct be_config *cfg,
+				   struct be_result *r);
+	void (*close)(struct be_session *s);
+
+	/* The id of the root of the mail hierarchy (parent of top-level
+	 * folders).  Owned by the session, valid until close(). */
+	const char *(*root_id)(struct be_session *s);
+
+	/* Hierarchy changes since state (NULL or "" = from the beginning). */
+	enum be_status (*sync_folders)(struct be_session *s, const char *state,
+				       struct be_folder_batch *out,
+				       struct be_result *r);
+
+	/* Up to max item changes in folder_id since state (NULL/"" = all).
+	 * BE_SYNC_INVALID means the state is no longer accepted. */
+	enum be_status (*sync_items)(struct be_session *s, const char *folder_id,
+				     const char *state, unsigned max,
+				     struct be_item_batch *out,
+				     struct be_result *r);
+
+	/* Exact MIME content of n items, streamed to sink; done() once per
+	 * item.  Returns BE_OK if the call as a whole worked (individual
+	 * items may still have failed through done()). */
+	enum be_status (*fetch_mime)(struct be_session *s,
+				     const char *const *ids, size_t n,
+				     be_sink_fn sink, be_done_fn done,
+				     void *arg, struct be_result *r);
+
+	/* --- Write operations (issue: write back).  NULL for now. --- */
+	enum be_status (*create_item)(struct be_session *s,
+				      const char *folder_id, const void *mime,
+				      size_t len, bool send, char **new_id,
+				      struct be_result *r);
+	enum be_status (*delete_item)(struct be_session *s, const char *id,
+				      bool hard, struct be_result *r);
+	enum be_status (*move_item)(struct be_session *s, const char *id,
+				    const char *to_folder_id, char **new_id,
+				    struct be_result *r);
+	enum be_status (*set_read)(struct be_session *s, const char *id,
+				   bool read, struct be_result *r);
+	enum be_status (*create_folder)(struct be_session *s,
+					const char *parent_id, const char *name,
+					char **new_id, struct be_result *r);
+	enum be_status (*delete_folder)(struct be_session *s, const char *id,
+					struct be_result *r);
+
+	/* --- Notifications (issue: inotify).  NULL for now: the core polls.
+	 * watch() blocks up to timeout_s and reports which folder ids
+	 * changed (owned array of owned strings). --- */
+	enum be_status (*watch)(struct be_session *s,
+				const char *const *folder_ids, size_t n,
+				unsigned timeout_s, char ***changed,
+				size_t *n_changed, struct be_result *r);
+};
+
+/* Registered protocols. */
+extern const struct backend_ops ews_backend;
+
+/* The backend for a protocol name ("ews"), or NULL. */
+const struct backend_ops *backend_find(const char *name);
+
+void be_folder_batch_free(struct be_folder_batch *b);
+void be_item_batch_free(struct be_item_batch *b);
+/* Append a zeroed entry (grows the array; aborts on OOM like all
+ * allocations in this project, see backend/util.h). */
+struct be_folder *be_folder_batch_add(struct be_folder_batch *b);
+struct be_item *be_item_batch_add(struct be_item_batch *b);
+
+#endif
