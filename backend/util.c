@@ -2,7 +2,6 @@
  * util.c - allocation policy (abort on OOM), logging sink and levels, the
  * capped byte buffer, clocks.  See util.h.
  */
-#define _GNU_SOURCE
 #include "util.h"
 
 #include <errno.h>

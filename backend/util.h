@@ -38,7 +38,8 @@ bool log_debug_on(enum log_cat cat);
 int log_parse_debug(const char *spec, unsigned *mask);
 void log_msg(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-void log_vmsg(enum log_level lvl, const char *fmt, va_list ap);
+void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 #define log_err(...)    log_msg(LOG_ERR_, __VA_ARGS__)
 #define log_warn(...)   log_msg(LOG_WARN_, __VA_ARGS__)

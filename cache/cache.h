@@ -1,0 +1,147 @@
+/*
+ * cache.h - the local SQLite mirror of a mailbox: folders and messages as
+ * "nodes" with stable inode numbers and stored file names, per-folder sync
+ * states, and an on-disk store of MIME bodies with LRU eviction.
+ *
+ * Inode numbers are the nodes table's row ids (AUTOINCREMENT, never reused),
+ * so they are stable across remounts.  Ino 1 is the root (msgfolderroot);
+ * rows start at CACHE_FIRST_INO; the numbers in between are reserved for
+ * virtual files (fs/vfiles.c).
+ *
+ * Threading: a struct cache is shared by all threads; every function takes
+ * the cache's lock (a recursive mutex) around its SQLite work, so calls from
+ * FUSE workers and the sync thread interleave safely.  A batch applied by
+ * the sync engine holds the lock for one transaction (a few ms per 512
+ * items).  Body file I/O happens outside the lock.
+ */
+#ifndef EXCHANGEFS_CACHE_H
+#define EXCHANGEFS_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backend/backend.h"
+
+#define CACHE_ROOT_INO 1
+#define CACHE_FIRST_INO 1000
+#define CACHE_SCHEMA_VERSION 1
+
+enum node_kind { NODE_FOLDER = 1, NODE_ITEM = 2 };
+
+/* A node as the file system sees it.  Strings are owned by the struct and
+ * freed with node_clear(). */
+struct node {
+	uint64_t ino;
+	uint64_t parent;
+	enum node_kind kind;
+	char *name;           /* file name on the mount */
+	char *server_id;      /* opaque backend id (NULL for the root) */
+	char *change_key;
+	/* folders */
+	char *server_name;    /* display name exactly as the server has it */
+	char *folder_class;
+	bool visible;         /* a mail folder (shown) */
+	bool synced;          /* first complete item sync done */
+	int64_t total, unread;
+	/* items */
+	char *subject, *sender, *item_class, *message_id;
+	int64_t received, sent; /* Unix seconds */
+	int64_t size;         /* server's size; -1 unknown */
+	int64_t body_size;    /* exact MIME size if cached, else -1 */
+	int is_read, has_attachments;  /* -1 unknown */
+	int64_t mtime;        /* seconds; for folders the last change */
+};
+
+void node_clear(struct node *n);
+
+struct cache;
+
+/* Open (creating if needed) the cache in dir: dir is made 0700, files in it
+ * 0600.  On failure returns NULL and writes one line into err. */
+struct cache *cache_open(const char *dir, char *err, size_t errlen);
+void cache_close(struct cache *c);
+const char *cache_dir(struct cache *c);
+
+/* Key/value settings (hierarchy sync state, root id, account url). */
+char *cache_meta_get(struct cache *c, const char *key);      /* owned */
+int cache_meta_set(struct cache *c, const char *key, const char *value);
+
+/* ---- Queries for the file system.  Return 0, -ENOENT, or -EIO. ---- */
+int cache_lookup(struct cache *c, uint64_t parent, const char *name,
+		 struct node *out);
+int cache_get(struct cache *c, uint64_t ino, struct node *out);
+/* Calls fn for visible children of parent with ino > after, in ino order,
+ * until fn returns non-zero or all are listed.  Returns 0 or -errno. */
+typedef int (*cache_list_fn)(void *arg, const struct node *n);
+int cache_list(struct cache *c, uint64_t parent, uint64_t after,
+	       cache_list_fn fn, void *arg);
+/* Counts for statfs and status. */
+struct cache_stats {
+	int64_t folders, items, bodies, body_bytes, body_limit;
+};
+void cache_stats(struct cache *c, struct cache_stats *st);
+/* The visible folders, for the sync engine: owned array of owned nodes. */
+int cache_folders(struct cache *c, struct node **out, size_t *n);
+void cache_nodes_free(struct node *v, size_t n);
+
+/* ---- Applying server changes (cache/sync_apply.c). ---- */
+
+/* What the file system must tell the kernel after a batch committed.  The
+ * apply functions append to it; the caller passes it to its hooks. */
+struct cache_change {
+	enum { CC_NEW, CC_GONE, CC_ATTR, CC_RENAMED } what;
+	uint64_t ino, parent;
+	char *name;      /* owned: the name (old name for CC_RENAMED/CC_GONE) */
+	uint64_t new_parent;
+	char *new_name;  /* owned: CC_RENAMED only */
+};
+struct cache_changes {
+	struct cache_change *v;
+	size_t n, cap;
+};
+void cache_changes_free(struct cache_changes *ch);
+
+/* Apply one page of hierarchy changes and the new hierarchy state in one
+ * transaction.  root_id links top-level folders to ino 1. */
+int cache_apply_folders(struct cache *c, const char *root_id,
+			const struct be_folder_batch *b,
+			struct cache_changes *ch);
+/* Apply one page of item changes for folder ino and store the folder's new
+ * state in the same transaction.  If last_page, the folder is marked synced
+ * and, when a resync is in progress, items not seen since it began are
+ * removed (a resync keeps the names and inodes of items that still exist). */
+int cache_apply_items(struct cache *c, uint64_t folder,
+		      const struct be_item_batch *b, bool last_page,
+		      struct cache_changes *ch);
+/* After a hierarchy resync: remove folders whose ids are not in ids[]. */
+int cache_sweep_folders(struct cache *c, char *const *ids, size_t n,
+			struct cache_changes *ch);
+/* Start a resync of a folder: forget its state, begin a new generation. */
+int cache_begin_resync(struct cache *c, uint64_t folder);
+/* Remove one item (the server said it is gone). */
+int cache_remove_item(struct cache *c, uint64_t ino, struct cache_changes *ch);
+/* The folder's item sync state (owned; NULL if none). */
+char *cache_folder_state(struct cache *c, uint64_t folder);
+/* Items of a folder the sync engine has synced (for status): count. */
+int64_t cache_folder_count(struct cache *c, uint64_t folder);
+
+/* ---- Bodies (cache/bodies.c). ---- */
+
+/* Set the byte limit of the body store (0 = unlimited). */
+void cache_set_body_limit(struct cache *c, int64_t bytes);
+/* Open the cached body of ino read-only; returns an fd or -ENOENT if not
+ * cached (or the cached file does not match its recorded size). Marks it
+ * recently used. */
+int cache_body_open(struct cache *c, uint64_t ino);
+/* Start writing a body: returns a write handle (an fd on a temp file). */
+struct body_writer;
+struct body_writer *cache_body_begin(struct cache *c, uint64_t ino);
+int cache_body_write(struct body_writer *w, const void *data, size_t len);
+/* Finish: rename into place, record size, evict over the limit.  On
+ * success returns 0; abort discards. */
+int cache_body_commit(struct body_writer *w);
+void cache_body_abort(struct body_writer *w);
+
+#endif

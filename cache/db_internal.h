@@ -1,0 +1,45 @@
+/*
+ * db_internal.h - what the cache's own files (db.c, sync_apply.c,
+ * bodies.c) share: the struct cache and statement helpers.  Not for use
+ * outside cache/.
+ */
+#ifndef EXCHANGEFS_DB_INTERNAL_H
+#define EXCHANGEFS_DB_INTERNAL_H
+
+#include "cache.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+struct cache {
+	sqlite3 *db;
+	pthread_mutex_t lock;  /* recursive; guards db and the fields below */
+	char *dir;             /* owned */
+	int bodies_fd;         /* O_PATH|O_DIRECTORY fd of dir/bodies */
+	int64_t body_bytes;    /* protected by lock: sum of bodies.size */
+	int64_t body_limit;    /* 0 = unlimited */
+	/* prepared statements, protected by lock */
+	sqlite3_stmt *st_lookup, *st_get, *st_list, *st_by_sid;
+};
+
+/* The columns every node query selects, in the order node_from_row reads. */
+#define NODE_COLS \
+	"ino, parent, kind, name, server_id, change_key, server_name, " \
+	"folder_class, visible, synced, total, unread, subject, sender, " \
+	"item_class, message_id, received, sent, size, body_size, is_read, " \
+	"has_attach, mtime"
+
+void node_from_row(sqlite3_stmt *st, struct node *n);
+int db_exec(struct cache *c, const char *sql);
+sqlite3_stmt *db_prepare(struct cache *c, const char *sql);
+/* Run a statement that returns nothing; finalizes it. 0 or -EIO. */
+int db_step_done(struct cache *c, sqlite3_stmt *st);
+int db_begin(struct cache *c);
+int db_commit(struct cache *c);
+void db_rollback(struct cache *c);
+void db_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Remove a body's file and row (lock held, inside or outside a txn). */
+void bodies_forget(struct cache *c, uint64_t ino);
+int bodies_init(struct cache *c);
+
+#endif

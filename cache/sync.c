@@ -1,0 +1,652 @@
+/*
+ * sync.c - the sync thread: hierarchy first, then each folder's items page
+ * by page (each page committed with its state, see sync_apply.c), folders
+ * that readers wait for first, then again every interval.  Server errors
+ * are handled by grade: throttling waits as long as the server asks,
+ * network errors back off and retry, an invalid sync state starts a resync
+ * that keeps names and inodes.  Also renders the status file.
+ */
+#include "sync.h"
+#include "backend/util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE_SIZE 512
+#define MAX_WAITING 64
+
+enum conn_state { CONN_NEW, CONN_ONLINE, CONN_OFFLINE, CONN_AUTH_FAILED };
+
+struct sync {
+	struct cache *cache;
+	struct sync_config cfg;
+	struct sync_hooks hooks;
+
+	pthread_t thread;
+	bool running;
+
+	pthread_mutex_t lock;       /* guards everything below */
+	pthread_cond_t cond;        /* wakes the sync thread */
+	pthread_cond_t done_cond;   /* wakes readers waiting for a folder */
+	bool stop, kicked;
+	uint64_t wanted[MAX_WAITING];   /* folders readers wait for */
+	size_t n_wanted;
+	uint64_t failed_ino;        /* last folder whose sync failed ... */
+	int failed_errno;           /* ... and why */
+	unsigned fail_seq;          /* bumped on every failed attempt */
+	enum conn_state conn;
+	char last_error[400];
+	time_t last_error_at;
+	time_t last_sync_at;
+	char current[256];          /* folder being synced, for status */
+	int64_t current_done;
+	bool first_pass_done;
+	int64_t started_ms;
+
+	struct be_session *session; /* used only by the sync thread */
+	char *root_id;
+
+	/* body fetching (fetch.c) */
+	struct fetch_pool *pool;
+};
+
+struct cache *sync_cache(struct sync *s) { return s->cache; }
+struct fetch_pool *sync_pool(struct sync *s) { return s->pool; }
+const struct sync_config *sync_config(struct sync *s) { return &s->cfg; }
+
+struct sync *sync_new(struct cache *c, const struct sync_config *cfg)
+{
+	struct sync *s = xcalloc(1, sizeof(*s));
+	s->cache = c;
+	s->cfg = *cfg;
+	if (!s->cfg.interval_s)
+		s->cfg.interval_s = 60;
+	if (!s->cfg.fetch_sessions)
+		s->cfg.fetch_sessions = 4;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_cond_init(&s->done_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	s->root_id = cache_meta_get(c, "root_id");
+	s->pool = fetch_pool_new(s, s->cfg.fetch_sessions);
+	s->started_ms = now_ms();
+	return s;
+}
+
+void sync_set_hooks(struct sync *s, const struct sync_hooks *hooks)
+{
+	s->hooks = *hooks;
+}
+
+void sync_free(struct sync *s)
+{
+	if (!s)
+		return;
+	sync_stop(s);
+	fetch_pool_free(s->pool);
+	if (s->session)
+		s->cfg.ops->close(s->session);
+	free(s->root_id);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	pthread_cond_destroy(&s->done_cond);
+	free(s);
+}
+
+void sync_notify(struct sync *s, const struct cache_changes *ch)
+{
+	if (ch->n && s->hooks.changed)
+		s->hooks.changed(s->hooks.arg, ch);
+}
+
+void sync_note_error(struct sync *s, const struct be_result *r)
+{
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->last_error, sizeof(s->last_error), "%s: %s",
+		 be_status_name(r->status), r->msg);
+	s->last_error_at = time(NULL);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Sleep up to ms, waking early on stop or kick.  Returns true if stopping. */
+static bool nap(struct sync *s, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop && !s->kicked && !s->n_wanted)
+		if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT)
+			break;
+	s->kicked = false;
+	bool stop = s->stop;
+	pthread_mutex_unlock(&s->lock);
+	return stop;
+}
+
+static bool stopping(struct sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool stop = s->stop;
+	pthread_mutex_unlock(&s->lock);
+	return stop;
+}
+
+static void set_conn(struct sync *s, enum conn_state st)
+{
+	pthread_mutex_lock(&s->lock);
+	s->conn = st;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void progress(struct sync *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void progress(struct sync *s, const char *fmt, ...)
+{
+	if (!s->cfg.progress)
+		return;
+	char line[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (isatty(2))
+		fprintf(stderr, "\r\033[Kexchangefs: %s", line);
+	else
+		fprintf(stderr, "exchangefs: %s\n", line);
+}
+
+static enum be_status open_session(struct sync *s, struct be_result *r)
+{
+	if (s->session)
+		return BE_OK;
+	s->session = s->cfg.ops->open(&s->cfg.be, r);
+	if (!s->session)
+		return r->status;
+	const char *root = s->cfg.ops->root_id(s->session);
+	if (root && (!s->root_id || strcmp(root, s->root_id))) {
+		free(s->root_id);
+		s->root_id = xstrdup(root);
+		cache_meta_set(s->cache, "root_id", root);
+	}
+	set_conn(s, CONN_ONLINE);
+	return BE_OK;
+}
+
+static void drop_session(struct sync *s)
+{
+	if (s->session)
+		s->cfg.ops->close(s->session);
+	s->session = NULL;
+}
+
+/* Sync the folder hierarchy to the end.  On an invalid state, start over
+ * from empty and remove the folders the server no longer reports. */
+static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
+{
+	char *state = cache_meta_get(s->cache, "hierarchy_state");
+	bool resync = false;
+	char **seen = NULL;
+	size_t n_seen = 0;
+	enum be_status st;
+
+	for (;;) {
+		struct be_folder_batch b = { 0 };
+		st = s->cfg.ops->sync_folders(s->session, state, &b, r);
+		if (st == BE_SYNC_INVALID && !resync) {
+			log_notice("folder hierarchy sync state refused by server: "
+				   "resyncing the folder list");
+			resync = true;
+			free(state);
+			state = NULL;
+			be_folder_batch_free(&b);
+			continue;
+		}
+		if (st != BE_OK) {
+			be_folder_batch_free(&b);
+			break;
+		}
+		if (resync || !state)
+			for (size_t i = 0; i < b.n; i++) {
+				if (b.v[i].change == BE_DELETE)
+					continue;
+				seen = xrealloc(seen, (n_seen + 1) * sizeof(*seen));
+				seen[n_seen++] = xstrdup(b.v[i].id);
+			}
+		struct cache_changes ch = { 0 };
+		if (cache_apply_folders(s->cache, s->root_id, &b, &ch)) {
+			be_result_set(r, BE_PROTOCOL, "cannot store folder list in cache");
+			st = BE_PROTOCOL;
+			be_folder_batch_free(&b);
+			cache_changes_free(&ch);
+			break;
+		}
+		sync_notify(s, &ch);
+		cache_changes_free(&ch);
+		free(state);
+		state = xstrdup(b.new_state);
+		bool more = b.more;
+		be_folder_batch_free(&b);
+		if (!more)
+			break;
+	}
+	if (st == BE_OK && resync) {
+		struct cache_changes ch = { 0 };
+		cache_sweep_folders(s->cache, seen, n_seen, &ch);
+		sync_notify(s, &ch);
+		cache_changes_free(&ch);
+	}
+	for (size_t i = 0; i < n_seen; i++)
+		free(seen[i]);
+	free(seen);
+	free(state);
+	return st;
+}
+
+/* Sync one folder's items to the end of its changes. */
+static enum be_status sync_folder(struct sync *s, const struct node *f,
+				  struct be_result *r)
+{
+	char *state = cache_folder_state(s->cache, f->ino);
+	bool resynced = false;
+	bool first = !f->synced;
+	int64_t done = 0;
+	enum be_status st;
+
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->current, sizeof(s->current), "%s", f->name);
+	s->current_done = 0;
+	pthread_mutex_unlock(&s->lock);
+
+	for (;;) {
+		struct be_item_batch b = { 0 };
+		st = s->cfg.ops->sync_items(s->session, f->server_id, state,
+					    PAGE_SIZE, &b, r);
+		if (st == BE_SYNC_INVALID && !resynced) {
+			log_notice("sync state of folder '%s' refused by server: "
+				   "resyncing it (names and inodes are kept)",
+				   f->name);
+			be_item_batch_free(&b);
+			cache_begin_resync(s->cache, f->ino);
+			resynced = true;
+			free(state);
+			state = NULL;
+			continue;
+		}
+		if (st == BE_THROTTLED) {
+			uint32_t ms = r->retry_after_ms ? r->retry_after_ms : 5000;
+			log_notice("server busy while syncing '%s': waiting %.1f s "
+				   "as it asked", f->name, ms / 1000.0);
+			be_item_batch_free(&b);
+			if (nap(s, ms))
+				break;
+			continue;
+		}
+		if (st != BE_OK) {
+			be_item_batch_free(&b);
+			break;
+		}
+		struct cache_changes ch = { 0 };
+		int rc = cache_apply_items(s->cache, f->ino, &b, !b.more, &ch);
+		if (rc) {
+			be_item_batch_free(&b);
+			cache_changes_free(&ch);
+			if (rc == -ENOENT) {
+				st = BE_FOLDER_GONE;
+				be_result_set(r, st, "folder '%s' was removed", f->name);
+			} else {
+				st = BE_PROTOCOL;
+				be_result_set(r, st, "cannot store changes of '%s' in cache",
+					      f->name);
+			}
+			break;
+		}
+		sync_notify(s, &ch);
+		cache_changes_free(&ch);
+		done += (int64_t)b.n;
+		pthread_mutex_lock(&s->lock);
+		s->current_done = done;
+		pthread_mutex_unlock(&s->lock);
+		if (first && f->total > 0)
+			progress(s, "syncing %s: %lld / %lld messages", f->name,
+				 (long long)done, (long long)f->total);
+		free(state);
+		state = xstrdup(b.new_state);
+		bool more = b.more;
+		be_item_batch_free(&b);
+		if (!more) {
+			log_dbg(LC_SYNC, "folder '%s' synced (%lld changes)",
+				f->name, (long long)done);
+			break;
+		}
+		if (stopping(s))
+			break;
+	}
+	free(state);
+	pthread_mutex_lock(&s->lock);
+	s->current[0] = 0;
+	pthread_mutex_unlock(&s->lock);
+	return st;
+}
+
+/* Take the next folder a reader waits for, or 0. */
+static uint64_t next_wanted(struct sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	uint64_t ino = s->n_wanted ? s->wanted[0] : 0;
+	pthread_mutex_unlock(&s->lock);
+	return ino;
+}
+
+static void folder_finished(struct sync *s, uint64_t ino, enum be_status st)
+{
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->n_wanted; i++)
+		if (s->wanted[i] == ino) {
+			memmove(&s->wanted[i], &s->wanted[i + 1],
+				(s->n_wanted - i - 1) * sizeof(s->wanted[0]));
+			s->n_wanted--;
+			break;
+		}
+	if (st != BE_OK) {
+		s->failed_ino = ino;
+		s->failed_errno = be_errno(st) ? be_errno(st) : EIO;
+		s->fail_seq++;
+	}
+	pthread_cond_broadcast(&s->done_cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Record a failure that affects every waiting reader (no connection). */
+static void all_failed(struct sync *s, enum be_status st)
+{
+	pthread_mutex_lock(&s->lock);
+	s->failed_ino = 0;
+	s->failed_errno = be_errno(st) ? be_errno(st) : EIO;
+	s->fail_seq++;
+	s->n_wanted = 0;
+	pthread_cond_broadcast(&s->done_cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* One folder, with the error handling shared by wanted and regular runs.
+ * Returns false when the connection is lost and the pass must end. */
+static bool run_folder(struct sync *s, const struct node *f)
+{
+	struct be_result r;
+	be_result_ok(&r);
+	enum be_status st = sync_folder(s, f, &r);
+	folder_finished(s, f->ino, st);
+	if (st == BE_OK || stopping(s))
+		return true;
+	sync_note_error(s, &r);
+	log_warn("cannot sync folder '%s': %s", f->name, r.msg);
+	if (st == BE_NETWORK || st == BE_AUTH || st == BE_TLS) {
+		drop_session(s);
+		set_conn(s, st == BE_AUTH ? CONN_AUTH_FAILED : CONN_OFFLINE);
+		return false;
+	}
+	return true;  /* a folder-specific problem: go on with the others */
+}
+
+static bool pass(struct sync *s)
+{
+	struct be_result r;
+	be_result_ok(&r);
+	enum be_status st = sync_hierarchy(s, &r);
+	if (st != BE_OK) {
+		sync_note_error(s, &r);
+		log_warn("cannot sync folder list: %s", r.msg);
+		if (st == BE_NETWORK || st == BE_AUTH || st == BE_TLS ||
+		    st == BE_THROTTLED) {
+			drop_session(s);
+			set_conn(s, st == BE_AUTH ? CONN_AUTH_FAILED : CONN_OFFLINE);
+			all_failed(s, st);
+			return false;
+		}
+	}
+	struct node *folders;
+	size_t n;
+	cache_folders(s->cache, &folders, &n);
+	/* never-synced folders first, in tree order */
+	bool ok = true;
+	for (int round = 0; ok && round < 2; round++)
+		for (size_t i = 0; ok && i < n && !stopping(s); i++) {
+			if ((round == 0) == folders[i].synced)
+				continue;
+			uint64_t w;
+			while (ok && (w = next_wanted(s)) != 0) {
+				struct node f = { 0 };
+				if (cache_get(s->cache, w, &f) == 0 &&
+				    f.kind == NODE_FOLDER)
+					ok = run_folder(s, &f);
+				else
+					folder_finished(s, w, BE_FOLDER_GONE);
+				node_clear(&f);
+			}
+			if (ok) {
+				/* refresh: a wanted run may have synced it */
+				struct node f = { 0 };
+				if (cache_get(s->cache, folders[i].ino, &f) == 0) {
+					if (round == 1 || !f.synced)
+						ok = run_folder(s, &f);
+				}
+				node_clear(&f);
+			}
+		}
+	cache_nodes_free(folders, n);
+	if (ok) {
+		pthread_mutex_lock(&s->lock);
+		s->last_sync_at = time(NULL);
+		bool first = !s->first_pass_done;
+		s->first_pass_done = true;
+		pthread_mutex_unlock(&s->lock);
+		if (first) {
+			struct cache_stats cs;
+			cache_stats(s->cache, &cs);
+			progress(s, "first sync complete: %lld folders, %lld "
+				 "messages in %.1f s%s", (long long)cs.folders,
+				 (long long)cs.items,
+				 (now_ms() - s->started_ms) / 1000.0,
+				 isatty(2) ? "\n" : "");
+		}
+	}
+	return ok;
+}
+
+static void *sync_main(void *arg)
+{
+	struct sync *s = arg;
+	int64_t backoff = 1000;
+	while (!stopping(s)) {
+		struct be_result r;
+		be_result_ok(&r);
+		if (open_session(s, &r) != BE_OK) {
+			sync_note_error(s, &r);
+			set_conn(s, r.status == BE_AUTH ? CONN_AUTH_FAILED
+						       : CONN_OFFLINE);
+			all_failed(s, r.status);
+			log_warn("cannot reach server (%s); retrying in %lld s",
+				 r.msg, (long long)(backoff / 1000));
+			if (nap(s, backoff))
+				break;
+			backoff = backoff * 2 > 300000 ? 300000 : backoff * 2;
+			continue;
+		}
+		if (!pass(s)) {
+			if (nap(s, backoff))
+				break;
+			backoff = backoff * 2 > 300000 ? 300000 : backoff * 2;
+			continue;
+		}
+		backoff = 1000;
+		if (nap(s, (int64_t)s->cfg.interval_s * 1000))
+			break;
+	}
+	return NULL;
+}
+
+bool sync_have_cache(struct sync *s)
+{
+	char *st = cache_meta_get(s->cache, "hierarchy_state");
+	bool have = st != NULL;
+	free(st);
+	return have;
+}
+
+enum be_status sync_connect(struct sync *s, struct be_result *r)
+{
+	enum be_status st = open_session(s, r);
+	if (st != BE_OK)
+		return st;
+	progress(s, "connected; reading folder list");
+	st = sync_hierarchy(s, r);
+	if (st != BE_OK)
+		drop_session(s);
+	return st;
+}
+
+int sync_start(struct sync *s)
+{
+	int rc = pthread_create(&s->thread, NULL, sync_main, s);
+	if (rc)
+		return -rc;
+	s->running = true;
+	return 0;
+}
+
+void sync_stop(struct sync *s)
+{
+	if (!s->running)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_cond_broadcast(&s->done_cond);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	s->running = false;
+}
+
+void sync_kick(struct sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->kicked = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int sync_wait_folder(struct sync *s, uint64_t ino)
+{
+	struct node f = { 0 };
+	if (cache_get(s->cache, ino, &f))
+		return -ENOENT;
+	bool synced = f.synced;
+	node_clear(&f);
+	if (synced)
+		return 0;
+
+	pthread_mutex_lock(&s->lock);
+	bool listed = false;
+	for (size_t i = 0; i < s->n_wanted; i++)
+		listed |= s->wanted[i] == ino;
+	if (!listed && s->n_wanted < MAX_WAITING)
+		s->wanted[s->n_wanted++] = ino;
+	unsigned seq = s->fail_seq;
+	pthread_cond_signal(&s->cond);
+	int ret = 0;
+	for (;;) {
+		if (s->stop) {
+			ret = -EIO;
+			break;
+		}
+		if (s->fail_seq != seq && (s->failed_ino == ino || !s->failed_ino)) {
+			ret = -s->failed_errno;
+			break;
+		}
+		pthread_mutex_unlock(&s->lock);
+		bool done = cache_get(s->cache, ino, &f) != 0 || f.synced;
+		node_clear(&f);
+		pthread_mutex_lock(&s->lock);
+		if (done)
+			break;
+		seq = s->fail_seq == seq ? seq : s->fail_seq;
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&s->done_cond, &s->lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+void sync_status(struct sync *s, struct buf *out)
+{
+	static const char *const conn_names[] = {
+		[CONN_NEW] = "connecting", [CONN_ONLINE] = "online",
+		[CONN_OFFLINE] = "offline (retrying)",
+		[CONN_AUTH_FAILED] = "sign-in refused (retrying)",
+	};
+	struct cache_stats cs;
+	cache_stats(s->cache, &cs);
+	pthread_mutex_lock(&s->lock);
+	buf_printf(out, "server: %s\n", s->cfg.be.url);
+	buf_printf(out, "protocol: %s\n", s->cfg.ops->name);
+	buf_printf(out, "connection: %s\n", conn_names[s->conn]);
+	if (s->last_sync_at) {
+		struct tm tm;
+		char when[64];
+		localtime_r(&s->last_sync_at, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		buf_printf(out, "last complete sync: %s\n", when);
+	} else {
+		buf_printf(out, "last complete sync: never (first sync %s)\n",
+			   s->conn == CONN_ONLINE ? "in progress" : "pending");
+	}
+	if (s->current[0])
+		buf_printf(out, "syncing: %s (%lld changes so far)\n", s->current,
+			   (long long)s->current_done);
+	if (s->last_error[0]) {
+		struct tm tm;
+		char when[64];
+		localtime_r(&s->last_error_at, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		buf_printf(out, "last error: %s %s\n", when, s->last_error);
+	} else {
+		buf_puts(out, "last error: none\n");
+	}
+	buf_printf(out, "sync interval: %u s\n", s->cfg.interval_s);
+	pthread_mutex_unlock(&s->lock);
+	buf_printf(out, "folders: %lld\nmessages: %lld\n", (long long)cs.folders,
+		   (long long)cs.items);
+	buf_printf(out, "cache: %s\n", cache_dir(s->cache));
+	buf_printf(out, "bodies cached: %lld (%lld bytes", (long long)cs.bodies,
+		   (long long)cs.body_bytes);
+	if (cs.body_limit)
+		buf_printf(out, " of %lld allowed", (long long)cs.body_limit);
+	buf_puts(out, ")\nfolder progress (synced messages / server total):\n");
+	struct node *folders;
+	size_t n;
+	cache_folders(s->cache, &folders, &n);
+	for (size_t i = 0; i < n; i++) {
+		int64_t have = cache_folder_count(s->cache, folders[i].ino);
+		buf_printf(out, "  %-40s %lld / %lld%s\n", folders[i].name,
+			   (long long)have, (long long)folders[i].total,
+			   folders[i].synced ? "" : " (first sync pending)");
+	}
+	cache_nodes_free(folders, n);
+}

@@ -1,0 +1,72 @@
+/*
+ * sync.h - the sync engine: keeps the cache a mirror of the server.  One
+ * background thread syncs the hierarchy, then every folder's items (folders
+ * a reader is waiting for first), then again every interval.  Bodies are
+ * fetched on demand through a small pool of backend sessions (fetch.c).
+ * After every committed page the engine tells the file system what changed
+ * (hooks), so it can invalidate the kernel's caches.
+ */
+#ifndef EXCHANGEFS_SYNC_H
+#define EXCHANGEFS_SYNC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "backend/util.h"
+#include "cache/cache.h"
+
+struct sync_config {
+	const struct backend_ops *ops;
+	struct be_config be;        /* borrowed for the engine's lifetime */
+	unsigned interval_s;        /* re-sync period (default 60) */
+	unsigned fetch_sessions;    /* on-demand body fetch pool (default 4) */
+	bool progress;              /* print first-sync progress on stderr */
+};
+
+struct sync_hooks {
+	/* Called from the sync thread or a fetching thread after a commit;
+	 * must not block on FUSE requests. */
+	void (*changed)(void *arg, const struct cache_changes *ch);
+	void *arg;
+};
+
+struct sync;
+
+struct sync *sync_new(struct cache *c, const struct sync_config *cfg);
+void sync_set_hooks(struct sync *s, const struct sync_hooks *hooks);
+void sync_free(struct sync *s);
+
+/* At start, in the calling thread: sign in and sync the folder hierarchy,
+ * so the mount shows the tree at once.  Fills *r on failure. */
+enum be_status sync_connect(struct sync *s, struct be_result *r);
+/* Whether the cache holds a hierarchy from an earlier run. */
+bool sync_have_cache(struct sync *s);
+
+int sync_start(struct sync *s);      /* start the background thread */
+void sync_stop(struct sync *s);      /* stop and join it */
+
+/* Block until folder ino has completed its first item sync; asks the
+ * engine to sync it next.  0, or -errno when syncing it failed. */
+int sync_wait_folder(struct sync *s, uint64_t ino);
+/* Ask for an immediate re-sync (all folders). */
+void sync_kick(struct sync *s);
+
+/* Make sure the body of item ino is in the cache (fetching it if needed,
+ * sharing a fetch already under way).  0 or -errno. */
+int sync_fetch_body(struct sync *s, uint64_t ino);
+
+/* The status text of the control file (.exchangefs/status). */
+void sync_status(struct sync *s, struct buf *out);
+
+/* Internal, shared by sync.c and fetch.c. */
+struct fetch_pool;
+struct fetch_pool *fetch_pool_new(struct sync *s, unsigned max);
+void fetch_pool_free(struct fetch_pool *p);
+struct fetch_pool *sync_pool(struct sync *s);
+const struct sync_config *sync_config(struct sync *s);
+struct cache *sync_cache(struct sync *s);
+void sync_notify(struct sync *s, const struct cache_changes *ch);
+void sync_note_error(struct sync *s, const struct be_result *r);
+
+#endif

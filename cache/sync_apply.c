@@ -1,0 +1,510 @@
+/*
+ * sync_apply.c - applies a page of server changes (folders or items) and
+ * the new sync state to the cache in ONE transaction, so a crash at any
+ * point resumes from the last committed page with no loss or duplicate.
+ * Records what changed for the kernel (struct cache_changes).
+ *
+ * Names are given once, when a node is first seen, and only change when
+ * the server renames or moves a folder.
+ */
+#include "db_internal.h"
+#include "names.h"
+#include "backend/util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int cache_by_server_id(struct cache *c, enum node_kind kind, const char *sid,
+		       struct node *out);
+
+static void change_add(struct cache_changes *ch, int what, uint64_t ino,
+		       uint64_t parent, const char *name, uint64_t new_parent,
+		       const char *new_name)
+{
+	if (!ch)
+		return;
+	if (ch->n == ch->cap) {
+		ch->cap = ch->cap ? ch->cap * 2 : 64;
+		ch->v = xrealloc(ch->v, ch->cap * sizeof(*ch->v));
+	}
+	struct cache_change *e = &ch->v[ch->n++];
+	e->what = what;
+	e->ino = ino;
+	e->parent = parent;
+	e->name = xstrdup(name);
+	e->new_parent = new_parent;
+	e->new_name = xstrdup(new_name);
+}
+
+void cache_changes_free(struct cache_changes *ch)
+{
+	for (size_t i = 0; i < ch->n; i++) {
+		free(ch->v[i].name);
+		free(ch->v[i].new_name);
+	}
+	free(ch->v);
+	memset(ch, 0, sizeof(*ch));
+}
+
+static bool name_taken(struct cache *c, uint64_t parent, const char *name)
+{
+	sqlite3_stmt *st = db_prepare(c, "SELECT 1 FROM nodes WHERE parent = ? "
+				      "AND name = ?");
+	sqlite3_bind_int64(st, 1, (int64_t)parent);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	bool taken = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	/* the control entry is reserved at the root */
+	return taken || (parent == CACHE_ROOT_INO && !strcmp(name, ".exchangefs"));
+}
+
+/* A free name under parent: base name, then (2), (3), ... in the order the
+ * server reported the nodes. */
+static char *free_name(struct cache *c, uint64_t parent, enum node_kind kind,
+		       const char *title, int64_t t)
+{
+	for (unsigned n = 1;; n++) {
+		char *name = kind == NODE_ITEM ? names_message(t, title, n)
+					       : names_folder(title, n);
+		if (!name_taken(c, parent, name))
+			return name;
+		free(name);
+	}
+}
+
+static bool folder_visible(const char *cls)
+{
+	return !cls || !*cls || !strncmp(cls, "IPF.Note", 8);
+}
+
+static uint64_t parent_ino(struct cache *c, const char *root_id,
+			   const char *parent_sid)
+{
+	if (!parent_sid || (root_id && !strcmp(parent_sid, root_id)))
+		return CACHE_ROOT_INO;
+	struct node p = { 0 };
+	if (cache_by_server_id(c, NODE_FOLDER, parent_sid, &p))
+		return 0;  /* not known yet: linked after the batch */
+	uint64_t ino = p.ino;
+	node_clear(&p);
+	return ino;
+}
+
+/* Remove a folder and everything below it. */
+static int delete_subtree(struct cache *c, uint64_t ino)
+{
+	sqlite3_stmt *st = db_prepare(c,
+		"WITH RECURSIVE sub(ino) AS (SELECT ?1 UNION ALL "
+		"SELECT n.ino FROM nodes n JOIN sub ON n.parent = sub.ino) "
+		"SELECT b.ino FROM bodies b JOIN sub ON b.ino = sub.ino");
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		bodies_forget(c, (uint64_t)sqlite3_column_int64(st, 0));
+	sqlite3_finalize(st);
+	st = db_prepare(c,
+		"WITH RECURSIVE sub(ino) AS (SELECT ?1 UNION ALL "
+		"SELECT n.ino FROM nodes n JOIN sub ON n.parent = sub.ino) "
+		"DELETE FROM nodes WHERE ino IN sub");
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	return db_step_done(c, st);
+}
+
+static int apply_folder(struct cache *c, const char *root_id,
+			const struct be_folder *f, struct cache_changes *ch)
+{
+	struct node old = { 0 };
+	bool exists = f->id && cache_by_server_id(c, NODE_FOLDER, f->id, &old) == 0;
+	int rc = 0;
+	time_t now = time(NULL);
+
+	if (f->change == BE_DELETE) {
+		if (exists) {
+			rc = delete_subtree(c, old.ino);
+			change_add(ch, CC_GONE, old.ino, old.parent, old.name, 0, NULL);
+		}
+		node_clear(&old);
+		return rc;
+	}
+	if (!f->id) {
+		node_clear(&old);
+		return 0;
+	}
+	uint64_t parent = parent_ino(c, root_id, f->parent_id);
+	const char *sname = f->name ? f->name : (exists ? old.server_name : "");
+	if (!exists) {
+		char *name = free_name(c, parent, NODE_FOLDER, sname, 0);
+		sqlite3_stmt *st = db_prepare(c,
+			"INSERT INTO nodes(parent, kind, name, server_id, "
+			"change_key, parent_sid, server_name, folder_class, "
+			"visible, total, unread, mtime) "
+			"VALUES(?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+		sqlite3_bind_int64(st, 1, (int64_t)parent);
+		db_bind_text(st, 2, name);
+		db_bind_text(st, 3, f->id);
+		db_bind_text(st, 4, f->change_key);
+		db_bind_text(st, 5, f->parent_id);
+		db_bind_text(st, 6, sname);
+		db_bind_text(st, 7, f->folder_class);
+		sqlite3_bind_int(st, 8, folder_visible(f->folder_class));
+		sqlite3_bind_int64(st, 9, f->total_count);
+		sqlite3_bind_int64(st, 10, f->unread_count);
+		sqlite3_bind_int64(st, 11, now);
+		rc = db_step_done(c, st);
+		if (!rc && parent)
+			change_add(ch, CC_NEW, (uint64_t)sqlite3_last_insert_rowid(c->db),
+				   parent, name, 0, NULL);
+		free(name);
+		return rc;
+	}
+	/* an existing folder: renamed or moved? */
+	char *name = xstrdup(old.name);
+	bool moved = parent != old.parent;
+	bool renamed = strcmp(sname, old.server_name ? old.server_name : "") != 0;
+	if (moved || renamed) {
+		free(name);
+		/* release the old name first so a folder can take its own
+		 * name back, e.g. "A (2)" -> "A" when "A" went away */
+		sqlite3_stmt *st = db_prepare(c, "UPDATE nodes SET name = '//' || ino "
+					      "WHERE ino = ?");
+		sqlite3_bind_int64(st, 1, (int64_t)old.ino);
+		db_step_done(c, st);
+		name = free_name(c, parent, NODE_FOLDER, sname, 0);
+	}
+	sqlite3_stmt *st = db_prepare(c,
+		"UPDATE nodes SET parent = ?, name = ?, change_key = ?, "
+		"parent_sid = ?, server_name = ?, folder_class = ?, visible = ?, "
+		"total = ?, unread = ?, mtime = ? WHERE ino = ?");
+	sqlite3_bind_int64(st, 1, (int64_t)parent);
+	db_bind_text(st, 2, name);
+	db_bind_text(st, 3, f->change_key);
+	db_bind_text(st, 4, f->parent_id);
+	db_bind_text(st, 5, sname);
+	db_bind_text(st, 6, f->folder_class ? f->folder_class : old.folder_class);
+	sqlite3_bind_int(st, 7, folder_visible(f->folder_class ? f->folder_class
+					       : old.folder_class));
+	sqlite3_bind_int64(st, 8, f->total_count);
+	sqlite3_bind_int64(st, 9, f->unread_count);
+	sqlite3_bind_int64(st, 10, (moved || renamed) ? now : old.mtime);
+	sqlite3_bind_int64(st, 11, (int64_t)old.ino);
+	rc = db_step_done(c, st);
+	if (!rc && (moved || renamed))
+		change_add(ch, CC_RENAMED, old.ino, old.parent, old.name, parent,
+			   name);
+	free(name);
+	node_clear(&old);
+	return rc;
+}
+
+/* Folders whose parent arrived after them (or not yet) have parent 0;
+ * link those whose parent is now known. */
+static int link_orphans(struct cache *c, struct cache_changes *ch)
+{
+	sqlite3_stmt *st = db_prepare(c,
+		"SELECT o.ino, p.ino, o.server_name FROM nodes o "
+		"JOIN nodes p ON p.kind = 1 AND p.server_id = o.parent_sid "
+		"WHERE o.kind = 1 AND o.parent = 0 AND o.ino != 1");
+	int rc = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		uint64_t ino = (uint64_t)sqlite3_column_int64(st, 0);
+		uint64_t parent = (uint64_t)sqlite3_column_int64(st, 1);
+		const char *sname = (const char *)sqlite3_column_text(st, 2);
+		char *name = free_name(c, parent, NODE_FOLDER, sname, 0);
+		sqlite3_stmt *up = db_prepare(c, "UPDATE nodes SET parent = ?, "
+					      "name = ? WHERE ino = ?");
+		sqlite3_bind_int64(up, 1, (int64_t)parent);
+		db_bind_text(up, 2, name);
+		sqlite3_bind_int64(up, 3, (int64_t)ino);
+		rc = db_step_done(c, up);
+		change_add(ch, CC_NEW, ino, parent, name, 0, NULL);
+		free(name);
+		if (rc)
+			break;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int cache_apply_folders(struct cache *c, const char *root_id,
+			const struct be_folder_batch *b,
+			struct cache_changes *ch)
+{
+	pthread_mutex_lock(&c->lock);
+	int rc = db_begin(c);
+	for (size_t i = 0; !rc && i < b->n; i++)
+		rc = apply_folder(c, root_id, &b->v[i], ch);
+	if (!rc)
+		rc = link_orphans(c, ch);
+	if (!rc && b->new_state) {
+		sqlite3_stmt *st = db_prepare(c, "INSERT OR REPLACE INTO meta"
+					      "(key, value) VALUES('hierarchy_state', ?)");
+		db_bind_text(st, 1, b->new_state);
+		rc = db_step_done(c, st);
+	}
+	if (!rc)
+		rc = db_commit(c);
+	if (rc)
+		db_rollback(c);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
+		      const struct be_item *it, struct cache_changes *ch)
+{
+	if (!it->id)
+		return 0;
+	struct node old = { 0 };
+	bool exists = cache_by_server_id(c, NODE_ITEM, it->id, &old) == 0;
+	int rc = 0;
+	sqlite3_stmt *st;
+
+	switch (it->change) {
+	case BE_DELETE:
+		if (exists) {
+			bodies_forget(c, old.ino);
+			st = db_prepare(c, "DELETE FROM nodes WHERE ino = ?");
+			sqlite3_bind_int64(st, 1, (int64_t)old.ino);
+			rc = db_step_done(c, st);
+			change_add(ch, CC_GONE, old.ino, old.parent, old.name, 0, NULL);
+		}
+		break;
+	case BE_READ_FLAG:
+		if (exists) {
+			st = db_prepare(c, "UPDATE nodes SET is_read = ?, "
+					"change_key = coalesce(?, change_key), "
+					"seen_gen = ? WHERE ino = ?");
+			sqlite3_bind_int(st, 1, it->is_read);
+			db_bind_text(st, 2, it->change_key);
+			sqlite3_bind_int64(st, 3, gen);
+			sqlite3_bind_int64(st, 4, (int64_t)old.ino);
+			rc = db_step_done(c, st);
+			change_add(ch, CC_ATTR, old.ino, old.parent, old.name, 0, NULL);
+		}
+		break;
+	case BE_CREATE:
+	case BE_UPDATE:
+		if (!exists) {
+			int64_t t = it->received ? it->received : it->sent;
+			char *name = free_name(c, folder, NODE_ITEM, it->subject, t);
+			st = db_prepare(c,
+				"INSERT INTO nodes(parent, kind, name, server_id, "
+				"change_key, subject, sender, item_class, message_id, "
+				"received, sent, size, is_read, has_attach, seen_gen, "
+				"mtime) VALUES(?, 2, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+				"?, ?, ?)");
+			sqlite3_bind_int64(st, 1, (int64_t)folder);
+			db_bind_text(st, 2, name);
+			db_bind_text(st, 3, it->id);
+			db_bind_text(st, 4, it->change_key);
+			db_bind_text(st, 5, it->subject);
+			db_bind_text(st, 6, it->from);
+			db_bind_text(st, 7, it->item_class);
+			db_bind_text(st, 8, it->message_id);
+			sqlite3_bind_int64(st, 9, it->received);
+			sqlite3_bind_int64(st, 10, it->sent);
+			sqlite3_bind_int64(st, 11, it->size);
+			sqlite3_bind_int(st, 12, it->is_read);
+			sqlite3_bind_int(st, 13, it->has_attachments);
+			sqlite3_bind_int64(st, 14, gen);
+			sqlite3_bind_int64(st, 15, t);
+			rc = db_step_done(c, st);
+			change_add(ch, CC_NEW, (uint64_t)sqlite3_last_insert_rowid(c->db),
+				   folder, name, 0, NULL);
+			free(name);
+			break;
+		}
+		/* Known item: keep its name and inode.  A size change means
+		 * the content changed (a draft edited elsewhere): drop the
+		 * cached body so the next read fetches the new bytes. */
+		if (it->size >= 0 && old.size >= 0 && it->size != old.size)
+			bodies_forget(c, old.ino);
+		if (old.parent != folder) {
+			/* the same id in another folder (protocols whose ids
+			 * survive a move): move it, keeping the name if free */
+			char *name = name_taken(c, folder, old.name)
+				? free_name(c, folder, NODE_ITEM, it->subject,
+					    it->received)
+				: xstrdup(old.name);
+			st = db_prepare(c, "UPDATE nodes SET parent = ?, name = ? "
+					"WHERE ino = ?");
+			sqlite3_bind_int64(st, 1, (int64_t)folder);
+			db_bind_text(st, 2, name);
+			sqlite3_bind_int64(st, 3, (int64_t)old.ino);
+			rc = db_step_done(c, st);
+			change_add(ch, CC_RENAMED, old.ino, old.parent, old.name,
+				   folder, name);
+			free(name);
+			if (rc)
+				break;
+		}
+		st = db_prepare(c,
+			"UPDATE nodes SET change_key = coalesce(?, change_key), "
+			"subject = coalesce(?, subject), sender = coalesce(?, sender), "
+			"item_class = coalesce(?, item_class), "
+			"message_id = coalesce(?, message_id), "
+			"size = CASE WHEN ? >= 0 THEN ? ELSE size END, "
+			"is_read = CASE WHEN ? >= 0 THEN ? ELSE is_read END, "
+			"has_attach = CASE WHEN ? >= 0 THEN ? ELSE has_attach END, "
+			"seen_gen = ? WHERE ino = ?");
+		db_bind_text(st, 1, it->change_key);
+		db_bind_text(st, 2, it->subject);
+		db_bind_text(st, 3, it->from);
+		db_bind_text(st, 4, it->item_class);
+		db_bind_text(st, 5, it->message_id);
+		sqlite3_bind_int64(st, 6, it->size);
+		sqlite3_bind_int64(st, 7, it->size);
+		sqlite3_bind_int(st, 8, it->is_read);
+		sqlite3_bind_int(st, 9, it->is_read);
+		sqlite3_bind_int(st, 10, it->has_attachments);
+		sqlite3_bind_int(st, 11, it->has_attachments);
+		sqlite3_bind_int64(st, 12, gen);
+		sqlite3_bind_int64(st, 13, (int64_t)old.ino);
+		rc = db_step_done(c, st);
+		if (it->change == BE_UPDATE)
+			change_add(ch, CC_ATTR, old.ino, folder, old.name, 0, NULL);
+		break;
+	}
+	node_clear(&old);
+	return rc;
+}
+
+/* The sweep at the end of a resync: items of the folder the server did
+ * not report again are gone. */
+static int sweep(struct cache *c, uint64_t folder, int64_t gen,
+		 struct cache_changes *ch)
+{
+	sqlite3_stmt *st = db_prepare(c, "SELECT ino, name FROM nodes WHERE "
+				      "parent = ? AND kind = 2 AND seen_gen < ?");
+	sqlite3_bind_int64(st, 1, (int64_t)folder);
+	sqlite3_bind_int64(st, 2, gen);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		uint64_t ino = (uint64_t)sqlite3_column_int64(st, 0);
+		bodies_forget(c, ino);
+		change_add(ch, CC_GONE, ino, folder,
+			   (const char *)sqlite3_column_text(st, 1), 0, NULL);
+	}
+	sqlite3_finalize(st);
+	st = db_prepare(c, "DELETE FROM nodes WHERE parent = ? AND kind = 2 "
+			"AND seen_gen < ?");
+	sqlite3_bind_int64(st, 1, (int64_t)folder);
+	sqlite3_bind_int64(st, 2, gen);
+	return db_step_done(c, st);
+}
+
+int cache_apply_items(struct cache *c, uint64_t folder,
+		      const struct be_item_batch *b, bool last_page,
+		      struct cache_changes *ch)
+{
+	pthread_mutex_lock(&c->lock);
+	int rc = db_begin(c);
+	int64_t gen = 0;
+	bool resyncing = false;
+	if (!rc) {
+		sqlite3_stmt *st = db_prepare(c, "SELECT resync_gen, resyncing "
+					      "FROM nodes WHERE ino = ?");
+		sqlite3_bind_int64(st, 1, (int64_t)folder);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			gen = sqlite3_column_int64(st, 0);
+			resyncing = sqlite3_column_int(st, 1) != 0;
+		} else {
+			rc = -ENOENT;  /* the folder went away meanwhile */
+		}
+		sqlite3_finalize(st);
+	}
+	for (size_t i = 0; !rc && i < b->n; i++)
+		rc = apply_item(c, folder, gen, &b->v[i], ch);
+	if (!rc && last_page && resyncing)
+		rc = sweep(c, folder, gen, ch);
+	if (!rc) {
+		sqlite3_stmt *st = db_prepare(c,
+			"UPDATE nodes SET sync_state = ?, "
+			"synced = CASE WHEN ? THEN 1 ELSE synced END, "
+			"resyncing = CASE WHEN ? THEN 0 ELSE resyncing END, "
+			"mtime = CASE WHEN ? THEN ? ELSE mtime END WHERE ino = ?");
+		db_bind_text(st, 1, b->new_state);
+		sqlite3_bind_int(st, 2, last_page);
+		sqlite3_bind_int(st, 3, last_page);
+		sqlite3_bind_int(st, 4, b->n > 0);
+		sqlite3_bind_int64(st, 5, time(NULL));
+		sqlite3_bind_int64(st, 6, (int64_t)folder);
+		rc = db_step_done(c, st);
+	}
+	if (!rc)
+		rc = db_commit(c);
+	if (rc)
+		db_rollback(c);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int cache_begin_resync(struct cache *c, uint64_t folder)
+{
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = db_prepare(c, "UPDATE nodes SET sync_state = NULL, "
+				      "resync_gen = resync_gen + 1, resyncing = 1 "
+				      "WHERE ino = ?");
+	sqlite3_bind_int64(st, 1, (int64_t)folder);
+	int rc = db_step_done(c, st);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int cache_remove_item(struct cache *c, uint64_t ino, struct cache_changes *ch)
+{
+	struct node n = { 0 };
+	pthread_mutex_lock(&c->lock);
+	int rc = cache_get(c, ino, &n);
+	if (!rc && n.kind == NODE_ITEM) {
+		bodies_forget(c, ino);
+		sqlite3_stmt *st = db_prepare(c, "DELETE FROM nodes WHERE ino = ?");
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		rc = db_step_done(c, st);
+		if (!rc)
+			change_add(ch, CC_GONE, ino, n.parent, n.name, 0, NULL);
+	}
+	pthread_mutex_unlock(&c->lock);
+	node_clear(&n);
+	return rc;
+}
+
+int cache_sweep_folders(struct cache *c, char *const *ids, size_t n,
+			struct cache_changes *ch)
+{
+	pthread_mutex_lock(&c->lock);
+	int rc = db_begin(c);
+	if (!rc)
+		rc = db_exec(c, "CREATE TEMP TABLE IF NOT EXISTS seen(id TEXT "
+			     "PRIMARY KEY); DELETE FROM seen");
+	for (size_t i = 0; !rc && i < n; i++) {
+		sqlite3_stmt *st = db_prepare(c, "INSERT OR IGNORE INTO seen "
+					      "VALUES(?)");
+		db_bind_text(st, 1, ids[i]);
+		rc = db_step_done(c, st);
+	}
+	if (!rc) {
+		sqlite3_stmt *st = db_prepare(c, "SELECT ino, parent, name FROM "
+			"nodes WHERE kind = 1 AND ino != 1 AND server_id NOT IN "
+			"(SELECT id FROM seen)");
+		uint64_t *gone = NULL;
+		size_t ng = 0;
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			gone = xrealloc(gone, (ng + 1) * sizeof(*gone));
+			gone[ng++] = (uint64_t)sqlite3_column_int64(st, 0);
+			change_add(ch, CC_GONE, gone[ng - 1],
+				   (uint64_t)sqlite3_column_int64(st, 1),
+				   (const char *)sqlite3_column_text(st, 2), 0, NULL);
+		}
+		sqlite3_finalize(st);
+		for (size_t i = 0; !rc && i < ng; i++)
+			rc = delete_subtree(c, gone[i]);
+		free(gone);
+	}
+	if (!rc)
+		rc = db_commit(c);
+	if (rc)
+		db_rollback(c);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
