@@ -570,7 +570,7 @@ int sync_wait_folder(struct sync *s, uint64_t ino)
 	pthread_cond_signal(&s->cond);
 	int ret = 0;
 	for (;;) {
-		if (s->stop) {
+		if (s->stop || (s->hooks.exiting && s->hooks.exiting(s->hooks.arg))) {
 			ret = -EIO;
 			break;
 		}

@@ -28,6 +28,9 @@ struct sync_hooks {
 	/* Called from the sync thread or a fetching thread after a commit;
 	 * must not block on FUSE requests. */
 	void (*changed)(void *arg, const struct cache_changes *ch);
+	/* True when the mount is going away: readers waiting for a folder
+	 * give up so the FUSE loop can end. */
+	bool (*exiting)(void *arg);
 	void *arg;
 };
 

@@ -1,0 +1,70 @@
+/*
+ * fs.h - what the FUSE daemon's files share: the mount's state, the
+ * reserved inode numbers of the control entry, and the entry points of
+ * ops.c (FUSE requests), vfiles.c (control files), notify.c (kernel cache
+ * invalidation) and options.c (command line).
+ */
+#ifndef EXCHANGEFS_FS_H
+#define EXCHANGEFS_FS_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "backend/util.h"
+#include "cache/cache.h"
+#include "cache/sync.h"
+
+/* Inodes below CACHE_FIRST_INO that are not the root: the control entry. */
+#define CTL_DIR_INO 2
+#define CTL_STATUS_INO 3
+#define CTL_NAME ".exchangefs"
+
+struct xfs {
+	struct cache *cache;
+	struct sync *sync;
+	struct fuse_session *se;
+	bool kernel_ready;     /* INIT done: notifications may be sent */
+	uid_t uid;
+	gid_t gid;
+	double entry_timeout;  /* names: invalidated on change, so long */
+	double attr_timeout;
+};
+
+extern const struct fuse_lowlevel_ops xfs_ops;
+
+/* vfiles.c: the control entry ".exchangefs" (never listed by readdir). */
+bool vfile_is(fuse_ino_t ino);
+int vfile_lookup(struct xfs *fs, fuse_ino_t parent, const char *name,
+		 struct fuse_entry_param *e);
+int vfile_stat(struct xfs *fs, fuse_ino_t ino, struct stat *st);
+/* Render the content of a control file; owned buffer. */
+int vfile_render(struct xfs *fs, fuse_ino_t ino, struct buf *out);
+int vfile_readdir(struct xfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
+		  off_t off, bool plus);
+
+/* notify.c: tell the kernel what the sync engine changed. */
+void notify_changes(void *arg, const struct cache_changes *ch);
+
+/* options.c: the command line. */
+struct options {
+	char *url, *user, *mailbox, *password_file, *password_command;
+	char *protocol, *cache_dir, *ca_file, *mountpoint, *fuse_opts;
+	bool insecure, foreground, show_help, show_version;
+	unsigned debug;             /* log categories */
+	unsigned sync_interval;     /* seconds */
+	long timeout;               /* seconds */
+	int64_t cache_size;         /* bytes, 0 = unlimited */
+};
+/* Parse argv; on a usage error prints one line and returns -1. */
+int options_parse(int argc, char **argv, struct options *o);
+void options_usage(const char *prog);
+void options_free(struct options *o);
+/* The password from --password-file, --password-command, the environment
+ * or a prompt; NULL with a message printed on failure.  Owned. */
+char *options_password(const struct options *o);
+/* $XDG_CACHE_HOME/exchangefs/<account> unless --cache-dir.  Owned. */
+char *options_cache_dir(const struct options *o);
+
+#endif

@@ -1,0 +1,235 @@
+/*
+ * main.c - the exchangefs daemon: parse the command line, open the cache,
+ * sign in and read the folder list (so errors at start are one clear line
+ * and a non-zero exit, never a hang), mount, daemonize, start the sync
+ * engine, and run the multi-threaded FUSE loop until unmount, Ctrl-C or
+ * SIGTERM, then unmount cleanly.
+ */
+#include "fs.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+static void syslog_sink(enum log_level lvl, const char *line)
+{
+	syslog((int)lvl, "%s", line);
+}
+
+static bool fs_exiting(void *arg)
+{
+	struct xfs *fs = arg;
+	return fs->se && fuse_session_exited(fs->se);
+}
+
+static int check_mountpoint(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		fprintf(stderr, "exchangefs: mount point %s: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "exchangefs: mount point %s is not a directory\n",
+			path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Sign in and read the folder list before mounting.  Returns 0 to go on
+ * (online, or offline with a usable cache), -1 to exit. */
+static int first_contact(struct cache *cache, const struct sync_config *scfg)
+{
+	struct sync *s = sync_new(cache, scfg);
+	struct be_result r;
+	be_result_ok(&r);
+	enum be_status st = sync_connect(s, &r);
+	int rc = 0;
+	if (st != BE_OK) {
+		if (be_status_transient(st) && sync_have_cache(s)) {
+			fprintf(stderr, "exchangefs: cannot reach %s (%s): serving "
+				"the cached copy and retrying in the background\n",
+				scfg->be.url, r.msg);
+		} else if (be_status_transient(st)) {
+			fprintf(stderr, "exchangefs: cannot reach %s: %s (and there "
+				"is no cached copy yet)\n", scfg->be.url, r.msg);
+			rc = -1;
+		} else {
+			fprintf(stderr, "exchangefs: %s: %s\n", scfg->be.url, r.msg);
+			rc = -1;
+		}
+	}
+	if (scfg->progress && !rc && st == BE_OK && isatty(2))
+		fputc('\n', stderr);
+	sync_free(s);
+	return rc;
+}
+
+static char *fuse_options(const struct options *o)
+{
+	const char *h = strstr(o->url, "://");
+	h = h ? h + 3 : o->url;
+	size_t hl = strcspn(h, "/?#");
+	struct buf b;
+	buf_init(&b, 0);
+	buf_puts(&b, "fsname=exchangefs:");
+	/* commas and backslashes would split or escape the option string */
+	for (const char *p = o->user; *p; p++)
+		if (*p != ',' && *p != '\\')
+			buf_append(&b, p, 1);
+	buf_puts(&b, "@");
+	buf_append(&b, h, hl);
+	buf_puts(&b, ",subtype=exchangefs");
+	if (o->fuse_opts && *o->fuse_opts)
+		buf_printf(&b, ",%s", o->fuse_opts);
+	return b.data;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	if (options_parse(argc, argv, &o)) {
+		options_free(&o);
+		return 2;
+	}
+	if (o.show_help) {
+		options_usage(argv[0]);
+		options_free(&o);
+		return 0;
+	}
+	if (o.show_version) {
+		printf("exchangefs %s (libfuse %s, %s, SQLite %s)\n",
+		       EXCHANGEFS_VERSION, fuse_pkgversion(), curl_version(),
+		       sqlite3_libversion());
+		options_free(&o);
+		return 0;
+	}
+	log_set_debug(o.debug);
+	if (check_mountpoint(o.mountpoint)) {
+		options_free(&o);
+		return 1;
+	}
+	char *password = options_password(&o);
+	if (!password) {
+		options_free(&o);
+		return 1;
+	}
+	if (o.insecure)
+		fprintf(stderr, "exchangefs: warning: --insecure: TLS certificates "
+			"are NOT verified; anyone on the path can read your mail "
+			"and password\n");
+	else if (!strncmp(o.url, "http://", 7))
+		fprintf(stderr, "exchangefs: warning: %s is not encrypted: the "
+			"password and mail cross the network in clear text\n", o.url);
+
+	const struct backend_ops *ops = backend_find(o.protocol);
+	struct sync_config scfg = {
+		.ops = ops,
+		.be = {
+			.url = o.url, .user = o.user, .password = password,
+			.mailbox = o.mailbox, .ca_file = o.ca_file,
+			.insecure = o.insecure,
+			.connect_timeout_s = o.timeout < 15 ? o.timeout : 15,
+			.timeout_s = o.timeout,
+			.verbose = log_debug_on(LC_HTTP) ? 1 : 0,
+		},
+		.interval_s = o.sync_interval,
+		.progress = o.foreground,
+	};
+	int ret = 1;
+	char err[512] = "";
+	char *cache_dir = options_cache_dir(&o);
+	struct cache *cache = cache_open(cache_dir, err, sizeof(err));
+	if (!cache) {
+		fprintf(stderr, "exchangefs: %s\n", err);
+		goto out_free;
+	}
+	cache_set_body_limit(cache, o.cache_size);
+	int rc = first_contact(cache, &scfg);
+	/* SQLite connections must not cross fork(): reopen after daemonizing */
+	cache_close(cache);
+	cache = NULL;
+	if (rc)
+		goto out_free;
+
+	struct xfs fs = {
+		.uid = getuid(), .gid = getgid(),
+		.entry_timeout = 300, .attr_timeout = 300,
+	};
+	char *fopts = fuse_options(&o);
+	char *fargv[] = { argv[0], "-o", fopts, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
+	fs.se = fuse_session_new(&args, &xfs_ops, sizeof(xfs_ops), &fs);
+	free(fopts);
+	if (!fs.se) {
+		fprintf(stderr, "exchangefs: invalid FUSE options '%s'\n",
+			o.fuse_opts ? o.fuse_opts : "");
+		goto out_free;
+	}
+	if (fuse_set_signal_handlers(fs.se)) {
+		fprintf(stderr, "exchangefs: cannot install signal handlers\n");
+		goto out_session;
+	}
+	if (fuse_session_mount(fs.se, o.mountpoint)) {
+		fprintf(stderr, "exchangefs: cannot mount on %s (is it already "
+			"mounted? is /dev/fuse usable?)\n", o.mountpoint);
+		goto out_signals;
+	}
+	if (!o.foreground) {
+		openlog("exchangefs", LOG_PID, LOG_DAEMON);
+		log_set_sink(syslog_sink);
+	}
+	fprintf(stderr, "exchangefs: mounted %s on %s%s\n", o.url, o.mountpoint,
+		o.foreground ? " (Ctrl-C to unmount)" : "");
+	if (fuse_daemonize(o.foreground)) {
+		fprintf(stderr, "exchangefs: cannot go to the background\n");
+		goto out_unmount;
+	}
+	cache = cache_open(cache_dir, err, sizeof(err));
+	if (!cache) {
+		log_err("%s", err);
+		goto out_unmount;
+	}
+	cache_set_body_limit(cache, o.cache_size);
+	fs.cache = cache;
+	fs.sync = sync_new(cache, &scfg);
+	struct sync_hooks hooks = { notify_changes, fs_exiting, &fs };
+	sync_set_hooks(fs.sync, &hooks);
+	if (sync_start(fs.sync)) {
+		log_err("cannot start the sync thread");
+		goto out_unmount;
+	}
+
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(lc, 16);
+	fuse_loop_cfg_set_idle_threads(lc, 4);
+	ret = fuse_session_loop_mt(fs.se, lc) ? 1 : 0;
+	fuse_loop_cfg_destroy(lc);
+	sync_stop(fs.sync);
+
+out_unmount:
+	fuse_session_unmount(fs.se);
+out_signals:
+	fuse_remove_signal_handlers(fs.se);
+out_session:
+	fuse_session_destroy(fs.se);
+	fuse_opt_free_args(&args);
+	if (fs.sync)
+		sync_free(fs.sync);
+out_free:
+	cache_close(cache);
+	free(cache_dir);
+	explicit_bzero(password, strlen(password));
+	free(password);
+	options_free(&o);
+	return ret;
+}

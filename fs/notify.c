@@ -1,0 +1,66 @@
+/*
+ * notify.c - keeps the kernel's caches true to the cache after the sync
+ * engine commits a change: names that appeared or went away (positive and
+ * negative dentries), attributes that changed, directories whose listing
+ * changed.  Runs in the sync thread (or a fetching worker), never inside
+ * a handler of a related request (see fuse_lowlevel.h on deadlocks).
+ *
+ * Turning server changes into inotify events ("reflection") builds on this
+ * and comes with the notifications work.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void inval_entry(struct xfs *fs, uint64_t parent, const char *name)
+{
+	if (!name || !*name)
+		return;
+	int rc = fuse_lowlevel_notify_inval_entry(fs->se, parent, name,
+						  strlen(name));
+	if (rc && rc != -ENOENT)
+		log_dbg(LC_FS, "inval_entry(%llu, %s): %s",
+			(unsigned long long)parent, name, strerror(-rc));
+}
+
+static void inval_attr(struct xfs *fs, uint64_t ino)
+{
+	int rc = fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+	if (rc && rc != -ENOENT)
+		log_dbg(LC_FS, "inval_inode(%llu): %s", (unsigned long long)ino,
+			strerror(-rc));
+}
+
+void notify_changes(void *arg, const struct cache_changes *ch)
+{
+	struct xfs *fs = arg;
+	if (!fs->kernel_ready)
+		return;
+	uint64_t last_parent = 0;
+	for (size_t i = 0; i < ch->n; i++) {
+		const struct cache_change *c = &ch->v[i];
+		switch (c->what) {
+		case CC_NEW:
+		case CC_GONE:
+			inval_entry(fs, c->parent, c->name);
+			if (c->what == CC_GONE)
+				inval_attr(fs, c->ino);
+			break;
+		case CC_ATTR:
+			inval_attr(fs, c->ino);
+			break;
+		case CC_RENAMED:
+			inval_entry(fs, c->parent, c->name);
+			inval_entry(fs, c->new_parent, c->new_name);
+			inval_attr(fs, c->new_parent);
+			break;
+		}
+		/* the parent's mtime and link count: once per run of changes
+		 * in the same directory */
+		if (c->parent != last_parent) {
+			inval_attr(fs, c->parent);
+			last_parent = c->parent;
+		}
+	}
+}

@@ -1,0 +1,555 @@
+/*
+ * ops.c - the FUSE low-level request handlers: folders are directories,
+ * messages are .eml files whose content is the server's exact MIME.  Every
+ * request gets exactly one reply: helpers return 0 or -errno and the
+ * handler sends either the success reply or fuse_reply_err once.
+ *
+ * This mount is read-only for now: every request that would change the
+ * mailbox is refused with EROFS (write-back comes with the journal).
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct xfs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* An open file: a body fd, or a rendered control file. */
+struct open_file {
+	int fd;
+	struct buf data;
+};
+
+static void node_stat(struct xfs *fs, const struct node *n, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_mtime = st->st_ctime = st->st_atime = n->mtime;
+	if (n->kind == NODE_FOLDER) {
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		st->st_size = 4096;
+	} else {
+		st->st_mode = S_IFREG | 0644;
+		st->st_nlink = 1;
+		/* exact once the body is cached; the server's estimate
+		 * before (reads always go to the real end of the message) */
+		st->st_size = n->body_size >= 0 ? n->body_size
+						: (n->size > 0 ? n->size : 0);
+	}
+	st->st_blksize = 4096;
+	st->st_blocks = (st->st_size + 511) / 512;
+}
+
+static void fill_entry(struct xfs *fs, const struct node *n,
+		       struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = n->ino;
+	e->generation = 1;
+	e->entry_timeout = fs->entry_timeout;
+	e->attr_timeout = fs->attr_timeout;
+	node_stat(fs, n, &e->attr);
+}
+
+static void xfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct xfs *fs = userdata;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	/* bodies never change under an item id without a sync telling us */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	fs->kernel_ready = true;
+	log_dbg(LC_FS, "kernel connection ready (proto %u.%u)", conn->proto_major,
+		conn->proto_minor);
+}
+
+static void xfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct xfs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	if (vfile_lookup(fs, parent, name, &e) == 0) {
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	struct node n = { 0 };
+	int rc = cache_lookup(fs->cache, parent, name, &n);
+	if (rc == -ENOENT) {
+		/* A negative entry is safe to cache in a synced folder: new
+		 * names are invalidated when they appear.  Before the first
+		 * sync of a folder, never cache a miss. */
+		struct node p = { 0 };
+		memset(&e, 0, sizeof(e));
+		if (cache_get(fs->cache, parent, &p) == 0 && p.synced)
+			e.entry_timeout = fs->entry_timeout;
+		node_clear(&p);
+		if (e.entry_timeout > 0)
+			fuse_reply_entry(req, &e);
+		else
+			fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fill_entry(fs, &n, &e);
+	node_clear(&n);
+	fuse_reply_entry(req, &e);
+}
+
+static void xfs_getattr(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct xfs *fs = fs_of(req);
+	struct stat st;
+	if (vfile_is(ino)) {
+		vfile_stat(fs, ino, &st);
+		fuse_reply_attr(req, &st, 1);
+		return;
+	}
+	struct node n = { 0 };
+	int rc = cache_get(fs->cache, ino, &n);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	node_stat(fs, &n, &st);
+	node_clear(&n);
+	fuse_reply_attr(req, &st, fs->attr_timeout);
+}
+
+static void xfs_opendir(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct xfs *fs = fs_of(req);
+	if (vfile_is(ino)) {
+		fuse_reply_open(req, fi);
+		return;
+	}
+	/* a listing is never partial: the first one of a folder waits for
+	 * its first complete sync */
+	int rc = sync_wait_folder(fs->sync, ino);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fuse_reply_open(req, fi);
+}
+
+struct dir_fill {
+	struct xfs *fs;
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+	bool plus, full;
+};
+
+static int add_entry(void *arg, const struct node *n)
+{
+	struct dir_fill *d = arg;
+	struct fuse_entry_param e;
+	fill_entry(d->fs, n, &e);
+	size_t len;
+	if (d->plus)
+		len = fuse_add_direntry_plus(d->req, d->buf + d->used,
+					     d->size - d->used, n->name, &e,
+					     (off_t)n->ino);
+	else
+		len = fuse_add_direntry(d->req, d->buf + d->used,
+					d->size - d->used, n->name, &e.attr,
+					(off_t)n->ino);
+	if (len > d->size - d->used) {
+		d->full = true;
+		return 1;
+	}
+	d->used += len;
+	return 0;
+}
+
+/* Offsets: 1 after ".", 2 after "..", then the ino of the last entry (a
+ * stable cookie: entries added or removed meanwhile do not shift it). */
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       bool plus)
+{
+	struct xfs *fs = fs_of(req);
+	if (vfile_is(ino)) {
+		vfile_readdir(fs, req, ino, size, off, plus);
+		return;
+	}
+	struct dir_fill d = { fs, req, xcalloc(1, size), size, 0, plus, false };
+	static const char *const dots[] = { ".", ".." };
+	for (off_t i = off; i < 2; i++) {
+		struct fuse_entry_param e = { 0 };
+		e.attr.st_mode = S_IFDIR;
+		e.attr.st_ino = i == 0 ? ino : CACHE_ROOT_INO;
+		size_t len = plus
+			? fuse_add_direntry_plus(req, d.buf + d.used, size - d.used,
+						 dots[i], &e, i + 1)
+			: fuse_add_direntry(req, d.buf + d.used, size - d.used,
+					    dots[i], &e.attr, i + 1);
+		if (len > size - d.used) {
+			d.full = true;
+			break;
+		}
+		d.used += len;
+	}
+	int rc = 0;
+	if (!d.full)
+		rc = cache_list(fs->cache, ino, off <= 2 ? 0 : (uint64_t)off,
+				add_entry, &d);
+	if (rc && !d.used)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, d.buf, d.used);
+	free(d.buf);
+}
+
+static void xfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, false);
+}
+
+static void xfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			    off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, true);
+}
+
+static int open_item(struct xfs *fs, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct open_file *of)
+{
+	struct node n = { 0 };
+	int rc = cache_get(fs->cache, ino, &n);
+	if (rc)
+		return rc;
+	enum node_kind kind = n.kind;
+	int64_t shown = n.body_size >= 0 ? n.body_size : n.size;
+	node_clear(&n);
+	if (kind != NODE_ITEM)
+		return -EISDIR;
+	int fd = cache_body_open(fs->cache, ino);
+	bool fetched = false;
+	if (fd < 0) {
+		rc = sync_fetch_body(fs->sync, ino);
+		if (rc)
+			return rc;
+		fd = cache_body_open(fs->cache, ino);
+		if (fd < 0)
+			return -EIO;
+		fetched = true;
+	}
+	of->fd = fd;
+	/* A body fetched now may differ from bytes the kernel cached from
+	 * an earlier fetch (servers rebuild MIME), and its exact size may
+	 * differ from the estimate stat showed: drop both. */
+	fi->keep_cache = !fetched;
+	if (fetched && fs->kernel_ready) {
+		struct stat sb;
+		if (fstat(fd, &sb) == 0 && sb.st_size != shown)
+			fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+	}
+	return 0;
+}
+
+static void xfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct xfs *fs = fs_of(req);
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	struct open_file *of = xcalloc(1, sizeof(*of));
+	of->fd = -1;
+	int rc;
+	if (vfile_is(ino)) {
+		buf_init(&of->data, 0);
+		rc = vfile_render(fs, ino, &of->data);
+		fi->direct_io = 1;
+	} else {
+		rc = open_item(fs, ino, fi, of);
+	}
+	if (rc) {
+		buf_free(&of->data);
+		free(of);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)of;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		/* the opener was interrupted: nobody will release this */
+		if (of->fd >= 0)
+			close(of->fd);
+		buf_free(&of->data);
+		free(of);
+	}
+}
+
+static void xfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
+	if (of->fd < 0) {
+		size_t len = of->data.len;
+		size_t start = (size_t)off < len ? (size_t)off : len;
+		size_t n = len - start < size ? len - start : size;
+		fuse_reply_buf(req, of->data.data ? of->data.data + start : "", n);
+		return;
+	}
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv.buf[0].fd = of->fd;
+	bv.buf[0].pos = off;
+	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void xfs_release(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
+	if (of) {
+		if (of->fd >= 0)
+			close(of->fd);
+		buf_free(&of->data);
+		free(of);
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void xfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct xfs *fs = fs_of(req);
+	struct cache_stats cs;
+	cache_stats(fs->cache, &cs);
+	struct statvfs sv = { 0 };
+	sv.f_bsize = sv.f_frsize = 4096;
+	sv.f_blocks = (fsblkcnt_t)((cs.body_bytes + 4095) / 4096);
+	sv.f_files = (fsfilcnt_t)(cs.folders + cs.items);
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- extended attributes: what the server says about a message ---- */
+
+struct xattr_val {
+	const char *name;
+	char *value;  /* owned */
+};
+
+static void put_attr(struct xattr_val *v, size_t *n, const char *name,
+		     char *value)
+{
+	if (!value)
+		return;
+	v[*n].name = name;
+	v[(*n)++].value = value;
+}
+
+static char *fmt_time(int64_t t)
+{
+	if (!t)
+		return NULL;
+	time_t tt = (time_t)t;
+	struct tm tm;
+	char s[64];
+	gmtime_r(&tt, &tm);
+	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return xstrdup(s);
+}
+
+static char *fmt_bool(int v)
+{
+	return v < 0 ? NULL : xstrdup(v ? "1" : "0");
+}
+
+static size_t node_xattrs(const struct node *n, struct xattr_val *v)
+{
+	size_t k = 0;
+	put_attr(v, &k, "user.exchangefs.id", xstrdup(n->server_id));
+	put_attr(v, &k, "user.exchangefs.change_key", xstrdup(n->change_key));
+	if (n->kind == NODE_FOLDER) {
+		put_attr(v, &k, "user.exchangefs.folder_class", xstrdup(n->folder_class));
+		put_attr(v, &k, "user.exchangefs.server_name", xstrdup(n->server_name));
+		if (n->total >= 0)
+			put_attr(v, &k, "user.mail.total", xasprintf("%lld", (long long)n->total));
+		if (n->unread >= 0)
+			put_attr(v, &k, "user.mail.unread", xasprintf("%lld", (long long)n->unread));
+		return k;
+	}
+	put_attr(v, &k, "user.mail.subject", xstrdup(n->subject));
+	put_attr(v, &k, "user.mail.from", xstrdup(n->sender));
+	put_attr(v, &k, "user.mail.date", fmt_time(n->received));
+	put_attr(v, &k, "user.mail.sent", fmt_time(n->sent));
+	put_attr(v, &k, "user.mail.read", fmt_bool(n->is_read));
+	put_attr(v, &k, "user.mail.class", xstrdup(n->item_class));
+	put_attr(v, &k, "user.mail.message_id", xstrdup(n->message_id));
+	put_attr(v, &k, "user.mail.has_attachments", fmt_bool(n->has_attachments));
+	if (n->size >= 0)
+		put_attr(v, &k, "user.mail.size", xasprintf("%lld", (long long)n->size));
+	put_attr(v, &k, "user.exchangefs.cached", fmt_bool(n->body_size >= 0));
+	return k;
+}
+
+#define MAX_XATTRS 16
+
+static int load_xattrs(struct xfs *fs, fuse_ino_t ino, struct xattr_val *v,
+		       size_t *n)
+{
+	*n = 0;
+	if (vfile_is(ino) || ino == CACHE_ROOT_INO)
+		return 0;
+	struct node node = { 0 };
+	int rc = cache_get(fs->cache, ino, &node);
+	if (rc)
+		return rc;
+	*n = node_xattrs(&node, v);
+	node_clear(&node);
+	return 0;
+}
+
+static void free_xattrs(struct xattr_val *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].value);
+}
+
+static void xfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 size_t size)
+{
+	struct xattr_val v[MAX_XATTRS];
+	size_t n;
+	int rc = strncmp(name, "user.", 5) ? -ENODATA
+					   : load_xattrs(fs_of(req), ino, v, &n);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	const char *val = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].name, name))
+			val = v[i].value;
+	if (!val)
+		fuse_reply_err(req, ENODATA);
+	else if (!size)
+		fuse_reply_xattr(req, strlen(val));
+	else if (size < strlen(val))
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, val, strlen(val));
+	free_xattrs(v, n);
+}
+
+static void xfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct xattr_val v[MAX_XATTRS];
+	size_t n;
+	int rc = load_xattrs(fs_of(req), ino, v, &n);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct buf b;
+	buf_init(&b, 0);
+	for (size_t i = 0; i < n; i++)
+		buf_append(&b, v[i].name, strlen(v[i].name) + 1);
+	if (!size)
+		fuse_reply_xattr(req, b.len);
+	else if (size < b.len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, b.data, b.len);
+	buf_free(&b);
+	free_xattrs(v, n);
+}
+
+/* ---- everything that would change the mailbox: read-only for now ---- */
+
+static void erofs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			  int to_set, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode, dev_t rdev)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 fuse_ino_t newparent, const char *newname,
+			 unsigned int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 mode_t mode, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			   const char *value, size_t size, int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			  const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void erofs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		       const char *newname)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+const struct fuse_lowlevel_ops xfs_ops = {
+	.init = xfs_init,
+	.lookup = xfs_lookup,
+	.getattr = xfs_getattr,
+	.opendir = xfs_opendir,
+	.readdir = xfs_readdir,
+	.readdirplus = xfs_readdirplus,
+	.open = xfs_open,
+	.read = xfs_read,
+	.release = xfs_release,
+	.statfs = xfs_statfs,
+	.getxattr = xfs_getxattr,
+	.listxattr = xfs_listxattr,
+	.setattr = erofs_setattr,
+	.mknod = erofs_mknod,
+	.mkdir = erofs_mkdir,
+	.unlink = erofs_unlink,
+	.rmdir = erofs_unlink,
+	.rename = erofs_rename,
+	.create = erofs_create,
+	.setxattr = erofs_setxattr,
+	.removexattr = erofs_unlink,
+	.symlink = erofs_symlink,
+	.link = erofs_link,
+};

@@ -1,0 +1,113 @@
+/*
+ * vfiles.c - the control entry ".exchangefs" at the root of the mount.  It
+ * resolves by name but is never listed by readdir, so grep -r and find do
+ * not descend into it.  It holds "status": connection state, per-folder
+ * sync progress, the last error, cache size.  Content is rendered at open
+ * and served with direct_io, so every read sees fresh figures.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static const struct {
+	fuse_ino_t ino;
+	const char *name;
+} vfiles[] = {
+	{ CTL_STATUS_INO, "status" },
+};
+
+bool vfile_is(fuse_ino_t ino)
+{
+	return ino == CTL_DIR_INO || ino == CTL_STATUS_INO;
+}
+
+int vfile_stat(struct xfs *fs, fuse_ino_t ino, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_mtime = st->st_ctime = st->st_atime = time(NULL);
+	if (ino == CTL_DIR_INO) {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		return 0;
+	}
+	if (ino == CTL_STATUS_INO) {
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		/* unknown until rendered; direct_io reads to the real end */
+		st->st_size = 0;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int vfile_lookup(struct xfs *fs, fuse_ino_t parent, const char *name,
+		 struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	if (parent == CACHE_ROOT_INO && !strcmp(name, CTL_NAME))
+		e->ino = CTL_DIR_INO;
+	for (size_t i = 0; parent == CTL_DIR_INO && i < sizeof(vfiles) /
+	     sizeof(vfiles[0]); i++)
+		if (!strcmp(name, vfiles[i].name))
+			e->ino = vfiles[i].ino;
+	if (!e->ino)
+		return -ENOENT;
+	e->attr_timeout = 1;
+	e->entry_timeout = 1;
+	return vfile_stat(fs, e->ino, &e->attr);
+}
+
+int vfile_render(struct xfs *fs, fuse_ino_t ino, struct buf *out)
+{
+	if (ino != CTL_STATUS_INO)
+		return -EISDIR;
+	sync_status(fs->sync, out);
+	return 0;
+}
+
+int vfile_readdir(struct xfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
+		  off_t off, bool plus)
+{
+	char *buf = xcalloc(1, size);
+	size_t used = 0;
+	struct {
+		fuse_ino_t ino;
+		const char *name;
+	} ents[] = { { CTL_DIR_INO, "." }, { CACHE_ROOT_INO, ".." },
+		     { CTL_STATUS_INO, "status" } };
+	for (size_t i = (size_t)off; i < sizeof(ents) / sizeof(ents[0]); i++) {
+		struct fuse_entry_param e = { 0 };
+		e.ino = ents[i].ino;
+		if (ents[i].ino == CACHE_ROOT_INO) {
+			e.attr.st_mode = S_IFDIR | 0755;
+			e.attr.st_ino = CACHE_ROOT_INO;
+		} else {
+			vfile_stat(fs, ents[i].ino, &e.attr);
+		}
+		size_t n;
+		if (plus) {
+			/* only real entries count as lookups */
+			if (i < 2)
+				e.ino = 0, e.attr.st_ino = ents[i].ino;
+			e.attr_timeout = e.entry_timeout = 1;
+			n = fuse_add_direntry_plus(req, buf + used, size - used,
+						   ents[i].name, &e, (off_t)i + 1);
+		} else {
+			n = fuse_add_direntry(req, buf + used, size - used,
+					      ents[i].name, &e.attr, (off_t)i + 1);
+		}
+		if (n > size - used)
+			break;
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+	return 0;
+}
