@@ -133,14 +133,16 @@ static size_t suffix(unsigned n, char *buf, size_t len)
 
 char *names_message(int64_t t, const char *subject, unsigned n)
 {
-	char date[32], sfx[16];
+	char date[64], sfx[16];
 	time_t tt = (time_t)t;
 	struct tm tm;
-	if (!localtime_r(&tt, &tm))
-		memset(&tm, 0, sizeof(tm));
-	snprintf(date, sizeof(date), "%04d-%02d-%02d %02d%02d ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min);
+	/* dates a server may send that no calendar holds become the epoch */
+	if (!localtime_r(&tt, &tm) || tm.tm_year + 1900 > 9999 ||
+	    tm.tm_year + 1900 < 1) {
+		tt = 0;
+		gmtime_r(&tt, &tm);
+	}
+	strftime(date, sizeof(date), "%Y-%m-%d %H%M ", &tm);
 	size_t sl = suffix(n, sfx, sizeof(sfx));
 	size_t budget = NAMES_MAX - strlen(date) - sl - 4;
 	char *subj = clean(subject, budget, CLEAN_SUBJECT);
