@@ -1,0 +1,20 @@
+#!/bin/sh
+# install-deps.sh - install what exchangefs needs to build, run and test on
+# Debian 12, only what is missing (apt-get update only when needed).
+set -eu
+pkgs="build-essential clang meson ninja-build pkg-config libfuse3-dev fuse3
+libcurl4-openssl-dev libxml2-dev libsqlite3-dev libssl-dev openssl attr
+inotify-tools python3 python3-pytest python3-exchangelib curl"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "exchangefs: installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,24 @@
+#!/bin/sh
+# run.sh - install what is needed, build, and run every test (unit tests,
+# the test server's own tests, the independent-client test, and the FUSE
+# mount tests).  SANITIZE=1 builds with AddressSanitizer + UBSan.
+# Extra arguments go to pytest (e.g. -k remount).
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+./contrib/install-deps.sh
+if [ "${SANITIZE:-0}" = 1 ]; then
+	build=build-asan
+	[ -d "$build" ] || meson setup "$build" -Db_sanitize=address,undefined \
+		-Db_lundef=false >/dev/null
+	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:log_path=$top/$build/asan"
+	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$top/$build/ubsan"
+	rm -f "$build"/asan.* "$build"/ubsan.*
+else
+	build=build
+	[ -d "$build" ] || meson setup "$build" >/dev/null
+fi
+ninja -C "$build" >/dev/null
+export EXCHANGEFS_BUILD="$top/$build"
+exec /usr/bin/python3 -m pytest -p no:cacheprovider -q -rfEs \
+	--junitxml="$top/$build/pytest.xml" tests "$@"
