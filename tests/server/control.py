@@ -1,0 +1,254 @@
+# The control interface of the test EWS server (/control/..., JSON, loopback
+# only, no auth): tests read the mailbox as the server sees it, make
+# server-side changes (deliver, delete, move, mark read, folder changes) and
+# arm faults that the next EWS requests will hit. See harness.py for the
+# client side and the list of endpoints.
+
+import base64
+import binascii
+import json
+import os
+import threading
+import time
+from collections import deque
+
+from generate import address, header_text, rfc2822_date
+from mailbox import MailboxError
+
+FAULT_KINDS = {"http500", "http503", "http429", "reset", "truncate", "slow", "busy", "auth", "garbage",
+               "invalid_sync"}
+
+
+class ControlError(Exception):
+    def __init__(self, status, text):
+        super().__init__(text)
+        self.status = status
+
+
+class Faults:
+    """Armed faults; each hits the next `count` EWS requests that match."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.pending = []               # dicts, protected by self.lock
+
+    def arm(self, spec):
+        kind = spec.get("kind")
+        if kind not in FAULT_KINDS:
+            raise ControlError(400, f"unknown fault kind {kind!r}; known: {sorted(FAULT_KINDS)}")
+        f = {"kind": kind, "count": int(spec.get("count", 1)), "operation": spec.get("operation"),
+             "ms": int(spec.get("ms", 1000)), "backoff_ms": int(spec.get("backoff_ms", 1000)),
+             "retry_after": int(spec.get("retry_after", 1)), "where": spec.get("where", "fault")}
+        with self.lock:
+            self.pending.append(f)
+        return f
+
+    def take(self, operation):
+        """The first armed fault matching this operation (its count used up by one), or None."""
+        with self.lock:
+            for f in self.pending:
+                if f["count"] > 0 and f["operation"] in (None, operation):
+                    f["count"] -= 1
+                    if f["count"] == 0:
+                        self.pending.remove(f)
+                    return dict(f)
+        return None
+
+    def clear(self):
+        with self.lock:
+            self.pending.clear()
+
+    def snapshot(self):
+        with self.lock:
+            return [dict(f) for f in self.pending]
+
+
+class Stats:
+    """Request counters, per-operation counts, connections, recent requests."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.requests = {}          # operation -> count
+            self.statuses = {}          # HTTP status -> count
+            self.ews_connections = set()
+            self.connections = 0        # accepted since reset (any path)
+            self.recent = deque(maxlen=2000)
+
+    def connection(self):
+        with self.lock:
+            self.connections += 1
+
+    def record(self, conn_id, op, status, fault=None, t0=None):
+        with self.lock:
+            self.requests[op] = self.requests.get(op, 0) + 1
+            self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
+            self.ews_connections.add(conn_id)
+            self.recent.append({"t": t0 or time.time(), "end": time.time(), "op": op, "conn": conn_id,
+                                "status": status, "fault": fault})
+
+    def snapshot(self):
+        with self.lock:
+            return {"requests": dict(self.requests), "total": sum(self.requests.values()),
+                    "statuses": dict(self.statuses), "connections": len(self.ews_connections),
+                    "connections_accepted": self.connections, "recent": list(self.recent)}
+
+
+# ---- handlers ----------------------------------------------------------------------
+
+def _folder(mb, path):
+    f = mb.folder_by_path(path) if isinstance(path, str) else None
+    if f is None:
+        raise ControlError(404, f"no folder {path!r}")
+    return f
+
+
+def _item(mb, iid):
+    it = mb.items.get(iid) if isinstance(iid, str) else None
+    if it is None:
+        raise ControlError(404, f"no item {iid!r}")
+    return it
+
+
+def folder_info(mb, f):
+    return {"id": f.id, "parent_id": f.parent.id if f.parent else None, "name": f.name,
+            "path": "/".join(mb.folder_path(f)), "path_parts": mb.folder_path(f),
+            "folder_class": f.folder_class, "element": f.element, "distinguished": f.distinguished,
+            "change_key": f.change_key, "total": len(f.items), "unread": f.unread,
+            "child_folder_count": len(f.children)}
+
+
+def item_info(it, with_mime):
+    d = {"id": it.id, "change_key": it.change_key, "folder_id": it.folder.id, "subject": it.subject,
+         "from_name": it.from_name, "from_addr": it.from_addr, "received": it.received,
+         "received_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(it.received)),
+         "sent": it.sent, "size": it.size, "mime_len": len(it.mime), "is_read": it.is_read,
+         "item_class": it.item_class, "has_attachments": it.has_attachments,
+         "message_id": it.message_id}
+    if with_mime:
+        d["mime_b64"] = base64.b64encode(it.mime).decode("ascii")
+    return d
+
+
+def dump(mb, with_mime=True):
+    folders = [mb.root] + mb.descendants(mb.root)
+    return {"folders": [folder_info(mb, f) for f in folders],
+            "items": [item_info(it, with_mime) for f in folders for it in mb.items_sorted(f)],
+            "counter": mb.counter, "epoch": mb.epoch}
+
+
+def build_mime(subject, body, sender=("Test Sender", "sender@example.com")):
+    now = int(time.time())
+    mid = f"<{os.urandom(8).hex()}@example.com>"
+    text = body if body is not None else "Delivered by the test control API.\r\n"
+    text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+    charset, cte = ("us-ascii", "7bit") if text.isascii() else ("utf-8", "8bit")
+    head = (f"From: {address(*sender)}\r\nTo: Alice Example <alice@example.com>\r\n"
+            + (f"Subject: {header_text(subject)}\r\n" if subject is not None else "")
+            + f"Date: {rfc2822_date(now)}\r\nMessage-ID: {mid}\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: text/plain; charset={charset}\r\nContent-Transfer-Encoding: {cte}\r\n\r\n")
+    return (head + text).encode()
+
+
+def handle(server, method, path, query, body):
+    """Run one control request. Returns (status, content_type, bytes)."""
+    mb = server.mailbox
+    try:
+        req = json.loads(body or b"{}") if method == "POST" else {}
+        if not isinstance(req, dict):
+            raise ControlError(400, "JSON object expected")
+    except ValueError as e:
+        return _json(400, {"error": f"bad JSON: {e}"})
+    try:
+        with mb.lock:
+            result = _route(server, mb, method, path, query, req)
+    except ControlError as e:
+        return _json(e.status, {"error": str(e)})
+    except MailboxError as e:
+        return _json(409, {"error": e.text, "code": e.code})
+    except (KeyError, TypeError, ValueError, binascii.Error) as e:
+        return _json(400, {"error": f"bad request: {e!r}"})
+    if isinstance(result, bytes):
+        return 200, "message/rfc822", result
+    return _json(200, result)
+
+
+def _json(status, obj):
+    return status, "application/json", json.dumps(obj).encode()
+
+
+def _route(server, mb, method, path, q, req):
+    name = path[len("/control/"):]
+    if method == "GET":
+        if name == "mailbox":
+            return dump(mb, q.get("mime", "1") not in ("0", "false", "no"))
+        if name == "item":
+            return _item(mb, q.get("id")).mime
+        if name == "item_info":
+            return item_info(_item(mb, q.get("id")), False)
+        if name == "folder":
+            f = _folder(mb, q.get("path") or q.get("id"))
+            return dict(folder_info(mb, f), items=[it.id for it in mb.items_sorted(f)])
+        if name == "find":
+            needle = q.get("text", "").encode()
+            if not needle:
+                raise ControlError(400, "text= is required")
+            return {"ids": [it.id for it in mb.items.values() if needle in it.mime]}
+        if name == "markers":
+            return mb.markers
+        if name == "stats":
+            return dict(server.stats.snapshot(), faults=server.faults.snapshot())
+        raise ControlError(404, f"unknown control endpoint GET {path}")
+    if method != "POST":
+        raise ControlError(405, "GET or POST")
+    if name == "deliver":
+        f = _folder(mb, req.get("folder_path", "Inbox"))
+        if req.get("mime_b64") is not None:
+            mime = base64.b64decode(req["mime_b64"], validate=True)
+        else:
+            mime = build_mime(req.get("subject", "Test message"), req.get("body"))
+        it = mb.add_item(f, mime, is_read=bool(req.get("is_read", False)), received=req.get("received"),
+                         item_class=req.get("item_class", "IPM.Note"))
+        return {"id": it.id, "change_key": it.change_key}
+    if name == "delete":
+        mb.delete_item(_item(mb, req["id"]))
+        return {"ok": True}
+    if name == "move":
+        it = mb.move_item(_item(mb, req["id"]), _folder(mb, req["to_path"]))
+        return {"new_id": it.id, "change_key": it.change_key}
+    if name == "mark_read":
+        it = _item(mb, req["id"])
+        mb.set_read(it, bool(req.get("read", True)))
+        return {"change_key": it.change_key}
+    if name == "update_item":
+        it = _item(mb, req["id"])
+        mb.update_item(it, str(req["subject"]))
+        return {"change_key": it.change_key}
+    if name == "rename_folder":
+        mb.rename_folder(_folder(mb, req["path"]), str(req["new_name"]))
+        return {"ok": True}
+    if name == "create_folder":
+        f = mb.create_folder(_folder(mb, req.get("parent_path", "")), str(req["name"]),
+                             req.get("folder_class", "IPF.Note"), req.get("element", "Folder"))
+        return {"id": f.id}
+    if name == "delete_folder":
+        mb.delete_folder(_folder(mb, req["path"]))
+        return {"ok": True}
+    if name == "move_folder":
+        mb.move_folder(_folder(mb, req["path"]), _folder(mb, req["to_path"]))
+        return {"ok": True}
+    if name == "fault":
+        if req.get("kind") == "invalid_sync":
+            mb.invalidate_sync_states()
+            return {"ok": True, "epoch": mb.epoch}
+        return {"ok": True, "fault": server.faults.arm(req)}
+    if name == "clear_faults":
+        server.faults.clear()
+        return {"ok": True}
+    if name == "reset_stats":
+        server.stats.reset()
+        return {"ok": True}
+    raise ControlError(404, f"unknown control endpoint POST {path}")

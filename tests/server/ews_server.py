@@ -1,0 +1,343 @@
+#!/usr/bin/python3
+# The test EWS server: a faithful model of an Exchange mailbox (mailbox.py)
+# spoken over real HTTP/1.1 (keep-alive, Basic auth, optional TLS) at
+# POST /EWS/Exchange.asmx, plus a JSON control interface under /control/
+# (control.py) for tests. Only the Python standard library is used.
+#
+#   ews_server.py --port 0 --port-file F [--host 127.0.0.1] [--tls-cert C --tls-key K]
+#                 [--user alice --password secret] [--messages N --seed S] [--big R]
+#                 [--state FILE] [--latency-ms N] [--xml-invalid-chars charref|strip] [-v]
+
+import argparse
+import base64
+import ipaddress
+import os
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import control  # noqa: E402
+import ops  # noqa: E402
+import persist  # noqa: E402
+import soap  # noqa: E402
+from generate import generate  # noqa: E402
+from mailbox import Mailbox  # noqa: E402
+
+MAX_BODY = 10 * 1024 * 1024
+EWS_PATH = "/ews/exchange.asmx"
+REALM = "mbx01.example.com"
+
+
+class EwsHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, addr, mailbox, user=None, password=None, latency_ms=0, tls=None, verbose=False):
+        self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+        super().__init__(addr, Handler)
+        self.mailbox = mailbox
+        self.user, self.password = user, password
+        self.latency_ms = latency_ms
+        self.tls = tls                  # ssl.SSLContext or None
+        self.verbose = verbose
+        self.faults = control.Faults()
+        self.stats = control.Stats()
+        self.conn_seq = 0
+        self.conn_lock = threading.Lock()
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        if self.tls is not None:
+            # Handshake in the handler thread (do_handshake_on_connect), not here.
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request, client_address):
+        if self.verbose:
+            super().handle_error(request, client_address)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Microsoft-IIS/10.0"
+    sys_version = ""
+    timeout = 300                       # idle keep-alive connections end after this
+
+    def version_string(self):
+        return self.server_version
+
+    def setup(self):
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.do_handshake()
+            except (ssl.SSLError, OSError):
+                self.close_connection = True
+                raise
+        with self.server.conn_lock:
+            self.server.conn_seq += 1
+            self.conn_id = self.server.conn_seq
+        self.server.stats.connection()
+
+    def log_message(self, fmt, *args):
+        if self.server.verbose:
+            sys.stderr.write("%s [conn %d] %s\n" % (self.log_date_time_string(), self.conn_id, fmt % args))
+
+    # ---- plumbing ----------------------------------------------------------------
+
+    def send(self, status, body, ctype="text/xml; charset=utf-8", headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("request-id", str(uuid.uuid4()))
+        for k, v in headers:
+            self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def read_body(self):
+        """The request body, or None after answering 413/400 (connection closed)."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            n = -1
+        if n < 0 or n > MAX_BODY:
+            self.close_connection = True
+            self.send(413 if n > 0 else 400, b"Request body too large or bad Content-Length", "text/plain")
+            return None
+        return self.rfile.read(n) if n else b""
+
+    def _read_chunked(self):
+        parts, total = [], 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                size = -1
+            if size < 0 or total + size > MAX_BODY:
+                self.close_connection = True
+                self.send(413 if size > 0 else 400, b"Bad or too large chunked body", "text/plain")
+                return None
+            if size == 0:
+                while self.rfile.readline(1024).strip():
+                    pass                # trailers
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            total += size
+            self.rfile.readline(16)
+
+    def is_loopback(self):
+        try:
+            return ipaddress.ip_address(self.client_address[0].split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
+    def authorized(self):
+        if self.server.user is None:
+            return True
+        h = self.headers.get("Authorization") or ""
+        if not h.lower().startswith("basic "):
+            return False
+        try:
+            user, _, pw = base64.b64decode(h[6:].strip(), validate=True).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        user = user.split("\\")[-1]     # accept DOMAIN\user
+        return user in (self.server.user, self.server.user.split("@")[0]) and pw == self.server.password
+
+    # ---- methods -------------------------------------------------------------------
+
+    def do_GET(self):
+        self.route("GET")
+
+    def do_HEAD(self):
+        self.route("GET")
+
+    def do_POST(self):
+        self.route("POST")
+
+    def route(self, method):
+        try:
+            url = urllib.parse.urlsplit(self.path)
+            body = self.read_body() if method == "POST" else b""
+            if body is None:
+                return
+            if url.path.startswith("/control/"):
+                if not self.is_loopback():
+                    return self.send(403, b"control interface is loopback-only", "text/plain")
+                q = dict(urllib.parse.parse_qsl(url.query))
+                status, ctype, out = control.handle(self.server, method, url.path, q, body)
+                return self.send(status, out, ctype)
+            if url.path.lower() != EWS_PATH:
+                return self.send(404, b"<html><body>404 Not Found</body></html>", "text/html")
+            if method != "POST":
+                return self.send(405, b"<html><body>405 Method Not Allowed</body></html>", "text/html",
+                                 [("Allow", "POST")])
+            self.ews(body)
+        except (ConnectionError, socket.timeout, ssl.SSLError, BrokenPipeError):
+            self.close_connection = True
+        except Exception as e:          # a bug here must never take the server down
+            self.close_connection = True
+            sys.stderr.write(f"ews_server: internal error on {self.path}: {e!r}\n")
+            import traceback
+            traceback.print_exc()
+            try:
+                self.send(500, soap.fault("ErrorInternalServerError", "An internal server error occurred. "
+                                          "The operation failed."))
+            except OSError:
+                pass
+
+    def ews(self, body):
+        t0 = time.time()
+        try:
+            op_elem, _version = soap.parse_request(body)
+            op_name, parse_fault = soap.local(op_elem.tag), None
+        except soap.Fault as f:
+            op_elem, op_name, parse_fault = None, "(invalid)", f
+        fault = self.server.faults.take(op_name)
+        kind = fault["kind"] if fault else None
+        status = self.apply_fault(fault, op_name) if fault else None
+        if status is None:
+            if self.server.latency_ms:
+                time.sleep(self.server.latency_ms / 1000)
+            if not self.authorized():
+                status = self.unauthorized()
+            elif parse_fault is not None:
+                status = self.soap_fault(parse_fault)
+            else:
+                try:
+                    out = ops.dispatch(self.server.mailbox, op_elem)
+                    status = 200
+                    self.send(200, out)
+                except soap.Fault as f:
+                    status = self.soap_fault(f)
+        self.server.stats.record(self.conn_id, op_name, status, kind, t0)
+
+    def soap_fault(self, f):
+        self.send(f.http_status, soap.fault(f.code, f.text, f.message_xml))
+        return f.http_status
+
+    def unauthorized(self):
+        self.send(401, b"", "text/html", [("WWW-Authenticate", f'Basic realm="{REALM}"')])
+        return 401
+
+    def apply_fault(self, fault, op_name):
+        """Act out an armed fault. Returns the HTTP status sent (0 when the
+        connection was cut), or None when the request proceeds (slow)."""
+        kind = fault["kind"]
+        if kind == "slow":
+            time.sleep(fault["ms"] / 1000)
+            return None
+        if kind == "http500":
+            self.send(500, b"<html><body>500 Internal Server Error</body></html>", "text/html")
+            return 500
+        if kind in ("http503", "http429"):
+            code = 503 if kind == "http503" else 429
+            self.send(code, f"<html><body>{code}</body></html>".encode(), "text/html",
+                      [("Retry-After", str(fault["retry_after"]))])
+            return code
+        if kind == "busy":
+            if fault["where"] == "message" and op_name in ops.OPERATIONS:
+                text = "The server cannot service this request right now. Try again later."
+                backoff = f'<t:Value Name="BackOffMilliseconds">{fault["backoff_ms"]}</t:Value>'
+                tail = {"SyncFolderItems": "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>",
+                        "SyncFolderHierarchy": "<m:SyncState/><m:IncludesLastFolderInRange>true</m:IncludesLastFolderInRange>"}
+                msg = soap.error_message(op_name, "ErrorServerBusy", text, tail.get(op_name, ""), backoff)
+                self.send(200, soap.response(op_name, [msg]))
+                return 200
+            self.send(500, soap.busy_fault(fault["backoff_ms"]))
+            return 500
+        if kind == "auth":
+            return self.unauthorized()
+        if kind == "garbage":
+            self.send(200, b'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="' +
+                      soap.NS_SOAP.encode() + b'"><s:Body><m:Oops attr="unterminated></s:Envelope>')
+            return 200
+        if kind in ("reset", "truncate"):
+            self.close_connection = True
+            if kind == "truncate":
+                body = soap.envelope("<!-- cut -->" + "x" * 4096)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/xml; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()     # RST, no answer (or half of one)
+            return 0
+        return None
+
+
+def load_or_create(args):
+    mb = persist.load(args.state) if args.state else None
+    if mb is None:
+        mb = Mailbox(uid=f"{args.user or 'alice'}-{args.seed}")
+        generate(mb, args.messages, args.seed, args.big)
+        if args.state:
+            persist.snapshot(mb, args.state)
+    elif args.state:
+        persist.snapshot(mb, args.state)    # compact the journal
+    return mb
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Test Exchange (EWS) server with a control API.")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file", help="write the bound port here once listening")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--user", help="require Basic auth with this user (DOMAIN\\ prefix accepted)")
+    ap.add_argument("--password", default="")
+    ap.add_argument("--messages", type=int, default=200, help="messages to generate for a new mailbox")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--big", type=float, default=0.0005, help="fraction of messages with big attachments")
+    ap.add_argument("--state", help="JSON-lines file keeping the mailbox across restarts")
+    ap.add_argument("--latency-ms", type=int, default=0, help="delay added to every EWS request")
+    ap.add_argument("--xml-invalid-chars", choices=("charref", "strip"), default="charref",
+                    help="how characters XML 1.0 forbids are sent: &#x1; like Exchange, or dropped")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+
+    soap.set_invalid_char_mode(args.xml_invalid_chars)
+    mb = load_or_create(args)
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+    srv = EwsHttpServer((args.host, args.port), mb, args.user, args.password, args.latency_ms, tls, args.verbose)
+    port = srv.server_address[1]
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{port}\n")
+        os.replace(tmp, args.port_file)  # readers never see a half-written file
+    scheme = "https" if tls else "http"
+    print(f"ews_server: {len(mb.items)} items, listening on {scheme}://{args.host}:{port}/EWS/Exchange.asmx",
+          file=sys.stderr, flush=True)
+    try:
+        srv.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.server_close()
+
+
+if __name__ == "__main__":
+    main()

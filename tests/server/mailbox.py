@@ -1,0 +1,515 @@
+# The mailbox model behind the test EWS server: folders and items as Exchange
+# keeps them. Every change takes a new number from one mailbox-wide change
+# counter (like Exchange change numbers); deletions leave tombstones; each
+# folder keeps a log of (change number, object) so SyncFolderItems pages are
+# a bisect plus a short scan, never a walk over the whole folder. A server-side
+# item move is a tombstone in the source and a new item (new id) in the target.
+#
+# All state is guarded by Mailbox.lock (one RLock); callers outside this file
+# must hold it while they read objects they got from here.
+
+import base64
+import bisect
+import email.header
+import email.parser
+import email.policy
+import email.utils
+import hashlib
+import os
+import threading
+import time
+
+import syncstate
+
+IPF_NOTE = "IPF.Note"
+
+# Standard folders: (distinguished id, display name, class, element, parent)
+STANDARD_FOLDERS = [
+    ("inbox", "Inbox", IPF_NOTE, "Folder", "msgfolderroot"),
+    ("drafts", "Drafts", IPF_NOTE, "Folder", "msgfolderroot"),
+    ("sentitems", "Sent Items", IPF_NOTE, "Folder", "msgfolderroot"),
+    ("deleteditems", "Deleted Items", IPF_NOTE, "Folder", "msgfolderroot"),
+    ("outbox", "Outbox", IPF_NOTE, "Folder", "msgfolderroot"),
+    ("junkemail", "Junk Email", IPF_NOTE, "Folder", "msgfolderroot"),
+    (None, "Archive", IPF_NOTE, "Folder", "msgfolderroot"),
+    ("calendar", "Calendar", "IPF.Appointment", "CalendarFolder", "msgfolderroot"),
+    ("contacts", "Contacts", "IPF.Contact", "ContactsFolder", "msgfolderroot"),
+]
+
+
+class MailboxError(Exception):
+    """A refusal with an EWS response code, e.g. ErrorFolderNotFound."""
+
+    def __init__(self, code, text):
+        super().__init__(f"{code}: {text}")
+        self.code = code
+        self.text = text
+
+
+class Folder:
+    __slots__ = ("id", "num", "parent", "name", "folder_class", "element", "distinguished",
+                 "change_key", "cn", "children", "items", "unread", "next_item_num",
+                 "log_cn", "log_ref", "stale", "sorted_cache", "alive")
+
+    def __init__(self, fid, num, parent, name, folder_class, element, distinguished):
+        self.id = fid
+        self.num = num
+        self.parent = parent            # Folder or None (root)
+        self.name = name
+        self.folder_class = folder_class  # None for root / msgfolderroot
+        self.element = element          # "Folder", "CalendarFolder", ...
+        self.distinguished = distinguished
+        self.change_key = ""
+        self.cn = 0
+        self.children = []              # child Folders, creation order
+        self.items = {}                 # item num -> live Item
+        self.unread = 0
+        self.next_item_num = 1
+        self.log_cn = []                # change numbers, ascending
+        self.log_ref = []               # Item or Tombstone, parallel to log_cn
+        self.stale = 0                  # log entries superseded by later changes
+        self.sorted_cache = None        # items by DateTimeReceived desc (FindItem)
+        self.alive = True
+
+    def is_mail(self):
+        return self.folder_class is None or self.folder_class.startswith(IPF_NOTE)
+
+
+class Item:
+    __slots__ = ("id", "num", "folder", "mime", "subject", "from_name", "from_addr", "to", "cc",
+                 "received", "sent", "modified", "size", "is_read", "item_class", "has_attachments",
+                 "message_id", "is_draft", "change_key", "cn", "created_cn", "content_cn", "alive")
+
+
+class Tombstone:
+    """What remains of an item (or folder) after a delete or a move away."""
+
+    __slots__ = ("id", "num", "change_key", "cn", "folder_num")
+
+    def __init__(self, oid, num, change_key, cn, folder_num=0):
+        self.id, self.num, self.change_key, self.cn, self.folder_num = oid, num, change_key, cn, folder_num
+
+
+def _parse_header_fields(mime):
+    """Subject, from, to, cc, date, Message-ID and attachment flag of raw MIME."""
+    head = mime.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head + b"\r\n\r\n")
+
+    def text(name):
+        raw = msg.get(name)
+        if raw is None:
+            return None
+        try:
+            return str(email.header.make_header(email.header.decode_header(str(raw))))
+        except (ValueError, LookupError, UnicodeError):
+            return str(raw)
+    subject = text("Subject")
+    from_name, from_addr = email.utils.parseaddr(text("From") or "")
+    date = None
+    try:
+        if msg.get("Date"):
+            date = int(email.utils.parsedate_to_datetime(str(msg["Date"])).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        date = None
+    ctype = (msg.get("Content-Type") or "").lower()
+    return dict(subject=subject, from_name=from_name, from_addr=from_addr,
+                to=text("To") or "", cc=text("Cc") or "", sent=date,
+                message_id=(msg.get("Message-ID") or "").strip() or None,
+                has_attachments="multipart/mixed" in ctype)
+
+
+class Mailbox:
+    """One user's mailbox. Create with Mailbox(uid); it starts with the
+    standard folder tree (root, msgfolderroot and the well-known folders)."""
+
+    def __init__(self, uid="alice", standard=True):
+        self.lock = threading.RLock()
+        self.uid = uid                  # ids are derived from it (deterministic)
+        self.guid = hashlib.sha256(uid.encode()).hexdigest()[:32]
+        self.instance = os.urandom(8).hex()  # sync states name it: a new mailbox rejects old states
+        self.epoch = 1
+        self.counter = 0                # last change number handed out
+        self.next_folder_num = 1
+        self.folders = {}               # id -> Folder (live)
+        self.items = {}                 # id -> Item (live)
+        self.distinguished = {}         # distinguished id -> Folder
+        self.h_log_cn = []              # hierarchy change log (folders, tombstones)
+        self.h_log_ref = []
+        self.markers = {}               # e.g. "invoice 4711" -> [item ids]; generator fills it
+        self.journal = None             # persist.Journal once persistence is on
+        if not standard:
+            return
+        self.root = self._new_folder(None, "", None, "Folder", "root")
+        self.msgroot = self._new_folder(self.root, "Top of Information Store", None, "Folder", "msgfolderroot")
+        for dist, name, cls, elem, parent in STANDARD_FOLDERS:
+            self._new_folder(self.distinguished[parent], name, cls, elem, dist)
+
+    # ---- ids and change keys ------------------------------------------------
+
+    def _make_id(self, kind, folder_num, num):
+        # Shaped like an Exchange store id: "AAMkA" + mailbox GUID + entry id.
+        body = hashlib.sha256(f"{self.uid}/{kind}/{folder_num}/{num}".encode()).digest()
+        raw = (b"\x00\x03\x24\x00" + self.guid.encode() + b"\x00\x46\x00\x00\x00\x00\x00"
+               + body + kind.encode() + folder_num.to_bytes(4, "big") + num.to_bytes(6, "big") + b"\x00\x00")
+        return base64.b64encode(raw).decode("ascii")
+
+    def _change_key(self, kind_byte, cn):
+        raw = bytes([kind_byte]) + b"\x00\x00\x00\x16\x00\x00\x00" + bytes.fromhex(self.guid[:32]) + cn.to_bytes(6, "big")
+        return base64.b64encode(raw).decode("ascii")
+
+    def _next_cn(self):
+        self.counter += 1
+        return self.counter
+
+    # ---- folders ------------------------------------------------------------
+
+    def _new_folder(self, parent, name, folder_class, element, distinguished=None, fid=None, num=None):
+        if num is None:
+            num = self.next_folder_num
+        self.next_folder_num = max(self.next_folder_num, num + 1)
+        f = Folder(fid or self._make_id("F", 0, num), num, parent, name, folder_class, element, distinguished)
+        self.folders[f.id] = f
+        if distinguished:
+            self.distinguished[distinguished] = f
+        if parent is not None:
+            parent.children.append(f)
+        self._touch_folder(f)
+        return f
+
+    def _touch_folder(self, f):
+        f.cn = self._next_cn()
+        f.change_key = self._change_key(1, f.cn)
+        self.h_log_cn.append(f.cn)
+        self.h_log_ref.append(f)
+        self._save_folder(f)
+
+    def folder(self, fid):
+        return self.folders.get(fid)
+
+    def folder_path(self, f):
+        """Names from below msgfolderroot down to f (empty for msgfolderroot)."""
+        parts = []
+        while f is not None and f is not self.msgroot and f is not self.root:
+            parts.append(f.name)
+            f = f.parent
+        return parts[::-1]
+
+    def folder_by_path(self, path):
+        """Find a folder by id, or by "Inbox/Projects" (names may hold '/')."""
+        if path in self.folders:
+            return self.folders[path]
+        if path in ("", "/"):
+            return self.msgroot
+
+        def walk(f, rest):
+            for c in f.children:
+                if rest == c.name:
+                    return c
+                if rest.startswith(c.name + "/"):
+                    hit = walk(c, rest[len(c.name) + 1:])
+                    if hit:
+                        return hit
+            return None
+        return walk(self.msgroot, path)
+
+    def is_below(self, f, top):
+        while f is not None:
+            if f is top:
+                return True
+            f = f.parent
+        return False
+
+    def descendants(self, top):
+        """Depth-first, pre-order, children in creation order."""
+        out = []
+        stack = list(reversed(top.children))
+        while stack:
+            f = stack.pop()
+            out.append(f)
+            stack.extend(reversed(f.children))
+        return out
+
+    def create_folder(self, parent, name, folder_class=IPF_NOTE, element="Folder"):
+        if not name or any(c.name.lower() == name.lower() for c in parent.children):
+            raise MailboxError("ErrorFolderExists", "A folder with the specified name already exists.")
+        return self._new_folder(parent, name, folder_class, element)
+
+    def rename_folder(self, f, name):
+        if f.distinguished in ("root", "msgfolderroot"):
+            raise MailboxError("ErrorCannotRenameOrMoveDistinguishedFolder", "Cannot rename or move a distinguished folder.")
+        if any(c is not f and c.name.lower() == name.lower() for c in f.parent.children) or not name:
+            raise MailboxError("ErrorFolderExists", "A folder with the specified name already exists.")
+        f.name = name
+        self._touch_folder(f)
+
+    def move_folder(self, f, new_parent):
+        if f.distinguished or self.is_below(new_parent, f):
+            raise MailboxError("ErrorMoveCopyFailed", "The move or copy operation failed.")
+        f.parent.children.remove(f)
+        f.parent = new_parent
+        new_parent.children.append(f)
+        self._touch_folder(f)
+
+    def delete_folder(self, f):
+        if f.distinguished:
+            raise MailboxError("ErrorDeleteDistinguishedFolder", "Distinguished folders cannot be deleted.")
+        for sub in [f] + self.descendants(f):
+            for it in list(sub.items.values()):
+                it.alive = False
+                del self.items[it.id]
+            sub.items.clear()
+            sub.alive = False
+            del self.folders[sub.id]
+            cn = self._next_cn()
+            t = Tombstone(sub.id, sub.num, sub.change_key, cn)
+            self.h_log_cn.append(cn)
+            self.h_log_ref.append(t)
+            self._journal({"t": "df", "id": sub.id, "cn": cn})
+        f.parent.children.remove(f)
+
+    # ---- items --------------------------------------------------------------
+
+    def add_item(self, folder, mime, *, received=None, is_read=False, item_class="IPM.Note",
+                 fields=None, is_draft=None, num=None, iid=None):
+        """Store a new item holding the exact MIME bytes. `fields` (subject,
+        from_name, from_addr, to, cc, sent, message_id, has_attachments) saves
+        parsing the headers when the caller already knows them."""
+        if fields is None:
+            fields = _parse_header_fields(mime)
+        it = Item()
+        it.num = num if num is not None else folder.next_item_num
+        folder.next_item_num = max(folder.next_item_num, it.num + 1)
+        it.id = iid or self._make_id("I", folder.num, it.num)
+        it.folder = folder
+        it.mime = mime
+        it.subject = fields.get("subject")
+        it.from_name = fields.get("from_name") or ""
+        it.from_addr = fields.get("from_addr") or ""
+        it.to = fields.get("to") or ""
+        it.cc = fields.get("cc") or ""
+        it.received = int(received if received is not None else time.time())
+        it.sent = fields.get("sent") or it.received
+        it.modified = it.received
+        # Exchange's Size is the store size: larger than the MIME it renders.
+        it.size = len(mime) + 512 + len(mime) // 8 + 2 * len(it.subject or "")
+        it.is_read = bool(is_read)
+        it.item_class = item_class
+        it.has_attachments = bool(fields.get("has_attachments"))
+        it.message_id = fields.get("message_id")
+        it.is_draft = folder.distinguished == "drafts" if is_draft is None else is_draft
+        it.alive = True
+        it.created_cn = it.cn = it.content_cn = self._next_cn()
+        it.change_key = self._change_key(9, it.cn)
+        folder.items[it.num] = it
+        folder.unread += not it.is_read
+        folder.sorted_cache = None
+        self.items[it.id] = it
+        self._log_item(it)
+        self._save_item(it)
+        return it
+
+    def _log_item(self, it):
+        f = it.folder
+        f.log_cn.append(it.cn)
+        f.log_ref.append(it)
+        if f.stale > 1024 and f.stale * 2 > len(f.log_cn):
+            self._compact_log(f)
+
+    def _compact_log(self, f):
+        entries = [(r.cn, r) for r in f.log_ref if isinstance(r, Tombstone)]
+        entries += [(it.cn, it) for it in f.items.values()]
+        entries.sort(key=lambda e: e[0])
+        f.log_cn = [e[0] for e in entries]
+        f.log_ref = [e[1] for e in entries]
+        f.stale = 0
+
+    def _modify(self, it, content):
+        it.folder.stale += 1
+        it.cn = self._next_cn()
+        if content:
+            it.content_cn = it.cn
+        it.modified = int(time.time())
+        it.change_key = self._change_key(9, it.cn)
+        self._log_item(it)
+
+    def _remove_item(self, it):
+        f = it.folder
+        del f.items[it.num]
+        del self.items[it.id]
+        f.unread -= not it.is_read
+        f.sorted_cache = None
+        f.stale += 1
+        it.alive = False
+        cn = self._next_cn()
+        t = Tombstone(it.id, it.num, it.change_key, cn, f.num)
+        f.log_cn.append(cn)
+        f.log_ref.append(t)
+        self._journal({"t": "di", "id": it.id, "cn": cn})
+
+    def delete_item(self, it):
+        self._remove_item(it)
+
+    def move_item(self, it, dest):
+        """Exchange semantics: a tombstone in the source, a new id in dest."""
+        if dest is it.folder:
+            return it
+        self._remove_item(it)
+        fields = dict(subject=it.subject, from_name=it.from_name, from_addr=it.from_addr, to=it.to,
+                      cc=it.cc, sent=it.sent, message_id=it.message_id, has_attachments=it.has_attachments)
+        return self.add_item(dest, it.mime, received=it.received, is_read=it.is_read,
+                             item_class=it.item_class, fields=fields, is_draft=it.is_draft)
+
+    def set_read(self, it, read):
+        read = bool(read)
+        if it.is_read == read:
+            return False
+        it.is_read = read
+        it.folder.unread += -1 if read else 1
+        self._modify(it, content=False)
+        self._journal({"t": "r", "id": it.id, "read": read, "cn": it.cn, "ck": it.change_key,
+                       "modified": it.modified})
+        return True
+
+    def update_item(self, it, subject):
+        """Change the subject (and the Subject header of the MIME Exchange renders)."""
+        head, sep, body = it.mime.partition(b"\r\n\r\n")
+        lines = [ln for ln in head.split(b"\r\n")]
+        out, skipping = [], False
+        for ln in lines:
+            if skipping and ln[:1] in (b" ", b"\t"):
+                continue
+            skipping = ln.lower().startswith(b"subject:")
+            if not skipping:
+                out.append(ln)
+        hdr = email.header.Header(subject, "utf-8").encode() if not subject.isascii() else subject
+        out.append(b"Subject: " + hdr.encode("ascii", "replace"))
+        it.mime = b"\r\n".join(out) + sep + body
+        it.subject = subject
+        self._modify(it, content=True)
+        self._save_item(it)
+
+    def items_sorted(self, f):
+        """Items of f as FindItem lists them by default: newest received first."""
+        if f.sorted_cache is None:
+            f.sorted_cache = sorted(f.items.values(), key=lambda i: (-i.received, -i.num))
+        return f.sorted_cache
+
+    # ---- synchronisation ----------------------------------------------------
+
+    def invalidate_sync_states(self):
+        self.epoch += 1
+        self._journal_meta()
+
+    def _decode(self, text, kind, folder_num):
+        if not text or not text.strip():
+            return syncstate.SyncState()
+        try:
+            return syncstate.decode(text, self.instance, self.epoch, kind, folder_num, self.counter)
+        except syncstate.InvalidSyncState:
+            raise MailboxError("ErrorInvalidSyncStateData",
+                               "Synchronization state data is corrupt or otherwise invalid.") from None
+
+    def sync_items(self, f, state_text, max_changes, ignore=frozenset()):
+        """Changes of folder f after the state, at most max_changes of them.
+        Returns (changes, new_state_text, includes_last); a change is
+        (kind, obj) with kind in create/update/read/delete."""
+        st = self._decode(state_text, "items", f.num)
+        changes, new_nums, more, last_cn = [], [], False, st.cn
+        for i in range(bisect.bisect_right(f.log_cn, st.cn), len(f.log_cn)):
+            cn, ref = f.log_cn[i], f.log_ref[i]
+            if isinstance(ref, Tombstone):
+                if ref.num not in st.given:
+                    continue                    # the client never saw it
+                kind = "delete"
+            else:
+                if not ref.alive or ref.cn != cn or ref.folder is not f:
+                    continue                    # superseded log entry
+                if ref.id in ignore:
+                    last_cn = cn
+                    continue
+                if ref.num not in st.given:
+                    kind = "create"
+                elif ref.content_cn > st.cn:
+                    kind = "update"
+                else:
+                    kind = "read"
+            if len(changes) >= max_changes:
+                more = True
+                break
+            if kind == "create":
+                new_nums.append(ref.num)
+            changes.append((kind, ref))
+            last_cn = cn
+        new = syncstate.SyncState(last_cn if more else self.counter, st.given.union(new_nums))
+        return changes, syncstate.encode(self.instance, self.epoch, "items", f.num, new), not more
+
+    def sync_hierarchy(self, top, state_text):
+        """Folder changes below top after the state (all of them: Exchange
+        does not page hierarchy syncs). Parents come before their children."""
+        st = self._decode(state_text, "hier", top.num)
+        changes, new_nums = [], []
+        for i in range(bisect.bisect_right(self.h_log_cn, st.cn), len(self.h_log_cn)):
+            cn, ref = self.h_log_cn[i], self.h_log_ref[i]
+            if isinstance(ref, Tombstone):
+                if ref.num in st.given:
+                    changes.append(("delete", ref))
+                continue
+            if not ref.alive or ref.cn != cn or ref is top:
+                continue
+            if self.is_below(ref, top):
+                if ref.num in st.given:
+                    changes.append(("update", ref))
+                else:
+                    changes.append(("create", ref))
+                    new_nums.append(ref.num)
+            elif ref.num in st.given:           # moved out of the synced tree
+                changes.append(("delete", Tombstone(ref.id, ref.num, ref.change_key, cn)))
+
+        def depth(f):
+            d = 0
+            while f.parent is not None:
+                d, f = d + 1, f.parent
+            return d
+        live = [c for c in changes if c[0] != "delete"]
+        live.sort(key=lambda c: (depth(c[1]), c[1].cn))
+        changes = live + [c for c in changes if c[0] == "delete"]
+        new = syncstate.SyncState(self.counter, st.given.union(new_nums))
+        return changes, syncstate.encode(self.instance, self.epoch, "hier", top.num, new), True
+
+    # ---- persistence hooks (see persist.py) -----------------------------------
+
+    def _journal(self, rec):
+        if self.journal is not None:
+            self.journal.append([rec, self._meta_record()])
+
+    def _journal_meta(self):
+        if self.journal is not None:
+            self.journal.append([self._meta_record()])
+
+    def _meta_record(self):
+        return {"t": "m", "uid": self.uid, "instance": self.instance, "epoch": self.epoch, "counter": self.counter,
+                "next_folder_num": self.next_folder_num, "markers": self.markers}
+
+    def _save_folder(self, f):
+        if self.journal is not None:
+            self._journal(folder_record(f))
+
+    def _save_item(self, it):
+        if self.journal is not None:
+            self._journal(item_record(it))
+
+
+def folder_record(f):
+    return {"t": "f", "id": f.id, "num": f.num, "parent": f.parent.id if f.parent else None,
+            "name": f.name, "class": f.folder_class, "element": f.element, "dist": f.distinguished,
+            "ck": f.change_key, "cn": f.cn, "next_item_num": f.next_item_num}
+
+
+def item_record(it):
+    return {"t": "i", "id": it.id, "num": it.num, "folder": it.folder.id,
+            "mime": base64.b64encode(it.mime).decode("ascii"), "subject": it.subject,
+            "from_name": it.from_name, "from_addr": it.from_addr, "to": it.to, "cc": it.cc,
+            "received": it.received, "sent": it.sent, "modified": it.modified, "size": it.size,
+            "read": it.is_read, "class": it.item_class, "att": it.has_attachments,
+            "mid": it.message_id, "draft": it.is_draft, "ck": it.change_key, "cn": it.cn,
+            "ccn": it.created_cn, "kcn": it.content_cn}
