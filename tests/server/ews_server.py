@@ -32,6 +32,7 @@ from generate import generate  # noqa: E402
 from mailbox import Mailbox  # noqa: E402
 
 MAX_BODY = 10 * 1024 * 1024
+MAX_DRAIN = 64 * 1024 * 1024      # bigger bodies are cut off unread
 EWS_PATH = "/ews/exchange.asmx"
 REALM = "mbx01.example.com"
 
@@ -117,9 +118,34 @@ class Handler(BaseHTTPRequestHandler):
             n = -1
         if n < 0 or n > MAX_BODY:
             self.close_connection = True
+            if 0 < n <= MAX_DRAIN and "100-continue" not in (self.headers.get("Expect") or "").lower():
+                self._drain(n)          # let the client finish sending, so it reads our answer
             self.send(413 if n > 0 else 400, b"Request body too large or bad Content-Length", "text/plain")
             return None
         return self.rfile.read(n) if n else b""
+
+    def _drain(self, n):
+        try:
+            self.connection.settimeout(5)
+            while n > 0:
+                chunk = self.rfile.read(min(n, 1 << 16))
+                if not chunk:
+                    break
+                n -= len(chunk)
+        except OSError:
+            pass
+
+    def handle_expect_100(self):
+        # Refuse an oversized body before the client sends it.
+        try:
+            too_big = int(self.headers.get("Content-Length") or 0) > MAX_BODY
+        except ValueError:
+            too_big = False
+        if too_big:
+            self.close_connection = True
+            self.send(413, b"Request body too large", "text/plain")
+            return False
+        return super().handle_expect_100()
 
     def _read_chunked(self):
         parts, total = [], 0

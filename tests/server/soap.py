@@ -66,8 +66,6 @@ class Escaper:
             cp = ord(c)
             if c in _ESCAPES:
                 out.append(_ESCAPES[c])
-            elif cp == 0xD:
-                out.append("&#xD;")             # keep CR through parsers' newline folding
             elif _is_xml_char(cp):
                 out.append(c)
             elif self.mode == "charref" and 0xD800 > cp:
