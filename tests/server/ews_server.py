@@ -78,6 +78,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        try:                            # headers and body go out as separate writes: no Nagle delay
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         if isinstance(self.connection, ssl.SSLSocket):
             try:
                 self.connection.do_handshake()

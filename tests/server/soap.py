@@ -142,6 +142,8 @@ def parse_request(body):
     except ET.ParseError as e:
         line, pos = getattr(e, "position", (1, 1))
         raise schema_fault(str(e), line, pos) from None
+    except (LookupError, ValueError) as e:   # e.g. encoding="utf-v" in the XML declaration
+        raise schema_fault(str(e)) from None
     if root.tag != f"{{{NS_SOAP}}}Envelope":
         raise schema_fault("The root element is not a SOAP 1.1 Envelope.")
     sbody = root.find(f"{{{NS_SOAP}}}Body")
