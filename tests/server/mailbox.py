@@ -372,18 +372,18 @@ class Mailbox:
 
     def update_item(self, it, subject):
         """Change the subject (and the Subject header of the MIME Exchange renders)."""
-        head, sep, body = it.mime.partition(b"\r\n\r\n")
-        lines = [ln for ln in head.split(b"\r\n")]
+        from generate import header_text    # RFC 2047 for anything but plain printable ASCII
+        nl = b"\r\n" if b"\r\n\r\n" in it.mime or b"\n\n" not in it.mime else b"\n"
+        head, sep, body = it.mime.partition(nl + nl)
         out, skipping = [], False
-        for ln in lines:
+        for ln in head.split(nl):
             if skipping and ln[:1] in (b" ", b"\t"):
-                continue
+                continue                    # folded continuation of the old Subject
             skipping = ln.lower().startswith(b"subject:")
             if not skipping:
                 out.append(ln)
-        hdr = email.header.Header(subject, "utf-8").encode() if not subject.isascii() else subject
-        out.append(b"Subject: " + hdr.encode("ascii", "replace"))
-        it.mime = b"\r\n".join(out) + sep + body
+        out.append(b"Subject: " + header_text(subject).replace("\r\n", nl.decode()).encode("ascii"))
+        it.mime = nl.join(out) + (sep or nl + nl) + body
         it.subject = subject
         self._modify(it, content=True)
         self._save_item(it)
