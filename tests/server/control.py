@@ -1,8 +1,21 @@
 # The control interface of the test EWS server (/control/..., JSON, loopback
 # only, no auth): tests read the mailbox as the server sees it, make
 # server-side changes (deliver, delete, move, mark read, folder changes) and
-# arm faults that the next EWS requests will hit. See harness.py for the
-# client side and the list of endpoints.
+# arm faults that the next EWS requests will hit. harness.py is the client.
+#
+#   GET  mailbox[?mime=0]  {folders:[{id,parent_id,name,path,path_parts,folder_class,...}],
+#                           items:[{id,folder_id,subject,mime_b64,size,mime_len,is_read,received,...}]}
+#   GET  item?id=          raw MIME           GET item_info?id=   item fields, no MIME
+#   GET  folder?path=      folder + item ids  GET find?text=      {ids} whose MIME has text
+#   GET  markers           {"invoice 4711": [id], ...}            GET stats
+#   POST deliver {folder_path, subject?, body?, mime_b64?, is_read?, received?} -> {id}
+#   POST delete {id} | move {id, to_path} -> {new_id} | mark_read {id, read} | update_item {id, subject}
+#   POST create_folder {parent_path, name} -> {id} | rename_folder {path, new_name}
+#   POST move_folder {path, to_path} | delete_folder {path}
+#   POST fault {kind, count, operation?, ms?, backoff_ms?, retry_after?, where?} | clear_faults
+#   POST reset_stats
+# Paths are "Inbox/Projects" below msgfolderroot; a folder id works too.
+# Errors: 400 bad input, 404 unknown item/folder, 409 refused by the mailbox.
 
 import base64
 import binascii
