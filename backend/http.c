@@ -1,0 +1,462 @@
+/*
+ * http.c - POST over one reused libcurl easy handle, with capped or
+ * streamed bodies and failures graded into be_result.  See http.h for the
+ * policy (TLS, auth, redirects, caps).
+ */
+#include "http.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+struct http_session {
+	CURL *curl;
+	struct curl_slist *headers;  /* owned */
+	char *url;                   /* normalised, without user info */
+	char *host;                  /* "host:port" for messages */
+	char errbuf[CURL_ERROR_SIZE];
+	int verbose;
+};
+
+/* One transfer in progress. */
+struct xfer {
+	const struct http_request *rq;
+	struct http_response *resp;
+	CURL *curl;
+	size_t cap;          /* for the current body */
+	size_t received;     /* bytes of the final body */
+	bool stream;         /* current body goes to rq->sink */
+	bool over_cap;       /* a 2xx body exceeded the cap */
+	bool sink_abort;     /* the sink returned -1 */
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init_once(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* Check the URL: http(s), a host, no user info.  Fills the normalised URL
+ * and "host:port".  Messages never echo a URL that carries a password. */
+static int check_url(const char *url, char **norm, char **hostport,
+		     struct be_result *r)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, *user = NULL,
+	     *pass = NULL, *out = NULL;
+	int rc = -1;
+
+	if (!u) {
+		fprintf(stderr, "exchangefs: out of memory (curl_url)\n");
+		abort();
+	}
+	if (!url || !*url) {
+		be_result_set(r, BE_REFUSED, "invalid URL: no server URL given");
+		goto out;
+	}
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+		be_result_set(r, BE_REFUSED,
+			      "invalid URL '%.200s': expected https://host/EWS/Exchange.asmx",
+			      url);
+		goto out;
+	}
+	curl_url_get(u, CURLUPART_USER, &user, 0);
+	curl_url_get(u, CURLUPART_PASSWORD, &pass, 0);
+	if (user || pass) {
+		be_result_set(r, BE_REFUSED,
+			      "invalid URL: it must not contain a user name or password (use the user and password options)");
+		goto out;
+	}
+	curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+	if (!scheme || (strcmp(scheme, "https") && strcmp(scheme, "http"))) {
+		be_result_set(r, BE_REFUSED,
+			      "invalid URL '%.200s': only http and https are supported",
+			      url);
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host) {
+		be_result_set(r, BE_REFUSED, "invalid URL '%.200s': no host",
+			      url);
+		goto out;
+	}
+	curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+	curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
+	if (curl_url_get(u, CURLUPART_URL, &out, 0) != CURLUE_OK) {
+		be_result_set(r, BE_REFUSED, "invalid URL '%.200s'", url);
+		goto out;
+	}
+	*norm = xstrdup(out);
+	*hostport = xasprintf("%s:%s", host, port ? port : "?");
+	rc = 0;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(user);
+	curl_free(pass);
+	curl_free(out);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+struct http_session *http_open(const struct http_config *cfg,
+			       struct be_result *r)
+{
+	char *norm = NULL, *hostport = NULL;
+
+	be_result_ok(r);
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc != CURLE_OK) {
+		be_result_set(r, BE_NETWORK, "cannot initialise libcurl: %s",
+			      curl_easy_strerror(curl_init_rc));
+		return NULL;
+	}
+	if (check_url(cfg->url, &norm, &hostport, r))
+		return NULL;
+
+	struct http_session *h = xcalloc(1, sizeof(*h));
+	h->url = norm;
+	h->host = hostport;
+	h->verbose = cfg->verbose;
+	h->curl = curl_easy_init();
+	if (!h->curl) {
+		fprintf(stderr, "exchangefs: out of memory (curl_easy_init)\n");
+		abort();
+	}
+	for (const char *const *p = cfg->headers; p && *p; p++)
+		h->headers = curl_slist_append(h->headers, *p);
+	/* no "Expect: 100-continue" round trip for larger bodies */
+	h->headers = curl_slist_append(h->headers, "Expect:");
+
+	CURL *c = h->curl;
+	long ct = cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : 30;
+	curl_easy_setopt(c, CURLOPT_URL, h->url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, ct);
+	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(c, CURLOPT_POST, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
+	if (cfg->ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
+	if (cfg->user) {
+		curl_easy_setopt(c, CURLOPT_HTTPAUTH,
+				 (long)(CURLAUTH_BASIC | CURLAUTH_NTLM));
+		curl_easy_setopt(c, CURLOPT_USERNAME, cfg->user);
+		curl_easy_setopt(c, CURLOPT_PASSWORD,
+				 cfg->password ? cfg->password : "");
+	}
+	return h;
+}
+
+void http_close(struct http_session *h)
+{
+	if (!h)
+		return;
+	curl_easy_cleanup(h->curl);
+	curl_slist_free_all(h->headers);
+	free(h->url);
+	free(h->host);
+	free(h);
+}
+
+const char *http_url(const struct http_session *h)
+{
+	return h->url;
+}
+
+void http_response_free(struct http_response *resp)
+{
+	buf_free(&resp->body);
+}
+
+/* Log a body in pieces that fit a log line, at most 64 KiB of it. */
+static void log_body(const char *dir, const char *data, size_t len)
+{
+	const size_t piece = 1536, most = 64 << 10;
+	size_t shown = len < most ? len : most;
+	for (size_t at = 0; at < shown; at += piece) {
+		size_t n = shown - at < piece ? shown - at : piece;
+		log_dbg(LC_HTTP, "%s %.*s", dir, (int)n, data + at);
+	}
+	if (shown < len)
+		log_dbg(LC_HTTP, "%s ... (%zu more bytes not shown)", dir,
+			len - shown);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct xfer *x = arg;
+	struct http_response *resp = x->resp;
+	size_t n = size * nmemb;
+	long status = 0;
+
+	curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status != resp->status || !x->received) {
+		/* first bytes of a new answer (after auth rounds) */
+		char *ct = NULL;
+		resp->status = status;
+		curl_easy_getinfo(x->curl, CURLINFO_CONTENT_TYPE, &ct);
+		snprintf(resp->content_type, sizeof(resp->content_type), "%s",
+			 ct ? ct : "");
+		buf_reset(&resp->body);
+		x->received = 0;
+		x->stream = x->rq->sink && status / 100 == 2;
+		x->cap = status / 100 == 2 ? (x->rq->cap ? x->rq->cap
+							 : HTTP_DEFAULT_CAP)
+					   : HTTP_ERROR_BODY_CAP;
+		resp->body.cap = x->cap;
+	}
+	x->received += n;
+	if (x->stream) {
+		if (x->rq->sink(x->rq->sink_arg, resp, data, n)) {
+			x->sink_abort = true;
+			return 0;
+		}
+		return n;
+	}
+	if (buf_append(&resp->body, data, n)) {
+		if (status / 100 == 2)
+			x->over_cap = true;
+		else
+			resp->body_truncated = true;
+		return 0;
+	}
+	return n;
+}
+
+/* Retry-After: delay-seconds or an HTTP-date; capped at a day. */
+static uint32_t parse_retry_after(const char *v)
+{
+	const uint32_t most = 24u * 3600 * 1000;
+	while (*v == ' ')
+		v++;
+	if (isdigit((unsigned char)*v)) {
+		unsigned long long s = 0;
+		for (; isdigit((unsigned char)*v) && s < most; v++)
+			s = s * 10 + (unsigned)(*v - '0');
+		return s * 1000 >= most ? most : (uint32_t)(s * 1000);
+	}
+	time_t t = curl_getdate(v, NULL);
+	time_t now = time(NULL);
+	if (t == (time_t)-1 || t <= now)
+		return 0;
+	return t - now >= most / 1000 ? most : (uint32_t)(t - now) * 1000;
+}
+
+static void read_headers(struct http_session *h, struct http_response *resp)
+{
+	struct curl_header *hh = NULL;
+	char *loc = NULL;
+
+	if (curl_easy_header(h->curl, "Retry-After", 0, CURLH_HEADER, -1,
+			     &hh) == CURLHE_OK && hh->value)
+		resp->retry_after_ms = parse_retry_after(hh->value);
+	if (resp->status / 100 == 3 &&
+	    curl_easy_getinfo(h->curl, CURLINFO_REDIRECT_URL, &loc) ==
+		    CURLE_OK && loc)
+		snprintf(resp->location, sizeof(resp->location), "%s", loc);
+}
+
+/* Turn a curl failure into a grade and one line. */
+static void grade_curl(struct http_session *h, CURLcode rc, double secs,
+		       struct be_result *r)
+{
+	const char *detail = h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc);
+	long os_errno = 0;
+
+	snprintf(r->code, sizeof(r->code), "curl %d", (int)rc);
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+		be_result_set(r, BE_NETWORK, "cannot resolve host name of %s",
+			      h->host);
+		break;
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		be_result_set(r, BE_NETWORK, "cannot resolve proxy: %s", detail);
+		break;
+	case CURLE_COULDNT_CONNECT:
+		curl_easy_getinfo(h->curl, CURLINFO_OS_ERRNO, &os_errno);
+		be_result_set(r, BE_NETWORK, "cannot connect to %s: %s", h->host,
+			      os_errno ? strerror((int)os_errno) : detail);
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		be_result_set(r, BE_NETWORK,
+			      "no answer from %s within %.0f s (%s)", h->host,
+			      secs, detail);
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION:  /* = CURLE_SSL_CACERT */
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+		be_result_set(r, BE_TLS,
+			      "TLS certificate of host %s not trusted: %s",
+			      h->host, detail);
+		break;
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+		be_result_set(r, BE_TLS,
+			      "cannot use the TLS certificate file: %s", detail);
+		break;
+	case CURLE_URL_MALFORMAT:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		be_result_set(r, BE_REFUSED, "invalid URL %s: %s", h->url,
+			      detail);
+		break;
+	case CURLE_LOGIN_DENIED:
+	case CURLE_AUTH_ERROR:
+		be_result_set(r, BE_AUTH,
+			      "server refused the user name or password: %s",
+			      detail);
+		break;
+	case CURLE_WEIRD_SERVER_REPLY:
+		be_result_set(r, BE_PROTOCOL,
+			      "server at %s did not answer HTTP: %s", h->url,
+			      detail);
+		break;
+	case CURLE_OUT_OF_MEMORY:
+		be_result_set(r, BE_NOMEM, "out of memory in libcurl");
+		break;
+	default:
+		/* TLS handshake, reset, truncated body: transient */
+		be_result_set(r, BE_NETWORK, "connection to %s failed: %s",
+			      h->host, detail);
+		break;
+	}
+}
+
+enum be_status http_post(struct http_session *h, const struct http_request *rq,
+			 struct http_response *resp, struct be_result *r)
+{
+	struct xfer x = { .rq = rq, .resp = resp, .curl = h->curl };
+	CURL *c = h->curl;
+	const char *what = rq->what ? rq->what : "request";
+	double secs = 0;
+
+	be_result_ok(r);
+	memset(resp, 0, sizeof(*resp));
+	buf_init(&resp->body, HTTP_ERROR_BODY_CAP);
+	h->errbuf[0] = 0;
+
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+			 (curl_off_t)rq->body_len);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, rq->timeout_s > 0 ? rq->timeout_s
+							       : 0L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
+			 rq->stall_s > 0 ? rq->stall_s : 60L);
+
+	log_dbg(LC_HTTP, "POST %s %s (%zu bytes)", h->url, what, rq->body_len);
+	if (h->verbose >= 2)
+		log_body(">", rq->body, rq->body_len);
+
+	CURLcode rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &secs);
+	if (!x.received)   /* no body: still learn the status */
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
+
+	if (x.sink_abort) {
+		be_result_set(r, BE_REFUSED, "transfer aborted by receiver");
+	} else if (x.over_cap) {
+		be_result_set(r, BE_NOMEM,
+			      "answer to %s from %s larger than %zu MiB", what,
+			      h->host, x.cap >> 20);
+	} else if (rc != CURLE_OK &&
+		   !(rc == CURLE_WRITE_ERROR && resp->body_truncated)) {
+		grade_curl(h, rc, secs, r);
+	}
+	if (r->status == BE_OK) {
+		read_headers(h, resp);
+		if (!resp->content_type[0]) {
+			char *ct = NULL;
+			curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+			snprintf(resp->content_type,
+				 sizeof(resp->content_type), "%s",
+				 ct ? ct : "");
+		}
+		log_dbg(LC_HTTP, "%s: HTTP %ld, %s, %zu bytes%s in %.0f ms",
+			what, resp->status, resp->content_type, x.received,
+			x.stream ? " (streamed)" : "", secs * 1000);
+		if (h->verbose >= 2 && !x.stream)
+			log_body("<", resp->body.data ? resp->body.data : "",
+				 resp->body.len);
+	} else {
+		log_dbg(LC_HTTP, "%s failed after %.0f ms: %s", what,
+			secs * 1000, r->msg);
+	}
+	return r->status;
+}
+
+enum be_status http_grade(const struct http_session *h,
+			  const struct http_response *resp,
+			  struct be_result *r)
+{
+	long st = resp->status;
+
+	be_result_ok(r);
+	if (st / 100 == 2)
+		return BE_OK;
+	snprintf(r->code, sizeof(r->code), "HTTP %ld", st);
+	r->retry_after_ms = resp->retry_after_ms;
+	if (st == 401)
+		be_result_set(r, BE_AUTH,
+			      "server refused the user name or password (HTTP 401)");
+	else if (st == 403)
+		be_result_set(r, BE_AUTH,
+			      "server refused access for this user (HTTP 403)");
+	else if (st == 429)
+		be_result_set(r, BE_THROTTLED,
+			      "server is throttling requests (HTTP 429)");
+	else if (st / 100 == 3)
+		be_result_set(r, BE_PROTOCOL,
+			      "server at %s redirected to %.150s (HTTP %ld, not followed); check the EWS URL",
+			      h->url, resp->location[0] ? resp->location : "?",
+			      st);
+	else if (st == 404)
+		be_result_set(r, BE_REFUSED,
+			      "server at %s answered HTTP 404 (not found); check the EWS URL",
+			      h->url);
+	else if (st / 100 == 4)
+		be_result_set(r, BE_REFUSED, "server at %s answered HTTP %ld",
+			      h->url, st);
+	else if (st / 100 == 5)
+		be_result_set(r, BE_NETWORK, "server at %s answered HTTP %ld",
+			      h->url, st);
+	else
+		be_result_set(r, BE_PROTOCOL,
+			      "server at %s answered with HTTP status %ld",
+			      h->url, st);
+	return r->status;
+}
+
+bool http_is_xml(const char *ct)
+{
+	size_t n = strcspn(ct, ";");
+	while (n && ct[n - 1] == ' ')
+		n--;
+	if ((n == 8 && !strncasecmp(ct, "text/xml", 8)) ||
+	    (n == 15 && !strncasecmp(ct, "application/xml", 15)))
+		return true;
+	/* application/soap+xml and other +xml types */
+	return n > 4 && !strncasecmp(ct + n - 4, "+xml", 4) &&
+	       memchr(ct, '/', n);
+}

@@ -1,0 +1,103 @@
+/*
+ * http.h - a thin libcurl wrapper: one connection (easy handle) per session,
+ * reused across requests (keep-alive), POST only.
+ *
+ * Policy:
+ *   - TLS is verified (peer and host name) unless insecure; ca_file adds a
+ *     trust anchor instead of the system store.
+ *   - Auth: Basic or NTLM, whichever the server offers (curl picks); the
+ *     password goes to curl only, never into a URL, a log line or an error.
+ *   - Only http and https; redirects are NOT followed: a POST that is
+ *     redirected is almost always a wrong URL or a login page, and following
+ *     it would resend the body (and, to another host, the credentials).
+ *     http_grade() reports a 3xx with its Location.
+ *   - Every answer body has a cap (or goes to a streaming sink).
+ *   - Failures are graded into be_result with one line a user understands.
+ *
+ * A session is not thread-safe (like be_session); curl's global init is
+ * done once, thread-safely, by http_open.
+ */
+#ifndef EXCHANGEFS_HTTP_H
+#define EXCHANGEFS_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "util.h"
+
+#define HTTP_DEFAULT_CAP ((size_t)64 << 20)  /* bodies held in memory */
+#define HTTP_ERROR_BODY_CAP ((size_t)1 << 20) /* kept of a non-2xx body */
+
+struct http_config {
+	const char *url;          /* default target; must be http(s) */
+	const char *user;         /* NULL = no authentication */
+	const char *password;
+	const char *ca_file;      /* NULL = system store */
+	bool insecure;
+	long connect_timeout_s;   /* 0 = 30 s */
+	const char *const *headers; /* NULL-terminated "Name: value" lines
+				       sent with every request; copied */
+	int verbose;              /* >= 2: log bodies (debug category http) */
+};
+
+struct http_session;
+
+/* Check the URL and create the handle (no network traffic yet).  NULL with
+ * *r set (BE_REFUSED "invalid URL ...") on failure. */
+struct http_session *http_open(const struct http_config *cfg,
+			       struct be_result *r);
+void http_close(struct http_session *h);
+/* The URL without any user info, for messages (owned by the session). */
+const char *http_url(const struct http_session *h);
+
+struct http_response {
+	long status;              /* HTTP status of the final answer */
+	char content_type[128];   /* "" if none */
+	char location[512];       /* Location of a 3xx, "" otherwise */
+	uint32_t retry_after_ms;  /* from Retry-After, 0 if none */
+	struct buf body;          /* the body, unless streamed (owned) */
+	bool body_truncated;      /* a non-2xx body exceeded its cap */
+};
+void http_response_free(struct http_response *resp);
+
+/* Streaming sink: receives the body of a 2xx answer in pieces, after
+ * resp->status and resp->content_type are filled.  Returns 0, or -1 to
+ * abort the transfer. */
+typedef int (*http_sink_fn)(void *arg, const struct http_response *resp,
+			    const void *data, size_t len);
+
+struct http_request {
+	const void *body;
+	size_t body_len;
+	size_t cap;           /* body cap; 0 = HTTP_DEFAULT_CAP */
+	long timeout_s;       /* whole transfer; 0 = none, only the
+				 low-speed limit below */
+	long stall_s;         /* abort if under 1 KiB/s for this long;
+				 0 = 60 s */
+	http_sink_fn sink;    /* non-NULL: stream 2xx bodies here */
+	void *sink_arg;
+	const char *what;     /* operation name for logs, e.g. "GetItem" */
+};
+
+/* POST rq to the session URL.  BE_OK when an HTTP answer was received,
+ * whatever its status (resp filled; free it with http_response_free even
+ * on failure).  Otherwise a graded failure: BE_NETWORK (resolve, connect,
+ * reset, timeout), BE_TLS (certificate), BE_NOMEM (over the cap),
+ * BE_REFUSED (the sink aborted: "transfer aborted by receiver"). */
+enum be_status http_post(struct http_session *h, const struct http_request *rq,
+			 struct http_response *resp, struct be_result *r);
+
+/* Grade a non-2xx status: 401/403 BE_AUTH, 429 BE_THROTTLED, 3xx
+ * BE_PROTOCOL naming the Location, other 4xx BE_REFUSED, 5xx BE_NETWORK
+ * (retry_after_ms from Retry-After where sent).  2xx gives BE_OK. */
+enum be_status http_grade(const struct http_session *h,
+			  const struct http_response *resp,
+			  struct be_result *r);
+
+/* Whether a Content-Type is XML (text/xml, application/xml, +xml types),
+ * with or without parameters. */
+bool http_is_xml(const char *content_type);
+
+#endif
