@@ -1,0 +1,319 @@
+/*
+ * ews.c - the EWS backend: the ops table and the session.  A session is one
+ * HTTP connection (backend/http.c) plus what open() learned (the root
+ * folder id).  Each operation builds its request (ews_request.c), POSTs it,
+ * and hands the answer to a parser (ews_parse.c, or ews_mime.c streaming).
+ *
+ * Timeouts: open() and the sync calls give up after connect_timeout_s +
+ * timeout_s; GetItem has no overall limit (a large message takes as long as
+ * it takes) but is abandoned when it stalls (under 1 KiB/s for timeout_s).
+ *
+ * fetch_mime reports every item exactly once through done(), whatever
+ * happens: items the answer did not reach (network failure, malformed
+ * answer, aborted sink) get done() with the grade of the whole call.  An
+ * item refused with ErrorServerBusy gets done(BE_THROTTLED) and the call
+ * still returns BE_OK, with r->retry_after_ms the largest BackOffMilliseconds
+ * of such items.
+ */
+#include "backend/ews/ews.h"
+#include "backend/http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct be_session {
+	struct http_session *http;
+	char *root_id;         /* owned: msgfolderroot's FolderId */
+	long call_timeout_s;   /* sync calls: connect + request */
+	long stall_s;          /* any call: abort under 1 KiB/s this long */
+};
+
+/* An operation's answer as graded before parsing. */
+static enum be_status check_answer(struct be_session *s,
+				   const struct http_response *resp,
+				   enum ews_ctx ctx, struct be_result *r)
+{
+	be_result_ok(r);
+	if (resp->status / 100 == 2) {
+		/* no Content-Type at all: let the parser judge */
+		if (resp->content_type[0] && !http_is_xml(resp->content_type)) {
+			char q[48];
+			be_result_set(r, BE_PROTOCOL,
+				      "server at %s did not answer as EWS (got %s)",
+				      http_url(s->http),
+				      ews_quote(resp->content_type, q));
+		}
+		return r->status;
+	}
+	/* EWS sends SOAP faults with HTTP 500 */
+	if (resp->status == 500 && resp->body.len && !resp->body_truncated &&
+	    ews_parse_fault_body(resp->body.data, resp->body.len, ctx, r))
+		return r->status;
+	return http_grade(s->http, resp, r);
+}
+
+/* POST a request whose answer is held in memory; BE_OK with a 2xx XML
+ * answer in resp (free it in any case). */
+static enum be_status call(struct be_session *s, const char *what,
+			   const struct buf *req, enum ews_ctx ctx,
+			   struct http_response *resp, struct be_result *r)
+{
+	struct http_request rq = {
+		.body = req->data,
+		.body_len = req->len,
+		.cap = EWS_ANSWER_MAX,
+		.timeout_s = s->call_timeout_s,
+		.stall_s = s->stall_s,
+		.what = what,
+	};
+	if (http_post(s->http, &rq, resp, r) != BE_OK)
+		return r->status;
+	return check_answer(s, resp, ctx, r);
+}
+
+/* A header value may not carry line breaks or other control characters. */
+static bool header_safe(const char *v)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v < 0x20 || *v == 0x7f)
+			return false;
+	return true;
+}
+
+static void ews_close(struct be_session *s)
+{
+	if (!s)
+		return;
+	http_close(s->http);
+	free(s->root_id);
+	free(s);
+}
+
+static struct be_session *ews_open(const struct be_config *cfg,
+				   struct be_result *r)
+{
+	const char *anchor = cfg->mailbox;
+	char *anchor_hdr = NULL;
+	const char *headers[5];
+	int nh = 0;
+
+	if (!anchor && cfg->user && strchr(cfg->user, '@'))
+		anchor = cfg->user;
+	if (anchor && (!*anchor || !header_safe(anchor))) {
+		be_result_set(r, BE_REFUSED,
+			      "invalid mailbox address (empty or with control characters)");
+		return NULL;
+	}
+	if (cfg->user && !header_safe(cfg->user)) {
+		be_result_set(r, BE_REFUSED,
+			      "invalid user name (control characters)");
+		return NULL;
+	}
+	headers[nh++] = "Content-Type: text/xml; charset=utf-8";
+	headers[nh++] = "Accept: text/xml";
+	headers[nh++] = "User-Agent: exchangefs/" EXCHANGEFS_VERSION;
+	if (anchor) {
+		anchor_hdr = xasprintf("X-AnchorMailbox: %s", anchor);
+		headers[nh++] = anchor_hdr;
+	}
+	headers[nh] = NULL;
+
+	struct http_config hc = {
+		.url = cfg->url,
+		.user = cfg->user,
+		.password = cfg->password,
+		.ca_file = cfg->ca_file,
+		.insecure = cfg->insecure,
+		.connect_timeout_s = cfg->connect_timeout_s,
+		.headers = headers,
+		.verbose = cfg->verbose,
+	};
+	struct be_session *s = xcalloc(1, sizeof(*s));
+	long ct = cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : 30;
+	long rt = cfg->timeout_s > 0 ? cfg->timeout_s : 60;
+	s->call_timeout_s = ct + rt;
+	s->stall_s = rt;
+	s->http = http_open(&hc, r);
+	free(anchor_hdr);
+	if (!s->http) {
+		free(s);
+		return NULL;
+	}
+
+	/* GetFolder msgfolderroot: checks URL, TLS, credentials, and that
+	 * the server speaks EWS; learns the root id. */
+	struct buf req;
+	struct http_response resp;
+	buf_init(&req, 0);
+	ews_req_get_root(&req);
+	if (call(s, "GetFolder", &req, EWS_ON_FOLDER, &resp, r) == BE_OK &&
+	    ews_parse_root(resp.body.data, resp.body.len, &s->root_id, r) ==
+		    BE_PROTOCOL) {
+		char detail[sizeof(r->msg)];
+		snprintf(detail, sizeof(detail), "%s", r->msg);
+		be_result_set(r, BE_PROTOCOL,
+			      "server at %s did not answer as EWS: %s",
+			      http_url(s->http), detail);
+	}
+	buf_free(&req);
+	http_response_free(&resp);
+	if (r->status != BE_OK) {
+		log_dbg(LC_HTTP, "open %s failed: %s", http_url(s->http),
+			r->msg);
+		ews_close(s);
+		return NULL;
+	}
+	log_dbg(LC_HTTP, "EWS session to %s open, root folder %.40s...",
+		http_url(s->http), s->root_id);
+	return s;
+}
+
+static const char *ews_root_id(struct be_session *s)
+{
+	return s->root_id;
+}
+
+static bool state_ok(const char *state, struct be_result *r)
+{
+	if (state && strlen(state) > EWS_STATE_MAX) {
+		be_result_set(r, BE_SYNC_INVALID, "sync state too large");
+		return false;
+	}
+	return true;
+}
+
+static enum be_status ews_sync_folders(struct be_session *s, const char *state,
+				       struct be_folder_batch *out,
+				       struct be_result *r)
+{
+	struct buf req;
+	struct http_response resp;
+
+	memset(out, 0, sizeof(*out));
+	if (!state_ok(state, r))
+		return r->status;
+	buf_init(&req, 0);
+	ews_req_sync_folders(&req, state);
+	if (call(s, "SyncFolderHierarchy", &req, EWS_ON_FOLDER, &resp, r) ==
+	    BE_OK &&
+	    ews_parse_folders(resp.body.data, resp.body.len, out, r) == BE_OK) {
+		/* a folder without ParentFolderId goes under the root */
+		for (size_t i = 0; i < out->n; i++)
+			if (out->v[i].change != BE_DELETE &&
+			    !out->v[i].parent_id)
+				out->v[i].parent_id = xstrdup(s->root_id);
+	}
+	buf_free(&req);
+	http_response_free(&resp);
+	return r->status;
+}
+
+static bool id_ok(const char *id, const char *what, struct be_result *r)
+{
+	if (!id || !*id || strlen(id) > EWS_ID_MAX) {
+		be_result_set(r, BE_REFUSED, "invalid %s id", what);
+		return false;
+	}
+	return true;
+}
+
+static enum be_status ews_sync_items(struct be_session *s,
+				     const char *folder_id, const char *state,
+				     unsigned max, struct be_item_batch *out,
+				     struct be_result *r)
+{
+	struct buf req;
+	struct http_response resp;
+
+	memset(out, 0, sizeof(*out));
+	if (!id_ok(folder_id, "folder", r) || !state_ok(state, r))
+		return r->status;
+	buf_init(&req, 0);
+	ews_req_sync_items(&req, folder_id, state, max);
+	if (call(s, "SyncFolderItems", &req, EWS_ON_FOLDER, &resp, r) == BE_OK)
+		ews_parse_items(resp.body.data, resp.body.len, out, r);
+	buf_free(&req);
+	http_response_free(&resp);
+	return r->status;
+}
+
+/* Streaming GetItem: the HTTP body goes straight into the parser. */
+struct fetch {
+	struct ews_mime_stream *ms;
+	bool checked;   /* Content-Type looked at */
+	bool not_xml;
+};
+
+static int fetch_sink(void *arg, const struct http_response *resp,
+		      const void *data, size_t len)
+{
+	struct fetch *f = arg;
+	if (!f->checked) {
+		f->checked = true;
+		if (resp->content_type[0] && !http_is_xml(resp->content_type)) {
+			f->not_xml = true;
+			return -1;
+		}
+	}
+	return ews_mime_stream_feed(f->ms, data, len);
+}
+
+static enum be_status ews_fetch_mime(struct be_session *s,
+				     const char *const *ids, size_t n,
+				     be_sink_fn sink, be_done_fn done,
+				     void *arg, struct be_result *r)
+{
+	struct buf req;
+	struct http_response resp;
+	struct fetch f = { 0 };
+
+	be_result_ok(r);
+	for (size_t i = 0; i < n; i++)
+		if (!id_ok(ids[i], "item", r))
+			break;
+	f.ms = ews_mime_stream_new(n, sink, done, arg);
+	if (n == 0 || r->status != BE_OK)
+		goto out;
+
+	buf_init(&req, 0);
+	ews_req_get_mime(&req, ids, n);
+	struct http_request rq = {
+		.body = req.data,
+		.body_len = req.len,
+		.cap = EWS_ANSWER_MAX,
+		.stall_s = s->stall_s,
+		.sink = fetch_sink,
+		.sink_arg = &f,
+		.what = "GetItem",
+	};
+	enum be_status st = http_post(s->http, &rq, &resp, r);
+	if (f.not_xml) {
+		check_answer(s, &resp, EWS_ON_ITEM, r);
+	} else if (st == BE_OK && resp.status / 100 != 2) {
+		check_answer(s, &resp, EWS_ON_ITEM, r);
+	} else if (st == BE_OK || (st == BE_REFUSED && f.checked)) {
+		/* complete, or stopped by the stream: it knows why */
+		struct be_result net = *r;
+		ews_mime_stream_finish(f.ms, r);
+		if (st != BE_OK && r->status == BE_OK)
+			*r = net;
+	}
+	buf_free(&req);
+	http_response_free(&resp);
+out:
+	if (r->status != BE_OK)
+		ews_mime_stream_fail_rest(f.ms, r->status, r->msg);
+	ews_mime_stream_free(f.ms);
+	return r->status;
+}
+
+const struct backend_ops ews_backend = {
+	.name = "ews",
+	.open = ews_open,
+	.close = ews_close,
+	.root_id = ews_root_id,
+	.sync_folders = ews_sync_folders,
+	.sync_items = ews_sync_items,
+	.fetch_mime = ews_fetch_mime,
+};
