@@ -384,8 +384,9 @@ static void all_failed(struct sync *s, enum be_status st)
 }
 
 /* One folder, with the error handling shared by wanted and regular runs.
- * Returns false when the connection is lost and the pass must end. */
-static bool run_folder(struct sync *s, const struct node *f)
+ * Returns false when the connection is lost and the pass must end; a
+ * folder-specific failure clears *all_ok but lets the pass go on. */
+static bool run_folder(struct sync *s, const struct node *f, bool *all_ok)
 {
 	struct be_result r;
 	be_result_ok(&r);
@@ -393,6 +394,7 @@ static bool run_folder(struct sync *s, const struct node *f)
 	folder_finished(s, f->ino, st);
 	if (st == BE_OK || stopping(s))
 		return true;
+	*all_ok = false;
 	sync_note_error(s, &r);
 	log_warn("cannot sync folder '%s': %s", f->name, r.msg);
 	if (st == BE_NETWORK || st == BE_AUTH || st == BE_TLS) {
@@ -423,7 +425,7 @@ static bool pass(struct sync *s)
 	size_t n;
 	cache_folders(s->cache, &folders, &n);
 	/* never-synced folders first, in tree order */
-	bool ok = true;
+	bool ok = true, all_ok = st == BE_OK;
 	for (int round = 0; ok && round < 2; round++)
 		for (size_t i = 0; ok && i < n && !stopping(s); i++) {
 			if ((round == 0) == folders[i].synced)
@@ -433,7 +435,7 @@ static bool pass(struct sync *s)
 				struct node f = { 0 };
 				if (cache_get(s->cache, w, &f) == 0 &&
 				    f.kind == NODE_FOLDER)
-					ok = run_folder(s, &f);
+					ok = run_folder(s, &f, &all_ok);
 				else
 					folder_finished(s, w, BE_FOLDER_GONE);
 				node_clear(&f);
@@ -443,13 +445,13 @@ static bool pass(struct sync *s)
 				struct node f = { 0 };
 				if (cache_get(s->cache, folders[i].ino, &f) == 0) {
 					if (round == 1 || !f.synced)
-						ok = run_folder(s, &f);
+						ok = run_folder(s, &f, &all_ok);
 				}
 				node_clear(&f);
 			}
 		}
 	cache_nodes_free(folders, n);
-	if (ok) {
+	if (ok && all_ok && !stopping(s)) {
 		pthread_mutex_lock(&s->lock);
 		s->last_sync_at = time(NULL);
 		bool first = !s->first_pass_done;

@@ -1,0 +1,107 @@
+"""conftest.py - fixtures for the mount tests: a test EWS server (from
+tests/server/harness.py) and exchangefs daemons mounted against it, with a
+log per test kept under the pytest temporary directory."""
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "server"))
+sys.path.insert(0, HERE)
+
+from harness import EwsServer  # noqa: E402
+from mountlib import EXE, Mount, server_name_to_file  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = None
+    if not os.path.exists("/dev/fuse"):
+        skip = pytest.mark.skip(reason="/dev/fuse is missing")
+    elif not os.path.exists(EXE):
+        skip = pytest.mark.skip(reason="exchangefs is not built (%s)" % EXE)
+    if skip:
+        for item in items:
+            if "tests/fs/" in str(item.fspath):
+                item.add_marker(skip)
+
+
+def expected_tree(dump):
+    """{relative folder path on the mount: {item id: item}} from a server dump."""
+    by_id = {f["id"]: f for f in dump["folders"]}
+    out = {}
+    for f in dump["folders"]:
+        if f.get("distinguished") in ("root", "msgfolderroot"):
+            continue
+        cls = f.get("folder_class")
+        if cls and not cls.startswith("IPF.Note"):
+            continue
+        # hidden if any ancestor is not a mail folder
+        p, hidden = by_id.get(f["parent_id"]), False
+        while p and p.get("distinguished") not in ("root", "msgfolderroot"):
+            c = p.get("folder_class")
+            hidden |= bool(c and not c.startswith("IPF.Note"))
+            p = by_id.get(p["parent_id"])
+        if hidden:
+            continue
+        out["/".join(server_name_to_file(n) for n in f["path_parts"])] = {}
+    path_of = {f["id"]: "/".join(server_name_to_file(n) for n in f["path_parts"])
+               for f in dump["folders"]}
+    for it in dump["items"]:
+        p = path_of.get(it["folder_id"])
+        if p in out:
+            out[p][it["id"]] = it
+    return out
+
+
+class MountFactory:
+    def __init__(self, tmp_path, request):
+        self.tmp = tmp_path
+        self.request = request
+        self.mounts = []
+        self.n = 0
+
+    def __call__(self, srv, cache=None, mountpoint=None, extra=(), start=True,
+                 password=None, url=None, **kw):
+        self.n += 1
+        cache = cache or str(self.tmp / "cache")
+        mountpoint = mountpoint or str(self.tmp / "mnt")
+        m = Mount(mountpoint, url or srv.ews_url, srv.user, password or srv.password,
+                  cache, str(self.tmp / ("daemon-%d.log" % self.n)),
+                  ca_file=srv.ca_cert, extra=["--sync-interval", "1", *extra], **kw)
+        self.mounts.append(m)
+        if start:
+            m.start()
+        return m
+
+    def cleanup(self):
+        for m in self.mounts:
+            if m.proc:
+                m.kill()
+
+
+@pytest.fixture
+def mount(tmp_path, request):
+    f = MountFactory(tmp_path, request)
+    yield f
+    f.cleanup()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A fresh TLS test server with a small mailbox, for tests that change it."""
+    with EwsServer(messages=120, seed=3, tls=True, state=str(tmp_path / "server-state.json")) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One server and one synced mount shared by the read-only tests of a module."""
+    tmp = tmp_path_factory.mktemp("shared")
+    with EwsServer(messages=400, seed=11, tls=True) as srv:
+        f = MountFactory(tmp, None)
+        m = f(srv)
+        m.wait_synced()
+        yield srv, m
+        m.stop()
+        f.cleanup()

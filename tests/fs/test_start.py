@@ -1,0 +1,146 @@
+"""test_start.py - start-up and shut-down as a user meets them: one clear
+line and a non-zero exit for every error at start (never a hang), the
+help and version, and clean unmounts on fusermount3 -u, Ctrl-C and
+SIGTERM."""
+import os
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from mountlib import EXE, wait_for
+
+
+def run(args, env=None, timeout=60):
+    e = dict(os.environ, **(env or {}))
+    e.pop("EXCHANGEFS_PASSWORD", None)
+    if env:
+        e.update(env)
+    return subprocess.run([EXE] + args, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env=e)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def one_line_error(r):
+    assert r.returncode != 0
+    lines = [l for l in r.stderr.splitlines() if l.strip() and "warning" not in l]
+    assert len(lines) == 1, "expected one line, got:\n" + r.stderr
+    assert lines[0].startswith("exchangefs: ")
+    return lines[0]
+
+
+def test_help_and_version():
+    r = run(["--help"])
+    assert r.returncode == 0 and "--password-file" in r.stdout and "--cache-size" in r.stdout
+    r = run(["--version"])
+    assert r.returncode == 0 and r.stdout.startswith("exchangefs ")
+
+
+@pytest.mark.parametrize("args, words", [
+    ([], "no mount point"),
+    (["--user", "a", "/tmp"], "--url is required"),
+    (["--url", "ftp://x/", "--user", "a", "/tmp"], "not an http(s) URL"),
+    (["--url", "https://x/", "/tmp"], "--user is required"),
+    (["--url", "https://x/", "--user", "a", "--password", "x", "/tmp"], "command line"),
+    (["--url", "https://x/", "--user", "a", "--protocol", "imap", "/tmp"], "not supported"),
+    (["--url", "https://x/", "--user", "a", "--cache-size", "lots", "/tmp"], "not a size"),
+    (["--url", "https://x/", "--user", "a", "--bogus", "/tmp"], "unknown option"),
+])
+def test_usage_errors(args, words):
+    r = run(args)
+    assert r.returncode == 2
+    assert words in one_line_error(r)
+
+
+def test_missing_mountpoint_and_password(tmp_path):
+    r = run(["--url", "https://127.0.0.1:1/", "--user", "a", str(tmp_path / "nope")])
+    assert "mount point" in one_line_error(r)
+    r = run(["--url", "https://127.0.0.1:1/", "--user", "a", str(tmp_path)])
+    assert "no password" in one_line_error(r)
+    r = run(["--url", "https://127.0.0.1:1/", "--user", "a", "--password-command", "false",
+             str(tmp_path)])
+    assert "--password-command failed" in one_line_error(r)
+
+
+def test_server_down_with_empty_cache(tmp_path):
+    port = free_port()
+    r = run(["--url", "https://127.0.0.1:%d/EWS/Exchange.asmx" % port, "--user", "a",
+             "--cache-dir", str(tmp_path / "c"), str(tmp_path)],
+            env={"EXCHANGEFS_PASSWORD": "x"})
+    line = one_line_error(r)
+    assert "cannot reach" in line and "no cached copy" in line
+    assert r.returncode == 1
+
+
+def test_wrong_password(server, tmp_path):
+    r = run(["--url", server.ews_url, "--user", server.user, "--ca-file", server.ca_cert,
+             "--cache-dir", str(tmp_path / "c"), str(tmp_path)],
+            env={"EXCHANGEFS_PASSWORD": "wrong"})
+    line = one_line_error(r)
+    assert "401" in line or "password" in line
+    assert "wrong" not in line  # never echo the secret
+
+
+def test_untrusted_certificate(server, tmp_path):
+    r = run(["--url", server.ews_url, "--user", server.user,
+             "--cache-dir", str(tmp_path / "c"), str(tmp_path)],
+            env={"EXCHANGEFS_PASSWORD": server.password})
+    assert "certificate" in one_line_error(r).lower()
+
+
+def test_not_an_ews_endpoint(server, tmp_path):
+    url = server.base_url + "/control/stats"
+    r = run(["--url", url, "--user", server.user, "--ca-file", server.ca_cert,
+             "--cache-dir", str(tmp_path / "c"), str(tmp_path)],
+            env={"EXCHANGEFS_PASSWORD": server.password})
+    assert r.returncode == 1
+    one_line_error(r)
+
+
+def test_password_command(server, tmp_path):
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    p = subprocess.Popen([EXE, "-f", "--url", server.ews_url, "--user", server.user,
+                          "--ca-file", server.ca_cert, "--cache-dir", str(tmp_path / "c"),
+                          "--password-command", "echo " + server.password, str(mnt)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    wait_for(lambda: os.path.ismount(mnt) or p.poll() is not None, 60, what="mount")
+    assert os.path.ismount(mnt)
+    assert subprocess.run(["fusermount3", "-u", str(mnt)]).returncode == 0
+    assert p.wait(30) == 0
+    assert server.password not in p.stdout.read().decode()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_unmounts_cleanly(server, mount, sig):
+    m = mount(server)
+    m.wait_synced()
+    os.listdir(m.path("Inbox"))
+    rc = m.signal(sig)
+    assert rc == 0
+    assert not os.path.ismount(m.mountpoint)
+    m.check_log()
+
+
+def test_background_daemon(server, tmp_path):
+    mnt = tmp_path / "bg"
+    mnt.mkdir()
+    r = subprocess.run([EXE, "--url", server.ews_url, "--user", server.user,
+                        "--ca-file", server.ca_cert, "--cache-dir", str(tmp_path / "c"), str(mnt)],
+                       env=dict(os.environ, EXCHANGEFS_PASSWORD=server.password),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert os.path.ismount(mnt)
+        assert "Inbox" in os.listdir(mnt)
+        assert len(os.listdir(mnt / "Inbox")) > 0
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)])
