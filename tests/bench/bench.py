@@ -1,0 +1,146 @@
+#!/usr/bin/python3
+"""bench.py - prints figures, asserts nothing (the machine is shared and noisy).
+
+For generated mailboxes of 10k and 100k messages served by the test server
+over HTTPS on 127.0.0.1, it measures:
+  - first full header sync: wall time, and the daemon's CPU time per 100 items
+  - warm `ls -l` of the Inbox against the same names and sizes on tmpfs
+  - `grep -r` over all cached messages (10k mailbox) against a copy on local disk,
+    plus the cold grep that fetches every body
+  - the daemon's RSS (current and peak)
+
+usage: tests/bench/bench.py [--sizes 10000,100000] [--build DIR] [--runs 5]
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(TOP, "tests", "server"))
+sys.path.insert(0, os.path.join(TOP, "tests", "fs"))
+
+from harness import EwsServer  # noqa: E402
+import mountlib  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_kb(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                k, v = line.split(":")
+                out[k] = int(v.split()[0])
+    return out
+
+
+def best_of(runs, fn):
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def ls_l(path):
+    subprocess.run(["ls", "-l", path], stdout=subprocess.DEVNULL, check=True)
+
+
+def grep_r(path, word="invoice 4711"):
+    subprocess.run(["grep", "-rl", word, path], stdout=subprocess.DEVNULL)
+
+
+def bench_size(n, build, runs, do_grep):
+    tmp = tempfile.mkdtemp(prefix="exchangefs-bench-")
+    print("\n== mailbox of %d messages" % n, flush=True)
+    try:
+        t0 = time.monotonic()
+        srv = EwsServer(messages=n, seed=99, tls=True, start_timeout=600)
+        srv.start()
+        print("test server up in %.1f s" % (time.monotonic() - t0), flush=True)
+        mountlib.EXE = os.path.join(build, "fs", "exchangefs")
+        mnt = os.path.join(tmp, "mnt")
+        m = mountlib.Mount(mnt, srv.ews_url, srv.user, srv.password, os.path.join(tmp, "cache"),
+                           os.path.join(tmp, "daemon.log"), ca_file=srv.ca_cert,
+                           extra=["--sync-interval", "3600", "--cache-size", "0"])
+        t0 = time.monotonic()
+        m.start(timeout=600)
+        pid = m.proc.pid
+        m.wait_synced(timeout=3600)
+        wall = time.monotonic() - t0
+        cpu = cpu_seconds(pid)
+        items = sum(len(v) for v in m.tree().values())
+        mem = rss_kb(pid)
+        print("first sync: %d items in %.2f s wall (%.0f items/s); daemon CPU %.2f s = %.2f ms per 100 items"
+              % (items, wall, items / wall, cpu, cpu * 1000 / items * 100))
+        print("daemon RSS after sync: %.1f MB (peak %.1f MB)" % (mem["VmRSS"] / 1024, mem["VmHWM"] / 1024))
+
+        inbox = m.path("Inbox")
+        names = os.listdir(inbox)
+        shm = tempfile.mkdtemp(prefix="exchangefs-bench-", dir="/dev/shm")
+        for name in names:
+            p = os.path.join(inbox, name)
+            st = os.stat(p)
+            if not os.path.isdir(p):
+                with open(os.path.join(shm, name), "wb") as f:
+                    f.truncate(st.st_size)
+            else:
+                os.mkdir(os.path.join(shm, name))
+        ls_l(inbox)
+        ls_l(shm)
+        t_fuse = best_of(runs, lambda: ls_l(inbox))
+        t_tmpfs = best_of(runs, lambda: ls_l(shm))
+        print("warm ls -l of Inbox (%d entries): exchangefs %.1f ms, tmpfs %.1f ms, ratio %.2f"
+              % (len(names), t_fuse * 1000, t_tmpfs * 1000, t_fuse / t_tmpfs))
+        shutil.rmtree(shm)
+
+        if do_grep:
+            t0 = time.monotonic()
+            grep_r(mnt)
+            cold = time.monotonic() - t0
+            print("cold grep -r (fetches every body, one GetItem per message): %.1f s (%.0f msg/s)"
+                  % (cold, items / cold))
+            copy = os.path.join(tmp, "copy")
+            shutil.copytree(mnt, copy, ignore=shutil.ignore_patterns(".exchangefs"))
+            grep_r(mnt)
+            grep_r(copy)
+            t_fuse = best_of(runs, lambda: grep_r(mnt))
+            t_disk = best_of(runs, lambda: grep_r(copy))
+            print("warm grep -r over %d cached messages: exchangefs %.0f ms, local disk %.0f ms, ratio %.2f"
+                  % (items, t_fuse * 1000, t_disk * 1000, t_fuse / t_disk))
+            mem = rss_kb(pid)
+            print("daemon RSS after grep: %.1f MB (peak %.1f MB)"
+                  % (mem["VmRSS"] / 1024, mem["VmHWM"] / 1024))
+        m.stop()
+        srv.stop()
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", os.path.join(tmp, "mnt")], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000")
+    ap.add_argument("--build", default=os.environ.get("EXCHANGEFS_BUILD") or os.path.join(TOP, "build"))
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    print("exchangefs benchmark; build %s; %d cores" % (args.build, os.cpu_count()))
+    for n in (int(s) for s in args.sizes.split(",")):
+        bench_size(n, args.build, args.runs, do_grep=n <= 20000)
+
+
+if __name__ == "__main__":
+    main()
