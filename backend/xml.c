@@ -8,6 +8,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,7 @@ void xml_init(void)
 /* Keep the first error as "malformed XML at line N: message". */
 static void note_error(char *err, size_t errlen, const xmlError *e)
 {
-	if (!errlen || err[0])
+	if (!errlen || err[0] || (e && e->level == XML_ERR_WARNING))
 		return;
 	const char *m = e && e->message ? e->message : "parse error";
 	size_t ml = strcspn(m, "\r\n");
@@ -211,6 +212,8 @@ struct xml_push {
 	bool stopped;    /* a callback asked to stop */
 	bool dtd;        /* a DOCTYPE was seen and refused */
 	bool finished;
+	size_t nhead;    /* first bytes held back to look for a BOM */
+	unsigned char head[3];
 	char err[256];
 };
 
@@ -247,13 +250,24 @@ static void push_reject_entity(void *user, const xmlChar *name, int type,
 	push_reject_dtd(user, name, NULL, NULL);
 }
 
+/* A namespace error (undeclared prefix, bad namespace URI) does not stop
+ * libxml2; stop at once so the outcome does not depend on where the input
+ * was cut into pieces. */
+static bool push_ns_broken(struct xml_push *p)
+{
+	if (p->ctxt->nsWellFormed)
+		return false;
+	xmlStopParser(p->ctxt);
+	return true;
+}
+
 static void push_start(void *user, const xmlChar *local, const xmlChar *prefix,
 		       const xmlChar *uri, int nb_ns, const xmlChar **ns,
 		       int nb_attrs, int nb_defaulted, const xmlChar **attrs)
 {
 	struct xml_push *p = user;
 	(void)prefix; (void)nb_ns; (void)ns; (void)nb_defaulted;
-	if (p->stopped || !p->cb.start)
+	if (p->stopped || push_ns_broken(p) || !p->cb.start)
 		return;
 	struct xml_attrs a = { nb_attrs, attrs };
 	if (p->cb.start(p->arg, (const char *)uri, (const char *)local, &a))
@@ -265,7 +279,7 @@ static void push_end(void *user, const xmlChar *local, const xmlChar *prefix,
 {
 	struct xml_push *p = user;
 	(void)prefix;
-	if (p->stopped || !p->cb.end)
+	if (p->stopped || push_ns_broken(p) || !p->cb.end)
 		return;
 	if (p->cb.end(p->arg, (const char *)uri, (const char *)local))
 		push_stop(p);
@@ -274,7 +288,7 @@ static void push_end(void *user, const xmlChar *local, const xmlChar *prefix,
 static void push_text(void *user, const xmlChar *s, int len)
 {
 	struct xml_push *p = user;
-	if (p->stopped || !p->cb.text || len <= 0)
+	if (p->stopped || push_ns_broken(p) || !p->cb.text || len <= 0)
 		return;
 	if (p->cb.text(p->arg, (const char *)s, (size_t)len))
 		push_stop(p);
@@ -307,8 +321,13 @@ struct xml_push *xml_push_new(const struct xml_push_cb *cb, void *arg)
 		fprintf(stderr, "exchangefs: out of memory (libxml2)\n");
 		abort();
 	}
+	/* UTF-8 only, whatever the declaration says: libxml2 2.9 switching
+	 * encodings in the middle of a push parse gives results that depend
+	 * on where the input was cut (found by fuzzing).  EWS answers are
+	 * UTF-8; a UTF-8 byte order mark is dropped by xml_push_feed. */
+	xmlSwitchEncoding(p->ctxt, XML_CHAR_ENCODING_UTF8);
 	xmlCtxtUseOptions(p->ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR |
-			  XML_PARSE_NOWARNING);
+			  XML_PARSE_NOWARNING | XML_PARSE_IGNORE_ENC);
 	return p;
 }
 
@@ -323,11 +342,8 @@ static int push_status(struct xml_push *p)
 	return 0;
 }
 
-int xml_push_feed(struct xml_push *p, const void *data, size_t len)
+static int push_chunk(struct xml_push *p, const char *d, size_t len)
 {
-	const char *d = data;
-	if (p->finished || push_status(p))
-		return -1;
 	while (len) {
 		int n = len > (1u << 20) ? (1 << 20) : (int)len;
 		xmlParseChunk(p->ctxt, d, n, 0);
@@ -339,9 +355,36 @@ int xml_push_feed(struct xml_push *p, const void *data, size_t len)
 	return 0;
 }
 
+/* Hand over the held-back first bytes, without a UTF-8 byte order mark. */
+static int push_head(struct xml_push *p)
+{
+	static const unsigned char bom[3] = { 0xef, 0xbb, 0xbf };
+	size_t n = p->nhead;
+	p->nhead = SIZE_MAX;
+	if (n == 3 && !memcmp(p->head, bom, 3))
+		return 0;
+	return push_chunk(p, (const char *)p->head, n);
+}
+
+int xml_push_feed(struct xml_push *p, const void *data, size_t len)
+{
+	const char *d = data;
+	if (p->finished || push_status(p))
+		return -1;
+	while (p->nhead < 3 && len) {
+		p->head[p->nhead++] = (unsigned char)*d++;
+		len--;
+		if (p->nhead == 3 && push_head(p))
+			return -1;
+	}
+	return push_chunk(p, d, len);
+}
+
 int xml_push_finish(struct xml_push *p)
 {
 	if (p->finished || push_status(p))
+		return -1;
+	if (p->nhead < 3 && push_head(p))
 		return -1;
 	p->finished = true;
 	xmlParseChunk(p->ctxt, NULL, 0, 1);

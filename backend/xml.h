@@ -53,7 +53,9 @@ int xml_attr(const xmlNode *n, const char *name, size_t cap, char **out);
  * arrive in any number of pieces (character references such as &#13; and
  * the predefined entities arrive already decoded).  A callback returns 0
  * to go on or -1 to stop the parse (xml_push_feed then returns -1 with
- * xml_push_stopped() true). */
+ * xml_push_stopped() true).  The input must be UTF-8 (a byte order mark
+ * is skipped, an encoding declaration ignored), and the outcome does not
+ * depend on how the input is cut into pieces. */
 struct xml_attrs {
 	int n;
 	const unsigned char **v;  /* libxml2's 5-tuples */

@@ -326,6 +326,44 @@ static void test_other_answers(void)
 		  "</m:GetItemResponseMessage></s:Body></s:Envelope>",
 		  BE_OK, BE_OK, "" },
 	};
+	case_begin("encodings: UTF-8 with BOM works, others are refused alike in any cut");
+	{
+		static const char ok_doc[] =
+			"\xef\xbb\xbf<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+			"<s:Envelope xmlns:s=\"" EWS_NS_SOAP "\"><s:Body>"
+			"<m:GetItemResponseMessage xmlns:m=\"" EWS_NS_M "\" xmlns:t=\""
+			EWS_NS_T "\" ResponseClass=\"Success\"><t:MimeContent>"
+			"w6k=</t:MimeContent></m:GetItemResponseMessage>"
+			"</s:Body></s:Envelope>";
+		static const char latin1[] =
+			"<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>"
+			"<s:Envelope xmlns:s=\"" EWS_NS_SOAP "\"><s:Body>\xe9"
+			"</s:Body></s:Envelope>";
+		static const char utf16[] =
+			"\xff\xfe<\0s\0:\0E\0n\0v\0e\0l\0o\0p\0e\0/\0>\0";
+		for (size_t cut = 0; cut <= 4; cut++) {
+			size_t cuts[1] = { cut };
+			got_init(&g);
+			st = run(ok_doc, strlen(ok_doc), 1, cuts, 1, &g, &r);
+			CHECK_INT(st, BE_OK);
+			CHECK(g.st[0] == BE_OK && g.mime[0].len == 2 &&
+			      !memcmp(g.mime[0].data, "\xc3\xa9", 2));
+			got_free(&g);
+		}
+		for (size_t cut = 0; cut < sizeof(latin1) - 1; cut++) {
+			got_init(&g);
+			st = run(latin1, sizeof(latin1) - 1, 1, &cut, 1, &g, &r);
+			CHECK_INT(st, BE_PROTOCOL);
+			got_free(&g);
+		}
+		got_init(&g);
+		st = run(utf16, sizeof(utf16) - 1, 1, NULL, 0, &g, &r);
+		CHECK_INT(st, BE_PROTOCOL);
+		CHECK(reported_once(&g, 1));
+		got_free(&g);
+	}
+	case_end();
+
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		case_begin(rows[i].name);
 		got_init(&g);
