@@ -214,6 +214,62 @@ static const xmlNode *changed_entity(const xmlNode *change, const char *id_name)
 	return NULL;
 }
 
+/* What a sync answer is made of, for one kind of entity. */
+struct sync_kind {
+	const char *message;   /* response message element */
+	const char *last;      /* "includes last in range" element */
+	const char *id_name;   /* FolderId or ItemId */
+	const char *what;      /* "a folder", "an item" for messages */
+	bool read_flags;       /* ReadFlagChange is a change here */
+	/* add one change to the batch and parse entity into it */
+	void (*add)(struct pctx *p, enum be_change kind, const xmlNode *entity,
+		    void *batch);
+};
+
+/* Parse a sync answer: the header into state/more, each change through
+ * k->add.  Returns with r set (BE_OK or why not). */
+static void parse_sync(const char *data, size_t len, const struct sync_kind *k,
+		       char **state, bool *more, void *batch,
+		       struct be_result *r)
+{
+	xmlDoc *doc = NULL;
+	struct pctx p = { r, false };
+	const xmlNode *msg = open_message(data, len, &doc, k->message,
+					  EWS_ON_FOLDER, r);
+	if (!msg)
+		goto out;
+	sync_header(&p, msg, k->last, state, more);
+	const xmlNode *changes = xml_child(msg, EWS_NS_M, "Changes");
+	for (const xmlNode *c = xml_child(changes, NULL, NULL);
+	     c && !p.failed; c = xml_next(c, NULL, NULL)) {
+		enum be_change kind;
+		if (xml_is(c, EWS_NS_T, "Create"))
+			kind = BE_CREATE;
+		else if (xml_is(c, EWS_NS_T, "Update"))
+			kind = BE_UPDATE;
+		else if (xml_is(c, EWS_NS_T, "Delete"))
+			kind = BE_DELETE;
+		else if (k->read_flags && xml_is(c, EWS_NS_T, "ReadFlagChange"))
+			kind = BE_READ_FLAG;
+		else
+			continue;  /* a kind of change we do not know */
+		/* Create/Update wrap the entity (t:Folder, t:Message, ...:
+		 * whatever carries the id); Delete and ReadFlagChange hold
+		 * the id themselves */
+		const xmlNode *e = kind == BE_CREATE || kind == BE_UPDATE
+					   ? changed_entity(c, k->id_name) : c;
+		if (!e)
+			fail(&p, "%s without %s", (const char *)c->name,
+			     k->what);
+		else
+			k->add(&p, kind, e, batch);
+	}
+	if (!p.failed)
+		be_result_ok(r);
+out:
+	xmlFreeDoc(doc);
+}
+
 /* ---- GetFolder ---- */
 
 enum be_status ews_parse_root(const char *data, size_t len, char **root_id,
@@ -263,46 +319,25 @@ static void parse_folder(struct pctx *p, const xmlNode *f, struct be_folder *bf)
 	opt_count(p, f, "UnreadCount", &bf->unread_count);
 }
 
+static void add_folder(struct pctx *p, enum be_change kind,
+		       const xmlNode *f, void *batch)
+{
+	struct be_folder *bf = be_folder_batch_add(batch);
+	bf->change = kind;
+	parse_folder(p, f, bf);
+}
+
 enum be_status ews_parse_folders(const char *data, size_t len,
 				 struct be_folder_batch *out,
 				 struct be_result *r)
 {
-	xmlDoc *doc = NULL;
-	struct pctx p = { r, false };
+	static const struct sync_kind folders = {
+		"SyncFolderHierarchyResponseMessage",
+		"IncludesLastFolderInRange", "FolderId", "a folder", false,
+		add_folder,
+	};
 	memset(out, 0, sizeof(*out));
-	const xmlNode *msg = open_message(data, len, &doc,
-					  "SyncFolderHierarchyResponseMessage",
-					  EWS_ON_FOLDER, r);
-	if (!msg)
-		goto out;
-	sync_header(&p, msg, "IncludesLastFolderInRange", &out->new_state,
-		    &out->more);
-	const xmlNode *changes = xml_child(msg, EWS_NS_M, "Changes");
-	for (const xmlNode *c = xml_child(changes, NULL, NULL);
-	     c && !p.failed; c = xml_next(c, NULL, NULL)) {
-		const xmlNode *f;
-		enum be_change kind;
-		if (xml_is(c, EWS_NS_T, "Create"))
-			kind = BE_CREATE;
-		else if (xml_is(c, EWS_NS_T, "Update"))
-			kind = BE_UPDATE;
-		else if (xml_is(c, EWS_NS_T, "Delete"))
-			kind = BE_DELETE;
-		else
-			continue;  /* unknown kind of change */
-		f = kind == BE_DELETE ? c : changed_entity(c, "FolderId");
-		if (!f) {
-			fail(&p, "%s without a folder", (const char *)c->name);
-			break;
-		}
-		struct be_folder *bf = be_folder_batch_add(out);
-		bf->change = kind;
-		parse_folder(&p, f, bf);
-	}
-	if (!p.failed)
-		be_result_ok(r);
-out:
-	xmlFreeDoc(doc);
+	parse_sync(data, len, &folders, &out->new_state, &out->more, out, r);
 	if (r->status != BE_OK)
 		be_folder_batch_free(out);
 	return r->status;
@@ -373,48 +408,23 @@ static void parse_item(struct pctx *p, const xmlNode *it, struct be_item *bi)
 	opt_bool(p, it, "HasAttachments", &bi->has_attachments);
 }
 
+static void add_item(struct pctx *p, enum be_change kind, const xmlNode *it,
+		     void *batch)
+{
+	struct be_item *bi = be_item_batch_add(batch);
+	bi->change = kind;
+	parse_item(p, it, bi);
+}
+
 enum be_status ews_parse_items(const char *data, size_t len,
 			       struct be_item_batch *out, struct be_result *r)
 {
-	xmlDoc *doc = NULL;
-	struct pctx p = { r, false };
+	static const struct sync_kind items = {
+		"SyncFolderItemsResponseMessage", "IncludesLastItemInRange",
+		"ItemId", "an item", true, add_item,
+	};
 	memset(out, 0, sizeof(*out));
-	const xmlNode *msg = open_message(data, len, &doc,
-					  "SyncFolderItemsResponseMessage",
-					  EWS_ON_FOLDER, r);
-	if (!msg)
-		goto out;
-	sync_header(&p, msg, "IncludesLastItemInRange", &out->new_state,
-		    &out->more);
-	const xmlNode *changes = xml_child(msg, EWS_NS_M, "Changes");
-	for (const xmlNode *c = xml_child(changes, NULL, NULL);
-	     c && !p.failed; c = xml_next(c, NULL, NULL)) {
-		const xmlNode *it;
-		enum be_change kind;
-		if (xml_is(c, EWS_NS_T, "Create"))
-			kind = BE_CREATE;
-		else if (xml_is(c, EWS_NS_T, "Update"))
-			kind = BE_UPDATE;
-		else if (xml_is(c, EWS_NS_T, "Delete"))
-			kind = BE_DELETE;
-		else if (xml_is(c, EWS_NS_T, "ReadFlagChange"))
-			kind = BE_READ_FLAG;
-		else
-			continue;
-		it = kind == BE_DELETE || kind == BE_READ_FLAG
-			     ? c : changed_entity(c, "ItemId");
-		if (!it) {
-			fail(&p, "%s without an item", (const char *)c->name);
-			break;
-		}
-		struct be_item *bi = be_item_batch_add(out);
-		bi->change = kind;
-		parse_item(&p, it, bi);
-	}
-	if (!p.failed)
-		be_result_ok(r);
-out:
-	xmlFreeDoc(doc);
+	parse_sync(data, len, &items, &out->new_state, &out->more, out, r);
 	if (r->status != BE_OK)
 		be_item_batch_free(out);
 	return r->status;
