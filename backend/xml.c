@@ -52,6 +52,105 @@ static void note_error(char *err, size_t errlen, const xmlError *e)
 		 e ? e->line : 0, (int)ml, m);
 }
 
+/* ---- Exchange quirk: references to characters XML 1.0 forbids ----
+ * Exchange writes a control character in a subject or name (U+0001) as a
+ * character reference (&#x1;), which no conforming parser accepts.  The
+ * filter below drops such references before libxml2 sees them, so the
+ * character is dropped as buf_put_xml_escaped() drops it on the way out.
+ * It works on input cut anywhere.  (Inside CDATA or a comment the same
+ * text would be dropped too; EWS uses neither.) */
+
+static bool xml_char_ok(uint64_t cp)
+{
+	return cp == 0x9 || cp == 0xA || cp == 0xD ||
+	       (cp >= 0x20 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD) ||
+	       (cp >= 0x10000 && cp <= 0x10FFFF);
+}
+
+/* pend holds "&", "&#", "&#x" and digits (at most 8) of a reference being
+ * read. */
+struct charref_filter {
+	size_t npend;
+	char pend[16];
+};
+
+typedef int (*span_fn)(void *arg, const char *d, size_t len);
+
+/* Decide on the pending reference now complete with ';'. */
+static int charref_end(struct charref_filter *f, span_fn out, void *arg)
+{
+	bool hex = f->npend > 2 && f->pend[2] == 'x';
+	size_t first = hex ? 3 : 2;
+	uint64_t cp = 0;  /* at most 9 digits: no overflow */
+	for (size_t i = first; i < f->npend; i++) {
+		char c = f->pend[i];
+		cp = cp * (hex ? 16 : 10) +
+		     (uint64_t)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+	}
+	size_t n = f->npend;
+	f->npend = 0;
+	if (n > first && !xml_char_ok(cp))
+		return 0;  /* dropped */
+	if (out(arg, f->pend, n))
+		return -1;
+	return out(arg, ";", 1);
+}
+
+static int charref_feed(struct charref_filter *f, const char *d, size_t len,
+			span_fn out, void *arg)
+{
+	size_t run = 0;  /* start of bytes passed through unchanged */
+	for (size_t i = 0; i < len; i++) {
+		char c = d[i];
+		if (f->npend) {
+			bool hex = f->npend > 2 && f->pend[2] == 'x';
+			bool digit = (c >= '0' && c <= '9') ||
+				     (hex && ((c | 0x20) >= 'a' &&
+					      (c | 0x20) <= 'f'));
+			if ((f->npend == 1 && c == '#') ||
+			    (f->npend == 2 && c == 'x') ||
+			    (f->npend >= 2 && digit && f->npend < 12)) {
+				f->pend[f->npend++] = c;
+				run = i + 1;
+				continue;
+			}
+			if (c == ';' && f->npend > 2 + (size_t)hex) {
+				if (charref_end(f, out, arg))
+					return -1;
+				run = i + 1;
+				continue;
+			}
+			/* not a reference we judge: as it was, and c below */
+			if (out(arg, f->pend, f->npend))
+				return -1;
+			f->npend = 0;
+			run = i;
+		}
+		if (c == '&') {
+			if (i > run && out(arg, d + run, i - run))
+				return -1;
+			f->pend[0] = '&';
+			f->npend = 1;
+			run = i + 1;
+		}
+	}
+	if (!f->npend && len > run && out(arg, d + run, len - run))
+		return -1;
+	return 0;
+}
+
+static int charref_finish(struct charref_filter *f, span_fn out, void *arg)
+{
+	size_t n = f->npend;
+	f->npend = 0;
+	return n ? out(arg, f->pend, n) : 0;
+}
+
+static int buf_span(void *arg, const char *d, size_t len)
+{
+	return buf_append(arg, d, len);
+}
+
 /* ---- tree parsing ---- */
 
 struct tree_state {
@@ -96,6 +195,17 @@ xmlDoc *xml_parse(const char *data, size_t len, size_t cap, char *err,
 		return NULL;
 	}
 	xml_init();
+	struct buf fixed;
+	buf_init(&fixed, 0);
+	if (memmem(data, len, "&#", 2)) {
+		struct charref_filter f = { 0 };
+		charref_feed(&f, data, len, buf_span, &fixed);
+		charref_finish(&f, buf_span, &fixed);
+		if (!fixed.data)
+			buf_append(&fixed, "", 0);
+		data = fixed.data;
+		len = fixed.len;
+	}
 	xmlParserCtxt *ctxt = xmlNewParserCtxt();
 	if (!ctxt) {
 		fprintf(stderr, "exchangefs: out of memory (libxml2)\n");
@@ -127,6 +237,7 @@ xmlDoc *xml_parse(const char *data, size_t len, size_t cap, char *err,
 		doc = NULL;
 	}
 	xmlFreeParserCtxt(ctxt);
+	buf_free(&fixed);
 	return doc;
 }
 
@@ -214,6 +325,7 @@ struct xml_push {
 	bool finished;
 	size_t nhead;    /* first bytes held back to look for a BOM */
 	unsigned char head[3];
+	struct charref_filter crf;
 	char err[256];
 };
 
@@ -342,8 +454,10 @@ static int push_status(struct xml_push *p)
 	return 0;
 }
 
-static int push_chunk(struct xml_push *p, const char *d, size_t len)
+/* Bytes to libxml2 (after the character reference filter). */
+static int push_raw(void *arg, const char *d, size_t len)
 {
+	struct xml_push *p = arg;
 	while (len) {
 		int n = len > (1u << 20) ? (1 << 20) : (int)len;
 		xmlParseChunk(p->ctxt, d, n, 0);
@@ -353,6 +467,11 @@ static int push_chunk(struct xml_push *p, const char *d, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+static int push_chunk(struct xml_push *p, const char *d, size_t len)
+{
+	return charref_feed(&p->crf, d, len, push_raw, p);
 }
 
 /* Hand over the held-back first bytes, without a UTF-8 byte order mark. */
@@ -385,6 +504,8 @@ int xml_push_finish(struct xml_push *p)
 	if (p->finished || push_status(p))
 		return -1;
 	if (p->nhead < 3 && push_head(p))
+		return -1;
+	if (charref_finish(&p->crf, push_raw, p))
 		return -1;
 	p->finished = true;
 	xmlParseChunk(p->ctxt, NULL, 0, 1);

@@ -10,6 +10,10 @@
  * never set), and parser errors are captured into a message instead of
  * being printed.  Elements are always matched by namespace URI and local
  * name, never by prefix.
+ *
+ * Exchange quirk, handled in both parsers: a character XML 1.0 forbids
+ * (U+0001 in a subject) comes as a character reference (&#x1;) that no
+ * conforming parser accepts; such references are dropped before parsing.
  */
 #ifndef EXCHANGEFS_XML_H
 #define EXCHANGEFS_XML_H

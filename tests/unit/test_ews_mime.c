@@ -364,6 +364,26 @@ static void test_other_answers(void)
 	}
 	case_end();
 
+	case_begin("forbidden character reference in an error text, every cut");
+	{
+		static const char doc[] =
+			"<s:Envelope xmlns:s=\"" EWS_NS_SOAP "\"><s:Body>"
+			"<m:GetItemResponseMessage xmlns:m=\"" EWS_NS_M "\" "
+			"ResponseClass=\"Error\"><m:MessageText>a&#x1;b&#66;&#0;"
+			"</m:MessageText><m:ResponseCode>ErrorItemNotFound"
+			"</m:ResponseCode></m:GetItemResponseMessage>"
+			"</s:Body></s:Envelope>";
+		for (size_t cut = 0; cut <= sizeof(doc) - 1; cut++) {
+			got_init(&g);
+			st = run(doc, sizeof(doc) - 1, 1, &cut, 1, &g, &r);
+			CHECK_INT(st, BE_OK);
+			CHECK_INT(g.st[0], BE_ITEM_GONE);
+			CHECK_STR(g.msg[0], "ErrorItemNotFound: abB");
+			got_free(&g);
+		}
+	}
+	case_end();
+
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		case_begin(rows[i].name);
 		got_init(&g);

@@ -490,6 +490,44 @@ static void test_bad_rows(void)
 	}
 }
 
+/* Exchange writes characters XML 1.0 forbids as references (&#x1;):
+ * they are dropped, everything else is kept. */
+static void test_forbidden_charrefs(void)
+{
+	struct buf b;
+	struct be_result r;
+	struct be_item_batch ib;
+
+	case_begin("references to forbidden characters dropped (Exchange quirk)");
+	buf_init(&b, 0);
+	buf_printf(&b, "%s" ST "<m:Changes>"
+		   "<t:Create><t:Message><t:ItemId Id=\"a&#x2;b\"/>"
+		   "<t:Subject>A&#x1;B&#65;&#x1F600;&#0;C&#xFFFE;D&#55296;&#9;"
+		   "&amp;#1;&#x10FFFF;&#x110000;&#1114112;E&#X1;&#32</t:Subject>"
+		   "</t:Message></t:Create></m:Changes>%s", items_head,
+		   items_tail);
+	/* "&#X1;" (capital X) and "&#32" (no ';') are not references: the
+	 * parser judges them (malformed) */
+	CHECK_INT(ews_parse_items(b.data, b.len, &ib, &r), BE_PROTOCOL);
+	buf_free(&b);
+	buf_init(&b, 0);
+	buf_printf(&b, "%s" ST "<m:Changes>"
+		   "<t:Create><t:Message><t:ItemId Id=\"a&#x2;b\"/>"
+		   "<t:Subject>A&#x1;B&#65;&#x1F600;&#0;C&#xFFFE;D&#55296;&#9;"
+		   "&amp;#1;&#x10FFFF;&#x110000;&#1114112;E&#0000000001;F"
+		   "</t:Subject></t:Message></t:Create></m:Changes>%s",
+		   items_head, items_tail);
+	CHECK_INT(ews_parse_items(b.data, b.len, &ib, &r), BE_OK);
+	if (ib.n == 1) {
+		CHECK_STR(ib.v[0].id, "ab");
+		CHECK_STR(ib.v[0].subject, "ABA\xf0\x9f\x98\x80" "CD\t&#1;"
+			  "\xf4\x8f\xbf\xbf" "EF");
+	}
+	be_item_batch_free(&ib);
+	buf_free(&b);
+	case_end();
+}
+
 /* Oversized values, built at run time. */
 static void test_oversized(void)
 {
@@ -608,6 +646,7 @@ int main(void)
 	test_items();
 	test_fault_body();
 	test_bad_rows();
+	test_forbidden_charrefs();
 	test_oversized();
 	test_truncations();
 	return check_done("test_ews_parse");
