@@ -329,6 +329,11 @@ static void grade_curl(struct http_session *h, CURLcode rc, double secs,
 			      "server at %s did not answer HTTP: %s", h->url,
 			      detail);
 		break;
+	case CURLE_SSL_CONNECT_ERROR:
+		be_result_set(r, BE_NETWORK,
+			      "TLS handshake with %s failed (is it an https server?): %s",
+			      h->host, detail);
+		break;
 	case CURLE_OUT_OF_MEMORY:
 		be_result_set(r, BE_NOMEM, "out of memory in libcurl");
 		break;

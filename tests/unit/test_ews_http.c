@@ -112,6 +112,12 @@ static int read_request(struct conn *c, struct buf *head, struct buf *body)
 			return -1;
 		}
 		buf_append(&all, tmp, (size_t)n);
+		if ((unsigned char)all.data[0] == 0x16) {
+			/* a TLS ClientHello: answer like an HTTP server */
+			conn_write(c, "HTTP/1.1 400 Bad Request\r\n\r\n", 28);
+			buf_free(&all);
+			return -1;
+		}
 		end = strstr(all.data, "\r\n\r\n");
 	}
 	size_t hlen = (size_t)(end - all.data) + 4;
@@ -611,6 +617,17 @@ static void test_open_errors(void)
 	script(&s, &nm, 1);
 	CHECK(ews_backend.open(&cfg, &r) == NULL);
 	CHECK_INT(r.status, BE_AUTH);
+	case_end();
+
+	case_begin("open: https to a plain HTTP server");
+	char https[128];
+	snprintf(https, sizeof(https), "https://127.0.0.1:%d/EWS/Exchange.asmx",
+		 s.port);
+	cfg.url = https;
+	CHECK(ews_backend.open(&cfg, &r) == NULL);
+	CHECK_INT(r.status, BE_NETWORK);
+	CHECK_CONTAINS(r.msg, "TLS handshake with 127.0.0.1:");
+	cfg.url = url;
 	server_stop(&s);
 	case_end();
 
