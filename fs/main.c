@@ -212,7 +212,9 @@ int main(int argc, char **argv)
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 16);
 	fuse_loop_cfg_set_idle_threads(lc, 4);
-	ret = fuse_session_loop_mt(fs.se, lc) ? 1 : 0;
+	/* 0 after an unmount, the signal number after SIGINT/SIGTERM (both
+	 * clean), -errno on a failure */
+	ret = fuse_session_loop_mt(fs.se, lc) < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
 	sync_stop(fs.sync);
 
