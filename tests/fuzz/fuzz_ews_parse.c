@@ -1,0 +1,234 @@
+/*
+ * fuzz_ews_parse.c - libFuzzer target over every EWS answer parser: the
+ * first byte picks the entry point, the rest is the answer.  Besides
+ * crashes, leaks and undefined behaviour it checks properties:
+ *   - the streaming GetItem parser gives the same outcome (statuses and
+ *     bytes) whether the answer comes whole or cut into random pieces,
+ *     and reports every item exactly once;
+ *   - the base64 decoder gives the same bytes however its input is cut;
+ *   - a failed parse leaves nothing allocated in the batch and a message.
+ *
+ * Build: CC=clang meson setup build-fuzz -Dfuzz=true
+ *        ninja -C build-fuzz tests/fuzz/fuzz_ews_parse
+ * Run:   build-fuzz/tests/fuzz/fuzz_ews_parse -max_total_time=60 \
+ *            tests/fuzz/corpus/fuzz_ews_parse
+ */
+#include "backend/ews/ews.h"
+#include "backend/xml.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define NITEMS 4
+
+struct outcome {
+	enum be_status st;
+	uint32_t retry;
+	enum be_status item_st[NITEMS];
+	int calls[NITEMS];
+	uint64_t hash[NITEMS];
+	size_t bytes[NITEMS];
+	size_t next;
+	int order_bad;
+};
+
+static int sink(void *arg, size_t i, const void *d, size_t len)
+{
+	struct outcome *o = arg;
+	const unsigned char *p = d;
+	if (i >= NITEMS)
+		abort();
+	for (size_t k = 0; k < len; k++)
+		o->hash[i] = o->hash[i] * 1099511628211ULL + p[k];
+	o->bytes[i] += len;
+	return 0;
+}
+
+static void done(void *arg, size_t i, enum be_status st, const char *msg)
+{
+	struct outcome *o = arg;
+	if (i >= NITEMS || !msg != (st == BE_OK))
+		abort();
+	if (i != o->next++)
+		o->order_bad++;
+	o->item_st[i] = st;
+	o->calls[i]++;
+}
+
+/* Run the stream parser over d with cuts from the LCG seed (0 = whole). */
+static void stream(const uint8_t *d, size_t size, size_t n, uint32_t seed,
+		   struct outcome *o)
+{
+	struct be_result r;
+	memset(o, 0, sizeof(*o));
+	struct ews_mime_stream *ms = ews_mime_stream_new(n, sink, done, o);
+	size_t at = 0;
+	int rc = 0;
+	while (at < size && !rc) {
+		size_t k = size - at;
+		if (seed) {
+			seed = seed * 1664525 + 1013904223;
+			size_t step = 1 + (seed >> 16) % 64;
+			if (step < k)
+				k = step;
+		}
+		rc = ews_mime_stream_feed(ms, d + at, k);
+		at += k;
+	}
+	o->st = ews_mime_stream_finish(ms, &r);
+	if (o->st != BE_OK) {
+		if (!r.msg[0])
+			abort();
+		ews_mime_stream_fail_rest(ms, o->st, r.msg);
+	}
+	o->retry = r.retry_after_ms;
+	ews_mime_stream_free(ms);
+	for (size_t i = 0; i < n; i++)
+		if (o->calls[i] != 1)
+			abort();
+	if (o->order_bad || o->next != n)
+		abort();
+}
+
+static void fuzz_stream(const uint8_t *d, size_t size, uint8_t sel)
+{
+	size_t n = 1 + (sel >> 4) % NITEMS;
+	uint32_t seed = (uint32_t)size * 2654435761u + sel;
+	struct outcome whole, cut;
+	stream(d, size, n, 0, &whole);
+	stream(d, size, n, seed | 1, &cut);
+	if (whole.st != cut.st || whole.retry != cut.retry)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		if (whole.item_st[i] != cut.item_st[i] ||
+		    whole.bytes[i] != cut.bytes[i] ||
+		    whole.hash[i] != cut.hash[i])
+			abort();
+}
+
+struct b64_out {
+	uint64_t hash;
+	size_t len;
+};
+
+static int b64_sink(void *arg, const void *d, size_t len)
+{
+	struct b64_out *o = arg;
+	const unsigned char *p = d;
+	for (size_t k = 0; k < len; k++)
+		o->hash = o->hash * 1099511628211ULL + p[k];
+	o->len += len;
+	return 0;
+}
+
+static void fuzz_b64(const uint8_t *d, size_t size, uint8_t sel)
+{
+	struct b64_stream a, b;
+	struct b64_out oa = { 0, 0 }, ob = { 0, 0 };
+	b64_stream_init(&a, b64_sink, &oa);
+	b64_stream_init(&b, b64_sink, &ob);
+	int ra = b64_stream_feed(&a, (const char *)d, size);
+	ra |= ra ? 0 : b64_stream_finish(&a);
+	int rb = 0;
+	size_t step = 1 + sel % 7;
+	for (size_t at = 0; at < size && !rb; at += step)
+		rb = b64_stream_feed(&b, (const char *)d + at,
+				     size - at < step ? size - at : step);
+	rb |= rb ? 0 : b64_stream_finish(&b);
+	if (ra != rb || (!ra && (oa.len != ob.len || oa.hash != ob.hash)))
+		abort();
+	if (!ra && oa.len > size)
+		abort();
+}
+
+static void fuzz_types(const uint8_t *d, size_t size)
+{
+	char *s = xstrndup((const char *)d, size);
+	int64_t v;
+	bool b;
+	if (xs_datetime(s, &v) == 0 && (v < -62135596800LL - 14 * 3600 ||
+					v > 253402300800LL + 14 * 3600))
+		abort();
+	if (xs_nonneg_long(s, &v) == 0 && v < 0)
+		abort();
+	(void)xs_boolean(s, &b);
+	(void)ews_backoff_parse(s);
+	free(s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int once;
+	if (!once) {
+		once = 1;
+		log_set_level(LOG_ERR_);
+	}
+	if (size < 1)
+		return 0;
+	uint8_t sel = data[0];
+	const char *d = (const char *)data + 1;
+	size--;
+
+	struct be_result r;
+	switch (sel & 7) {
+	case 0: {
+		char *id = NULL;
+		if (ews_parse_root(d, size, &id, &r) == BE_OK) {
+			if (!id || !*id || strlen(id) > EWS_ID_MAX)
+				abort();
+		} else if (id || !r.msg[0]) {
+			abort();
+		}
+		free(id);
+		break;
+	}
+	case 1: {
+		struct be_folder_batch b;
+		if (ews_parse_folders(d, size, &b, &r) == BE_OK) {
+			if (!b.new_state)
+				abort();
+			for (size_t i = 0; i < b.n; i++)
+				if (!b.v[i].id ||
+				    (b.v[i].change != BE_DELETE && !b.v[i].name))
+					abort();
+		} else if (b.n || b.v || b.new_state || !r.msg[0]) {
+			abort();
+		}
+		be_folder_batch_free(&b);
+		break;
+	}
+	case 2: {
+		struct be_item_batch b;
+		if (ews_parse_items(d, size, &b, &r) == BE_OK) {
+			if (!b.new_state)
+				abort();
+			for (size_t i = 0; i < b.n; i++)
+				if (!b.v[i].id || (b.v[i].change == BE_READ_FLAG &&
+						   b.v[i].is_read < 0))
+					abort();
+		} else if (b.n || b.v || b.new_state || !r.msg[0]) {
+			abort();
+		}
+		be_item_batch_free(&b);
+		break;
+	}
+	case 3:
+		ews_parse_fault_body(d, size, (sel >> 3) & 1 ? EWS_ON_FOLDER
+							     : EWS_ON_ITEM, &r);
+		break;
+	case 4:
+	case 5:
+		fuzz_stream((const uint8_t *)d, size, sel);
+		break;
+	case 6:
+		fuzz_b64((const uint8_t *)d, size, sel >> 3);
+		break;
+	default:
+		fuzz_types((const uint8_t *)d, size);
+		break;
+	}
+	return 0;
+}
