@@ -709,7 +709,10 @@ static SSL_CTX *make_tls(const char *pem_path)
 
 static void test_tls(void)
 {
-	char pem[] = "/tmp/exchangefs-test-ca-XXXXXX";
+	const char *tmp = getenv("TMPDIR");
+	char pem[512];
+	snprintf(pem, sizeof(pem), "%s/exchangefs-test-ca-XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
 	int fd = mkstemp(pem);
 	close(fd);
 	SSL_CTX *ctx = make_tls(pem);
