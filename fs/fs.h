@@ -44,6 +44,20 @@ int vfile_render(struct xfs *fs, fuse_ino_t ino, struct buf *out);
 int vfile_readdir(struct xfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
 		  off_t off, bool plus);
 
+/* handles.c: open files by id (fi->fh), safe against RELEASE racing READ. */
+struct handle {
+	uint64_t id;
+	int fd;            /* a body file, or -1 */
+	struct buf data;   /* a rendered control file */
+	int users;         /* pinned by requests in progress */
+	bool released;
+};
+/* Takes ownership of fd and of *data's buffer. */
+uint64_t handle_new(int fd, struct buf *data);
+struct handle *handle_get(uint64_t id);  /* pinned, or NULL if released */
+void handle_put(struct handle *h);
+void handle_release(uint64_t id);
+
 /* notify.c: tell the kernel what the sync engine changed. */
 void notify_changes(void *arg, const struct cache_changes *ch);
 

@@ -21,12 +21,6 @@ static struct xfs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* An open file: a body fd, or a rendered control file. */
-struct open_file {
-	int fd;
-	struct buf data;
-};
-
 static void node_stat(struct xfs *fs, const struct node *n, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -226,8 +220,9 @@ static void xfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 	do_readdir(req, ino, size, off, true);
 }
 
+/* Open a message: its cached body, fetched first if need be. */
 static int open_item(struct xfs *fs, fuse_ino_t ino, struct fuse_file_info *fi,
-		     struct open_file *of)
+		     int *fdp)
 {
 	struct node n = { 0 };
 	int rc = cache_get(fs->cache, ino, &n);
@@ -249,7 +244,7 @@ static int open_item(struct xfs *fs, fuse_ino_t ino, struct fuse_file_info *fi,
 			return -EIO;
 		fetched = true;
 	}
-	of->fd = fd;
+	*fdp = fd;
 	/* A body fetched now may differ from bytes the kernel cached from
 	 * an earlier fetch (servers rebuild MIME), and its exact size may
 	 * differ from the estimate stat showed: drop both. */
@@ -269,60 +264,52 @@ static void xfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	struct open_file *of = xcalloc(1, sizeof(*of));
-	of->fd = -1;
-	int rc;
+	int fd = -1, rc;
+	struct buf data;
+	buf_init(&data, 0);
 	if (vfile_is(ino)) {
-		buf_init(&of->data, 0);
-		rc = vfile_render(fs, ino, &of->data);
+		rc = vfile_render(fs, ino, &data);
 		fi->direct_io = 1;
 	} else {
-		rc = open_item(fs, ino, fi, of);
+		rc = open_item(fs, ino, fi, &fd);
 	}
 	if (rc) {
-		buf_free(&of->data);
-		free(of);
+		buf_free(&data);
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)of;
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		/* the opener was interrupted: nobody will release this */
-		if (of->fd >= 0)
-			close(of->fd);
-		buf_free(&of->data);
-		free(of);
-	}
+	fi->fh = handle_new(fd, &data);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		handle_release(fi->fh);  /* the opener was interrupted */
 }
 
 static void xfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
-	if (of->fd < 0) {
-		size_t len = of->data.len;
-		size_t start = (size_t)off < len ? (size_t)off : len;
-		size_t n = len - start < size ? len - start : size;
-		fuse_reply_buf(req, of->data.data ? of->data.data + start : "", n);
+	struct handle *h = handle_get(fi->fh);
+	if (!h) {
+		fuse_reply_err(req, EBADF);
 		return;
 	}
-	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
-	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	bv.buf[0].fd = of->fd;
-	bv.buf[0].pos = off;
-	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+	if (h->fd < 0) {
+		size_t len = h->data.len;
+		size_t start = (size_t)off < len ? (size_t)off : len;
+		size_t n = len - start < size ? len - start : size;
+		fuse_reply_buf(req, h->data.data ? h->data.data + start : "", n);
+	} else {
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = h->fd;
+		bv.buf[0].pos = off;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+	}
+	handle_put(h);
 }
 
 static void xfs_release(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
-	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
-	if (of) {
-		if (of->fd >= 0)
-			close(of->fd);
-		buf_free(&of->data);
-		free(of);
-	}
+	handle_release(fi->fh);
 	fuse_reply_err(req, 0);
 }
 
