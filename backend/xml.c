@@ -67,8 +67,8 @@ static bool xml_char_ok(uint64_t cp)
 	       (cp >= 0x10000 && cp <= 0x10FFFF);
 }
 
-/* pend holds "&", "&#", "&#x" and digits (at most 8) of a reference being
- * read. */
+/* pend holds what was read of a reference: "&", "&#", "&#x", then digits,
+ * 12 characters at most (longer ones go to libxml2 as they are). */
 struct charref_filter {
 	size_t npend;
 	char pend[16];
@@ -81,7 +81,7 @@ static int charref_end(struct charref_filter *f, span_fn out, void *arg)
 {
 	bool hex = f->npend > 2 && f->pend[2] == 'x';
 	size_t first = hex ? 3 : 2;
-	uint64_t cp = 0;  /* at most 9 digits: no overflow */
+	uint64_t cp = 0;  /* at most 10 digits: no overflow */
 	for (size_t i = first; i < f->npend; i++) {
 		char c = f->pend[i];
 		cp = cp * (hex ? 16 : 10) +
