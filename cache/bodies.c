@@ -82,14 +82,14 @@ int cache_body_open(struct cache *c, uint64_t ino)
 	char name[32];
 	body_name(ino, name, sizeof(name));
 	pthread_mutex_lock(&c->lock);
-	sqlite3_stmt *st = db_prepare(c, "SELECT size, atime FROM bodies WHERE ino = ?");
+	sqlite3_stmt *st = db_cached(c, "SELECT size, atime FROM bodies WHERE ino = ?");
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
 	int64_t size = -1, atime = 0;
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		size = sqlite3_column_int64(st, 0);
 		atime = sqlite3_column_int64(st, 1);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (size < 0) {
 		pthread_mutex_unlock(&c->lock);
 		return -ENOENT;
@@ -109,10 +109,10 @@ int cache_body_open(struct cache *c, uint64_t ino)
 	 * whole folder does not turn into a write per file */
 	time_t now = time(NULL);
 	if (now - atime >= 60) {
-		st = db_prepare(c, "UPDATE bodies SET atime = ? WHERE ino = ?");
+		st = db_cached(c, "UPDATE bodies SET atime = ? WHERE ino = ?");
 		sqlite3_bind_int64(st, 1, now);
 		sqlite3_bind_int64(st, 2, (int64_t)ino);
-		db_step_done(c, st);
+		db_run(c, st);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return fd;

@@ -52,6 +52,8 @@ static const char *const migrations[] = {
 	"CREATE INDEX bodies_atime ON bodies(atime);"
 	"INSERT INTO nodes(ino, parent, kind, name, synced) VALUES(1, 0, 1, '', 1);"
 	"UPDATE sqlite_sequence SET seq = 999 WHERE name = 'nodes';",
+	/* 1 -> 2: listing a folder in inode order without sorting it */
+	"CREATE INDEX nodes_parent ON nodes(parent);",
 };
 
 void node_clear(struct node *n)
@@ -122,6 +124,42 @@ sqlite3_stmt *db_prepare(struct cache *c, const char *sql)
 		abort();
 	}
 	return st;
+}
+
+sqlite3_stmt *db_cached(struct cache *c, const char *sql)
+{
+	/* keyed by the address of the SQL literal: each call site has one */
+	size_t i;
+	for (i = 0; i < c->n_cached; i++)
+		if (c->cached[i].sql == sql)
+			return c->cached[i].st;
+	if (c->n_cached == sizeof(c->cached) / sizeof(c->cached[0])) {
+		log_err("cache database: too many cached statements");
+		abort();
+	}
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+			       NULL) != SQLITE_OK) {
+		log_err("cache database: cannot prepare query: %s",
+			sqlite3_errmsg(c->db));
+		abort();
+	}
+	c->cached[c->n_cached].sql = sql;
+	c->cached[c->n_cached++].st = st;
+	return st;
+}
+
+int db_run(struct cache *c, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	int ret = 0;
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		log_err("cache database: %s", sqlite3_errmsg(c->db));
+		ret = rc == SQLITE_CONSTRAINT ? -EEXIST : -EIO;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return ret;
 }
 
 int db_step_done(struct cache *c, sqlite3_stmt *st)
@@ -292,6 +330,8 @@ void cache_close(struct cache *c)
 	sqlite3_finalize(c->st_get);
 	sqlite3_finalize(c->st_list);
 	sqlite3_finalize(c->st_by_sid);
+	for (size_t i = 0; i < c->n_cached; i++)
+		sqlite3_finalize(c->cached[i].st);
 	if (c->db)
 		sqlite3_close(c->db);
 	if (c->bodies_fd >= 0)

@@ -20,6 +20,11 @@ struct cache {
 	int64_t body_limit;    /* 0 = unlimited */
 	/* prepared statements, protected by lock */
 	sqlite3_stmt *st_lookup, *st_get, *st_list, *st_by_sid;
+	struct {
+		const char *sql;
+		sqlite3_stmt *st;
+	} cached[48];          /* db_cached(), protected by lock */
+	size_t n_cached;
 };
 
 /* The columns every node query selects, in the order node_from_row reads. */
@@ -32,6 +37,12 @@ struct cache {
 void node_from_row(sqlite3_stmt *st, struct node *n);
 int db_exec(struct cache *c, const char *sql);
 sqlite3_stmt *db_prepare(struct cache *c, const char *sql);
+/* A prepared statement kept for the life of the cache, for hot paths: sql
+ * must be a string literal (its address is the key).  Use it with the lock
+ * held and finish it with db_run() or sqlite3_reset(). */
+sqlite3_stmt *db_cached(struct cache *c, const char *sql);
+/* Step a cached statement once and reset it. 0, -EEXIST or -EIO. */
+int db_run(struct cache *c, sqlite3_stmt *st);
 /* Run a statement that returns nothing; finalizes it. 0 or -EIO. */
 int db_step_done(struct cache *c, sqlite3_stmt *st);
 int db_begin(struct cache *c);

@@ -50,12 +50,13 @@ void cache_changes_free(struct cache_changes *ch)
 
 static bool name_taken(struct cache *c, uint64_t parent, const char *name)
 {
-	sqlite3_stmt *st = db_prepare(c, "SELECT 1 FROM nodes WHERE parent = ? "
-				      "AND name = ?");
+	sqlite3_stmt *st = db_cached(c, "SELECT 1 FROM nodes WHERE parent = ? "
+				     "AND name = ?");
 	sqlite3_bind_int64(st, 1, (int64_t)parent);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	bool taken = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	/* the control entry is reserved at the root */
 	return taken || (parent == CACHE_ROOT_INO && !strcmp(name, ".exchangefs"));
 }
@@ -264,22 +265,22 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 	case BE_DELETE:
 		if (exists) {
 			bodies_forget(c, old.ino);
-			st = db_prepare(c, "DELETE FROM nodes WHERE ino = ?");
+			st = db_cached(c, "DELETE FROM nodes WHERE ino = ?");
 			sqlite3_bind_int64(st, 1, (int64_t)old.ino);
-			rc = db_step_done(c, st);
+			rc = db_run(c, st);
 			change_add(ch, CC_GONE, old.ino, old.parent, old.name, 0, NULL);
 		}
 		break;
 	case BE_READ_FLAG:
 		if (exists) {
-			st = db_prepare(c, "UPDATE nodes SET is_read = ?, "
+			st = db_cached(c, "UPDATE nodes SET is_read = ?, "
 					"change_key = coalesce(?, change_key), "
 					"seen_gen = ? WHERE ino = ?");
 			sqlite3_bind_int(st, 1, it->is_read);
 			db_bind_text(st, 2, it->change_key);
 			sqlite3_bind_int64(st, 3, gen);
 			sqlite3_bind_int64(st, 4, (int64_t)old.ino);
-			rc = db_step_done(c, st);
+			rc = db_run(c, st);
 			change_add(ch, CC_ATTR, old.ino, old.parent, old.name, 0, NULL);
 		}
 		break;
@@ -288,7 +289,7 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 		if (!exists) {
 			int64_t t = it->received ? it->received : it->sent;
 			char *name = free_name(c, folder, NODE_ITEM, it->subject, t);
-			st = db_prepare(c,
+			st = db_cached(c,
 				"INSERT INTO nodes(parent, kind, name, server_id, "
 				"change_key, subject, sender, item_class, message_id, "
 				"received, sent, size, is_read, has_attach, seen_gen, "
@@ -309,7 +310,7 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 			sqlite3_bind_int(st, 13, it->has_attachments);
 			sqlite3_bind_int64(st, 14, gen);
 			sqlite3_bind_int64(st, 15, t);
-			rc = db_step_done(c, st);
+			rc = db_run(c, st);
 			change_add(ch, CC_NEW, (uint64_t)sqlite3_last_insert_rowid(c->db),
 				   folder, name, 0, NULL);
 			free(name);
@@ -327,19 +328,19 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 				? free_name(c, folder, NODE_ITEM, it->subject,
 					    it->received)
 				: xstrdup(old.name);
-			st = db_prepare(c, "UPDATE nodes SET parent = ?, name = ? "
+			st = db_cached(c, "UPDATE nodes SET parent = ?, name = ? "
 					"WHERE ino = ?");
 			sqlite3_bind_int64(st, 1, (int64_t)folder);
 			db_bind_text(st, 2, name);
 			sqlite3_bind_int64(st, 3, (int64_t)old.ino);
-			rc = db_step_done(c, st);
+			rc = db_run(c, st);
 			change_add(ch, CC_RENAMED, old.ino, old.parent, old.name,
 				   folder, name);
 			free(name);
 			if (rc)
 				break;
 		}
-		st = db_prepare(c,
+		st = db_cached(c,
 			"UPDATE nodes SET change_key = coalesce(?, change_key), "
 			"subject = coalesce(?, subject), sender = coalesce(?, sender), "
 			"item_class = coalesce(?, item_class), "
@@ -361,7 +362,7 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 		sqlite3_bind_int(st, 11, it->has_attachments);
 		sqlite3_bind_int64(st, 12, gen);
 		sqlite3_bind_int64(st, 13, (int64_t)old.ino);
-		rc = db_step_done(c, st);
+		rc = db_run(c, st);
 		if (it->change == BE_UPDATE)
 			change_add(ch, CC_ATTR, old.ino, folder, old.name, 0, NULL);
 		break;
@@ -402,8 +403,8 @@ int cache_apply_items(struct cache *c, uint64_t folder,
 	int64_t gen = 0;
 	bool resyncing = false;
 	if (!rc) {
-		sqlite3_stmt *st = db_prepare(c, "SELECT resync_gen, resyncing "
-					      "FROM nodes WHERE ino = ?");
+		sqlite3_stmt *st = db_cached(c, "SELECT resync_gen, resyncing "
+					     "FROM nodes WHERE ino = ?");
 		sqlite3_bind_int64(st, 1, (int64_t)folder);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			gen = sqlite3_column_int64(st, 0);
@@ -411,14 +412,14 @@ int cache_apply_items(struct cache *c, uint64_t folder,
 		} else {
 			rc = -ENOENT;  /* the folder went away meanwhile */
 		}
-		sqlite3_finalize(st);
+		sqlite3_reset(st);
 	}
 	for (size_t i = 0; !rc && i < b->n; i++)
 		rc = apply_item(c, folder, gen, &b->v[i], ch);
 	if (!rc && last_page && resyncing)
 		rc = sweep(c, folder, gen, ch);
 	if (!rc) {
-		sqlite3_stmt *st = db_prepare(c,
+		sqlite3_stmt *st = db_cached(c,
 			"UPDATE nodes SET sync_state = ?, "
 			"synced = CASE WHEN ? THEN 1 ELSE synced END, "
 			"resyncing = CASE WHEN ? THEN 0 ELSE resyncing END, "
@@ -429,7 +430,7 @@ int cache_apply_items(struct cache *c, uint64_t folder,
 		sqlite3_bind_int(st, 4, b->n > 0);
 		sqlite3_bind_int64(st, 5, time(NULL));
 		sqlite3_bind_int64(st, 6, (int64_t)folder);
-		rc = db_step_done(c, st);
+		rc = db_run(c, st);
 	}
 	if (!rc)
 		rc = db_commit(c);

@@ -63,8 +63,8 @@ static void xfs_init(void *userdata, struct fuse_conn_info *conn)
 	/* bodies never change under an item id without a sync telling us */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	fs->kernel_ready = true;
-	log_dbg(LC_FS, "kernel connection ready (proto %u.%u)", conn->proto_major,
-		conn->proto_minor);
+	log_dbg(LC_FS, "kernel connection ready (proto %u.%u, capable 0x%x, want 0x%x)",
+		conn->proto_major, conn->proto_minor, conn->capable, conn->want);
 }
 
 static void xfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

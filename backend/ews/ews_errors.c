@@ -20,7 +20,7 @@ static const struct {
 	{ "ErrorInvalidIdMalformed",           BE_ITEM_GONE },
 	{ "ErrorFolderNotFound",               BE_FOLDER_GONE },
 	{ "ErrorInvalidSyncStateData",         BE_SYNC_INVALID },
-	{ "ErrorSyncFolderNotFound",           BE_SYNC_INVALID },
+	{ "ErrorSyncFolderNotFound",           BE_FOLDER_GONE },
 	{ "ErrorServerBusy",                   BE_THROTTLED },
 	{ "ErrorTooManyObjectsOpened",         BE_THROTTLED },
 	{ "ErrorMailboxStoreUnavailable",      BE_THROTTLED },

@@ -262,8 +262,9 @@ static void test_fault_body(void)
 		  BE_FOLDER_GONE);
 	CHECK_INT(ews_grade("ErrorFolderNotFound", EWS_ON_ITEM),
 		  BE_FOLDER_GONE);
+	/* the folder itself is gone: a resync from empty would fail again */
 	CHECK_INT(ews_grade("ErrorSyncFolderNotFound", EWS_ON_FOLDER),
-		  BE_SYNC_INVALID);
+		  BE_FOLDER_GONE);
 	CHECK_INT(ews_grade("ErrorTooManyObjectsOpened", EWS_ON_ITEM),
 		  BE_THROTTLED);
 	CHECK_INT(ews_grade("ErrorMailboxStoreUnavailable", EWS_ON_ITEM),
