@@ -26,6 +26,8 @@ struct xfs {
 	struct sync *sync;
 	struct fuse_session *se;
 	bool kernel_ready;     /* INIT done: notifications may be sent */
+	bool zero_open;        /* the kernel opens files without asking us
+				  (FUSE no_open): reads come with fh 0 */
 	uid_t uid;
 	gid_t gid;
 	double entry_timeout;  /* names: invalidated on change, so long */

@@ -88,7 +88,10 @@ static char *fuse_options(const struct options *o)
 			buf_append(&b, p, 1);
 	buf_puts(&b, "@");
 	buf_append(&b, h, hl);
-	buf_puts(&b, ",subtype=exchangefs");
+	/* Read-only at the VFS level until write-back exists: the kernel
+	 * refuses opens for writing with EROFS itself, which matters because
+	 * with zero-message opens no open request reaches us. */
+	buf_puts(&b, ",subtype=exchangefs,ro");
 	if (o->fuse_opts && *o->fuse_opts)
 		buf_printf(&b, ",%s", o->fuse_opts);
 	return b.data;

@@ -44,6 +44,17 @@ static void node_stat(struct xfs *fs, const struct node *n, struct stat *st)
 	st->st_blocks = (st->st_size + 511) / 512;
 }
 
+/* How long the kernel may keep a node's attributes.  Without open
+ * requests we cannot correct the size estimate of a message at open, so
+ * an uncached message's attributes are never cached: a read past the
+ * estimate makes the kernel ask again and see the exact size. */
+static double attr_timeout(struct xfs *fs, const struct node *n)
+{
+	if (fs->zero_open && n->kind == NODE_ITEM && n->body_size < 0)
+		return 0;
+	return fs->attr_timeout;
+}
+
 static void fill_entry(struct xfs *fs, const struct node *n,
 		       struct fuse_entry_param *e)
 {
@@ -51,7 +62,7 @@ static void fill_entry(struct xfs *fs, const struct node *n,
 	e->ino = n->ino;
 	e->generation = 1;
 	e->entry_timeout = fs->entry_timeout;
-	e->attr_timeout = fs->attr_timeout;
+	e->attr_timeout = attr_timeout(fs, n);
 	node_stat(fs, n, &e->attr);
 }
 
@@ -60,8 +71,17 @@ static void xfs_init(void *userdata, struct fuse_conn_info *conn)
 	struct xfs *fs = userdata;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
-	/* bodies never change under an item id without a sync telling us */
-	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* Zero-message opens: the kernel opens files itself and keeps their
+	 * page cache across opens, so a warm grep -r costs no request per
+	 * file.  Bodies are then fetched at the first READ.  The kernel drops
+	 * cached pages when size or mtime change (auto_inval_data): after a
+	 * sync changed a message, and for the control files. */
+	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) {
+		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_AUTO_INVAL_DATA;
+		fs->zero_open = true;
+	} else {
+		conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	}
 	fs->kernel_ready = true;
 	log_dbg(LC_FS, "kernel connection ready (proto %u.%u, capable 0x%x, want 0x%x)",
 		conn->proto_major, conn->proto_minor, conn->capable, conn->want);
@@ -108,7 +128,7 @@ static void xfs_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct stat st;
 	if (vfile_is(ino)) {
 		vfile_stat(fs, ino, &st);
-		fuse_reply_attr(req, &st, 1);
+		fuse_reply_attr(req, &st, 0);
 		return;
 	}
 	struct node n = { 0 };
@@ -118,8 +138,9 @@ static void xfs_getattr(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	node_stat(fs, &n, &st);
+	double timeout = attr_timeout(fs, &n);
 	node_clear(&n);
-	fuse_reply_attr(req, &st, fs->attr_timeout);
+	fuse_reply_attr(req, &st, timeout);
 }
 
 static void xfs_opendir(fuse_req_t req, fuse_ino_t ino,
@@ -260,6 +281,12 @@ static int open_item(struct xfs *fs, fuse_ino_t ino, struct fuse_file_info *fi,
 static void xfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct xfs *fs = fs_of(req);
+	if (fs->zero_open) {
+		/* "success, and do not ask again": writes still come to us
+		 * as WRITE/SETATTR requests and are refused there */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -283,33 +310,78 @@ static void xfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		handle_release(fi->fh);  /* the opener was interrupted */
 }
 
+static void reply_slice(fuse_req_t req, const struct buf *b, size_t size,
+			off_t off)
+{
+	size_t len = b->len;
+	size_t start = (size_t)off < len ? (size_t)off : len;
+	size_t n = len - start < size ? len - start : size;
+	fuse_reply_buf(req, b->data ? b->data + start : "", n);
+}
+
+static void reply_fd(fuse_req_t req, int fd, size_t size, off_t off)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv.buf[0].fd = fd;
+	bv.buf[0].pos = off;
+	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+}
+
+/* A READ without an open handle (zero-message opens): serve it by inode,
+ * fetching the body first if it is not cached. */
+static void read_by_ino(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
+{
+	struct xfs *fs = fs_of(req);
+	if (vfile_is(ino)) {
+		struct buf b;
+		buf_init(&b, 0);
+		int rc = vfile_render(fs, ino, &b);
+		if (rc)
+			fuse_reply_err(req, -rc);
+		else
+			reply_slice(req, &b, size, off);
+		buf_free(&b);
+		return;
+	}
+	int fd = cache_body_open(fs->cache, ino);
+	if (fd < 0) {
+		int rc = sync_fetch_body(fs->sync, ino);
+		if (!rc)
+			fd = cache_body_open(fs->cache, ino);
+		if (fd < 0) {
+			fuse_reply_err(req, rc ? -rc : EIO);
+			return;
+		}
+	}
+	reply_fd(req, fd, size, off);
+	close(fd);
+}
+
 static void xfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
+	if (!fi->fh) {
+		read_by_ino(req, ino, size, off);
+		return;
+	}
 	struct handle *h = handle_get(fi->fh);
 	if (!h) {
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	if (h->fd < 0) {
-		size_t len = h->data.len;
-		size_t start = (size_t)off < len ? (size_t)off : len;
-		size_t n = len - start < size ? len - start : size;
-		fuse_reply_buf(req, h->data.data ? h->data.data + start : "", n);
-	} else {
-		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
-		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		bv.buf[0].fd = h->fd;
-		bv.buf[0].pos = off;
-		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
-	}
+	if (h->fd < 0)
+		reply_slice(req, &h->data, size, off);
+	else
+		reply_fd(req, h->fd, size, off);
 	handle_put(h);
 }
 
 static void xfs_release(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
-	handle_release(fi->fh);
+	if (fi->fh)
+		handle_release(fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -467,6 +539,12 @@ static void erofs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	fuse_reply_err(req, EROFS);
 }
 
+static void erofs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+			size_t size, off_t off, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
 static void erofs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 			mode_t mode, dev_t rdev)
 {
@@ -529,6 +607,7 @@ const struct fuse_lowlevel_ops xfs_ops = {
 	.getxattr = xfs_getxattr,
 	.listxattr = xfs_listxattr,
 	.setattr = erofs_setattr,
+	.write = erofs_write,
 	.mknod = erofs_mknod,
 	.mkdir = erofs_mkdir,
 	.unlink = erofs_unlink,

@@ -40,8 +40,16 @@ int vfile_stat(struct xfs *fs, fuse_ino_t ino, struct stat *st)
 	if (ino == CTL_STATUS_INO) {
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
-		/* unknown until rendered; direct_io reads to the real end */
-		st->st_size = 0;
+		/* The size of the content as of now, and an mtime that moves,
+		 * so that the kernel (which may cache the pages when opens do
+		 * not reach us) reads it afresh every time. */
+		struct buf b;
+		buf_init(&b, 0);
+		vfile_render(fs, ino, &b);
+		st->st_size = (off_t)b.len;
+		buf_free(&b);
+		clock_gettime(CLOCK_REALTIME, &st->st_mtim);
+		st->st_ctim = st->st_mtim;
 		return 0;
 	}
 	return -ENOENT;
@@ -59,7 +67,7 @@ int vfile_lookup(struct xfs *fs, fuse_ino_t parent, const char *name,
 			e->ino = vfiles[i].ino;
 	if (!e->ino)
 		return -ENOENT;
-	e->attr_timeout = 1;
+	e->attr_timeout = 0;
 	e->entry_timeout = 1;
 	return vfile_stat(fs, e->ino, &e->attr);
 }

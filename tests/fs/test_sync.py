@@ -155,3 +155,25 @@ def test_kill9_during_first_sync_converges(tmp_path, mount):
             got = ids_in(m2, *path.split("/")) if path else {}
             assert sorted(got) == sorted(items), "folder %r differs after kill -9" % path
         m2.stop()
+
+
+def test_small_size_estimate_never_truncates(server, mount):
+    """The server's Size is only an estimate; when it is smaller than the
+    MIME, a read must still return the whole message (and stat then tells
+    the exact size)."""
+    import subprocess
+    m = mount(server)
+    m.wait_synced()
+    body = "".join("line %06d of a long message\r\n" % i for i in range(8000))
+    new_id = server.deliver("Inbox", subject="Underestimated", body=body, size=1000)
+    wait_for(lambda: new_id in ids_in(m, "Inbox"), 30, what="delivered message")
+    p = m.path("Inbox", ids_in(m, "Inbox")[new_id])
+    assert os.stat(p).st_size == 1000  # the estimate, before the body is cached
+    want = server.item_mime(new_id)
+    assert len(want) > 200000
+    r = subprocess.run(["cat", p], capture_output=True)
+    assert r.returncode == 0 and r.stdout == want
+    assert os.stat(p).st_size == len(want)
+    with open(p, "rb") as f:
+        assert f.read() == want
+    m.stop()

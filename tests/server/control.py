@@ -8,7 +8,7 @@
 #   GET  item?id=          raw MIME           GET item_info?id=   item fields, no MIME
 #   GET  folder?path=      folder + item ids  GET find?text=      {ids} whose MIME has text
 #   GET  markers           {"invoice 4711": [id], ...}            GET stats
-#   POST deliver {folder_path, subject?, body?, mime_b64?, is_read?, received?} -> {id}
+#   POST deliver {folder_path, subject?, body?, mime_b64?, is_read?, received?, size?} -> {id}
 #   POST delete {id} | move {id, to_path} -> {new_id} | mark_read {id, read} | update_item {id, subject}
 #   POST create_folder {parent_path, name} -> {id} | rename_folder {path, new_name}
 #   POST move_folder {path, to_path} | delete_folder {path}
@@ -224,7 +224,7 @@ def _route(server, mb, method, path, q, req):
         else:
             mime = build_mime(req.get("subject", "Test message"), req.get("body"))
         it = mb.add_item(f, mime, is_read=bool(req.get("is_read", False)), received=req.get("received"),
-                         item_class=req.get("item_class", "IPM.Note"))
+                         item_class=req.get("item_class", "IPM.Note"), size=req.get("size"))
         return {"id": it.id, "change_key": it.change_key}
     if name == "delete":
         mb.delete_item(_item(mb, req["id"]))

@@ -227,8 +227,10 @@ class EwsServer:
         return self.control("GET", "markers")
 
     def deliver(self, folder_path="Inbox", subject="Test message", body=None, mime=None, is_read=False,
-                received=None):
+                received=None, size=None):
         req = {"folder_path": folder_path, "subject": subject, "body": body, "is_read": is_read}
+        if size is not None:  # the Size the server reports, e.g. smaller than the MIME
+            req["size"] = int(size)
         if mime is not None:
             import base64
             req["mime_b64"] = base64.b64encode(mime).decode()
