@@ -167,7 +167,7 @@ void cache_body_abort(struct body_writer *w)
 }
 
 /* Evict least recently used bodies until under the limit, sparing keep. */
-static void evict(struct cache *c, uint64_t keep)
+static void evict(struct cache *c, uint64_t keep, struct cache_changes *ch)
 {
 	if (!c->body_limit || c->body_bytes <= c->body_limit)
 		return;
@@ -182,10 +182,11 @@ static void evict(struct cache *c, uint64_t keep)
 	for (size_t i = 0; i < n && c->body_bytes > c->body_limit; i++) {
 		log_dbg(LC_CACHE, "evicting body %llu", (unsigned long long)victims[i]);
 		bodies_forget(c, victims[i]);
+		cache_change_add(ch, CC_ATTR, victims[i], 0, NULL, 0, NULL);
 	}
 }
 
-int cache_body_commit(struct body_writer *w)
+int cache_body_commit(struct body_writer *w, struct cache_changes *evicted)
 {
 	struct cache *c = w->c;
 	char name[32];
@@ -222,7 +223,7 @@ int cache_body_commit(struct body_writer *w)
 			sqlite3_bind_int64(st, 2, (int64_t)w->ino);
 			rc = db_step_done(c, st);
 			c->body_bytes += w->len;
-			evict(c, w->ino);
+			evict(c, w->ino, evicted);
 		}
 	}
 	pthread_mutex_unlock(&c->lock);

@@ -139,9 +139,10 @@ int cache_body_open(struct cache *c, uint64_t ino);
 struct body_writer;
 struct body_writer *cache_body_begin(struct cache *c, uint64_t ino);
 int cache_body_write(struct body_writer *w, const void *data, size_t len);
-/* Finish: rename into place, record size, evict over the limit.  On
- * success returns 0; abort discards. */
-int cache_body_commit(struct body_writer *w);
+/* Finish: rename into place, record size, evict over the limit (the
+ * evicted messages are added to *evicted as CC_ATTR: their size is the
+ * server's estimate again).  On success returns 0; abort discards. */
+int cache_body_commit(struct body_writer *w, struct cache_changes *evicted);
 void cache_body_abort(struct body_writer *w);
 
 #endif

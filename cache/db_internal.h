@@ -52,5 +52,9 @@ void db_bind_text(sqlite3_stmt *st, int i, const char *s);
 /* Remove a body's file and row (lock held, inside or outside a txn). */
 void bodies_forget(struct cache *c, uint64_t ino);
 int bodies_init(struct cache *c);
+/* Append a change for the kernel (ch may be NULL). */
+void cache_change_add(struct cache_changes *ch, int what, uint64_t ino,
+		      uint64_t parent, const char *name, uint64_t new_parent,
+		      const char *new_name);
 
 #endif

@@ -147,7 +147,10 @@ static int fetch_attempt(struct fetch_pool *p, const struct node *n,
 	enum be_status st = p->ops->fetch_mime(s, ids, 1, sink, done, &f, &r);
 	give_back(p, s, st == BE_NETWORK || st == BE_TLS || st == BE_AUTH);
 	if (st == BE_OK && f.st == BE_OK && !f.write_err) {
-		int rc = cache_body_commit(f.w);
+		struct cache_changes evicted = { 0 };
+		int rc = cache_body_commit(f.w, &evicted);
+		sync_notify(p->sync, &evicted);
+		cache_changes_free(&evicted);
 		log_dbg(LC_SYNC, "fetched '%s' in %lld ms", n->name,
 			(long long)(now_ms() - t0));
 		return rc;

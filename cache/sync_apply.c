@@ -19,9 +19,9 @@
 int cache_by_server_id(struct cache *c, enum node_kind kind, const char *sid,
 		       struct node *out);
 
-static void change_add(struct cache_changes *ch, int what, uint64_t ino,
-		       uint64_t parent, const char *name, uint64_t new_parent,
-		       const char *new_name)
+void cache_change_add(struct cache_changes *ch, int what, uint64_t ino,
+		      uint64_t parent, const char *name, uint64_t new_parent,
+		      const char *new_name)
 {
 	if (!ch)
 		return;
@@ -123,7 +123,7 @@ static int apply_folder(struct cache *c, const char *root_id,
 	if (f->change == BE_DELETE) {
 		if (exists) {
 			rc = delete_subtree(c, old.ino);
-			change_add(ch, CC_GONE, old.ino, old.parent, old.name, 0, NULL);
+			cache_change_add(ch, CC_GONE, old.ino, old.parent, old.name, 0, NULL);
 		}
 		node_clear(&old);
 		return rc;
@@ -154,7 +154,7 @@ static int apply_folder(struct cache *c, const char *root_id,
 		sqlite3_bind_int64(st, 11, now);
 		rc = db_step_done(c, st);
 		if (!rc && parent)
-			change_add(ch, CC_NEW, (uint64_t)sqlite3_last_insert_rowid(c->db),
+			cache_change_add(ch, CC_NEW, (uint64_t)sqlite3_last_insert_rowid(c->db),
 				   parent, name, 0, NULL);
 		free(name);
 		return rc;
@@ -191,7 +191,7 @@ static int apply_folder(struct cache *c, const char *root_id,
 	sqlite3_bind_int64(st, 11, (int64_t)old.ino);
 	rc = db_step_done(c, st);
 	if (!rc && (moved || renamed))
-		change_add(ch, CC_RENAMED, old.ino, old.parent, old.name, parent,
+		cache_change_add(ch, CC_RENAMED, old.ino, old.parent, old.name, parent,
 			   name);
 	free(name);
 	node_clear(&old);
@@ -218,7 +218,7 @@ static int link_orphans(struct cache *c, struct cache_changes *ch)
 		db_bind_text(up, 2, name);
 		sqlite3_bind_int64(up, 3, (int64_t)ino);
 		rc = db_step_done(c, up);
-		change_add(ch, CC_NEW, ino, parent, name, 0, NULL);
+		cache_change_add(ch, CC_NEW, ino, parent, name, 0, NULL);
 		free(name);
 		if (rc)
 			break;
@@ -286,7 +286,7 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 			st = db_cached(c, "DELETE FROM nodes WHERE ino = ?");
 			sqlite3_bind_int64(st, 1, (int64_t)old.ino);
 			rc = db_run(c, st);
-			change_add(ch, CC_GONE, old.ino, old.parent, old.name, 0, NULL);
+			cache_change_add(ch, CC_GONE, old.ino, old.parent, old.name, 0, NULL);
 		}
 		break;
 	case BE_READ_FLAG:
@@ -299,7 +299,7 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 			sqlite3_bind_int64(st, 3, gen);
 			sqlite3_bind_int64(st, 4, (int64_t)old.ino);
 			rc = db_run(c, st);
-			change_add(ch, CC_ATTR, old.ino, old.parent, old.name, 0, NULL);
+			cache_change_add(ch, CC_ATTR, old.ino, old.parent, old.name, 0, NULL);
 		}
 		break;
 	case BE_CREATE:
@@ -329,7 +329,7 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 			sqlite3_bind_int64(st, 14, gen);
 			sqlite3_bind_int64(st, 15, t);
 			rc = db_run(c, st);
-			change_add(ch, CC_NEW, (uint64_t)sqlite3_last_insert_rowid(c->db),
+			cache_change_add(ch, CC_NEW, (uint64_t)sqlite3_last_insert_rowid(c->db),
 				   folder, name, 0, NULL);
 			free(name);
 			break;
@@ -352,7 +352,7 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 			db_bind_text(st, 2, name);
 			sqlite3_bind_int64(st, 3, (int64_t)old.ino);
 			rc = db_run(c, st);
-			change_add(ch, CC_RENAMED, old.ino, old.parent, old.name,
+			cache_change_add(ch, CC_RENAMED, old.ino, old.parent, old.name,
 				   folder, name);
 			free(name);
 			if (rc)
@@ -382,7 +382,7 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 		sqlite3_bind_int64(st, 13, (int64_t)old.ino);
 		rc = db_run(c, st);
 		if (it->change == BE_UPDATE)
-			change_add(ch, CC_ATTR, old.ino, folder, old.name, 0, NULL);
+			cache_change_add(ch, CC_ATTR, old.ino, folder, old.name, 0, NULL);
 		break;
 	}
 	node_clear(&old);
@@ -401,7 +401,7 @@ static int sweep(struct cache *c, uint64_t folder, int64_t gen,
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		uint64_t ino = (uint64_t)sqlite3_column_int64(st, 0);
 		bodies_forget(c, ino);
-		change_add(ch, CC_GONE, ino, folder,
+		cache_change_add(ch, CC_GONE, ino, folder,
 			   (const char *)sqlite3_column_text(st, 1), 0, NULL);
 	}
 	sqlite3_finalize(st);
@@ -481,7 +481,7 @@ int cache_remove_item(struct cache *c, uint64_t ino, struct cache_changes *ch)
 		sqlite3_bind_int64(st, 1, (int64_t)ino);
 		rc = db_step_done(c, st);
 		if (!rc)
-			change_add(ch, CC_GONE, ino, n.parent, n.name, 0, NULL);
+			cache_change_add(ch, CC_GONE, ino, n.parent, n.name, 0, NULL);
 	}
 	pthread_mutex_unlock(&c->lock);
 	node_clear(&n);
@@ -511,7 +511,7 @@ int cache_sweep_folders(struct cache *c, char *const *ids, size_t n,
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			gone = xrealloc(gone, (ng + 1) * sizeof(*gone));
 			gone[ng++] = (uint64_t)sqlite3_column_int64(st, 0);
-			change_add(ch, CC_GONE, gone[ng - 1],
+			cache_change_add(ch, CC_GONE, gone[ng - 1],
 				   (uint64_t)sqlite3_column_int64(st, 1),
 				   (const char *)sqlite3_column_text(st, 2), 0, NULL);
 		}

@@ -58,7 +58,7 @@ void notify_changes(void *arg, const struct cache_changes *ch)
 		}
 		/* the parent's mtime and link count: once per run of changes
 		 * in the same directory */
-		if (c->parent != last_parent) {
+		if (c->parent && c->parent != last_parent) {
 			inval_attr(fs, c->parent);
 			last_parent = c->parent;
 		}

@@ -44,17 +44,6 @@ static void node_stat(struct xfs *fs, const struct node *n, struct stat *st)
 	st->st_blocks = (st->st_size + 511) / 512;
 }
 
-/* How long the kernel may keep a node's attributes.  Without open
- * requests we cannot correct the size estimate of a message at open, so
- * an uncached message's attributes are never cached: a read past the
- * estimate makes the kernel ask again and see the exact size. */
-static double attr_timeout(struct xfs *fs, const struct node *n)
-{
-	if (fs->zero_open && n->kind == NODE_ITEM && n->body_size < 0)
-		return 0;
-	return fs->attr_timeout;
-}
-
 static void fill_entry(struct xfs *fs, const struct node *n,
 		       struct fuse_entry_param *e)
 {
@@ -62,7 +51,7 @@ static void fill_entry(struct xfs *fs, const struct node *n,
 	e->ino = n->ino;
 	e->generation = 1;
 	e->entry_timeout = fs->entry_timeout;
-	e->attr_timeout = attr_timeout(fs, n);
+	e->attr_timeout = fs->attr_timeout;
 	node_stat(fs, n, &e->attr);
 }
 
@@ -138,9 +127,8 @@ static void xfs_getattr(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	node_stat(fs, &n, &st);
-	double timeout = attr_timeout(fs, &n);
 	node_clear(&n);
-	fuse_reply_attr(req, &st, timeout);
+	fuse_reply_attr(req, &st, fs->attr_timeout);
 }
 
 static void xfs_opendir(fuse_req_t req, fuse_ino_t ino,
@@ -346,13 +334,27 @@ static void read_by_ino(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 	}
 	int fd = cache_body_open(fs->cache, ino);
 	if (fd < 0) {
-		int rc = sync_fetch_body(fs->sync, ino);
+		struct node n = { 0 };
+		int rc = cache_get(fs->cache, ino, &n);
+		int64_t estimate = n.size;
+		node_clear(&n);
+		if (!rc)
+			rc = sync_fetch_body(fs->sync, ino);
 		if (!rc)
 			fd = cache_body_open(fs->cache, ino);
 		if (fd < 0) {
 			fuse_reply_err(req, rc ? -rc : EIO);
 			return;
 		}
+		/* The kernel sized this read by the server's estimate.  A
+		 * body larger than that: drop the cached attributes (only
+		 * them: no page is touched, so this is safe inside a READ),
+		 * and the next read past the estimate learns the exact size.
+		 * A body smaller or equal: the short read itself makes the
+		 * kernel shrink the size; an invalidation here would stop it. */
+		struct stat sb;
+		if (fstat(fd, &sb) == 0 && sb.st_size > estimate && fs->kernel_ready)
+			fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 	}
 	reply_fd(req, fd, size, off);
 	close(fd);

@@ -177,3 +177,24 @@ def test_small_size_estimate_never_truncates(server, mount):
     with open(p, "rb") as f:
         assert f.read() == want
     m.stop()
+
+
+def test_cache_size_limit_evicts_and_refetches(server, mount):
+    """With a body store smaller than the folder, reading every message
+    twice still gives the server's exact bytes (evicted bodies are fetched
+    again) and the store stays within its limit."""
+    m = mount(server, extra=["--cache-size", "40K"])
+    m.wait_synced()
+    names = sorted(n for n in os.listdir(m.path("Inbox")) if n.endswith(".eml"))
+    for _ in range(2):
+        for n in names:
+            p = m.path("Inbox", n)
+            item_id = os.getxattr(p, "user.exchangefs.id").decode()
+            with open(p, "rb") as f:
+                data = f.read()
+            assert data == server.item_mime(item_id), n
+            assert os.stat(p).st_size == len(data)
+    line = next(l for l in m.status().splitlines() if l.startswith("bodies cached:"))
+    used = int(line.split("(")[1].split()[0])
+    assert used <= 40 * 1024 + 400 * 1024  # the limit, plus the one body just fetched
+    m.stop()

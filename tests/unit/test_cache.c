@@ -171,7 +171,7 @@ int main(void)
 	/* bodies: store, open, exact size, LRU limit */
 	struct body_writer *w = cache_body_begin(c, i1);
 	CHECK(w && cache_body_write(w, "0123456789", 10) == 0);
-	CHECK(cache_body_commit(w) == 0);
+	CHECK(cache_body_commit(w, &ch) == 0);
 	int fd = cache_body_open(c, i1);
 	CHECK(fd >= 0);
 	char buf[32] = "";
@@ -182,8 +182,10 @@ int main(void)
 	cache_set_body_limit(c, 15);
 	w = cache_body_begin(c, i2);
 	CHECK(w && cache_body_write(w, "abcdefghij", 10) == 0);
-	CHECK(cache_body_commit(w) == 0);
+	CHECK(cache_body_commit(w, &ch) == 0);
 	CHECK(cache_body_open(c, i1) == -ENOENT);  /* evicted */
+	CHECK(ch.n == 1 && ch.v[0].what == CC_ATTR && ch.v[0].ino == i1);
+	cache_changes_free(&ch);
 	fd = cache_body_open(c, i2);
 	CHECK(fd >= 0);
 	close(fd);
