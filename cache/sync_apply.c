@@ -269,8 +269,23 @@ static bool item_by_server_id(struct cache *c, const char *sid, struct node *out
 	return found;
 }
 
+/* Adjust a folder's message count (n_items) by delta. */
+static int count_items(struct cache *c, uint64_t folder, int64_t delta)
+{
+	if (!delta)
+		return 0;
+	sqlite3_stmt *st = db_cached(c, "UPDATE nodes SET n_items = n_items + ? "
+				     "WHERE ino = ?");
+	sqlite3_bind_int64(st, 1, delta);
+	sqlite3_bind_int64(st, 2, (int64_t)folder);
+	return db_run(c, st);
+}
+
+/* Apply one item change; *added counts messages added to (or, negative,
+ * removed from) folder, so the page updates the folder's count once. */
 static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
-		      const struct be_item *it, struct cache_changes *ch)
+		      const struct be_item *it, struct cache_changes *ch,
+		      int64_t *added)
 {
 	if (!it->id)
 		return 0;
@@ -286,6 +301,10 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 			st = db_cached(c, "DELETE FROM nodes WHERE ino = ?");
 			sqlite3_bind_int64(st, 1, (int64_t)old.ino);
 			rc = db_run(c, st);
+			if (!rc && old.parent == folder)
+				(*added)--;
+			else if (!rc)
+				rc = count_items(c, old.parent, -1);
 			cache_change_add(ch, CC_GONE, old.ino, old.parent, old.name, 0, NULL);
 		}
 		break;
@@ -329,6 +348,8 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 			sqlite3_bind_int64(st, 14, gen);
 			sqlite3_bind_int64(st, 15, t);
 			rc = db_run(c, st);
+			if (!rc)
+				(*added)++;
 			cache_change_add(ch, CC_NEW, (uint64_t)sqlite3_last_insert_rowid(c->db),
 				   folder, name, 0, NULL);
 			free(name);
@@ -352,6 +373,10 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 			db_bind_text(st, 2, name);
 			sqlite3_bind_int64(st, 3, (int64_t)old.ino);
 			rc = db_run(c, st);
+			if (!rc)
+				rc = count_items(c, old.parent, -1);
+			if (!rc)
+				(*added)++;
 			cache_change_add(ch, CC_RENAMED, old.ino, old.parent, old.name,
 				   folder, name);
 			free(name);
@@ -392,7 +417,7 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 /* The sweep at the end of a resync: items of the folder the server did
  * not report again are gone. */
 static int sweep(struct cache *c, uint64_t folder, int64_t gen,
-		 struct cache_changes *ch)
+		 struct cache_changes *ch, int64_t *added)
 {
 	sqlite3_stmt *st = db_prepare(c, "SELECT ino, name FROM nodes WHERE "
 				      "parent = ? AND kind = 2 AND seen_gen < ?");
@@ -409,7 +434,10 @@ static int sweep(struct cache *c, uint64_t folder, int64_t gen,
 			"AND seen_gen < ?");
 	sqlite3_bind_int64(st, 1, (int64_t)folder);
 	sqlite3_bind_int64(st, 2, gen);
-	return db_step_done(c, st);
+	int rc = db_step_done(c, st);
+	if (!rc)
+		*added -= sqlite3_changes(c->db);
+	return rc;
 }
 
 int cache_apply_items(struct cache *c, uint64_t folder,
@@ -432,10 +460,13 @@ int cache_apply_items(struct cache *c, uint64_t folder,
 		}
 		sqlite3_reset(st);
 	}
+	int64_t added = 0;
 	for (size_t i = 0; !rc && i < b->n; i++)
-		rc = apply_item(c, folder, gen, &b->v[i], ch);
+		rc = apply_item(c, folder, gen, &b->v[i], ch, &added);
 	if (!rc && last_page && resyncing)
-		rc = sweep(c, folder, gen, ch);
+		rc = sweep(c, folder, gen, ch, &added);
+	if (!rc)
+		rc = count_items(c, folder, added);
 	if (!rc) {
 		sqlite3_stmt *st = db_cached(c,
 			"UPDATE nodes SET sync_state = ?, "
@@ -480,6 +511,8 @@ int cache_remove_item(struct cache *c, uint64_t ino, struct cache_changes *ch)
 		sqlite3_stmt *st = db_prepare(c, "DELETE FROM nodes WHERE ino = ?");
 		sqlite3_bind_int64(st, 1, (int64_t)ino);
 		rc = db_step_done(c, st);
+		if (!rc)
+			rc = count_items(c, n.parent, -1);
 		if (!rc)
 			cache_change_add(ch, CC_GONE, ino, n.parent, n.name, 0, NULL);
 	}

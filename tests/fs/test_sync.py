@@ -198,3 +198,47 @@ def test_cache_size_limit_evicts_and_refetches(server, mount):
     used = int(line.split("(")[1].split()[0])
     assert used <= 40 * 1024 + 400 * 1024  # the limit, plus the one body just fetched
     m.stop()
+
+
+def test_faults_are_survived(server, mount):
+    """Connection resets, HTTP 500 and 503 with Retry-After while syncing
+    and reading: the mount retries and ends equal to the server."""
+    m = mount(server)
+    m.wait_synced()
+    names = sorted(n for n in os.listdir(m.path("Inbox")) if n.endswith(".eml"))
+    # a read whose first two GetItem calls are cut off still succeeds
+    server.fault("reset", count=2, operation="GetItem")
+    p = m.path("Inbox", names[0])
+    with open(p, "rb") as f:
+        assert f.read() == server.item_mime(os.getxattr(p, "user.exchangefs.id").decode())
+    # syncs that fail with 500, a reset and a 503 asking for 1 s recover
+    server.fault("http500", count=1, operation="SyncFolderItems")
+    server.fault("reset", count=1, operation="SyncFolderHierarchy")
+    server.fault("http503", count=1, operation="SyncFolderItems", retry_after=1)
+    new_id = server.deliver("Inbox", subject="After the storm")
+    wait_for(lambda: new_id in ids_in(m, "Inbox"), 90, what="message after faults")
+    m.wait_next_sync(timeout=90)
+    want = expected_tree(server.mailbox())
+    for path, items in want.items():
+        got = ids_in(m, *path.split("/"))
+        assert sorted(got) == sorted(items), path
+    m.stop()
+
+
+def test_connections_are_reused(server, mount):
+    """Keep-alive: syncing every folder and reading many messages uses a
+    handful of connections, not one per request."""
+    m = mount(server)
+    m.wait_synced()
+    server.reset_stats()
+    m.wait_next_sync()
+    for n in sorted(os.listdir(m.path("Inbox")))[:30]:
+        p = m.path("Inbox", n)
+        if n.endswith(".eml"):
+            with open(p, "rb") as f:
+                f.read()
+    st = server.stats()
+    assert st["total"] >= 40
+    # one sync session plus at most the fetch pool (4)
+    assert st["connections"] <= 5, st["connections"]
+    m.stop()

@@ -149,6 +149,7 @@ int main(void)
 	be_item_batch_free(&ib);
 	cache_changes_free(&ch);
 	CHECK(count_children(c, inbox) == 4);  /* 3 items + Projects */
+	CHECK(cache_folder_count(c, inbox) == 3);
 	CHECK(cache_get(c, inbox, &n) == 0 && n.synced);
 	node_clear(&n);
 
@@ -167,6 +168,7 @@ int main(void)
 	CHECK(cache_get(c, i1, &n) == 0 && n.is_read == 1);
 	node_clear(&n);
 	CHECK(count_children(c, inbox) == 3);
+	CHECK(cache_folder_count(c, inbox) == 2);
 
 	/* bodies: store, open, exact size, LRU limit */
 	struct body_writer *w = cache_body_begin(c, i1);
@@ -212,6 +214,7 @@ int main(void)
 	cache_changes_free(&ch);
 	CHECK(ino_of(c, inbox, "2026-11-20 0931 Hello.eml") == i1);
 	CHECK(ino_of(c, inbox, "2026-11-20 0931 Hello (2).eml") == 0);
+	CHECK(cache_folder_count(c, inbox) == 1);
 	cache_stats(c, &cs);
 	CHECK(cs.bodies == 0);  /* I2's body went with it */
 
