@@ -28,6 +28,7 @@ struct xfs {
 	bool kernel_ready;     /* INIT done: notifications may be sent */
 	bool zero_open;        /* the kernel opens files without asking us
 				  (FUSE no_open): reads come with fh 0 */
+	bool open_requests;    /* --open-requests: do not ask for no_open */
 	uid_t uid;
 	gid_t gid;
 	double entry_timeout;  /* names: invalidated on change, so long */
@@ -68,6 +69,7 @@ struct options {
 	char *url, *user, *mailbox, *password_file, *password_command;
 	char *protocol, *cache_dir, *ca_file, *mountpoint, *fuse_opts;
 	bool insecure, foreground, show_help, show_version;
+	bool open_requests;         /* never use zero-message opens */
 	unsigned debug;             /* log categories */
 	unsigned sync_interval;     /* seconds */
 	long timeout;               /* seconds */

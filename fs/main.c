@@ -167,6 +167,7 @@ int main(int argc, char **argv)
 	struct xfs fs = {
 		.uid = getuid(), .gid = getgid(),
 		.entry_timeout = 300, .attr_timeout = 300,
+		.open_requests = o.open_requests,
 	};
 	char *fopts = fuse_options(&o);
 	char *fargv[] = { argv[0], "-o", fopts, NULL };

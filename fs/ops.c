@@ -65,7 +65,7 @@ static void xfs_init(void *userdata, struct fuse_conn_info *conn)
 	 * file.  Bodies are then fetched at the first READ.  The kernel drops
 	 * cached pages when size or mtime change (auto_inval_data): after a
 	 * sync changed a message, and for the control files. */
-	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) {
+	if ((conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) && !fs->open_requests) {
 		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_AUTO_INVAL_DATA;
 		fs->zero_open = true;
 	} else {

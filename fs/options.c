@@ -50,6 +50,8 @@ void options_usage(const char *prog)
 "  -d, --debug[=CATS]      debug log (implies -f); CATS: all (default), main,\n"
 "                          http, xml, sync, fs, cache, comma-separated\n"
 "  -o OPTIONS              FUSE mount options, e.g. -o allow_other\n"
+"  --open-requests         have every open go through the daemon instead of\n"
+"                          the kernel's zero-message opens (slower; debugging)\n"
 "  -h, --help              this text\n"
 "  -V, --version           version\n"
 "\n"
@@ -59,7 +61,7 @@ void options_usage(const char *prog)
 
 enum { OPT_URL = 256, OPT_USER, OPT_MAILBOX, OPT_PWFILE, OPT_PWCMD,
        OPT_PROTOCOL, OPT_CACHEDIR, OPT_CACHESIZE, OPT_CAFILE, OPT_INSECURE,
-       OPT_INTERVAL, OPT_TIMEOUT, OPT_PASSWORD };
+       OPT_INTERVAL, OPT_TIMEOUT, OPT_PASSWORD, OPT_OPENREQ };
 
 static int parse_size(const char *s, int64_t *out)
 {
@@ -118,6 +120,7 @@ int options_parse(int argc, char **argv, struct options *o)
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "sync-interval", required_argument, NULL, OPT_INTERVAL },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "open-requests", no_argument, NULL, OPT_OPENREQ },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", optional_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -150,6 +153,7 @@ int options_parse(int argc, char **argv, struct options *o)
 		case OPT_CACHEDIR: set_str(&o->cache_dir, optarg); break;
 		case OPT_CAFILE: set_str(&o->ca_file, optarg); break;
 		case OPT_INSECURE: o->insecure = true; break;
+		case OPT_OPENREQ: o->open_requests = true; break;
 		case OPT_CACHESIZE:
 			if (parse_size(optarg, &o->cache_size)) {
 				fprintf(stderr, "exchangefs: --cache-size: '%s' is not "

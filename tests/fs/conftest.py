@@ -94,13 +94,15 @@ def server(tmp_path):
         yield srv
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    """One server and one synced mount shared by the read-only tests of a module."""
+@pytest.fixture(scope="module", params=["zero-open", "open-requests"])
+def shared(tmp_path_factory, request):
+    """One server and one synced mount shared by the read-only tests of a
+    module; once with the kernel's zero-message opens, once with every open
+    going through the daemon (the path older kernels take)."""
     tmp = tmp_path_factory.mktemp("shared")
     with EwsServer(messages=400, seed=11, tls=True) as srv:
         f = MountFactory(tmp, None)
-        m = f(srv)
+        m = f(srv, extra=["--open-requests"] if request.param == "open-requests" else [])
         m.wait_synced()
         yield srv, m
         m.stop()

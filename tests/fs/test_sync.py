@@ -157,12 +157,13 @@ def test_kill9_during_first_sync_converges(tmp_path, mount):
         m2.stop()
 
 
-def test_small_size_estimate_never_truncates(server, mount):
+@pytest.mark.parametrize("opens", [[], ["--open-requests"]], ids=["zero-open", "open-requests"])
+def test_small_size_estimate_never_truncates(server, mount, opens):
     """The server's Size is only an estimate; when it is smaller than the
     MIME, a read must still return the whole message (and stat then tells
     the exact size)."""
     import subprocess
-    m = mount(server)
+    m = mount(server, extra=opens)
     m.wait_synced()
     body = "".join("line %06d of a long message\r\n" % i for i in range(8000))
     new_id = server.deliver("Inbox", subject="Underestimated", body=body, size=1000)
