@@ -596,6 +596,25 @@ int sync_wait_folder(struct sync *s, uint64_t ino)
 	return ret;
 }
 
+/* "Inbox/Projects/2026": the path of folders[i] on the mount. */
+static char *folder_path(const struct node *folders, size_t n, size_t i)
+{
+	char *path = xstrdup(folders[i].name);
+	uint64_t parent = folders[i].parent;
+	for (int depth = 0; parent != CACHE_ROOT_INO && depth < 64; depth++) {
+		size_t j;
+		for (j = 0; j < n && folders[j].ino != parent; j++)
+			;
+		if (j == n)
+			break;
+		char *longer = xasprintf("%s/%s", folders[j].name, path);
+		free(path);
+		path = longer;
+		parent = folders[j].parent;
+	}
+	return path;
+}
+
 void sync_status(struct sync *s, struct buf *out)
 {
 	static const char *const conn_names[] = {
@@ -640,15 +659,17 @@ void sync_status(struct sync *s, struct buf *out)
 		   (long long)cs.body_bytes);
 	if (cs.body_limit)
 		buf_printf(out, " of %lld allowed", (long long)cs.body_limit);
-	buf_puts(out, ")\nfolder progress (synced messages / server total):\n");
+	buf_puts(out, ")\nfolder progress (messages synced / server count when the folder list was read):\n");
 	struct node *folders;
 	size_t n;
 	cache_folders(s->cache, &folders, &n);
 	for (size_t i = 0; i < n; i++) {
 		int64_t have = cache_folder_count(s->cache, folders[i].ino);
-		buf_printf(out, "  %-40s %lld / %lld%s\n", folders[i].name,
-			   (long long)have, (long long)folders[i].total,
+		char *path = folder_path(folders, n, i);
+		buf_printf(out, "  %-40s %lld / %lld%s\n", path, (long long)have,
+			   (long long)folders[i].total,
 			   folders[i].synced ? "" : " (first sync pending)");
+		free(path);
 	}
 	cache_nodes_free(folders, n);
 }
