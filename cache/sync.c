@@ -44,6 +44,7 @@ struct sync {
 	char last_error[400];
 	time_t last_error_at;
 	time_t last_sync_at;
+	uint32_t server_asked_ms;   /* Retry-After/BackOff of the last failure */
 	char current[256];          /* folder being synced, for status */
 	int64_t current_done;
 	bool first_pass_done;
@@ -114,7 +115,19 @@ void sync_note_error(struct sync *s, const struct be_result *r)
 	snprintf(s->last_error, sizeof(s->last_error), "%s: %s",
 		 be_status_name(r->status), r->msg);
 	s->last_error_at = time(NULL);
+	s->server_asked_ms = r->retry_after_ms;
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* The back-off before the next attempt: never shorter than the server
+ * asked for. */
+static int64_t next_wait(struct sync *s, int64_t backoff)
+{
+	pthread_mutex_lock(&s->lock);
+	int64_t asked = s->server_asked_ms;
+	s->server_asked_ms = 0;
+	pthread_mutex_unlock(&s->lock);
+	return asked > backoff ? asked : backoff;
 }
 
 /* Sleep up to ms, waking early on stop or kick.  Returns true if stopping. */
@@ -287,7 +300,9 @@ static enum be_status sync_folder(struct sync *s, const struct node *f,
 			state = NULL;
 			continue;
 		}
-		if (st == BE_THROTTLED) {
+		/* throttled, or a 503 that says when to come back: wait as
+		 * long as the server asked, keep the session, retry */
+		if (st == BE_THROTTLED || (st == BE_NETWORK && r->retry_after_ms)) {
 			uint32_t ms = r->retry_after_ms ? r->retry_after_ms : 5000;
 			log_notice("server busy while syncing '%s': waiting %.1f s "
 				   "as it asked", f->name, ms / 1000.0);
@@ -482,15 +497,16 @@ static void *sync_main(void *arg)
 			set_conn(s, r.status == BE_AUTH ? CONN_AUTH_FAILED
 						       : CONN_OFFLINE);
 			all_failed(s, r.status);
+			int64_t wait = next_wait(s, backoff);
 			log_warn("cannot reach server (%s); retrying in %lld s",
-				 r.msg, (long long)(backoff / 1000));
-			if (nap(s, backoff))
+				 r.msg, (long long)(wait / 1000));
+			if (nap(s, wait))
 				break;
 			backoff = backoff * 2 > 300000 ? 300000 : backoff * 2;
 			continue;
 		}
 		if (!pass(s)) {
-			if (nap(s, backoff))
+			if (nap(s, next_wait(s, backoff)))
 				break;
 			backoff = backoff * 2 > 300000 ? 300000 : backoff * 2;
 			continue;
