@@ -104,6 +104,24 @@ static void set_str(char **dst, const char *v)
 	*dst = xstrdup(v);
 }
 
+/* Make a relative path absolute against the current directory. */
+static int absolutize(char **path)
+{
+	if (!*path || **path == '/')
+		return 0;
+	char *cwd = getcwd(NULL, 0);
+	if (!cwd) {
+		fprintf(stderr, "exchangefs: cannot resolve %s: %s\n", *path,
+			strerror(errno));
+		return -1;
+	}
+	char *abs = xasprintf("%s/%s", cwd, *path);
+	free(cwd);
+	free(*path);
+	*path = abs;
+	return 0;
+}
+
 int options_parse(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
@@ -235,6 +253,10 @@ int options_parse(int argc, char **argv, struct options *o)
 	}
 	if (!o->mailbox && strchr(o->user, '@'))
 		o->mailbox = xstrdup(o->user);
+	/* the daemon changes to / when it goes to the background */
+	if (absolutize(&o->cache_dir) || absolutize(&o->ca_file) ||
+	    absolutize(&o->mountpoint))
+		return -1;
 	return 0;
 fail:
 	buf_free(&fopts);

@@ -131,16 +131,24 @@ def test_signal_unmounts_cleanly(server, mount, sig):
 
 
 def test_background_daemon(server, tmp_path):
+    """Without -f the daemon goes to the background (and to /): relative
+    paths given on the command line must still work."""
+    import shutil
     mnt = tmp_path / "bg"
     mnt.mkdir()
+    shutil.copy(server.ca_cert, tmp_path / "ca.pem")
     r = subprocess.run([EXE, "--url", server.ews_url, "--user", server.user,
-                        "--ca-file", server.ca_cert, "--cache-dir", str(tmp_path / "c"), str(mnt)],
+                        "--ca-file", "ca.pem", "--cache-dir", "c", "bg"],
                        env=dict(os.environ, EXCHANGEFS_PASSWORD=server.password),
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     try:
         assert os.path.ismount(mnt)
         assert "Inbox" in os.listdir(mnt)
         assert len(os.listdir(mnt / "Inbox")) > 0
+        name = next(n for n in os.listdir(mnt / "Inbox") if n.endswith(".eml"))
+        with open(mnt / "Inbox" / name, "rb") as f:  # a fetch: uses the CA file
+            assert f.read(5)
+        assert (tmp_path / "c" / "cache.db").exists()
     finally:
         subprocess.run(["fusermount3", "-u", str(mnt)])
