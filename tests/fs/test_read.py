@@ -149,3 +149,16 @@ def test_stat_and_statfs(shared):
     assert sv.f_namemax == 255
     r = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", m.mountpoint], capture_output=True, text=True)
     assert r.stdout.strip() == "fuse.exchangefs"
+
+
+def test_cache_is_private(shared):
+    """Cache files 0600 in 0700 directories, WAL and bodies included."""
+    srv, m = shared
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(m.cache_dir):
+        assert stat.S_IMODE(os.stat(dirpath).st_mode) == 0o700, dirpath
+        for n in filenames:
+            mode = stat.S_IMODE(os.stat(os.path.join(dirpath, n)).st_mode)
+            assert mode == 0o600, "%s is %o" % (n, mode)
+            seen += 1
+    assert seen > 2  # cache.db, its WAL, bodies
