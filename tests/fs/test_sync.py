@@ -248,3 +248,19 @@ def test_connections_are_reused(server, mount):
     # one sync session plus at most the fetch pool (4)
     assert st["connections"] <= 5, st["connections"]
     m.stop()
+
+
+def test_first_listing_is_never_partial(tmp_path, mount):
+    """ls right after mounting, while the first sync is still running on a
+    slow server: the folder asked for jumps the queue and is listed whole."""
+    from harness import EwsServer
+    with EwsServer(messages=4000, seed=8, tls=True, latency_ms=40) as srv:
+        want = expected_tree(srv.mailbox())
+        m = mount(srv)
+        # ask for a folder deep in the tree first, then the biggest one
+        for path in ("Inbox/Projects/2026", "Inbox"):
+            names = [n for n in os.listdir(m.path(*path.split("/"))) if n.endswith(".eml")]
+            assert len(names) == len(want[path]), "partial listing of %s" % path
+        assert "last complete sync: never" in m.status()  # the rest is still syncing
+        m.wait_synced(timeout=300)
+        m.stop()
