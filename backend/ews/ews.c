@@ -25,6 +25,7 @@
 struct be_session {
 	struct http_session *http;
 	char *root_id;         /* owned: msgfolderroot's FolderId */
+	const char *version;   /* RequestServerVersion the server accepted */
 	long call_timeout_s;   /* sync calls: connect + request */
 	long stall_s;          /* any call: abort under 1 KiB/s this long */
 };
@@ -90,6 +91,23 @@ static void ews_close(struct be_session *s)
 	free(s);
 }
 
+const char *const ews_versions[] = {
+	EWS_VERSION_DEFAULT, "Exchange2010_SP2", "Exchange2010", "Exchange2007_SP1",
+	NULL,
+};
+
+/* Did the server refuse the RequestServerVersion we asked for?  Exchange
+ * says ErrorInvalidServerVersion, or fails schema validation of the
+ * Version attribute. */
+static bool version_refused(const struct be_result *r)
+{
+	if (r->status == BE_OK)
+		return false;
+	return !strcmp(r->code, "ErrorInvalidServerVersion") ||
+	       (!strcmp(r->code, "ErrorSchemaValidation") &&
+		strstr(r->msg, "Version"));
+}
+
 static struct be_session *ews_open(const struct be_config *cfg,
 				   struct be_result *r)
 {
@@ -145,19 +163,26 @@ static struct be_session *ews_open(const struct be_config *cfg,
 	 * the server speaks EWS; learns the root id. */
 	struct buf req;
 	struct http_response resp;
-	buf_init(&req, 0);
-	ews_req_get_root(&req);
-	if (call(s, "GetFolder", &req, EWS_ON_FOLDER, &resp, r) == BE_OK &&
-	    ews_parse_root(resp.body.data, resp.body.len, &s->root_id, r) ==
-		    BE_PROTOCOL) {
-		char detail[sizeof(r->msg)];
-		snprintf(detail, sizeof(detail), "%s", r->msg);
-		be_result_set(r, BE_PROTOCOL,
-			      "server at %s did not answer as EWS: %s",
-			      http_url(s->http), detail);
+	for (size_t v = 0; ews_versions[v]; v++) {
+		s->version = ews_versions[v];
+		buf_init(&req, 0);
+		ews_req_get_root(&req, s->version);
+		if (call(s, "GetFolder", &req, EWS_ON_FOLDER, &resp, r) == BE_OK &&
+		    ews_parse_root(resp.body.data, resp.body.len, &s->root_id,
+				   r) == BE_PROTOCOL) {
+			char detail[sizeof(r->msg)];
+			snprintf(detail, sizeof(detail), "%s", r->msg);
+			be_result_set(r, BE_PROTOCOL,
+				      "server at %s did not answer as EWS: %s",
+				      http_url(s->http), detail);
+		}
+		buf_free(&req);
+		http_response_free(&resp);
+		if (!version_refused(r))
+			break;
+		log_dbg(LC_HTTP, "server refused schema version %s: %s",
+			s->version, r->msg);
 	}
-	buf_free(&req);
-	http_response_free(&resp);
 	if (r->status != BE_OK) {
 		log_dbg(LC_HTTP, "open %s failed: %s", http_url(s->http),
 			r->msg);
@@ -194,7 +219,7 @@ static enum be_status ews_sync_folders(struct be_session *s, const char *state,
 	if (!state_ok(state, r))
 		return r->status;
 	buf_init(&req, 0);
-	ews_req_sync_folders(&req, state);
+	ews_req_sync_folders(&req, s->version, state);
 	if (call(s, "SyncFolderHierarchy", &req, EWS_ON_FOLDER, &resp, r) ==
 	    BE_OK &&
 	    ews_parse_folders(resp.body.data, resp.body.len, out, r) == BE_OK) {
@@ -230,7 +255,7 @@ static enum be_status ews_sync_items(struct be_session *s,
 	if (!id_ok(folder_id, "folder", r) || !state_ok(state, r))
 		return r->status;
 	buf_init(&req, 0);
-	ews_req_sync_items(&req, folder_id, state, max);
+	ews_req_sync_items(&req, s->version, folder_id, state, max);
 	if (call(s, "SyncFolderItems", &req, EWS_ON_FOLDER, &resp, r) == BE_OK)
 		ews_parse_items(resp.body.data, resp.body.len, out, r);
 	buf_free(&req);
@@ -277,7 +302,7 @@ static enum be_status ews_fetch_mime(struct be_session *s,
 		goto out;
 
 	buf_init(&req, 0);
-	ews_req_get_mime(&req, ids, n);
+	ews_req_get_mime(&req, s->version, ids, n);
 	struct http_request rq = {
 		.body = req.data,
 		.body_len = req.len,

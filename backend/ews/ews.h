@@ -32,12 +32,20 @@
 #define EWS_MAX_CHANGES 512             /* SyncFolderItems maximum */
 
 /* --- ews_request.c: SOAP request bodies (escaped; b has no cap) --- */
-void ews_req_get_root(struct buf *b);
-void ews_req_sync_folders(struct buf *b, const char *state);
+/* Schema versions asked for in RequestServerVersion, newest first: a
+ * server that refuses one (Exchange 2010 and 2007 reject names they do
+ * not know) is asked again with the next at sign-in. */
+#define EWS_VERSION_DEFAULT "Exchange2013_SP1"
+extern const char *const ews_versions[];
+void ews_req_get_root(struct buf *b, const char *version);
+void ews_req_sync_folders(struct buf *b, const char *version,
+			  const char *state);
 /* max is clamped to 1..EWS_MAX_CHANGES */
-void ews_req_sync_items(struct buf *b, const char *folder_id,
+void ews_req_sync_items(struct buf *b, const char *version,
+			const char *folder_id,
 			const char *state, unsigned max);
-void ews_req_get_mime(struct buf *b, const char *const *ids, size_t n);
+void ews_req_get_mime(struct buf *b, const char *version,
+		      const char *const *ids, size_t n);
 
 /* --- ews_errors.c --- */
 /* Which kind of id a call is about: an id-shaped error in a call about a

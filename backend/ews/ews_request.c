@@ -9,8 +9,8 @@ static const char envelope_head[] =
 	"<soap:Envelope xmlns:soap=\"" EWS_NS_SOAP "\""
 	" xmlns:t=\"" EWS_NS_T "\" xmlns:m=\"" EWS_NS_M "\">"
 	"<soap:Header>"
-	"<t:RequestServerVersion Version=\"Exchange2013_SP1\"/>"
-	"</soap:Header><soap:Body>";
+	"<t:RequestServerVersion Version=\"";
+static const char envelope_head_end[] = "\"/></soap:Header><soap:Body>";
 static const char envelope_tail[] = "</soap:Body></soap:Envelope>\n";
 
 /* The buffers here have no cap, so buf_* cannot fail. */
@@ -24,6 +24,15 @@ static void put_escaped(struct buf *b, const char *s)
 	(void)buf_put_xml_escaped(b, s);
 }
 
+/* The envelope up to the body, asking for the given schema version (one
+ * of a fixed list in ews.c, so it needs no escaping). */
+static void begin(struct buf *b, const char *version)
+{
+	put(b, envelope_head);
+	put(b, version ? version : EWS_VERSION_DEFAULT);
+	put(b, envelope_head_end);
+}
+
 static void put_state(struct buf *b, const char *state)
 {
 	if (!state || !*state)
@@ -33,9 +42,9 @@ static void put_state(struct buf *b, const char *state)
 	put(b, "</m:SyncState>");
 }
 
-void ews_req_get_root(struct buf *b)
+void ews_req_get_root(struct buf *b, const char *version)
 {
-	put(b, envelope_head);
+	begin(b, version);
 	put(b, "<m:GetFolder>"
 	       "<m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>"
 	       "<m:FolderIds><t:DistinguishedFolderId Id=\"msgfolderroot\"/></m:FolderIds>"
@@ -43,9 +52,10 @@ void ews_req_get_root(struct buf *b)
 	put(b, envelope_tail);
 }
 
-void ews_req_sync_folders(struct buf *b, const char *state)
+void ews_req_sync_folders(struct buf *b, const char *version,
+			  const char *state)
 {
-	put(b, envelope_head);
+	begin(b, version);
 	put(b, "<m:SyncFolderHierarchy>"
 	       "<m:FolderShape>"
 	       "<t:BaseShape>IdOnly</t:BaseShape>"
@@ -63,14 +73,14 @@ void ews_req_sync_folders(struct buf *b, const char *state)
 	put(b, envelope_tail);
 }
 
-void ews_req_sync_items(struct buf *b, const char *folder_id,
+void ews_req_sync_items(struct buf *b, const char *version, const char *folder_id,
 			const char *state, unsigned max)
 {
 	if (max < 1)
 		max = 1;
 	if (max > EWS_MAX_CHANGES)
 		max = EWS_MAX_CHANGES;
-	put(b, envelope_head);
+	begin(b, version);
 	put(b, "<m:SyncFolderItems>"
 	       "<m:ItemShape>"
 	       "<t:BaseShape>IdOnly</t:BaseShape>"
@@ -97,9 +107,10 @@ void ews_req_sync_items(struct buf *b, const char *folder_id,
 	put(b, envelope_tail);
 }
 
-void ews_req_get_mime(struct buf *b, const char *const *ids, size_t n)
+void ews_req_get_mime(struct buf *b, const char *version,
+		      const char *const *ids, size_t n)
 {
-	put(b, envelope_head);
+	begin(b, version);
 	put(b, "<m:GetItem>"
 	       "<m:ItemShape>"
 	       "<t:BaseShape>IdOnly</t:BaseShape>"

@@ -152,3 +152,19 @@ def test_background_daemon(server, tmp_path):
         assert (tmp_path / "c" / "cache.db").exists()
     finally:
         subprocess.run(["fusermount3", "-u", str(mnt)])
+
+
+def test_older_server_schema_version(tmp_path, mount):
+    """An Exchange 2010 server refuses RequestServerVersion Exchange2013_SP1
+    (schema validation); the client asks again with an older version."""
+    from harness import EwsServer
+    older = "Exchange2007,Exchange2007_SP1,Exchange2010,Exchange2010_SP1,Exchange2010_SP2"
+    with EwsServer(messages=60, seed=4, tls=True, extra_args=["--known-versions", older]) as srv:
+        m = mount(srv)
+        m.wait_synced()
+        inbox = m.path("Inbox")
+        name = next(n for n in os.listdir(inbox) if n.endswith(".eml"))
+        p = os.path.join(inbox, name)
+        with open(p, "rb") as f:
+            assert f.read() == srv.item_mime(os.getxattr(p, "user.exchangefs.id").decode())
+        m.stop()

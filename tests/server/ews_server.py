@@ -48,6 +48,7 @@ class EwsHttpServer(ThreadingHTTPServer):
         self.mailbox = mailbox
         self.user, self.password = user, password
         self.latency_ms = latency_ms
+        self.known_versions = None  # None: every version Exchange 2016 knows
         self.tls = tls                  # ssl.SSLContext or None
         self.verbose = verbose
         self.faults = control.Faults()
@@ -235,7 +236,7 @@ class Handler(BaseHTTPRequestHandler):
     def ews(self, body):
         t0 = time.time()
         try:
-            op_elem, _version = soap.parse_request(body)
+            op_elem, _version = soap.parse_request(body, self.server.known_versions)
             op_name, parse_fault = soap.local(op_elem.tag), None
         except soap.Fault as f:
             op_elem, op_name, parse_fault = None, "(invalid)", f
@@ -342,6 +343,8 @@ def main(argv=None):
     ap.add_argument("--latency-ms", type=int, default=0, help="delay added to every EWS request")
     ap.add_argument("--xml-invalid-chars", choices=("charref", "strip"), default="charref",
                     help="how characters XML 1.0 forbids are sent: &#x1; like Exchange, or dropped")
+    ap.add_argument("--known-versions", help="comma-separated RequestServerVersion values to accept "
+                    "(e.g. up to Exchange2010_SP2, to play an Exchange 2010 server)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -352,6 +355,8 @@ def main(argv=None):
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
     srv = EwsHttpServer((args.host, args.port), mb, args.user, args.password, args.latency_ms, tls, args.verbose)
+    if args.known_versions:
+        srv.known_versions = set(args.known_versions.split(","))
     port = srv.server_address[1]
     if args.port_file:
         tmp = args.port_file + ".tmp"

@@ -133,8 +133,9 @@ def schema_fault(violation, line=1, pos=1):
 
 # ---- requests -------------------------------------------------------------------
 
-def parse_request(body):
-    """Return (operation element, RequestServerVersion or None). Raises Fault."""
+def parse_request(body, known_versions=None):
+    """Return (operation element, RequestServerVersion or None). Raises Fault.
+    known_versions narrows the accepted versions (to play an older server)."""
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise schema_fault("DTD is prohibited in this XML document.")
     try:
@@ -155,7 +156,7 @@ def parse_request(body):
         rsv = header.find(t("RequestServerVersion"))
         if rsv is not None:
             version = rsv.get("Version")
-            if version not in KNOWN_VERSIONS:
+            if version not in (known_versions or KNOWN_VERSIONS):
                 raise schema_fault(f"The 'Version' attribute is invalid - The value '{version}' is invalid "
                                    "according to its datatype.")
     return sbody[0], version

@@ -72,7 +72,7 @@ static void test_requests(void)
 
 	case_begin("GetFolder msgfolderroot");
 	buf_init(&b, 0);
-	ews_req_get_root(&b);
+	ews_req_get_root(&b, EWS_VERSION_DEFAULT);
 	op = op_of(&b, &doc);
 	CHECK(xml_is(op, EWS_NS_M, "GetFolder"));
 	CHECK_OWNED_STR(attr(xml_child(xml_child(op, EWS_NS_M, "FolderIds"),
@@ -84,7 +84,7 @@ static void test_requests(void)
 
 	case_begin("SyncFolderHierarchy first call: no SyncState, 5 fields");
 	buf_init(&b, 0);
-	ews_req_sync_folders(&b, "");
+	ews_req_sync_folders(&b, EWS_VERSION_DEFAULT, "");
 	op = op_of(&b, &doc);
 	CHECK(xml_is(op, EWS_NS_M, "SyncFolderHierarchy"));
 	CHECK(xml_child(op, EWS_NS_M, "SyncState") == NULL);
@@ -97,7 +97,7 @@ static void test_requests(void)
 
 	case_begin("SyncFolderHierarchy with an escaped state");
 	buf_init(&b, 0);
-	ews_req_sync_folders(&b, nasty);
+	ews_req_sync_folders(&b, EWS_VERSION_DEFAULT, nasty);
 	op = op_of(&b, &doc);
 	CHECK_OWNED_STR(text(xml_child(op, EWS_NS_M, "SyncState")), nasty_out);
 	xmlFreeDoc(doc);
@@ -111,7 +111,7 @@ static void test_requests(void)
 	};
 	for (size_t i = 0; i < sizeof(clamp) / sizeof(clamp[0]); i++) {
 		buf_init(&b, 0);
-		ews_req_sync_items(&b, nasty, i ? "H4sI+/=" : NULL,
+		ews_req_sync_items(&b, EWS_VERSION_DEFAULT, nasty, i ? "H4sI+/=" : NULL,
 				   clamp[i].in);
 		op = op_of(&b, &doc);
 		CHECK(xml_is(op, EWS_NS_M, "SyncFolderItems"));
@@ -153,7 +153,7 @@ static void test_requests(void)
 	case_begin("GetItem with MimeContent for 3 ids in order");
 	const char *ids[] = { "A1", nasty, "A3" };
 	buf_init(&b, 0);
-	ews_req_get_mime(&b, ids, 3);
+	ews_req_get_mime(&b, EWS_VERSION_DEFAULT, ids, 3);
 	op = op_of(&b, &doc);
 	CHECK(xml_is(op, EWS_NS_M, "GetItem"));
 	CHECK_OWNED_STR(text(xml_child(xml_child(op, EWS_NS_M, "ItemShape"),
