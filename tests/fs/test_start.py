@@ -168,3 +168,33 @@ def test_older_server_schema_version(tmp_path, mount):
         with open(p, "rb") as f:
             assert f.read() == srv.item_mime(os.getxattr(p, "user.exchangefs.id").decode())
         m.stop()
+
+
+def test_sigterm_while_a_reader_waits(tmp_path, mount):
+    """SIGTERM while ls waits for a folder's first sync on a slow server:
+    the reader gets an error, the daemon exits cleanly and promptly."""
+    import threading
+    import time
+    from harness import EwsServer
+    with EwsServer(messages=3000, seed=6, tls=True, latency_ms=400) as srv:
+        m = mount(srv)
+        result = {}
+
+        def reader():
+            try:
+                result["names"] = os.listdir(m.path("Inbox"))
+            except OSError as e:
+                result["error"] = e.errno
+
+        t = threading.Thread(target=reader)
+        t.start()
+        time.sleep(1.0)
+        assert t.is_alive(), "the listing should still be waiting"
+        t0 = time.monotonic()
+        rc = m.signal(signal.SIGTERM, timeout=30)
+        t.join(30)
+        assert rc == 0
+        assert time.monotonic() - t0 < 15
+        assert not t.is_alive()
+        assert "names" in result or "error" in result
+        m.check_log()
