@@ -82,6 +82,8 @@ void options_free(struct options *o);
 /* The password from --password-file, --password-command, the environment
  * or a prompt; NULL with a message printed on failure.  Owned. */
 char *options_password(const struct options *o);
+/* The host[:port] part of --url: a pointer into o->url and its length. */
+const char *options_host(const struct options *o, size_t *len);
 /* $XDG_CACHE_HOME/exchangefs/<account> unless --cache-dir.  Owned. */
 char *options_cache_dir(const struct options *o);
 

@@ -76,9 +76,8 @@ static int first_contact(struct cache *cache, const struct sync_config *scfg)
 
 static char *fuse_options(const struct options *o)
 {
-	const char *h = strstr(o->url, "://");
-	h = h ? h + 3 : o->url;
-	size_t hl = strcspn(h, "/?#");
+	size_t hl;
+	const char *h = options_host(o, &hl);
 	struct buf b;
 	buf_init(&b, 0);
 	buf_puts(&b, "fsname=exchangefs:");

@@ -373,14 +373,21 @@ char *options_password(const struct options *o)
 	return password_prompt(o->user);
 }
 
+const char *options_host(const struct options *o, size_t *len)
+{
+	const char *h = strstr(o->url, "://");
+	h = h ? h + 3 : o->url;
+	*len = strcspn(h, "/?#");
+	return h;
+}
+
 char *options_cache_dir(const struct options *o)
 {
 	if (o->cache_dir)
 		return xstrdup(o->cache_dir);
 	/* account = user@host, with characters a path cannot hold mapped */
-	const char *h = strstr(o->url, "://");
-	h = h ? h + 3 : o->url;
-	size_t hl = strcspn(h, "/?#");
+	size_t hl;
+	const char *h = options_host(o, &hl);
 	char *acct = xasprintf("%s@%.*s", o->user, (int)hl, h);
 	for (char *p = acct; *p; p++)
 		if (*p == '/' || *p == '\\' || (unsigned char)*p < 0x20)
