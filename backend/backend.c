@@ -36,6 +36,8 @@ int be_errno(enum be_status st)
 	case BE_PROTOCOL:     return EPROTO;
 	case BE_NOMEM:        return EFBIG;
 	case BE_UNSUPPORTED:  return ENOTSUP;
+	case BE_CONFLICT:     return EAGAIN;
+	case BE_EXISTS:       return EEXIST;
 	}
 	return EIO;
 }
@@ -55,6 +57,8 @@ const char *be_status_name(enum be_status st)
 	case BE_PROTOCOL:     return "unexpected answer from server";
 	case BE_NOMEM:        return "answer too large";
 	case BE_UNSUPPORTED:  return "not supported";
+	case BE_CONFLICT:     return "changed on the server meanwhile";
+	case BE_EXISTS:       return "already exists on the server";
 	}
 	return "unknown error";
 }
@@ -96,6 +100,7 @@ static void item_free(struct be_item *it)
 	free(it->from);
 	free(it->item_class);
 	free(it->message_id);
+	free(it->categories);
 }
 
 void be_folder_batch_free(struct be_folder_batch *b)
@@ -139,5 +144,14 @@ struct be_item *be_item_batch_add(struct be_item_batch *b)
 	it->size = -1;
 	it->is_read = -1;
 	it->has_attachments = -1;
+	it->flag = -1;
+	it->is_draft = -1;
 	return it;
+}
+
+void be_new_free(struct be_new *n)
+{
+	free(n->id);
+	free(n->change_key);
+	n->id = n->change_key = NULL;
 }

@@ -56,6 +56,9 @@ enum be_status {
 	BE_PROTOCOL,      /* the server's answer could not be understood */
 	BE_NOMEM,         /* out of memory, or an answer exceeded its size cap */
 	BE_UNSUPPORTED,   /* this backend does not implement the operation */
+	BE_CONFLICT,      /* the item changed on the server since the change
+			     key given (stale change key): re-read, retry */
+	BE_EXISTS,        /* a folder of that name already exists there */
 };
 
 /* Details of an outcome.  msg is one line a user understands ("server
@@ -139,6 +142,9 @@ struct be_item {
 				EWS this is not the MIME size) */
 	int is_read;         /* 0, 1, or -1 unknown */
 	int has_attachments; /* 0, 1, or -1 unknown */
+	int flag;            /* enum be_flag, or -1 unknown */
+	char *categories;    /* owned, comma-separated ("" none); NULL unknown */
+	int is_draft;        /* 0, 1, or -1 unknown */
 };
 
 struct be_item_batch {
@@ -161,6 +167,52 @@ typedef void (*be_done_fn)(void *arg, size_t index, enum be_status st,
 			   const char *msg);
 
 struct be_session;
+
+/* ---- Write operations: what they take and give. ---- */
+
+/* Well-known folders the core needs by role (EWS DistinguishedFolderId
+ * inbox, drafts, sentitems, deleteditems, outbox). */
+enum be_special {
+	BE_INBOX, BE_DRAFTS, BE_SENT, BE_DELETED, BE_OUTBOX, BE_SPECIAL_N
+};
+
+/* How create_item files a new message. */
+enum be_disposition {
+	BE_SAVE_DRAFT = 1, /* saved as an unsent draft (Drafts) */
+	BE_SAVE,           /* saved as a normal, read, non-draft message whose
+			      received time is the given date (any folder) */
+	BE_SEND,           /* sent, a copy saved in Sent Items */
+};
+
+/* How delete_item deletes. */
+enum be_delete {
+	BE_DEL_TO_TRASH = 1, /* moved to Deleted Items */
+	BE_DEL_SOFT,         /* recoverable (dumpster) */
+	BE_DEL_HARD,         /* gone for good */
+};
+
+/* Follow-up flag (EWS FlagStatus NotFlagged / Flagged / Complete). */
+enum be_flag { BE_FLAG_NONE = 0, BE_FLAG_FLAGGED = 1, BE_FLAG_COMPLETE = 2 };
+
+/* Properties to set on an item; only those whose bit is in mask are sent. */
+#define BE_PROP_READ       0x1u
+#define BE_PROP_FLAG       0x2u
+#define BE_PROP_CATEGORIES 0x4u
+struct be_props {
+	unsigned mask;
+	bool read;
+	enum be_flag flag;
+	const char *categories; /* comma-separated; "" = none */
+};
+
+/* What a write gives back: the (new) id and change key, owned by the
+ * caller, freed with be_new_free().  Either may be NULL when the server
+ * does not say (EWS returns no id for a sent message). */
+struct be_new {
+	char *id;
+	char *change_key;
+};
+void be_new_free(struct be_new *n);
 
 /* The table a protocol fills.  Operations not yet implemented by a backend
  * are NULL; the core checks before calling and treats NULL as
@@ -200,23 +252,69 @@ struct backend_ops {
 				     be_sink_fn sink, be_done_fn done,
 				     void *arg, struct be_result *r);
 
-	/* --- Write operations (issue: write back).  NULL for now. --- */
+	/* --- Write operations.  The journal applier (cache/journal.c)
+	 * calls them one at a time, in order, and retries transient
+	 * failures; every one must therefore be safe to repeat after an
+	 * unknown outcome, or findable (create_item's token). --- */
+
+	/* Ids of the well-known folders; ids[k] owned by the caller, NULL
+	 * where the server has no such folder. */
+	enum be_status (*special_folders)(struct be_session *s,
+					  char *ids[BE_SPECIAL_N],
+					  struct be_result *r);
+
+	/* Store a new message from RFC 5322 bytes into folder_id (for
+	 * BE_SEND folder_id is where the copy is saved: Sent Items).  date
+	 * (Unix seconds; 0 = now) is the received time for BE_SAVE.  token
+	 * (<= 64 bytes [A-Za-z0-9-]) is stored on the item as a hidden
+	 * property so find_token() can tell whether an attempt whose
+	 * answer was lost created it.  out->id is NULL for BE_SEND. */
 	enum be_status (*create_item)(struct be_session *s,
 				      const char *folder_id, const void *mime,
-				      size_t len, bool send, char **new_id,
-				      struct be_result *r);
+				      size_t len, enum be_disposition how,
+				      int64_t date, const char *token,
+				      struct be_new *out, struct be_result *r);
+	/* The item in folder_id carrying token: BE_OK with out set, or
+	 * BE_ITEM_GONE if there is none. */
+	enum be_status (*find_token)(struct be_session *s,
+				     const char *folder_id, const char *token,
+				     struct be_new *out, struct be_result *r);
+	/* Replace the whole content of a draft.  BE_CONFLICT if change_key
+	 * is stale; BE_ITEM_GONE if the draft is gone. */
+	enum be_status (*replace_mime)(struct be_session *s, const char *id,
+				       const char *change_key, const void *mime,
+				       size_t len, struct be_new *out,
+				       struct be_result *r);
+	/* Set read flag / follow-up flag / categories. BE_CONFLICT if
+	 * change_key (may be NULL: last writer wins) is stale. */
+	enum be_status (*update_props)(struct be_session *s, const char *id,
+				       const char *change_key,
+				       const struct be_props *p,
+				       struct be_new *out, struct be_result *r);
+	/* The current change key of an item (owned) - to retry after
+	 * BE_CONFLICT. */
+	enum be_status (*get_change_key)(struct be_session *s, const char *id,
+					 char **change_key,
+					 struct be_result *r);
 	enum be_status (*delete_item)(struct be_session *s, const char *id,
-				      bool hard, struct be_result *r);
+				      enum be_delete how, struct be_result *r);
+	/* Move; the item usually gets a new id (out->id). */
 	enum be_status (*move_item)(struct be_session *s, const char *id,
-				    const char *to_folder_id, char **new_id,
-				    struct be_result *r);
-	enum be_status (*set_read)(struct be_session *s, const char *id,
-				   bool read, struct be_result *r);
+				    const char *to_folder_id,
+				    struct be_new *out, struct be_result *r);
+	/* Folders: a created folder has class IPF.Note.  BE_EXISTS if the
+	 * parent already has a folder of that name. */
 	enum be_status (*create_folder)(struct be_session *s,
 					const char *parent_id, const char *name,
-					char **new_id, struct be_result *r);
-	enum be_status (*delete_folder)(struct be_session *s, const char *id,
+					struct be_new *out, struct be_result *r);
+	enum be_status (*rename_folder)(struct be_session *s, const char *id,
+					const char *name, struct be_new *out,
 					struct be_result *r);
+	enum be_status (*move_folder)(struct be_session *s, const char *id,
+				      const char *to_parent_id,
+				      struct be_new *out, struct be_result *r);
+	enum be_status (*delete_folder)(struct be_session *s, const char *id,
+					bool hard, struct be_result *r);
 
 	/* --- Notifications (issue: inotify).  NULL for now: the core polls.
 	 * watch() blocks up to timeout_s and reports which folder ids
