@@ -54,6 +54,7 @@ static void body_name(uint64_t ino, char *buf, size_t len)
 
 void bodies_forget(struct cache *c, uint64_t ino)
 {
+	log_dbg(LC_CACHE, "body of %llu forgotten", (unsigned long long)ino);
 	pthread_mutex_lock(&c->lock);
 	sqlite3_stmt *st = db_prepare(c, "DELETE FROM bodies WHERE ino = ? "
 				      "RETURNING size");

@@ -52,6 +52,25 @@ struct node {
 	int64_t body_size;    /* exact MIME size if cached, else -1 */
 	int is_read, has_attachments;  /* -1 unknown */
 	int64_t mtime;        /* seconds; for folders the last change */
+	int flag;             /* enum be_flag, -1 unknown */
+	char *categories;     /* comma-separated, NULL unknown */
+	int is_draft;         /* -1 unknown */
+	/* the local side (write-back, cache/journal.c) */
+	char *content;        /* content file written here, relative to the
+				 cache dir, or NULL (server's body) */
+	unsigned pend;        /* JP_* bits of journal entries not yet done */
+	int local;            /* enum node_local */
+	char *error;          /* last failure sending a change, or NULL */
+};
+
+/* What kind of node this is on the local side. */
+enum node_local {
+	LOCAL_NONE = 0,    /* a message or folder of the mailbox (server_id
+			      NULL while its creation is queued) */
+	LOCAL_TEMP = 1,    /* a local-only file (editor swap, backup): never
+			      uploaded, removed when the daemon starts */
+	LOCAL_REJECTED = 2,/* content refused as a message, kept in
+			      .exchangefs/rejected */
 };
 
 void node_clear(struct node *n);
@@ -102,6 +121,10 @@ struct cache_changes {
 	size_t n, cap;
 };
 void cache_changes_free(struct cache_changes *ch);
+/* Append a change for the kernel (ch may be NULL). */
+void cache_change_add(struct cache_changes *ch, int what, uint64_t ino,
+		      uint64_t parent, const char *name, uint64_t new_parent,
+		      const char *new_name);
 
 /* Apply one page of hierarchy changes and the new hierarchy state in one
  * transaction.  root_id links top-level folders to ino 1. */

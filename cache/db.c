@@ -59,6 +59,30 @@ static const char *const migrations[] = {
 	"ALTER TABLE nodes ADD COLUMN n_items INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE nodes SET n_items = (SELECT count(*) FROM nodes i WHERE "
 	"  i.parent = nodes.ino AND i.kind = 2) WHERE kind = 1;",
+	/* 3 -> 4: write-back.  Items gain their flag, categories and draft
+	 * state; nodes gain the local side of changes (content written here
+	 * and not yet on the server, pending journal bits, local-only kinds,
+	 * the last failure) and the journal of changes to send. */
+	"ALTER TABLE nodes ADD COLUMN flag INTEGER NOT NULL DEFAULT -1;"
+	"ALTER TABLE nodes ADD COLUMN categories TEXT;"
+	"ALTER TABLE nodes ADD COLUMN is_draft INTEGER NOT NULL DEFAULT -1;"
+	"ALTER TABLE nodes ADD COLUMN content TEXT;"
+	"ALTER TABLE nodes ADD COLUMN pend INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE nodes ADD COLUMN local INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE nodes ADD COLUMN error TEXT;"
+	"CREATE TABLE journal("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  op INTEGER NOT NULL,"
+	"  ino INTEGER NOT NULL,"
+	"  folder INTEGER NOT NULL DEFAULT 0,"
+	"  arg INTEGER NOT NULL DEFAULT 0,"
+	"  name TEXT, content TEXT, token TEXT,"
+	"  state INTEGER NOT NULL DEFAULT 0,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_try INTEGER NOT NULL DEFAULT 0,"
+	"  created INTEGER NOT NULL,"
+	"  error TEXT);"
+	"CREATE INDEX journal_ino ON journal(ino);",
 };
 
 void node_clear(struct node *n)
@@ -72,6 +96,9 @@ void node_clear(struct node *n)
 	free(n->sender);
 	free(n->item_class);
 	free(n->message_id);
+	free(n->categories);
+	free(n->content);
+	free(n->error);
 	memset(n, 0, sizeof(*n));
 }
 
@@ -106,6 +133,13 @@ void node_from_row(sqlite3_stmt *st, struct node *n)
 	n->is_read = sqlite3_column_int(st, 20);
 	n->has_attachments = sqlite3_column_int(st, 21);
 	n->mtime = sqlite3_column_int64(st, 22);
+	n->flag = sqlite3_column_int(st, 23);
+	n->categories = col_text(st, 24);
+	n->is_draft = sqlite3_column_int(st, 25);
+	n->content = col_text(st, 26);
+	n->pend = (unsigned)sqlite3_column_int(st, 27);
+	n->local = sqlite3_column_int(st, 28);
+	n->error = col_text(st, 29);
 }
 
 int db_exec(struct cache *c, const char *sql)
@@ -420,9 +454,6 @@ int cache_get(struct cache *c, uint64_t ino, struct node *out)
 	return rc;
 }
 
-/* Used by sync_apply.c with the lock held. */
-int cache_by_server_id(struct cache *c, enum node_kind kind, const char *sid,
-		       struct node *out);
 int cache_by_server_id(struct cache *c, enum node_kind kind, const char *sid,
 		       struct node *out)
 {
@@ -500,6 +531,7 @@ int cache_folders(struct cache *c, struct node **out, size_t *n)
 	pthread_mutex_lock(&c->lock);
 	sqlite3_stmt *st = db_prepare(c, "SELECT " NODE_COLS " FROM nodes "
 				      "WHERE kind = 1 AND visible = 1 AND ino != 1 "
+				      "AND server_id IS NOT NULL "
 				      "AND parent != 0 ORDER BY ino");
 	size_t cap = 0;
 	*out = NULL;

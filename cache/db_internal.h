@@ -7,6 +7,7 @@
 #define EXCHANGEFS_DB_INTERNAL_H
 
 #include "cache.h"
+#include "journal.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -32,7 +33,8 @@ struct cache {
 	"ino, parent, kind, name, server_id, change_key, server_name, " \
 	"folder_class, visible, synced, total, unread, subject, sender, " \
 	"item_class, message_id, received, sent, size, body_size, is_read, " \
-	"has_attach, mtime"
+	"has_attach, mtime, flag, categories, is_draft, content, pend, local, " \
+	"error"
 
 void node_from_row(sqlite3_stmt *st, struct node *n);
 int db_exec(struct cache *c, const char *sql);
@@ -52,9 +54,11 @@ void db_bind_text(sqlite3_stmt *st, int i, const char *s);
 /* Remove a body's file and row (lock held, inside or outside a txn). */
 void bodies_forget(struct cache *c, uint64_t ino);
 int bodies_init(struct cache *c);
-/* Append a change for the kernel (ch may be NULL). */
-void cache_change_add(struct cache_changes *ch, int what, uint64_t ino,
-		      uint64_t parent, const char *name, uint64_t new_parent,
-		      const char *new_name);
+/* The node with a server id (lock held or not: the lock is recursive). */
+int cache_by_server_id(struct cache *c, enum node_kind kind, const char *sid,
+		       struct node *out);
+/* Adjust a folder's message count (lock held, inside a transaction). */
+int count_items(struct cache *c, uint64_t folder, int64_t delta);
+
 
 #endif

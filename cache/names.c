@@ -193,3 +193,25 @@ char *names_folder_to_server(const char *file_name)
 		buf_append(&b, "", 0);
 	return b.data;
 }
+
+char *names_suffixed(const char *name, unsigned n)
+{
+	if (n < 2)
+		return xstrdup(name);
+	/* before the extension of a file name ("a.eml" -> "a (2).eml"),
+	 * never before a leading dot */
+	const char *dot = strrchr(name, '.');
+	if (!dot || dot == name)
+		dot = name + strlen(name);
+	char suffix[16];
+	int sl = snprintf(suffix, sizeof(suffix), " (%u)", n);
+	size_t head = (size_t)(dot - name), tail = strlen(dot);
+	/* keep the whole name within NAMES_MAX: shorten the head on a UTF-8
+	 * boundary */
+	while (head > 0 && head + (size_t)sl + tail > NAMES_MAX) {
+		head--;
+		while (head > 0 && ((unsigned char)name[head] & 0xc0) == 0x80)
+			head--;
+	}
+	return xasprintf("%.*s%s%s", (int)head, name, suffix, dot);
+}

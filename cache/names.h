@@ -30,6 +30,10 @@ char *names_folder(const char *server_name, unsigned n);
 /* Inverse of names_folder (for mkdir/rename later): owned. */
 char *names_folder_to_server(const char *file_name);
 
+/* A user's file name with the collision suffix " (n)" before its
+ * extension (n >= 2), at most NAMES_MAX bytes.  Owned. */
+char *names_suffixed(const char *name, unsigned n);
+
 /* Copy at most max bytes of valid UTF-8 from s into a new string, replacing
  * invalid sequences with U+FFFD, control characters (C0, DEL, C1) with a
  * space, collapsing runs of white space and trimming both ends.  Owned. */

@@ -7,6 +7,8 @@
  * that keeps names and inodes.  Also renders the status file.
  */
 #include "sync.h"
+#include "applier.h"
+#include "journal.h"
 #include "backend/util.h"
 
 #include <errno.h>
@@ -55,7 +57,44 @@ struct sync {
 
 	/* body fetching (fetch.c) */
 	struct fetch_pool *pool;
+
+	/* write-back (applier.c) */
+	pthread_mutex_t server_lock;
+	struct applier *applier;
 };
+
+void sync_server_lock(struct sync *s) { pthread_mutex_lock(&s->server_lock); }
+void sync_server_unlock(struct sync *s) { pthread_mutex_unlock(&s->server_lock); }
+
+void sync_writes_kick(struct sync *s)
+{
+	applier_kick(s->applier);
+}
+
+/* Record the well-known folders of a fresh session (best effort: a server
+ * without them still syncs; writes then treat every folder alike). */
+static void learn_special(struct sync *s, struct be_session *bs)
+{
+	if (!s->cfg.ops->special_folders)
+		return;
+	char *ids[BE_SPECIAL_N] = { 0 };
+	struct be_result r;
+	be_result_ok(&r);
+	if (s->cfg.ops->special_folders(bs, ids, &r) == BE_OK)
+		cache_set_special(s->cache, ids);
+	else
+		log_dbg(LC_SYNC, "cannot look up the well-known folders: %s", r.msg);
+	for (int k = 0; k < BE_SPECIAL_N; k++)
+		free(ids[k]);
+}
+
+struct be_session *sync_open_session(struct sync *s, struct be_result *r)
+{
+	struct be_session *bs = s->cfg.ops->open(&s->cfg.be, r);
+	if (bs)
+		learn_special(s, bs);
+	return bs;
+}
 
 struct cache *sync_cache(struct sync *s) { return s->cache; }
 struct fetch_pool *sync_pool(struct sync *s) { return s->pool; }
@@ -71,6 +110,7 @@ struct sync *sync_new(struct cache *c, const struct sync_config *cfg)
 	if (!s->cfg.fetch_sessions)
 		s->cfg.fetch_sessions = 4;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->server_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -98,6 +138,7 @@ void sync_free(struct sync *s)
 		s->cfg.ops->close(s->session);
 	free(s->root_id);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->server_lock);
 	pthread_cond_destroy(&s->cond);
 	pthread_cond_destroy(&s->done_cond);
 	free(s);
@@ -187,7 +228,7 @@ static enum be_status open_session(struct sync *s, struct be_result *r)
 {
 	if (s->session)
 		return BE_OK;
-	s->session = s->cfg.ops->open(&s->cfg.be, r);
+	s->session = sync_open_session(s, r);
 	if (!s->session)
 		return r->status;
 	const char *root = s->cfg.ops->root_id(s->session);
@@ -219,6 +260,7 @@ static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
 
 	for (;;) {
 		struct be_folder_batch b = { 0 };
+		sync_server_lock(s);
 		st = s->cfg.ops->sync_folders(s->session, state, &b, r);
 		if (st == BE_SYNC_INVALID && !resync) {
 			log_notice("folder hierarchy sync state refused by server: "
@@ -227,10 +269,12 @@ static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
 			free(state);
 			state = NULL;
 			be_folder_batch_free(&b);
+			sync_server_unlock(s);
 			continue;
 		}
 		if (st != BE_OK) {
 			be_folder_batch_free(&b);
+			sync_server_unlock(s);
 			break;
 		}
 		if (resync || !state)
@@ -241,7 +285,9 @@ static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
 				seen[n_seen++] = xstrdup(b.v[i].id);
 			}
 		struct cache_changes ch = { 0 };
-		if (cache_apply_folders(s->cache, s->root_id, &b, &ch)) {
+		int arc = cache_apply_folders(s->cache, s->root_id, &b, &ch);
+		sync_server_unlock(s);
+		if (arc) {
 			be_result_set(r, BE_PROTOCOL, "cannot store folder list in cache");
 			st = BE_PROTOCOL;
 			be_folder_batch_free(&b);
@@ -287,6 +333,7 @@ static enum be_status sync_folder(struct sync *s, const struct node *f,
 
 	for (;;) {
 		struct be_item_batch b = { 0 };
+		sync_server_lock(s);
 		st = s->cfg.ops->sync_items(s->session, f->server_id, state,
 					    PAGE_SIZE, &b, r);
 		if (st == BE_SYNC_INVALID && !resynced) {
@@ -294,6 +341,7 @@ static enum be_status sync_folder(struct sync *s, const struct node *f,
 				   "resyncing it (names and inodes are kept)",
 				   f->name);
 			be_item_batch_free(&b);
+			sync_server_unlock(s);
 			cache_begin_resync(s->cache, f->ino);
 			resynced = true;
 			free(state);
@@ -307,16 +355,19 @@ static enum be_status sync_folder(struct sync *s, const struct node *f,
 			log_notice("server busy while syncing '%s': waiting %.1f s "
 				   "as it asked", f->name, ms / 1000.0);
 			be_item_batch_free(&b);
+			sync_server_unlock(s);
 			if (nap(s, ms))
 				break;
 			continue;
 		}
 		if (st != BE_OK) {
 			be_item_batch_free(&b);
+			sync_server_unlock(s);
 			break;
 		}
 		struct cache_changes ch = { 0 };
 		int rc = cache_apply_items(s->cache, f->ino, &b, !b.more, &ch);
+		sync_server_unlock(s);
 		if (rc) {
 			be_item_batch_free(&b);
 			cache_changes_free(&ch);
@@ -405,6 +456,15 @@ static bool run_folder(struct sync *s, const struct node *f, bool *all_ok)
 {
 	struct be_result r;
 	be_result_ok(&r);
+	if (f->synced && journal_folder_unsure(s->cache, f->ino)) {
+		/* a change of ours may have reached the server without our
+		 * knowing its new id: let the applier settle it first */
+		log_dbg(LC_SYNC, "folder '%s' waits for changes being sent",
+			f->name);
+		folder_finished(s, f->ino, BE_OK);
+		*all_ok = false;
+		return true;
+	}
 	enum be_status st = sync_folder(s, f, &r);
 	folder_finished(s, f->ino, st);
 	if (st == BE_OK || stopping(s))
@@ -544,6 +604,9 @@ int sync_start(struct sync *s)
 	if (rc)
 		return -rc;
 	s->running = true;
+	s->applier = applier_start(s);
+	if (!s->applier)
+		log_err("cannot start sending changes to the server");
 	return 0;
 }
 
@@ -556,6 +619,8 @@ void sync_stop(struct sync *s)
 	pthread_cond_broadcast(&s->cond);
 	pthread_cond_broadcast(&s->done_cond);
 	pthread_mutex_unlock(&s->lock);
+	applier_stop(s->applier);
+	s->applier = NULL;
 	pthread_join(s->thread, NULL);
 	s->running = false;
 }
@@ -670,6 +735,8 @@ void sync_status(struct sync *s, struct buf *out)
 	pthread_mutex_unlock(&s->lock);
 	buf_printf(out, "folders: %lld\nmessages: %lld\n", (long long)cs.folders,
 		   (long long)cs.items);
+	if (s->applier)
+		applier_status(s->applier, out);
 	buf_printf(out, "cache: %s\n", cache_dir(s->cache));
 	buf_printf(out, "bodies cached: %lld (%lld bytes", (long long)cs.bodies,
 		   (long long)cs.body_bytes);

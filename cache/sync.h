@@ -62,6 +62,18 @@ int sync_fetch_body(struct sync *s, uint64_t ino);
 /* The status text of the control file (.exchangefs/status). */
 void sync_status(struct sync *s, struct buf *out);
 
+/* Write-back (cache/applier.c): a new session signed in with the engine's
+ * configuration (the well-known folders are looked up and recorded at each
+ * sign-in); NULL with *r set on failure. */
+struct be_session *sync_open_session(struct sync *s, struct be_result *r);
+/* Held around each sync page (request + apply) and each journal row
+ * (request + recording the answer), so a page never reports one of our
+ * own changes before the cache knows the id the server gave it. */
+void sync_server_lock(struct sync *s);
+void sync_server_unlock(struct sync *s);
+/* Tell the applier a change was queued (no-op without one). */
+void sync_writes_kick(struct sync *s);
+
 /* Internal, shared by sync.c and fetch.c. */
 struct fetch_pool;
 struct fetch_pool *fetch_pool_new(struct sync *s, unsigned max);

@@ -16,9 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-int cache_by_server_id(struct cache *c, enum node_kind kind, const char *sid,
-		       struct node *out);
-
 void cache_change_add(struct cache_changes *ch, int what, uint64_t ino,
 		      uint64_t parent, const char *name, uint64_t new_parent,
 		      const char *new_name)
@@ -255,7 +252,8 @@ int cache_apply_folders(struct cache *c, const char *root_id,
  * than a whole node, and this runs once per item of every page. */
 static bool item_by_server_id(struct cache *c, const char *sid, struct node *out)
 {
-	sqlite3_stmt *st = db_cached(c, "SELECT ino, parent, name, size FROM nodes "
+	sqlite3_stmt *st = db_cached(c, "SELECT ino, parent, name, size, pend, "
+				     "content IS NOT NULL FROM nodes "
 				     "WHERE kind = 2 AND server_id = ?");
 	sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
 	bool found = sqlite3_step(st) == SQLITE_ROW;
@@ -264,13 +262,15 @@ static bool item_by_server_id(struct cache *c, const char *sid, struct node *out
 		out->parent = (uint64_t)sqlite3_column_int64(st, 1);
 		out->name = xstrdup((const char *)sqlite3_column_text(st, 2));
 		out->size = sqlite3_column_int64(st, 3);
+		out->pend = (unsigned)sqlite3_column_int(st, 4);
+		out->local = sqlite3_column_int(st, 5);  /* has local content */
 	}
 	sqlite3_reset(st);
 	return found;
 }
 
 /* Adjust a folder's message count (n_items) by delta. */
-static int count_items(struct cache *c, uint64_t folder, int64_t delta)
+int count_items(struct cache *c, uint64_t folder, int64_t delta)
 {
 	if (!delta)
 		return 0;
@@ -293,6 +293,15 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 	bool exists = item_by_server_id(c, it->id, &old);
 	int rc = 0;
 	sqlite3_stmt *st;
+
+	/* A change the user made here and the journal has not sent yet wins
+	 * over what the server reports meanwhile (the journal settles it,
+	 * cache/journal.c): such an item is not deleted or moved by a sync,
+	 * and its pending fields are kept. */
+	if (exists && it->change == BE_DELETE && (old.pend & (JP_PLACE | JP_CONTENT)))
+		goto out;
+	if (exists && it->change == BE_READ_FLAG && (old.pend & JP_READ))
+		goto out;
 
 	switch (it->change) {
 	case BE_DELETE:
@@ -330,8 +339,8 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 				"INSERT INTO nodes(parent, kind, name, server_id, "
 				"change_key, subject, sender, item_class, message_id, "
 				"received, sent, size, is_read, has_attach, seen_gen, "
-				"mtime) VALUES(?, 2, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-				"?, ?, ?)");
+				"mtime, flag, categories, is_draft) VALUES(?, 2, ?, ?, "
+				"?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 			sqlite3_bind_int64(st, 1, (int64_t)folder);
 			db_bind_text(st, 2, name);
 			db_bind_text(st, 3, it->id);
@@ -347,6 +356,9 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 			sqlite3_bind_int(st, 13, it->has_attachments);
 			sqlite3_bind_int64(st, 14, gen);
 			sqlite3_bind_int64(st, 15, t);
+			sqlite3_bind_int(st, 16, it->flag);
+			db_bind_text(st, 17, it->categories);
+			sqlite3_bind_int(st, 18, it->is_draft);
 			rc = db_run(c, st);
 			if (!rc)
 				(*added)++;
@@ -358,9 +370,10 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 		/* Known item: keep its name and inode.  A size change means
 		 * the content changed (a draft edited elsewhere): drop the
 		 * cached body so the next read fetches the new bytes. */
-		if (it->size >= 0 && old.size >= 0 && it->size != old.size)
+		if (it->size >= 0 && old.size >= 0 && it->size != old.size &&
+		    !(old.pend & JP_CONTENT) && !old.local)
 			bodies_forget(c, old.ino);
-		if (old.parent != folder) {
+		if (old.parent != folder && !(old.pend & JP_PLACE)) {
 			/* the same id in another folder (protocols whose ids
 			 * survive a move): move it, keeping the name if free */
 			char *name = name_taken(c, folder, old.name)
@@ -389,8 +402,13 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 			"item_class = coalesce(?, item_class), "
 			"message_id = coalesce(?, message_id), "
 			"size = CASE WHEN ? >= 0 THEN ? ELSE size END, "
-			"is_read = CASE WHEN ? >= 0 THEN ? ELSE is_read END, "
+			"is_read = CASE WHEN ? >= 0 AND pend & 1 = 0 THEN ? "
+			"  ELSE is_read END, "
 			"has_attach = CASE WHEN ? >= 0 THEN ? ELSE has_attach END, "
+			"flag = CASE WHEN ? >= 0 AND pend & 2 = 0 THEN ? ELSE flag END, "
+			"categories = CASE WHEN ? IS NOT NULL AND pend & 4 = 0 "
+			"  THEN ? ELSE categories END, "
+			"is_draft = CASE WHEN ? >= 0 THEN ? ELSE is_draft END, "
 			"seen_gen = ? WHERE ino = ?");
 		db_bind_text(st, 1, it->change_key);
 		db_bind_text(st, 2, it->subject);
@@ -403,13 +421,20 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 		sqlite3_bind_int(st, 9, it->is_read);
 		sqlite3_bind_int(st, 10, it->has_attachments);
 		sqlite3_bind_int(st, 11, it->has_attachments);
-		sqlite3_bind_int64(st, 12, gen);
-		sqlite3_bind_int64(st, 13, (int64_t)old.ino);
+		sqlite3_bind_int(st, 12, it->flag);
+		sqlite3_bind_int(st, 13, it->flag);
+		db_bind_text(st, 14, it->categories);
+		db_bind_text(st, 15, it->categories);
+		sqlite3_bind_int(st, 16, it->is_draft);
+		sqlite3_bind_int(st, 17, it->is_draft);
+		sqlite3_bind_int64(st, 18, gen);
+		sqlite3_bind_int64(st, 19, (int64_t)old.ino);
 		rc = db_run(c, st);
 		if (it->change == BE_UPDATE)
-			cache_change_add(ch, CC_ATTR, old.ino, folder, old.name, 0, NULL);
+			cache_change_add(ch, CC_ATTR, old.ino, old.parent, old.name, 0, NULL);
 		break;
 	}
+out:
 	node_clear(&old);
 	return rc;
 }
@@ -419,8 +444,11 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 static int sweep(struct cache *c, uint64_t folder, int64_t gen,
 		 struct cache_changes *ch, int64_t *added)
 {
-	sqlite3_stmt *st = db_prepare(c, "SELECT ino, name FROM nodes WHERE "
-				      "parent = ? AND kind = 2 AND seen_gen < ?");
+	/* items created or changed here and not yet sent are not the
+	 * server's to remove */
+#define SWEPT "parent = ? AND kind = 2 AND seen_gen < ? AND server_id IS NOT " \
+	"NULL AND pend = 0 AND local = 0"
+	sqlite3_stmt *st = db_prepare(c, "SELECT ino, name FROM nodes WHERE " SWEPT);
 	sqlite3_bind_int64(st, 1, (int64_t)folder);
 	sqlite3_bind_int64(st, 2, gen);
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -430,8 +458,8 @@ static int sweep(struct cache *c, uint64_t folder, int64_t gen,
 			   (const char *)sqlite3_column_text(st, 1), 0, NULL);
 	}
 	sqlite3_finalize(st);
-	st = db_prepare(c, "DELETE FROM nodes WHERE parent = ? AND kind = 2 "
-			"AND seen_gen < ?");
+	st = db_prepare(c, "DELETE FROM nodes WHERE " SWEPT);
+#undef SWEPT
 	sqlite3_bind_int64(st, 1, (int64_t)folder);
 	sqlite3_bind_int64(st, 2, gen);
 	int rc = db_step_done(c, st);

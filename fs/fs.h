@@ -63,6 +63,47 @@ void handle_release(uint64_t id);
 
 /* notify.c: tell the kernel what the sync engine changed. */
 void notify_changes(void *arg, const struct cache_changes *ch);
+/* Changes our own handlers made: told to the kernel from another thread
+ * once the handler replied (takes the entries; ch is emptied). */
+void notify_start(struct xfs *fs);
+void notify_stop(void);
+void notify_later(struct cache_changes *ch);
+
+/* write.c: everything that changes the mailbox (see write.c). */
+extern const char *const xattr_settable[];
+void write_init(void);
+/* A file being written: its content fd (dup, caller closes) or -ENOENT;
+ * a node whose content was written here: that file.  -ENOENT when the
+ * server's body is the content. */
+int write_content_fd(struct xfs *fs, const struct node *n);
+/* Size of a file being written, or -1. */
+int64_t write_size(uint64_t ino);
+/* Whether the content of item n may be rewritten (drafts, files made
+ * here). */
+bool write_allowed(struct xfs *fs, const struct node *n);
+void xfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		mode_t mode, struct fuse_file_info *fi);
+void xfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	       off_t off, struct fuse_file_info *fi);
+void xfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void xfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	       struct fuse_file_info *fi);
+/* SETATTR: size changes of writable files; mode/owner/times accepted and
+ * ignored.  Returns 0 or -errno. */
+int write_setattr(struct xfs *fs, fuse_ino_t ino, struct stat *attr, int to_set);
+void xfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void xfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void xfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode);
+void xfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		fuse_ino_t newparent, const char *newname, unsigned int flags);
+/* setxattr of user.mail.read / flag / categories: 0 or -errno. */
+int write_setxattr(struct xfs *fs, fuse_ino_t ino, const char *name,
+		   const char *value, size_t size);
+int write_removexattr(struct xfs *fs, fuse_ino_t ino, const char *name);
+/* Entry/attributes of a node for replies (ops.c). */
+void fill_entry(struct xfs *fs, const struct node *n,
+		struct fuse_entry_param *e);
 
 /* options.c: the command line. */
 struct options {

@@ -6,6 +6,7 @@
  * SIGTERM, then unmount cleanly.
  */
 #include "fs.h"
+#include "cache/journal.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -87,10 +88,7 @@ static char *fuse_options(const struct options *o)
 			buf_append(&b, p, 1);
 	buf_puts(&b, "@");
 	buf_append(&b, h, hl);
-	/* Read-only at the VFS level until write-back exists: the kernel
-	 * refuses opens for writing with EROFS itself, which matters because
-	 * with zero-message opens no open request reaches us. */
-	buf_puts(&b, ",subtype=exchangefs,ro");
+	buf_puts(&b, ",subtype=exchangefs");
 	if (o->fuse_opts && *o->fuse_opts)
 		buf_printf(&b, ",%s", o->fuse_opts);
 	return b.data;
@@ -203,6 +201,8 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	}
 	cache_set_body_limit(cache, o.cache_size);
+	if (journal_recover(cache))
+		log_err("cannot tidy up local files in %s", cache_dir);
 	fs.cache = cache;
 	fs.sync = sync_new(cache, &scfg);
 	struct sync_hooks hooks = { notify_changes, fs_exiting, &fs };
@@ -212,6 +212,7 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	}
 
+	notify_start(&fs);
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 16);
 	fuse_loop_cfg_set_idle_threads(lc, 4);
@@ -220,6 +221,7 @@ int main(int argc, char **argv)
 	ret = fuse_session_loop_mt(fs.se, lc) < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
 	sync_stop(fs.sync);
+	notify_stop();
 
 out_unmount:
 	fuse_session_unmount(fs.se);

@@ -11,6 +11,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 static void inval_entry(struct xfs *fs, uint64_t parent, const char *name)
@@ -63,4 +64,77 @@ void notify_changes(void *arg, const struct cache_changes *ch)
 			last_parent = c->parent;
 		}
 	}
+}
+
+/* ---- changes made by our own handlers: told to the kernel later ----
+ * A handler must not notify about the directory it works in (the kernel
+ * holds its lock until we reply), so these go through a queue and a
+ * thread of their own. */
+
+static pthread_mutex_t later_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t later_cond = PTHREAD_COND_INITIALIZER;
+static struct cache_changes later;
+static bool later_stop, later_running;
+static pthread_t later_thread;
+
+static void *later_main(void *arg)
+{
+	struct xfs *fs = arg;
+	pthread_mutex_lock(&later_lock);
+	for (;;) {
+		while (!later.n && !later_stop)
+			pthread_cond_wait(&later_cond, &later_lock);
+		if (!later.n && later_stop)
+			break;
+		struct cache_changes mine = later;
+		memset(&later, 0, sizeof(later));
+		pthread_mutex_unlock(&later_lock);
+		notify_changes(fs, &mine);
+		cache_changes_free(&mine);
+		pthread_mutex_lock(&later_lock);
+	}
+	pthread_mutex_unlock(&later_lock);
+	return NULL;
+}
+
+void notify_start(struct xfs *fs)
+{
+	later_stop = false;
+	if (pthread_create(&later_thread, NULL, later_main, fs) == 0)
+		later_running = true;
+}
+
+void notify_stop(void)
+{
+	if (!later_running)
+		return;
+	pthread_mutex_lock(&later_lock);
+	later_stop = true;
+	pthread_cond_broadcast(&later_cond);
+	pthread_mutex_unlock(&later_lock);
+	pthread_join(later_thread, NULL);
+	later_running = false;
+	cache_changes_free(&later);
+}
+
+void notify_later(struct cache_changes *ch)
+{
+	if (!ch->n) {
+		cache_changes_free(ch);
+		return;
+	}
+	pthread_mutex_lock(&later_lock);
+	if (!later_running) {
+		pthread_mutex_unlock(&later_lock);
+		cache_changes_free(ch);
+		return;
+	}
+	for (size_t i = 0; i < ch->n; i++) {
+		const struct cache_change *c = &ch->v[i];
+		cache_change_add(&later, c->what, c->ino, c->parent, c->name,
+				 c->new_parent, c->new_name);
+	}
+	pthread_cond_broadcast(&later_cond);
+	pthread_mutex_unlock(&later_lock);
+	cache_changes_free(ch);
 }

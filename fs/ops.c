@@ -4,10 +4,10 @@
  * request gets exactly one reply: helpers return 0 or -errno and the
  * handler sends either the success reply or fuse_reply_err once.
  *
- * This mount is read-only for now: every request that would change the
- * mailbox is refused with EROFS (write-back comes with the journal).
+ * Requests that change the mailbox are in write.c.
  */
 #include "fs.h"
+#include "cache/journal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -39,13 +39,16 @@ static void node_stat(struct xfs *fs, const struct node *n, struct stat *st)
 		 * before (reads always go to the real end of the message) */
 		st->st_size = n->body_size >= 0 ? n->body_size
 						: (n->size > 0 ? n->size : 0);
+		int64_t writing = write_size(n->ino);
+		if (writing >= 0)
+			st->st_size = writing;
 	}
 	st->st_blksize = 4096;
 	st->st_blocks = (st->st_size + 511) / 512;
 }
 
-static void fill_entry(struct xfs *fs, const struct node *n,
-		       struct fuse_entry_param *e)
+void fill_entry(struct xfs *fs, const struct node *n,
+		struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = n->ino;
@@ -71,6 +74,8 @@ static void xfs_init(void *userdata, struct fuse_conn_info *conn)
 	} else {
 		conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	}
+	/* O_TRUNC must reach us as a SETATTR even when opens do not */
+	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	fs->kernel_ready = true;
 	log_dbg(LC_FS, "kernel connection ready (proto %u.%u, capable 0x%x, want 0x%x)",
 		conn->proto_major, conn->proto_minor, conn->capable, conn->want);
@@ -115,7 +120,7 @@ static void xfs_getattr(fuse_req_t req, fuse_ino_t ino,
 {
 	struct xfs *fs = fs_of(req);
 	struct stat st;
-	if (vfile_is(ino)) {
+	if (vfile_is(ino) || ino == CACHE_REJECTED_INO) {
 		vfile_stat(fs, ino, &st);
 		fuse_reply_attr(req, &st, 0);
 		return;
@@ -135,7 +140,7 @@ static void xfs_opendir(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
 	struct xfs *fs = fs_of(req);
-	if (vfile_is(ino)) {
+	if (ino < CACHE_FIRST_INO) {
 		fuse_reply_open(req, fi);
 		return;
 	}
@@ -239,10 +244,18 @@ static int open_item(struct xfs *fs, fuse_ino_t ino, struct fuse_file_info *fi,
 		return rc;
 	enum node_kind kind = n.kind;
 	int64_t shown = n.body_size >= 0 ? n.body_size : n.size;
-	node_clear(&n);
-	if (kind != NODE_ITEM)
+	if (kind != NODE_ITEM) {
+		node_clear(&n);
 		return -EISDIR;
-	int fd = cache_body_open(fs->cache, ino);
+	}
+	int fd = write_content_fd(fs, &n);
+	node_clear(&n);
+	if (fd >= 0) {
+		*fdp = fd;
+		fi->keep_cache = 0;
+		return 0;
+	}
+	fd = cache_body_open(fs->cache, ino);
 	bool fetched = false;
 	if (fd < 0) {
 		rc = sync_fetch_body(fs->sync, ino);
@@ -276,7 +289,20 @@ static void xfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
+		/* writes are served by inode (write.c), like with
+		 * zero-message opens */
+		struct node n = { 0 };
+		int rc = vfile_is(ino) ? -EPERM : cache_get(fs->cache, ino, &n);
+		if (!rc && !write_allowed(fs, &n))
+			rc = -EPERM;
+		node_clear(&n);
+		if (rc) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
+		fi->fh = 0;
+		fi->direct_io = 1;
+		fuse_reply_open(req, fi);
 		return;
 	}
 	int fd = -1, rc;
@@ -332,7 +358,16 @@ static void read_by_ino(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 		buf_free(&b);
 		return;
 	}
-	int fd = cache_body_open(fs->cache, ino);
+	struct node ln = { 0 };
+	int fd = cache_get(fs->cache, ino, &ln) == 0 ? write_content_fd(fs, &ln)
+						      : -ENOENT;
+	node_clear(&ln);
+	if (fd >= 0) {
+		reply_fd(req, fd, size, off);
+		close(fd);
+		return;
+	}
+	fd = cache_body_open(fs->cache, ino);
 	if (fd < 0) {
 		struct node n = { 0 };
 		int rc = cache_get(fs->cache, ino, &n);
@@ -437,6 +472,9 @@ static size_t node_xattrs(const struct node *n, struct xattr_val *v)
 {
 	size_t k = 0;
 	put_attr(v, &k, "user.exchangefs.id", xstrdup(n->server_id));
+	put_attr(v, &k, "user.exchangefs.error", xstrdup(n->error));
+	if (n->pend)
+		put_attr(v, &k, "user.exchangefs.pending", xstrdup("1"));
 	put_attr(v, &k, "user.exchangefs.change_key", xstrdup(n->change_key));
 	if (n->kind == NODE_FOLDER) {
 		put_attr(v, &k, "user.exchangefs.folder_class", xstrdup(n->folder_class));
@@ -451,7 +489,15 @@ static size_t node_xattrs(const struct node *n, struct xattr_val *v)
 	put_attr(v, &k, "user.mail.from", xstrdup(n->sender));
 	put_attr(v, &k, "user.mail.date", fmt_time(n->received));
 	put_attr(v, &k, "user.mail.sent", fmt_time(n->sent));
+	if (n->local != LOCAL_NONE)
+		return k;  /* a local file, not a message */
 	put_attr(v, &k, "user.mail.read", fmt_bool(n->is_read));
+	static const char *const flags[] = { "none", "flagged", "complete" };
+	put_attr(v, &k, "user.mail.flag", xstrdup(flags[n->flag > 0 && n->flag <= 2
+							   ? n->flag : 0]));
+	put_attr(v, &k, "user.mail.categories",
+		 xstrdup(n->categories ? n->categories : ""));
+	put_attr(v, &k, "user.mail.draft", fmt_bool(n->is_draft));
 	put_attr(v, &k, "user.mail.class", xstrdup(n->item_class));
 	put_attr(v, &k, "user.mail.message_id", xstrdup(n->message_id));
 	put_attr(v, &k, "user.mail.has_attachments", fmt_bool(n->has_attachments));
@@ -461,13 +507,13 @@ static size_t node_xattrs(const struct node *n, struct xattr_val *v)
 	return k;
 }
 
-#define MAX_XATTRS 16
+#define MAX_XATTRS 24
 
 static int load_xattrs(struct xfs *fs, fuse_ino_t ino, struct xattr_val *v,
 		       size_t *n)
 {
 	*n = 0;
-	if (vfile_is(ino) || ino == CACHE_ROOT_INO)
+	if (ino < CACHE_FIRST_INO)
 		return 0;
 	struct node node = { 0 };
 	int rc = cache_get(fs->cache, ino, &node);
@@ -533,66 +579,47 @@ static void xfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	free_xattrs(v, n);
 }
 
-/* ---- everything that would change the mailbox: read-only for now ---- */
+/* ---- requests that change the mailbox: see write.c ---- */
 
-static void erofs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-			  int to_set, struct fuse_file_info *fi)
+static void xfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			int to_set, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, EROFS);
+	struct xfs *fs = fs_of(req);
+	int rc = write_setattr(fs, ino, attr, to_set);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	xfs_getattr(req, ino, fi);
 }
 
-static void erofs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-			size_t size, off_t off, struct fuse_file_info *fi)
+static void xfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 const char *value, size_t size, int flags)
 {
-	fuse_reply_err(req, EROFS);
+	fuse_reply_err(req, -write_setxattr(fs_of(req), ino, name, value, size));
 }
 
-static void erofs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+static void xfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, -write_removexattr(fs_of(req), ino, name));
+}
+
+static void eperm_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 			mode_t mode, dev_t rdev)
 {
-	fuse_reply_err(req, EROFS);
+	fuse_reply_err(req, EPERM);
 }
 
-static void erofs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-			mode_t mode)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-			 fuse_ino_t newparent, const char *newname,
-			 unsigned int flags)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-			 mode_t mode, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			   const char *value, size_t size, int flags)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void erofs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+static void eperm_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 			  const char *name)
 {
-	fuse_reply_err(req, EROFS);
+	fuse_reply_err(req, EPERM);
 }
 
-static void erofs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+static void eperm_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		       const char *newname)
 {
-	fuse_reply_err(req, EROFS);
+	fuse_reply_err(req, EPERM);
 }
 
 const struct fuse_lowlevel_ops xfs_ops = {
@@ -608,16 +635,18 @@ const struct fuse_lowlevel_ops xfs_ops = {
 	.statfs = xfs_statfs,
 	.getxattr = xfs_getxattr,
 	.listxattr = xfs_listxattr,
-	.setattr = erofs_setattr,
-	.write = erofs_write,
-	.mknod = erofs_mknod,
-	.mkdir = erofs_mkdir,
-	.unlink = erofs_unlink,
-	.rmdir = erofs_unlink,
-	.rename = erofs_rename,
-	.create = erofs_create,
-	.setxattr = erofs_setxattr,
-	.removexattr = erofs_unlink,
-	.symlink = erofs_symlink,
-	.link = erofs_link,
+	.setattr = xfs_setattr,
+	.write = xfs_write,
+	.flush = xfs_flush,
+	.fsync = xfs_fsync,
+	.mknod = eperm_mknod,
+	.mkdir = xfs_mkdir,
+	.unlink = xfs_unlink,
+	.rmdir = xfs_rmdir,
+	.rename = xfs_rename,
+	.create = xfs_create,
+	.setxattr = xfs_setxattr,
+	.removexattr = xfs_removexattr,
+	.symlink = eperm_symlink,
+	.link = eperm_link,
 };

@@ -2,10 +2,13 @@
  * vfiles.c - the control entry ".exchangefs" at the root of the mount.  It
  * resolves by name but is never listed by readdir, so grep -r and find do
  * not descend into it.  It holds "status": connection state, per-folder
- * sync progress, the last error, cache size.  Content is rendered at open
+ * sync progress, the last error, cache size, queued changes; and
+ * "rejected/", files written as messages that were not (their nodes live in
+ * the cache under CACHE_REJECTED_INO and are served like messages).  Content is rendered at open
  * and served with direct_io, so every read sees fresh figures.
  */
 #include "fs.h"
+#include "cache/journal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -18,6 +21,7 @@ static const struct {
 	const char *name;
 } vfiles[] = {
 	{ CTL_STATUS_INO, "status" },
+	{ CACHE_REJECTED_INO, "rejected" },
 };
 
 bool vfile_is(fuse_ino_t ino)
@@ -32,6 +36,12 @@ int vfile_stat(struct xfs *fs, fuse_ino_t ino, struct stat *st)
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_mtime = st->st_ctime = st->st_atime = time(NULL);
+	if (ino == CACHE_REJECTED_INO) {
+		/* messages the server could not take, kept by name */
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		return 0;
+	}
 	if (ino == CTL_DIR_INO) {
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;
@@ -89,7 +99,8 @@ int vfile_readdir(struct xfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
 		fuse_ino_t ino;
 		const char *name;
 	} ents[] = { { CTL_DIR_INO, "." }, { CACHE_ROOT_INO, ".." },
-		     { CTL_STATUS_INO, "status" } };
+		     { CTL_STATUS_INO, "status" },
+		     { CACHE_REJECTED_INO, "rejected" } };
 	for (size_t i = (size_t)off; i < sizeof(ents) / sizeof(ents[0]); i++) {
 		struct fuse_entry_param e = { 0 };
 		e.ino = ents[i].ino;

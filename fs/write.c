@@ -1,0 +1,591 @@
+/*
+ * write.c - the FUSE requests that change the mailbox: files created and
+ * written, unlinked, renamed; folders made, renamed, removed; flags set as
+ * extended attributes.  Each one becomes one durable journal transaction
+ * (cache/journal.c) before the reply; the applier sends it to the server.
+ *
+ * Files being written are kept in <cache>/local/<ino>.w ("staging"), keyed
+ * by inode, not by file handle: with zero-message opens the kernel sends
+ * WRITE and FLUSH with fh 0.  At FLUSH (close) a dirty staging file is
+ * checked and committed: a message file (*.eml) must have an RFC 5322
+ * header section, else close() fails with EINVAL and the bytes are kept in
+ * .exchangefs/rejected; other names (editor swap and backup files) are
+ * local-only and never uploaded.
+ */
+#include "fs.h"
+#include "cache/journal.h"
+#include "cache/message.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct wfile {
+	uint64_t ino;
+	int fd;
+	bool dirty;
+	struct wfile *next;
+};
+
+/* Guards the list and every staging file's I/O: writes to one file are
+ * serialised (they are small and local). */
+static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER;
+static struct wfile *wfiles;
+
+void write_init(void)
+{
+}
+
+static struct wfile *wfind(uint64_t ino)
+{
+	for (struct wfile *w = wfiles; w; w = w->next)
+		if (w->ino == ino)
+			return w;
+	return NULL;
+}
+
+static void wdrop(uint64_t ino)
+{
+	for (struct wfile **p = &wfiles; *p; p = &(*p)->next)
+		if ((*p)->ino == ino) {
+			struct wfile *w = *p;
+			*p = w->next;
+			close(w->fd);
+			free(w);
+			return;
+		}
+}
+
+static bool eml_name(const char *name)
+{
+	size_t n = strlen(name);
+	return name[0] != '.' && n > 4 && !strcasecmp(name + n - 4, ".eml");
+}
+
+bool write_allowed(struct xfs *fs, const struct node *n)
+{
+	if (n->kind != NODE_ITEM)
+		return false;
+	if (n->local != LOCAL_NONE || !n->server_id)
+		return true;
+	return cache_role(fs->cache, n->parent) == BE_DRAFTS;
+}
+
+/* The current content of n as an fd: written here, or the server's body
+ * (fetched if need be).  -errno on failure. */
+static int current_content(struct xfs *fs, const struct node *n)
+{
+	if (n->content) {
+		char *p = journal_content_path(fs->cache, n->content);
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		free(p);
+		return fd < 0 ? -errno : fd;
+	}
+	if (n->local != LOCAL_NONE || !n->server_id)
+		return -ENOENT;  /* nothing written yet */
+	int fd = cache_body_open(fs->cache, n->ino);
+	if (fd >= 0)
+		return fd;
+	int rc = sync_fetch_body(fs->sync, n->ino);
+	if (rc)
+		return rc;
+	fd = cache_body_open(fs->cache, n->ino);
+	return fd >= 0 ? fd : -EIO;
+}
+
+static int copy_fd(int from, int to)
+{
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(from, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t m = write(to, buf + off, (size_t)(n - off));
+			if (m < 0 && errno == EINTR)
+				continue;
+			if (m < 0)
+				return -errno;
+			off += m;
+		}
+	}
+}
+
+/* The staging file of ino, made from the current content unless empty is
+ * asked for (wlock held).  *out or -errno. */
+static int wget(struct xfs *fs, uint64_t ino, bool empty, struct wfile **out)
+{
+	struct wfile *w = wfind(ino);
+	if (w) {
+		*out = w;
+		return 0;
+	}
+	struct node n = { 0 };
+	int rc = cache_get(fs->cache, ino, &n);
+	if (rc)
+		return rc;
+	if (!write_allowed(fs, &n)) {
+		node_clear(&n);
+		return -EPERM;
+	}
+	char *path = journal_staging_path(fs->cache, ino);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		log_err("cannot create %s: %s", path, strerror(errno));
+	}
+	if (fd >= 0 && !empty) {
+		int src = current_content(fs, &n);
+		if (src >= 0) {
+			rc = copy_fd(src, fd);
+			close(src);
+		} else if (src != -ENOENT) {
+			rc = src;
+		}
+		if (rc) {
+			close(fd);
+			fd = -1;
+			unlink(path);
+		}
+	}
+	free(path);
+	node_clear(&n);
+	if (fd < 0)
+		return rc ? rc : -EIO;
+	w = xcalloc(1, sizeof(*w));
+	w->ino = ino;
+	w->fd = fd;
+	w->next = wfiles;
+	wfiles = w;
+	*out = w;
+	return 0;
+}
+
+int write_content_fd(struct xfs *fs, const struct node *n)
+{
+	pthread_mutex_lock(&wlock);
+	struct wfile *w = wfind(n->ino);
+	int fd = w ? fcntl(w->fd, F_DUPFD_CLOEXEC, 0) : -ENOENT;
+	pthread_mutex_unlock(&wlock);
+	if (fd >= 0 || !n->content)
+		return fd;
+	char *p = journal_content_path(fs->cache, n->content);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	free(p);
+	return fd < 0 ? -errno : fd;
+}
+
+int64_t write_size(uint64_t ino)
+{
+	pthread_mutex_lock(&wlock);
+	struct wfile *w = wfind(ino);
+	struct stat sb;
+	int64_t size = w && fstat(w->fd, &sb) == 0 ? sb.st_size : -1;
+	pthread_mutex_unlock(&wlock);
+	return size;
+}
+
+static void done_change(struct xfs *fs, struct cache_changes *ch)
+{
+	sync_writes_kick(fs->sync);
+	if (ch)
+		notify_later(ch);
+}
+
+void xfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		mode_t mode, struct fuse_file_info *fi)
+{
+	struct xfs *fs = fuse_req_userdata(req);
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	bool temp = !eml_name(name);
+	struct node n = { 0 };
+	int rc = journal_new_file(fs->cache, parent, name, temp, &n);
+	if (!rc) {
+		pthread_mutex_lock(&wlock);
+		struct wfile *w;
+		rc = wget(fs, n.ino, true, &w);
+		if (!rc)
+			w->dirty = true;
+		pthread_mutex_unlock(&wlock);
+		if (rc) {
+			struct cache_changes ch = { 0 };
+			journal_unlink(fs->cache, parent, name, &ch);
+			cache_changes_free(&ch);
+		}
+	}
+	if (rc) {
+		node_clear(&n);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct fuse_entry_param e;
+	fill_entry(fs, &n, &e);
+	node_clear(&n);
+	fi->fh = 0;
+	fi->keep_cache = 0;
+	log_dbg(LC_FS, "created '%s'%s", name, temp ? " (local only)" : "");
+	fuse_reply_create(req, &e, fi);
+}
+
+void xfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	       off_t off, struct fuse_file_info *fi)
+{
+	struct xfs *fs = fuse_req_userdata(req);
+	if (vfile_is(ino)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	pthread_mutex_lock(&wlock);
+	struct wfile *w;
+	int rc = wget(fs, ino, false, &w);
+	ssize_t n = -1;
+	if (!rc) {
+		n = pwrite(w->fd, buf, size, off);
+		if (n < 0)
+			rc = -errno;
+		else
+			w->dirty = true;
+	}
+	pthread_mutex_unlock(&wlock);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+int write_setattr(struct xfs *fs, fuse_ino_t ino, struct stat *attr, int to_set)
+{
+	if (!(to_set & FUSE_SET_ATTR_SIZE))
+		return 0;  /* mode, owner, times: accepted, not kept */
+	if (vfile_is(ino))
+		return -EPERM;
+	pthread_mutex_lock(&wlock);
+	struct wfile *w;
+	int rc = wget(fs, ino, attr->st_size == 0, &w);
+	if (!rc && ftruncate(w->fd, attr->st_size) < 0)
+		rc = -errno;
+	if (!rc)
+		w->dirty = true;
+	pthread_mutex_unlock(&wlock);
+	return rc;
+}
+
+/* Commit a dirty staging file (wlock held).  0 or -errno. */
+static int commit(struct xfs *fs, uint64_t ino)
+{
+	struct wfile *w = wfind(ino);
+	if (!w || !w->dirty)
+		return 0;
+	struct node n = { 0 };
+	int rc = cache_get(fs->cache, ino, &n);
+	if (rc) {
+		wdrop(ino);
+		return rc == -ENOENT ? 0 : rc;
+	}
+	struct stat sb;
+	if (fstat(w->fd, &sb) < 0) {
+		node_clear(&n);
+		return -errno;
+	}
+	struct cache_changes ch = { 0 };
+	bool message = n.local == LOCAL_NONE;
+	if (message && sb.st_size == 0 && !n.server_id && !n.content) {
+		/* an empty new message file (touch, or create before the
+		 * first write): nothing to upload yet */
+		node_clear(&n);
+		return 0;
+	}
+	int64_t date = 0;
+	if (message) {
+		size_t want = (size_t)sb.st_size < MESSAGE_HEADER_MAX
+			? (size_t)sb.st_size : MESSAGE_HEADER_MAX;
+		char *head = xmalloc(want + 1);
+		ssize_t got = pread(w->fd, head, want, 0);
+		char why[160];
+		bool ok = got == (ssize_t)want &&
+			  message_check(head, want, want == (size_t)sb.st_size,
+					&date, why, sizeof(why));
+		if (got != (ssize_t)want)
+			snprintf(why, sizeof(why), "cannot read it back");
+		free(head);
+		if (!ok) {
+			char *kept = NULL;
+			close(w->fd);
+			w->fd = -1;
+			rc = journal_reject(fs->cache, ino, why, &kept, &ch);
+			log_warn("'%s' is not a message (%s): not uploaded; its "
+				 "bytes are kept as .exchangefs/rejected/%s",
+				 n.name, why, kept ? kept : "?");
+			free(kept);
+			wdrop(ino);
+			node_clear(&n);
+			done_change(fs, &ch);
+			return rc ? rc : -EINVAL;
+		}
+	}
+	close(w->fd);
+	w->fd = -1;
+	rc = journal_commit_content(fs->cache, ino, date, &ch);
+	wdrop(ino);
+	if (rc)
+		log_err("cannot keep what was written to '%s': %s", n.name,
+			strerror(-rc));
+	else
+		log_dbg(LC_FS, "'%s' saved (%lld bytes)%s", n.name,
+			(long long)sb.st_size, message ? ", queued for the server" : "");
+	node_clear(&n);
+	/* the kernel has these pages already (it wrote them) */
+	cache_changes_free(&ch);
+	done_change(fs, NULL);
+	return rc;
+}
+
+void xfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct xfs *fs = fuse_req_userdata(req);
+	pthread_mutex_lock(&wlock);
+	int rc = commit(fs, ino);
+	pthread_mutex_unlock(&wlock);
+	fuse_reply_err(req, -rc);
+}
+
+void xfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	       struct fuse_file_info *fi)
+{
+	/* staging files are fsynced when committed; an fsync before close
+	 * makes what was written so far durable locally */
+	pthread_mutex_lock(&wlock);
+	struct wfile *w = wfind(ino);
+	int rc = w && fsync(w->fd) < 0 ? -errno : 0;
+	pthread_mutex_unlock(&wlock);
+	fuse_reply_err(req, -rc);
+}
+
+void xfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct xfs *fs = fuse_req_userdata(req);
+	struct node n = { 0 };
+	uint64_t ino = cache_lookup(fs->cache, parent, name, &n) == 0 ? n.ino : 0;
+	node_clear(&n);
+	struct cache_changes ch = { 0 };
+	int rc = journal_unlink(fs->cache, parent, name, &ch);
+	if (!rc && ino) {
+		pthread_mutex_lock(&wlock);
+		wdrop(ino);
+		pthread_mutex_unlock(&wlock);
+		char *staging = journal_staging_path(fs->cache, ino);
+		unlink(staging);
+		free(staging);
+	}
+	done_change(fs, &ch);
+	fuse_reply_err(req, -rc);
+}
+
+void xfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct xfs *fs = fuse_req_userdata(req);
+	struct cache_changes ch = { 0 };
+	int rc = journal_rmdir(fs->cache, parent, name, &ch);
+	done_change(fs, &ch);
+	fuse_reply_err(req, -rc);
+}
+
+void xfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode)
+{
+	struct xfs *fs = fuse_req_userdata(req);
+	struct node n = { 0 };
+	int rc = journal_mkdir(fs->cache, parent, name, &n);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct fuse_entry_param e;
+	fill_entry(fs, &n, &e);
+	node_clear(&n);
+	done_change(fs, NULL);
+	fuse_reply_entry(req, &e);
+}
+
+/* The Date of a local file about to become a message, -1 if it is not a
+ * message. */
+static int64_t local_date(struct xfs *fs, const struct node *n)
+{
+	int fd = write_content_fd(fs, n);
+	if (fd < 0)
+		return -1;
+	struct stat sb;
+	int64_t date = -1;
+	if (fstat(fd, &sb) == 0) {
+		size_t want = (size_t)sb.st_size < MESSAGE_HEADER_MAX
+			? (size_t)sb.st_size : MESSAGE_HEADER_MAX;
+		char *head = xmalloc(want + 1);
+		char why[160];
+		int64_t d;
+		if (pread(fd, head, want, 0) == (ssize_t)want &&
+		    message_check(head, want, want == (size_t)sb.st_size, &d,
+				  why, sizeof(why)))
+			date = d;
+		else
+			log_warn("'%s' is not a message (%s): not uploaded",
+				 n->name, why);
+		free(head);
+	}
+	close(fd);
+	return date;
+}
+
+void xfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	struct xfs *fs = fuse_req_userdata(req);
+	struct node n = { 0 };
+	int rc = cache_lookup(fs->cache, parent, name, &n);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	/* a local file still being written is saved first, so the rename
+	 * moves what the writer wrote */
+	pthread_mutex_lock(&wlock);
+	if (n.local != LOCAL_NONE)
+		rc = commit(fs, n.ino);
+	pthread_mutex_unlock(&wlock);
+	int64_t date = -1;
+	if (!rc) {
+		/* re-read: the commit may have changed its content */
+		node_clear(&n);
+		rc = cache_lookup(fs->cache, parent, name, &n);
+	}
+	if (!rc && n.kind == NODE_ITEM && n.content &&
+	    (n.local != LOCAL_NONE || !n.server_id))
+		date = local_date(fs, &n);
+	struct cache_changes ch = { 0 };
+	if (!rc)
+		rc = journal_rename(fs->cache, parent, name, newparent, newname,
+				    flags, date, &ch);
+	node_clear(&n);
+	done_change(fs, &ch);
+	fuse_reply_err(req, -rc);
+}
+
+/* ---- flags as extended attributes ---- */
+
+const char *const xattr_settable[] = {
+	"user.mail.read", "user.mail.flag", "user.mail.categories", NULL,
+};
+
+static int parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = { "1", "true", "yes", "on", NULL };
+	static const char *const no[] = { "0", "false", "no", "off", NULL };
+	for (int i = 0; yes[i]; i++)
+		if (!strcasecmp(v, yes[i]))
+			return *out = true, 0;
+	for (int i = 0; no[i]; i++)
+		if (!strcasecmp(v, no[i]))
+			return *out = false, 0;
+	return -EINVAL;
+}
+
+static int parse_flag(const char *v, enum be_flag *out)
+{
+	if (!strcasecmp(v, "none") || !strcasecmp(v, "0") || !*v)
+		*out = BE_FLAG_NONE;
+	else if (!strcasecmp(v, "flagged") || !strcasecmp(v, "1"))
+		*out = BE_FLAG_FLAGGED;
+	else if (!strcasecmp(v, "complete") || !strcasecmp(v, "completed"))
+		*out = BE_FLAG_COMPLETE;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* "a, b,,c " -> "a,b,c" (owned) */
+static char *clean_categories(const char *v)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	const char *p = v;
+	while (*p) {
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		const char *start = p;
+		while (*p && *p != ',')
+			p++;
+		const char *end = p;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		if (end > start) {
+			if (b.len)
+				buf_puts(&b, ",");
+			buf_append(&b, start, (size_t)(end - start));
+		}
+	}
+	if (!b.data)
+		buf_append(&b, "", 0);
+	return b.data;
+}
+
+int write_setxattr(struct xfs *fs, fuse_ino_t ino, const char *name,
+		   const char *value, size_t size)
+{
+	if (strncmp(name, "user.", 5))
+		return -ENOTSUP;
+	if (memchr(value, 0, size) || size > 4096)
+		return -EINVAL;
+	char *v = xstrndup(value, size);
+	struct be_props p = { 0 };
+	char *cats = NULL;
+	int rc = 0;
+	if (!strcmp(name, "user.mail.read")) {
+		p.mask = BE_PROP_READ;
+		char *t = v;
+		while (*t == ' ')
+			t++;
+		t[strcspn(t, " \n")] = 0;
+		rc = parse_bool(t, &p.read);
+	} else if (!strcmp(name, "user.mail.flag")) {
+		p.mask = BE_PROP_FLAG;
+		v[strcspn(v, " \n")] = 0;
+		rc = parse_flag(v, &p.flag);
+	} else if (!strcmp(name, "user.mail.categories")) {
+		p.mask = BE_PROP_CATEGORIES;
+		v[strcspn(v, "\n")] = 0;
+		p.categories = cats = clean_categories(v);
+	} else {
+		rc = -EPERM;  /* what the server says is not ours to set */
+	}
+	if (!rc)
+		rc = journal_set_props(fs->cache, ino, &p);
+	free(v);
+	free(cats);
+	if (!rc) {
+		struct cache_changes ch = { 0 };
+		cache_change_add(&ch, CC_ATTR, ino, 0, NULL, 0, NULL);
+		done_change(fs, &ch);
+	}
+	return rc;
+}
+
+int write_removexattr(struct xfs *fs, fuse_ino_t ino, const char *name)
+{
+	if (!strcmp(name, "user.mail.categories"))
+		return write_setxattr(fs, ino, name, "", 0);
+	if (!strcmp(name, "user.mail.flag"))
+		return write_setxattr(fs, ino, name, "none", 4);
+	return strncmp(name, "user.", 5) ? -ENOTSUP : -EPERM;
+}
