@@ -60,8 +60,10 @@ int buf_append(struct buf *b, const void *p, size_t n);
 int buf_puts(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Append s with XML special characters escaped (& < > " '), and control
- * characters that XML 1.0 cannot carry dropped. */
+/* Append s with XML special characters escaped (& < > " '), tab, line
+ * feed and carriage return as character references (so they survive in
+ * attributes and element text alike), and the other control characters,
+ * which XML 1.0 cannot carry, dropped. */
 int buf_put_xml_escaped(struct buf *b, const char *s);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);

@@ -683,7 +683,67 @@ int xs_datetime(const char *str, int64_t *out)
 	return 0;
 }
 
+/* y-m-d of a day count from 1970-01-01 (the inverse of days_from_civil). */
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+	z += 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*m <= 2);
+}
+
+void xs_datetime_format(int64_t t, char out[32])
+{
+	const int64_t min = -62135596800LL;  /* 0001-01-01T00:00:00Z */
+	const int64_t max = 253402300799LL;  /* 9999-12-31T23:59:59Z */
+	if (t < min)
+		t = min;
+	if (t > max)
+		t = max;
+	int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+	int64_t secs = t - days * 86400, y;
+	int m, d;
+	civil_from_days(days, &y, &m, &d);
+	/* every field is in range here; the modulos tell the compiler */
+	snprintf(out, 32, "%04u-%02u-%02uT%02u:%02u:%02uZ",
+		 (unsigned)y % 10000u, (unsigned)m % 100u, (unsigned)d % 100u,
+		 (unsigned)(secs / 3600) % 100u, (unsigned)(secs / 60 % 60),
+		 (unsigned)(secs % 60));
+}
+
 /* ---- xs:base64Binary, incrementally ---- */
+
+int b64_encode(struct buf *b, const void *data, size_t len)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = data;
+	char out[4096];
+	size_t n = 0;
+	for (size_t i = 0; i < len; i += 3) {
+		size_t k = len - i < 3 ? len - i : 3;
+		uint32_t v = (uint32_t)p[i] << 16;
+		if (k > 1)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (k > 2)
+			v |= p[i + 2];
+		out[n++] = alphabet[v >> 18];
+		out[n++] = alphabet[v >> 12 & 63];
+		out[n++] = k > 1 ? alphabet[v >> 6 & 63] : '=';
+		out[n++] = k > 2 ? alphabet[v & 63] : '=';
+		if (n == sizeof(out)) {
+			if (buf_append(b, out, n))
+				return -1;
+			n = 0;
+		}
+	}
+	return buf_append(b, out, n);
+}
 
 static int b64_value(unsigned char c)
 {

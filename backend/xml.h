@@ -98,6 +98,17 @@ int xs_nonneg_long(const char *s, int64_t *out);
  * means UTC) to Unix seconds UTC, fractions dropped (floor). */
 int xs_datetime(const char *s, int64_t *out);
 
+/* Unix seconds UTC -> xs:dateTime "YYYY-MM-DDThh:mm:ssZ" (the inverse of
+ * xs_datetime for whole seconds); times outside the years 1..9999 are
+ * clamped to that range.  out holds at least 21 bytes. */
+void xs_datetime_format(int64_t t, char out[32]);
+
+/* xs:base64Binary encoding of len bytes appended to b as one line
+ * (standard alphabet, '=' padding), in pieces so that only b grows.
+ * 0, or -1 if b's cap would be exceeded (b then holds a prefix). */
+struct buf;
+int b64_encode(struct buf *b, const void *data, size_t len);
+
 /* xs:base64Binary, decoded incrementally: text may be cut anywhere (inside
  * a group of four, inside white space); white space is skipped.  Decoded
  * bytes go to out() in pieces of up to sizeof(obuf). */

@@ -3,10 +3,14 @@
  * HTTP connection (backend/http.c) plus what open() learned (the root
  * folder id).  Each operation builds its request (ews_request.c), POSTs it,
  * and hands the answer to a parser (ews_parse.c, or ews_mime.c streaming).
+ * The write operations live in ews_write.c and call through
+ * ews_call_write() here.
  *
- * Timeouts: open() and the sync calls give up after connect_timeout_s +
- * timeout_s; GetItem has no overall limit (a large message takes as long as
- * it takes) but is abandoned when it stalls (under 1 KiB/s for timeout_s).
+ * Timeouts: open(), the sync calls and small writes give up after
+ * connect_timeout_s + timeout_s; GetItem and uploads larger than
+ * EWS_BIG_REQUEST have no overall limit (a large message takes as long as
+ * it takes) but are abandoned when they stall (under 1 KiB/s for
+ * timeout_s).
  *
  * fetch_mime reports every item exactly once through done(), whatever
  * happens: items the answer did not reach (network failure, malformed
@@ -64,7 +68,7 @@ static enum be_status call(struct be_session *s, const char *what,
 		.body = req->data,
 		.body_len = req->len,
 		.cap = EWS_ANSWER_MAX,
-		.timeout_s = s->call_timeout_s,
+		.timeout_s = req->len > EWS_BIG_REQUEST ? 0 : s->call_timeout_s,
 		.stall_s = s->stall_s,
 		.what = what,
 	};
@@ -234,7 +238,7 @@ static enum be_status ews_sync_folders(struct be_session *s, const char *state,
 	return r->status;
 }
 
-static bool id_ok(const char *id, const char *what, struct be_result *r)
+bool ews_id_ok(const char *id, const char *what, struct be_result *r)
 {
 	if (!id || !*id || strlen(id) > EWS_ID_MAX) {
 		be_result_set(r, BE_REFUSED, "invalid %s id", what);
@@ -252,7 +256,7 @@ static enum be_status ews_sync_items(struct be_session *s,
 	struct http_response resp;
 
 	memset(out, 0, sizeof(*out));
-	if (!id_ok(folder_id, "folder", r) || !state_ok(state, r))
+	if (!ews_id_ok(folder_id, "folder", r) || !state_ok(state, r))
 		return r->status;
 	buf_init(&req, 0);
 	ews_req_sync_items(&req, s->version, folder_id, state, max);
@@ -295,7 +299,7 @@ static enum be_status ews_fetch_mime(struct be_session *s,
 
 	be_result_ok(r);
 	for (size_t i = 0; i < n; i++)
-		if (!id_ok(ids[i], "item", r))
+		if (!ews_id_ok(ids[i], "item", r))
 			break;
 	f.ms = ews_mime_stream_new(n, sink, done, arg);
 	if (n == 0 || r->status != BE_OK)
@@ -333,6 +337,38 @@ out:
 	return r->status;
 }
 
+const char *ews_session_version(const struct be_session *s)
+{
+	return s->version;
+}
+
+enum be_status ews_call_write(struct be_session *s, const char *what,
+			      struct buf *req, enum ews_write_op op,
+			      struct be_new *out, struct be_result *r)
+{
+	struct http_response resp;
+	memset(out, 0, sizeof(*out));
+	if (call(s, what, req, ews_write_ctx(op), &resp, r) == BE_OK)
+		ews_parse_write(resp.body.data, resp.body.len, op, out, r);
+	buf_free(req);
+	http_response_free(&resp);
+	return r->status;
+}
+
+enum be_status ews_call_special(struct be_session *s, struct buf *req,
+				char *ids[BE_SPECIAL_N], struct be_result *r)
+{
+	struct http_response resp;
+
+	for (int k = 0; k < BE_SPECIAL_N; k++)
+		ids[k] = NULL;
+	if (call(s, "GetFolder", req, EWS_ON_FOLDER, &resp, r) == BE_OK)
+		ews_parse_special(resp.body.data, resp.body.len, ids, r);
+	buf_free(req);
+	http_response_free(&resp);
+	return r->status;
+}
+
 const struct backend_ops ews_backend = {
 	.name = "ews",
 	.open = ews_open,
@@ -341,4 +377,16 @@ const struct backend_ops ews_backend = {
 	.sync_folders = ews_sync_folders,
 	.sync_items = ews_sync_items,
 	.fetch_mime = ews_fetch_mime,
+	.special_folders = ews_special_folders,
+	.create_item = ews_create_item,
+	.find_token = ews_find_token,
+	.replace_mime = ews_replace_mime,
+	.update_props = ews_update_props,
+	.get_change_key = ews_get_change_key,
+	.delete_item = ews_delete_item,
+	.move_item = ews_move_item,
+	.create_folder = ews_create_folder,
+	.rename_folder = ews_rename_folder,
+	.move_folder = ews_move_folder,
+	.delete_folder = ews_delete_folder,
 };

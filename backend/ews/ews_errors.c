@@ -31,6 +31,32 @@ static const struct {
 	{ "ErrorTimeoutExpired",               BE_NETWORK },
 	{ "ErrorConnectionFailed",             BE_NETWORK },
 	{ "ErrorMailboxMoveInProgress",        BE_NETWORK },
+	/* a batch stopped before this entry: not processed, try again */
+	{ "ErrorBatchProcessingStopped",       BE_NETWORK },
+	/* writes: where an item or folder was to go is gone */
+	{ "ErrorToFolderNotFound",             BE_FOLDER_GONE },
+	{ "ErrorParentFolderNotFound",         BE_FOLDER_GONE },
+	{ "ErrorSavedItemFolderNotFound",      BE_FOLDER_GONE },
+	/* the change key is stale (or needed): re-read it, then retry */
+	{ "ErrorIrresolvableConflict",         BE_CONFLICT },
+	{ "ErrorStaleObject",                  BE_CONFLICT },
+	{ "ErrorChangeKeyRequired",            BE_CONFLICT },
+	{ "ErrorChangeKeyRequiredForWriteOperations", BE_CONFLICT },
+	{ "ErrorInvalidChangeKey",             BE_CONFLICT },
+	{ "ErrorFolderExists",                 BE_EXISTS },
+	/* refused for good; listed so the table says what writes meet */
+	{ "ErrorInvalidRecipients",            BE_REFUSED },
+	{ "ErrorMessageSizeExceeded",          BE_REFUSED },
+	{ "ErrorMimeContentConversionFailed",  BE_REFUSED },
+	{ "ErrorMimeContentInvalid",           BE_REFUSED },
+	{ "ErrorQuotaExceeded",                BE_REFUSED },
+	{ "ErrorSendAsDenied",                 BE_REFUSED },
+	{ "ErrorSubmissionQuotaExceeded",      BE_REFUSED },
+	{ "ErrorInvalidPropertySet",           BE_REFUSED },
+	{ "ErrorDeleteDistinguishedFolder",    BE_REFUSED },
+	{ "ErrorMoveDistinguishedFolder",      BE_REFUSED },
+	{ "ErrorCannotDeleteObject",           BE_REFUSED },
+	{ "ErrorMoveCopyFailed",               BE_REFUSED },
 	/* everything else: BE_REFUSED */
 };
 
@@ -143,6 +169,20 @@ static char *text_of(const xmlNode *n, size_t cap)
 	return s;
 }
 
+bool ews_response_ok(const char *cls, const char *code)
+{
+	bool no_error = code && !strcmp(code, "NoError");
+	if (!cls)
+		return no_error;
+	if (!strcmp(cls, "Error"))
+		return false;
+	/* "Warning": the entry was not processed (a batch stopped), unless
+	 * the code says otherwise */
+	if (!strcmp(cls, "Warning"))
+		return no_error || !code || !*code;
+	return true;
+}
+
 enum be_status ews_message_result(const xmlNode *msg, enum ews_ctx ctx,
 				  struct be_result *r)
 {
@@ -152,9 +192,7 @@ enum be_status ews_message_result(const xmlNode *msg, enum ews_ctx ctx,
 	enum be_status st;
 
 	xml_attr(msg, "ResponseClass", 32, &cls);
-	bool ok = cls ? strcmp(cls, "Error") != 0
-		      : code && !strcmp(code, "NoError");
-	if (ok) {
+	if (ews_response_ok(cls, code)) {
 		be_result_ok(r);
 		st = BE_OK;
 	} else {

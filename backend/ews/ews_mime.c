@@ -138,8 +138,7 @@ static void end_message(struct ews_mime_stream *ms)
 {
 	struct be_result r;
 	const char *code = trim(ms->code);
-	bool ok = ms->cls[0] ? strcmp(ms->cls, "Error") != 0
-			     : !strcmp(code, "NoError");
+	bool ok = ews_response_ok(ms->cls[0] ? ms->cls : NULL, code);
 
 	ms->msg_depth = 0;
 	if (ok && ms->mime_bad) {

@@ -1,9 +1,10 @@
 /*
  * ews_parse.c - GetFolder, SyncFolderHierarchy and SyncFolderItems answers
- * into be_* batches.  Pure functions over a byte buffer (unit tests and the
- * fuzzer call them without HTTP).  Elements are matched by namespace URI,
- * in any order; unknown ones are ignored.  Anything malformed is a clean
- * BE_PROTOCOL naming what was wrong.
+ * into be_* batches, and the answers to writes (one table says where each
+ * keeps the new ItemId/FolderId).  Pure functions over a byte buffer (unit
+ * tests and the fuzzer call them without HTTP).  Elements are matched by
+ * namespace URI, in any order; unknown ones are ignored.  Anything
+ * malformed is a clean BE_PROTOCOL naming what was wrong.
  */
 #include "backend/ews/ews.h"
 #include "backend/xml.h"
@@ -67,6 +68,16 @@ static xmlNode *open_body(const char *data, size_t len, xmlDoc **doc,
 	return body;
 }
 
+/* m:ResponseMessages inside the operation's response element, or NULL. */
+static xmlNode *response_messages(const xmlNode *body)
+{
+	xmlNode *msgs = NULL;
+	for (xmlNode *c = xml_child(body, NULL, NULL); c && !msgs;
+	     c = xml_next(c, NULL, NULL))
+		msgs = xml_child(c, EWS_NS_M, "ResponseMessages");
+	return msgs;
+}
+
 /* The response message `name` of the answer; NULL with r set if absent or
  * an error answer. */
 static xmlNode *open_message(const char *data, size_t len, xmlDoc **doc,
@@ -76,11 +87,7 @@ static xmlNode *open_message(const char *data, size_t len, xmlDoc **doc,
 	xmlNode *body = open_body(data, len, doc, ctx, r);
 	if (!body)
 		return NULL;
-	xmlNode *msgs = NULL;
-	for (xmlNode *c = xml_child(body, NULL, NULL); c && !msgs;
-	     c = xml_next(c, NULL, NULL))
-		msgs = xml_child(c, EWS_NS_M, "ResponseMessages");
-	xmlNode *msg = xml_child(msgs, EWS_NS_M, name);
+	xmlNode *msg = xml_child(response_messages(body), EWS_NS_M, name);
 	if (!msg) {
 		be_result_set(r, BE_PROTOCOL, "no %s in the answer", name);
 		return NULL;
@@ -163,6 +170,16 @@ static void opt_date(struct pctx *p, const xmlNode *parent, const char *name,
 	free(v);
 }
 
+/* s without leading and trailing XML white space: the start, *len set. */
+static const char *trimmed(const char *s, size_t *len)
+{
+	size_t lead = strspn(s, " \t\r\n"), n = strlen(s + lead);
+	while (n && strchr(" \t\r\n", s[lead + n - 1]))
+		n--;
+	*len = n;
+	return s + lead;
+}
+
 /* SyncState (required, non-empty, white space trimmed) and the "last in
  * range" flag (absent = last, so a server that omits it cannot loop us). */
 static void sync_header(struct pctx *p, const xmlNode *msg, const char *last,
@@ -170,7 +187,8 @@ static void sync_header(struct pctx *p, const xmlNode *msg, const char *last,
 {
 	const xmlNode *n = xml_child(msg, EWS_NS_M, "SyncState");
 	char *s = NULL, q[48];
-	size_t lead, len;
+	const char *t;
+	size_t len;
 	if (!n) {
 		fail(p, "no SyncState in the answer");
 		return;
@@ -179,16 +197,13 @@ static void sync_header(struct pctx *p, const xmlNode *msg, const char *last,
 		fail(p, "SyncState longer than %zu bytes", EWS_STATE_MAX);
 		return;
 	}
-	lead = strspn(s, " \t\r\n");
-	len = strlen(s + lead);
-	while (len && strchr(" \t\r\n", s[lead + len - 1]))
-		len--;
+	t = trimmed(s, &len);
 	if (!len)
 		fail(p, "empty SyncState in the answer");
 	else if (len > EWS_STATE_MAX)
 		fail(p, "SyncState longer than %zu bytes", EWS_STATE_MAX);
 	else
-		*state = xstrndup(s + lead, len);
+		*state = xstrndup(t, len);
 	free(s);
 	if (p->failed)
 		return;
@@ -381,6 +396,57 @@ static char *parse_from(struct pctx *p, const xmlNode *item)
 	return res;
 }
 
+/* t:Flag/t:FlagStatus -> enum be_flag; left alone when absent (servers
+ * before Exchange 2013 are not asked for it). */
+static void opt_flag(struct pctx *p, const xmlNode *it, int *out)
+{
+	static const struct { const char *name; enum be_flag v; } st[] = {
+		{ "NotFlagged", BE_FLAG_NONE }, { "Flagged", BE_FLAG_FLAGGED },
+		{ "Complete", BE_FLAG_COMPLETE },
+	};
+	char *v = opt_text(p, xml_child(it, EWS_NS_T, "Flag"), "FlagStatus", 64);
+	char q[48];
+	size_t i, len;
+	if (!v)
+		return;
+	const char *t = trimmed(v, &len);
+	for (i = 0; i < sizeof(st) / sizeof(st[0]); i++)
+		if (strlen(st[i].name) == len && !memcmp(st[i].name, t, len))
+			break;
+	if (i < sizeof(st) / sizeof(st[0]))
+		*out = st[i].v;
+	else
+		fail(p, "bad FlagStatus '%s'", ews_quote(v, q));
+	free(v);
+}
+
+/* t:Categories/t:String... joined with ',' (a ',' inside a category
+ * becomes ' ', empty strings are skipped).  Exchange leaves out what has
+ * no value, and item:Categories was asked for: absent means none (""). */
+static char *parse_categories(struct pctx *p, const xmlNode *it)
+{
+	const xmlNode *cats = xml_child(it, EWS_NS_T, "Categories");
+	struct buf b;
+	char *res;
+	buf_init(&b, EWS_TEXT_MAX);
+	for (const xmlNode *c = xml_child(cats, EWS_NS_T, "String");
+	     c && !p->failed; c = xml_next(c, EWS_NS_T, "String")) {
+		char *v = NULL;
+		bool big = xml_text(c, EWS_TEXT_MAX, &v) != 0;
+		for (char *q = v; q && *q; q++)
+			if (*q == ',')
+				*q = ' ';
+		if (big || (*v && ((b.len && buf_puts(&b, ",")) ||
+				   buf_puts(&b, v))))
+			fail(p, "Categories longer than %zu bytes",
+			     EWS_TEXT_MAX);
+		free(v);
+	}
+	res = p->failed ? NULL : xstrdup(b.data ? b.data : "");
+	buf_free(&b);
+	return res;
+}
+
 static void parse_item(struct pctx *p, const xmlNode *it, struct be_item *bi)
 {
 	const xmlNode *id = xml_child(it, EWS_NS_T, "ItemId");
@@ -406,6 +472,9 @@ static void parse_item(struct pctx *p, const xmlNode *it, struct be_item *bi)
 	opt_date(p, it, "DateTimeSent", &bi->sent);
 	opt_count(p, it, "Size", &bi->size);
 	opt_bool(p, it, "HasAttachments", &bi->has_attachments);
+	opt_bool(p, it, "IsDraft", &bi->is_draft);
+	opt_flag(p, it, &bi->flag);
+	bi->categories = parse_categories(p, it);
 }
 
 static void add_item(struct pctx *p, enum be_change kind, const xmlNode *it,
@@ -427,6 +496,154 @@ enum be_status ews_parse_items(const char *data, size_t len,
 	parse_sync(data, len, &items, &out->new_state, &out->more, out, r);
 	if (r->status != BE_OK)
 		be_item_batch_free(out);
+	return r->status;
+}
+
+/* ---- write answers ---- */
+
+/* Where the answer to each write keeps the entity it is about. */
+static const struct write_kind {
+	const char *message;  /* response message element */
+	const char *holder;   /* m: element holding the entity; NULL none */
+	const char *inner;    /* t: element between holder and entity */
+	const char *id_name;  /* ItemId or FolderId */
+	enum ews_ctx ctx;     /* what an id error is about */
+	int need;             /* 0 nothing, 1 the id, 2 id and change key */
+} write_kinds[EWS_W_OP_N] = {
+	[EWS_W_CREATE_ITEM] = { "CreateItemResponseMessage", "Items", NULL,
+				"ItemId", EWS_ON_FOLDER, 0 },
+	[EWS_W_FIND_ITEM] = { "FindItemResponseMessage", "RootFolder", "Items",
+			      "ItemId", EWS_ON_FOLDER, 0 },
+	[EWS_W_UPDATE_ITEM] = { "UpdateItemResponseMessage", "Items", NULL,
+				"ItemId", EWS_ON_ITEM, 0 },
+	[EWS_W_GET_ITEM] = { "GetItemResponseMessage", "Items", NULL,
+			     "ItemId", EWS_ON_ITEM, 2 },
+	[EWS_W_DELETE_ITEM] = { "DeleteItemResponseMessage", NULL, NULL,
+				NULL, EWS_ON_ITEM, 0 },
+	[EWS_W_MOVE_ITEM] = { "MoveItemResponseMessage", "Items", NULL,
+			      "ItemId", EWS_ON_ITEM, 0 },
+	[EWS_W_GET_FOLDER] = { "GetFolderResponseMessage", "Folders", NULL,
+			       "FolderId", EWS_ON_FOLDER, 2 },
+	[EWS_W_CREATE_FOLDER] = { "CreateFolderResponseMessage", "Folders",
+				  NULL, "FolderId", EWS_ON_FOLDER, 1 },
+	[EWS_W_UPDATE_FOLDER] = { "UpdateFolderResponseMessage", "Folders",
+				  NULL, "FolderId", EWS_ON_FOLDER, 0 },
+	[EWS_W_MOVE_FOLDER] = { "MoveFolderResponseMessage", "Folders", NULL,
+				"FolderId", EWS_ON_FOLDER, 0 },
+	[EWS_W_DELETE_FOLDER] = { "DeleteFolderResponseMessage", NULL, NULL,
+				  NULL, EWS_ON_FOLDER, 0 },
+};
+
+enum ews_ctx ews_write_ctx(enum ews_write_op op)
+{
+	return (unsigned)op < EWS_W_OP_N ? write_kinds[op].ctx : EWS_ON_ITEM;
+}
+
+/* The id and change key of the first entity in a successful response
+ * message (both NULL when it holds none). */
+static void pull_id(struct pctx *p, const xmlNode *msg,
+		    const struct write_kind *k, struct be_new *out)
+{
+	const xmlNode *holder = xml_child(msg, EWS_NS_M, k->holder);
+	if (k->inner) {
+		if (!holder) {
+			fail(p, "no %s in the answer", k->holder);
+			return;
+		}
+		holder = xml_child(holder, EWS_NS_T, k->inner);
+	}
+	const xmlNode *e = changed_entity(holder, k->id_name);
+	if (!e)
+		return;
+	const xmlNode *id = xml_child(e, EWS_NS_T, k->id_name);
+	out->id = need_attr(p, id, "Id", EWS_ID_MAX, k->id_name);
+	out->change_key = opt_attr(p, id, "ChangeKey", EWS_ID_MAX, k->id_name);
+	if (out->change_key && !*out->change_key) {
+		free(out->change_key);
+		out->change_key = NULL;
+	}
+}
+
+enum be_status ews_parse_write(const char *data, size_t len,
+			       enum ews_write_op op, struct be_new *out,
+			       struct be_result *r)
+{
+	xmlDoc *doc = NULL;
+	struct pctx p = { r, false };
+	memset(out, 0, sizeof(*out));
+	if ((unsigned)op >= EWS_W_OP_N) {
+		be_result_set(r, BE_REFUSED, "unknown write operation %d", op);
+		return r->status;
+	}
+	const struct write_kind *k = &write_kinds[op];
+	const xmlNode *msg = open_message(data, len, &doc, k->message, k->ctx,
+					  r);
+	if (!msg)
+		goto out;
+	if (k->holder)
+		pull_id(&p, msg, k, out);
+	if (p.failed)
+		goto out;
+	if (op == EWS_W_FIND_ITEM && !out->id)
+		be_result_set(r, BE_ITEM_GONE, "no item with that token");
+	else if (k->need >= 1 && !out->id)
+		fail(&p, "no %s in the answer", k->id_name);
+	else if (k->need >= 2 && !out->change_key)
+		fail(&p, "%s without ChangeKey in the answer", k->id_name);
+	else
+		be_result_ok(r);
+out:
+	if (r->status != BE_OK)
+		be_new_free(out);
+	xmlFreeDoc(doc);
+	return r->status;
+}
+
+enum be_status ews_parse_special(const char *data, size_t len,
+				 char *ids[BE_SPECIAL_N], struct be_result *r)
+{
+	xmlDoc *doc = NULL;
+	struct pctx p = { r, false };
+	const struct write_kind *k = &write_kinds[EWS_W_GET_FOLDER];
+	for (int i = 0; i < BE_SPECIAL_N; i++)
+		ids[i] = NULL;
+	const xmlNode *body = open_body(data, len, &doc, EWS_ON_FOLDER, r);
+	if (!body)
+		goto out;
+	const xmlNode *msg = xml_child(response_messages(body), EWS_NS_M,
+				       k->message);
+	for (int i = 0; i < BE_SPECIAL_N && !p.failed; i++) {
+		struct be_result one;
+		struct be_new got = { NULL, NULL };
+		if (!msg) {
+			fail(&p, "%d of %d folders in the GetFolder answer", i,
+			     BE_SPECIAL_N);
+			break;
+		}
+		enum be_status st = ews_message_result(msg, EWS_ON_FOLDER, &one);
+		if (st == BE_OK) {
+			pull_id(&p, msg, k, &got);
+			free(got.change_key);
+			ids[i] = got.id;
+			if (!ids[i])
+				fail(&p, "no FolderId in the answer");
+		} else if (st != BE_FOLDER_GONE && st != BE_REFUSED) {
+			*r = one;  /* throttled, auth, ...: the whole call */
+			p.failed = true;
+		} else {
+			log_dbg(LC_HTTP, "no special folder %d: %s", i, one.msg);
+		}
+		msg = xml_next(msg, EWS_NS_M, k->message);
+	}
+	if (!p.failed)
+		be_result_ok(r);
+out:
+	if (r->status != BE_OK)
+		for (int i = 0; i < BE_SPECIAL_N; i++) {
+			free(ids[i]);
+			ids[i] = NULL;
+		}
+	xmlFreeDoc(doc);
 	return r->status;
 }
 

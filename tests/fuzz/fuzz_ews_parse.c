@@ -6,7 +6,13 @@
  *     bytes) whether the answer comes whole or cut into random pieces,
  *     and reports every item exactly once;
  *   - the base64 decoder gives the same bytes however its input is cut;
- *   - a failed parse leaves nothing allocated in the batch and a message.
+ *   - a failed parse leaves nothing allocated in the batch and a message;
+ *   - the answers to writes (selector 0x?f, the high nibble picks the
+ *     operation) give ids that are non-empty and within EWS_ID_MAX, or
+ *     nothing and a message;
+ *   - a write request built from fuzzed text (a folder name, categories,
+ *     an id, a message body) is well-formed XML that carries the text back
+ *     unchanged (selector 0xcf and up).
  *
  * Build: CC=clang meson setup build-fuzz -Dfuzz=true
  *        ninja -C build-fuzz tests/fuzz/fuzz_ews_parse
@@ -159,6 +165,135 @@ static void fuzz_types(const uint8_t *d, size_t size)
 	free(s);
 }
 
+static bool id_sane(const char *id)
+{
+	return id && *id && strlen(id) <= EWS_ID_MAX;
+}
+
+/* The answer to a write (op < EWS_W_OP_N) or to the special folders. */
+static void fuzz_write_answer(const char *d, size_t size, unsigned op)
+{
+	struct be_result r;
+	if (op < EWS_W_OP_N) {
+		struct be_new out;
+		enum be_status st = ews_parse_write(d, size, op, &out, &r);
+		if (st != r.status)
+			abort();
+		if (st == BE_OK) {
+			if ((out.id && !id_sane(out.id)) ||
+			    (out.change_key && !id_sane(out.change_key)) ||
+			    (out.change_key && !out.id) ||
+			    (op == EWS_W_FIND_ITEM && !out.id))
+				abort();
+		} else if (out.id || out.change_key || !r.msg[0]) {
+			abort();
+		}
+		be_new_free(&out);
+		return;
+	}
+	char *ids[BE_SPECIAL_N];
+	enum be_status st = ews_parse_special(d, size, ids, &r);
+	for (int k = 0; k < BE_SPECIAL_N; k++) {
+		if (ids[k] && (st != BE_OK || !id_sane(ids[k])))
+			abort();
+		free(ids[k]);
+	}
+	if (st != BE_OK && !r.msg[0])
+		abort();
+}
+
+/* The text of the first element named `name` (any namespace) in n. */
+static char *find_text(const xmlNode *n, const char *name)
+{
+	for (const xmlNode *c = xml_child(n, NULL, NULL); c;
+	     c = xml_next(c, NULL, NULL)) {
+		char *t = NULL;
+		if (!strcmp((const char *)c->name, name)) {
+			if (xml_text(c, (size_t)1 << 24, &t))
+				abort();
+			return t;
+		}
+		if ((t = find_text(c, name)))
+			return t;
+	}
+	return NULL;
+}
+
+static int b64_collect(void *arg, const void *d, size_t len)
+{
+	return buf_append(arg, d, len);
+}
+
+/* Build write requests from fuzzed text; each must parse, and carry the
+ * text back unchanged. */
+static void fuzz_write_request(const char *d, size_t size, uint8_t sel)
+{
+	char *s = xstrndup(d, size);
+	const char *version = ews_versions[sel & 3];
+	struct buf b;
+	char err[200];
+	xmlDoc *doc;
+	buf_init(&b, 0);
+	if (sel & 4) {
+		/* the bytes as a message body: base64 round trip */
+		ews_req_replace_mime(&b, version, "i", NULL, d, size);
+		doc = xml_parse(b.data, b.len, (size_t)1 << 28, err, sizeof(err));
+		if (!doc)
+			abort();
+		char *t = find_text(xmlDocGetRootElement(doc), "MimeContent");
+		struct buf back;
+		struct b64_stream dec;
+		buf_init(&back, 0);
+		b64_stream_init(&dec, b64_collect, &back);
+		if (!t || b64_stream_feed(&dec, t, strlen(t)) ||
+		    b64_stream_finish(&dec) || back.len != size ||
+		    (size && memcmp(back.data, d, size)))
+			abort();
+		free(t);
+		buf_free(&back);
+		xmlFreeDoc(doc);
+		buf_free(&b);
+		free(s);
+		return;
+	}
+	/* the text as a folder name and as an id: whatever it holds, the
+	 * request is well-formed XML */
+	ews_req_rename_folder(&b, version, s, s, s);
+	doc = xml_parse(b.data, b.len, (size_t)1 << 28, err, sizeof(err));
+	bool valid_utf8 = ews_text_ok(s);
+	if (!doc && valid_utf8)
+		abort();
+	if (doc && valid_utf8) {
+		char *t = find_text(xmlDocGetRootElement(doc), "DisplayName");
+		if (!t || strcmp(t, s))
+			abort();
+		free(t);
+	}
+	xmlFreeDoc(doc);
+	buf_reset(&b);
+	if (valid_utf8) {
+		/* as categories: one t:String per non-empty piece */
+		struct be_props p = { BE_PROP_CATEGORIES, false, 0, s };
+		ews_req_update_props(&b, version, "i", NULL, &p);
+		doc = xml_parse(b.data, b.len, (size_t)1 << 28, err, sizeof(err));
+		if (!doc)
+			abort();
+		char *t = find_text(xmlDocGetRootElement(doc), "Categories");
+		size_t pieces = 0;
+		for (const char *q = s; *q;) {
+			size_t n = strcspn(q, ",");
+			pieces += n > 0;
+			q += n + (q[n] == ',');
+		}
+		if ((t != NULL) != (pieces > 0))
+			abort();
+		free(t);
+		xmlFreeDoc(doc);
+	}
+	buf_free(&b);
+	free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int once;
@@ -227,7 +362,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_b64((const uint8_t *)d, size, sel >> 3);
 		break;
 	default:
-		fuzz_types((const uint8_t *)d, size);
+		/* 0x?7: simple types; 0x?f: writes, the high nibble says
+		 * which (0..EWS_W_OP_N-1 an answer, EWS_W_OP_N the special
+		 * folders, above that requests) */
+		if (!(sel & 8))
+			fuzz_types((const uint8_t *)d, size);
+		else if ((sel >> 4) <= EWS_W_OP_N)
+			fuzz_write_answer(d, size, sel >> 4);
+		else
+			fuzz_write_request(d, size, (uint8_t)(size * 31 + sel));
 		break;
 	}
 	return 0;

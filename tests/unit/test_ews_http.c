@@ -6,8 +6,10 @@
  * keep-alive, chunked streaming, error grading (401, HTML, SOAP fault 500,
  * 503 Retry-After, 429, redirects, refused connections, timeouts, cut
  * connections, over-cap answers) and TLS with a certificate made on the
- * spot (untrusted, trusted through ca_file, insecure).  Checks that the
- * password never reaches a log line.
+ * spot (untrusted, trusted through ca_file, insecure).  The write
+ * operations too: one request each, a 3 MB upload, rename_folder's second
+ * try with the ChangeKey.  Checks that the password never reaches a log
+ * line.
  */
 #include "backend/backend.h"
 #include "backend/ews/ews.h"
@@ -765,6 +767,148 @@ static void test_tls(void)
 	unlink(pem);
 }
 
+/* ---- writes over HTTP ---- */
+
+static int requests_of(struct server *s)
+{
+	pthread_mutex_lock(&s->mu);
+	int n = s->requests;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+static bool last_body_has(struct server *s, const char *needle)
+{
+	pthread_mutex_lock(&s->mu);
+	bool has = s->req_body.data && strstr(s->req_body.data, needle);
+	pthread_mutex_unlock(&s->mu);
+	return has;
+}
+
+#define XML_OK(file) { 200, "text/xml; charset=utf-8", NULL, file, NULL, \
+		       M_NORMAL, 0 }
+
+static void test_writes(void)
+{
+	struct server s;
+	char url[128];
+	struct be_result r;
+	struct be_new out;
+	server_start(&s, NULL);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/EWS/Exchange.asmx",
+		 s.port);
+	script(&s, &ROOT_OK, 1);
+	struct be_config cfg = config(url);
+	struct be_session *es = ews_backend.open(&cfg, &r);
+	CHECK(es != NULL);
+	if (!es) {
+		server_stop(&s);
+		return;
+	}
+
+	case_begin("rename_folder: one request when the server needs no ChangeKey");
+	const struct canned up_ok = XML_OK("write_update_folder.xml");
+	script(&s, &up_ok, 1);
+	int before = requests_of(&s);
+	CHECK_INT(ews_backend.rename_folder(es, "AAMkAFolder", "New & <name>",
+					    &out, &r), BE_OK);
+	CHECK_INT(requests_of(&s) - before, 1);
+	CHECK_OPT_STR(out.id, "AAMkAFolder");
+	CHECK_OPT_STR(out.change_key, "AQAAABYAAAFolder2");
+	CHECK(last_body_has(&s, "<t:DisplayName>New &amp; &lt;name&gt;</t:DisplayName>"));
+	CHECK(!last_body_has(&s, "ChangeKey="));
+	be_new_free(&out);
+	case_end();
+
+	case_begin("rename_folder: a server that wants the ChangeKey gets it, once");
+	const struct canned ck[] = {
+		XML_OK("write_update_folder_ck.xml"), ROOT_OK,
+		XML_OK("write_update_folder.xml"),
+	};
+	script(&s, ck, 3);
+	before = requests_of(&s);
+	CHECK_INT(ews_backend.rename_folder(es, "AAMkAFolder", "N", &out, &r),
+		  BE_OK);
+	CHECK_INT(requests_of(&s) - before, 3);
+	CHECK(last_body_has(&s, "<m:UpdateFolder>"));
+	CHECK(last_body_has(&s, "ChangeKey=\"AQAAABYAAACmHNlkFx5mS5PYOvrvJnMaAAAAAAAM\""));
+	CHECK_OPT_STR(out.change_key, "AQAAABYAAAFolder2");
+	be_new_free(&out);
+	/* still refused with the key: the conflict is the answer */
+	const struct canned ck2[] = {
+		XML_OK("write_update_folder_ck.xml"), ROOT_OK,
+		XML_OK("write_update_folder_ck.xml"),
+	};
+	script(&s, ck2, 3);
+	CHECK_INT(ews_backend.rename_folder(es, "AAMkAFolder", "N", &out, &r),
+		  BE_CONFLICT);
+	CHECK(out.id == NULL);
+	case_end();
+
+	case_begin("create_item of 3 MB: one POST, base64 body, id back");
+	size_t big = 3u << 20;
+	char *mime = xmalloc(big);
+	for (size_t i = 0; i < big; i++)
+		mime[i] = (char)('a' + i % 26);
+	const struct canned created = XML_OK("write_create_item.xml");
+	script(&s, &created, 1);
+	before = requests_of(&s);
+	CHECK_INT(ews_backend.create_item(es, "AAMkAInbox", mime, big, BE_SAVE,
+					  1795167067, "tok-1", &out, &r), BE_OK);
+	CHECK_INT(requests_of(&s) - before, 1);
+	CHECK_OPT_STR(out.id, "AAMkANewDraft1");
+	pthread_mutex_lock(&s.mu);
+	CHECK(s.req_body.len > big / 3 * 4);
+	pthread_mutex_unlock(&s.mu);
+	CHECK(last_body_has(&s, "<m:CreateItem MessageDisposition=\"SaveOnly\">"));
+	CHECK(last_body_has(&s, "<t:Value>tok-1</t:Value>"));
+	be_new_free(&out);
+	free(mime);
+	case_end();
+
+	case_begin("create_item send: BE_OK without an id");
+	const struct canned sent = XML_OK("write_create_item_sent.xml");
+	script(&s, &sent, 1);
+	CHECK_INT(ews_backend.create_item(es, "AAMkASent", "x", 1, BE_SEND, 0,
+					  "tok-2", &out, &r), BE_OK);
+	CHECK(out.id == NULL && out.change_key == NULL);
+	CHECK(last_body_has(&s, "SendAndSaveCopy"));
+	case_end();
+
+	case_begin("special_folders, get_change_key, delete over HTTP");
+	const struct canned more[] = {
+		XML_OK("write_special_folders.xml"), XML_OK("write_get_item.xml"),
+		XML_OK("write_delete_item_gone.xml"),
+		{ 500, "text/xml; charset=utf-8", NULL, "fault_busy.xml", NULL,
+		  M_NORMAL, 0 },
+	};
+	script(&s, more, 4);
+	char *ids[BE_SPECIAL_N];
+	CHECK_INT(ews_backend.special_folders(es, ids, &r), BE_OK);
+	CHECK_OPT_STR(ids[BE_INBOX], "AAMkAInbox");
+	CHECK(ids[BE_OUTBOX] == NULL);
+	for (int k = 0; k < BE_SPECIAL_N; k++)
+		free(ids[k]);
+	char *key = NULL;
+	CHECK_INT(ews_backend.get_change_key(es, "AAMkADraft1", &key, &r),
+		  BE_OK);
+	CHECK_OPT_STR(key, "CQAAABYAAADraft1c");
+	free(key);
+	CHECK_INT(ews_backend.delete_item(es, "AAMkAX", BE_DEL_SOFT, &r),
+		  BE_ITEM_GONE);
+	CHECK(last_body_has(&s, "DeleteType=\"SoftDelete\""));
+	/* a SOAP fault with HTTP 500 is graded like any answer */
+	struct be_props p = { BE_PROP_READ, true, 0, NULL };
+	CHECK_INT(ews_backend.update_props(es, "AAMkAX", NULL, &p, &out, &r),
+		  BE_THROTTLED);
+	CHECK_INT(r.retry_after_ms, 5000);
+	CHECK(out.id == NULL);
+	case_end();
+
+	ews_backend.close(es);
+	server_stop(&s);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -773,6 +917,7 @@ int main(void)
 	test_session();
 	test_open_errors();
 	test_tls();
+	test_writes();
 
 	case_begin("no log line carries the password or Authorization");
 	CHECK(log_lines > 20);

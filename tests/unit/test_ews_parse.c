@@ -203,6 +203,50 @@ static void test_items(void)
 	free(d);
 	case_end();
 
+	case_begin("SyncFolderItems: Flag, Categories, IsDraft");
+	d = data_file("sync_items_props.xml", &len);
+	CHECK_INT(ews_parse_items(d, len, &b, &r), BE_OK);
+	CHECK_INT(b.n, 5);
+	if (b.n == 5) {
+		CHECK_INT(b.v[0].flag, BE_FLAG_FLAGGED);
+		CHECK_STR(b.v[0].categories, "Red category,Project X");
+		CHECK_INT(b.v[0].is_draft, 0);
+		CHECK_INT(b.v[0].is_read, 1);
+		/* a comma inside a category becomes a space; empty skipped */
+		CHECK_INT(b.v[1].flag, BE_FLAG_COMPLETE);
+		CHECK_STR(b.v[1].categories, "a  b,Caf\xc3\xa9 & more");
+		CHECK_INT(b.v[1].is_draft, 1);
+		CHECK_INT(b.v[2].change, BE_UPDATE);
+		CHECK_INT(b.v[2].flag, BE_FLAG_NONE);
+		CHECK_STR(b.v[2].categories, "");
+		CHECK_INT(b.v[2].is_draft, 0);
+		/* not asked for (before Exchange 2013) or not sent: unknown;
+		 * categories were asked for, and Exchange leaves out empty
+		 * ones: none */
+		CHECK_INT(b.v[3].flag, -1);
+		CHECK_STR(b.v[3].categories, "");
+		CHECK_INT(b.v[3].is_draft, -1);
+		CHECK_INT(b.v[4].change, BE_READ_FLAG);
+		CHECK_INT(b.v[4].flag, -1);
+		CHECK(b.v[4].categories == NULL);
+		CHECK_INT(b.v[4].is_draft, -1);
+	}
+	be_item_batch_free(&b);
+	free(d);
+	case_end();
+
+	case_begin("SyncFolderItems delete: no properties");
+	d = data_file("sync_items_changes.xml", &len);
+	CHECK_INT(ews_parse_items(d, len, &b, &r), BE_OK);
+	if (b.n == 4) {
+		CHECK(b.v[0].categories == NULL);
+		CHECK_INT(b.v[0].flag, -1);
+		CHECK_INT(b.v[0].is_draft, -1);
+	}
+	be_item_batch_free(&b);
+	free(d);
+	case_end();
+
 	static const struct {
 		const char *file;
 		enum be_status st;
@@ -253,6 +297,20 @@ static void test_fault_body(void)
 	CHECK_INT(ews_parse_fault_body("", 0, EWS_ON_ITEM, &r), BE_OK);
 	case_end();
 
+	case_begin("ResponseClass and ResponseCode: which mean success");
+	CHECK(ews_response_ok("Success", "NoError"));
+	CHECK(ews_response_ok("Success", NULL));
+	CHECK(!ews_response_ok("Error", "NoError"));
+	CHECK(!ews_response_ok("Error", NULL));
+	CHECK(ews_response_ok(NULL, "NoError"));
+	CHECK(!ews_response_ok(NULL, "ErrorItemNotFound"));
+	CHECK(!ews_response_ok(NULL, NULL));
+	/* a Warning entry was not processed, unless its code says NoError */
+	CHECK(!ews_response_ok("Warning", "ErrorBatchProcessingStopped"));
+	CHECK(ews_response_ok("Warning", "NoError"));
+	CHECK(ews_response_ok("Warning", NULL));
+	case_end();
+
 	case_begin("error grading table");
 	CHECK_INT(ews_grade("NoError", EWS_ON_ITEM), BE_OK);
 	CHECK_INT(ews_grade("ErrorItemNotFound", EWS_ON_ITEM), BE_ITEM_GONE);
@@ -274,6 +332,33 @@ static void test_fault_body(void)
 	CHECK_INT(ews_grade("ErrorConnectionFailed", EWS_ON_ITEM), BE_NETWORK);
 	CHECK_INT(ews_grade("ErrorInternalServerTransientError", EWS_ON_ITEM),
 		  BE_NETWORK);
+	CHECK_INT(ews_grade("ErrorIrresolvableConflict", EWS_ON_ITEM),
+		  BE_CONFLICT);
+	CHECK_INT(ews_grade("ErrorStaleObject", EWS_ON_ITEM), BE_CONFLICT);
+	CHECK_INT(ews_grade("ErrorChangeKeyRequiredForWriteOperations",
+			    EWS_ON_FOLDER), BE_CONFLICT);
+	CHECK_INT(ews_grade("ErrorFolderExists", EWS_ON_FOLDER), BE_EXISTS);
+	CHECK_INT(ews_grade("ErrorToFolderNotFound", EWS_ON_ITEM),
+		  BE_FOLDER_GONE);
+	CHECK_INT(ews_grade("ErrorParentFolderNotFound", EWS_ON_FOLDER),
+		  BE_FOLDER_GONE);
+	CHECK_INT(ews_grade("ErrorSavedItemFolderNotFound", EWS_ON_FOLDER),
+		  BE_FOLDER_GONE);
+	CHECK_INT(ews_grade("ErrorInvalidChangeKey", EWS_ON_ITEM), BE_CONFLICT);
+	CHECK_INT(ews_grade("ErrorBatchProcessingStopped", EWS_ON_ITEM),
+		  BE_NETWORK);
+	CHECK_INT(ews_grade("ErrorInvalidRecipients", EWS_ON_FOLDER),
+		  BE_REFUSED);
+	CHECK_INT(ews_grade("ErrorMessageSizeExceeded", EWS_ON_FOLDER),
+		  BE_REFUSED);
+	CHECK_INT(ews_grade("ErrorMimeContentConversionFailed", EWS_ON_ITEM),
+		  BE_REFUSED);
+	CHECK_INT(ews_grade("ErrorDeleteDistinguishedFolder", EWS_ON_FOLDER),
+		  BE_REFUSED);
+	CHECK_INT(ews_grade("ErrorMoveDistinguishedFolder", EWS_ON_FOLDER),
+		  BE_REFUSED);
+	CHECK_INT(ews_grade("ErrorCannotDeleteObject", EWS_ON_ITEM),
+		  BE_REFUSED);
 	CHECK_INT(ews_grade("ErrorSomethingNew", EWS_ON_ITEM), BE_REFUSED);
 	CHECK_INT(ews_grade("", EWS_ON_ITEM), BE_REFUSED);
 	CHECK_INT(ews_backoff_parse(" 300000 "), 300000);
@@ -365,6 +450,15 @@ static const struct bad_row bad_rows[] = {
 	{ "HasAttachments with a control character", ITEMS, true,
 	  ST "<m:Changes>" MSG("<t:HasAttachments>tr&#9;ue</t:HasAttachments>") "</m:Changes>",
 	  BE_PROTOCOL, "bad HasAttachments 'tr?ue'" },
+	{ "FlagStatus unknown", ITEMS, true,
+	  ST "<m:Changes>" MSG("<t:Flag><t:FlagStatus>Maybe</t:FlagStatus></t:Flag>") "</m:Changes>",
+	  BE_PROTOCOL, "bad FlagStatus 'Maybe'" },
+	{ "FlagStatus in the wrong case", ITEMS, true,
+	  ST "<m:Changes>" MSG("<t:Flag><t:FlagStatus>flagged</t:FlagStatus></t:Flag>") "</m:Changes>",
+	  BE_PROTOCOL, "bad FlagStatus" },
+	{ "IsDraft garbage", ITEMS, true,
+	  ST "<m:Changes>" MSG("<t:IsDraft>perhaps</t:IsDraft>") "</m:Changes>",
+	  BE_PROTOCOL, "bad IsDraft 'perhaps'" },
 	{ "ReadFlagChange without IsRead", ITEMS, true,
 	  ST "<m:Changes><t:ReadFlagChange><t:ItemId Id=\"a\"/></t:ReadFlagChange></m:Changes>",
 	  BE_PROTOCOL, "ReadFlagChange without IsRead" },
@@ -577,6 +671,20 @@ static void test_oversized(void)
 	buf_free(&b);
 	case_end();
 
+	case_begin("Categories over 64 KiB in all refused");
+	buf_init(&b, 0);
+	big = xmalloc(40001);
+	memset(big, 'c', 40000);
+	big[40000] = 0;
+	buf_printf(&b, "%s" ST "<m:Changes>" MSG("<t:Categories><t:String>%s"
+		   "</t:String><t:String>%s</t:String></t:Categories>")
+		   "</m:Changes>%s", items_head, big, big, items_tail);
+	CHECK_INT(run_parser(ITEMS, b.data, b.len, &r), BE_PROTOCOL);
+	CHECK_CONTAINS(r.msg, "Categories longer than");
+	free(big);
+	buf_free(&b);
+	case_end();
+
 	case_begin("attribute of 12 MB in an unknown element");
 	buf_init(&b, 0);
 	n = 12u << 20;
@@ -614,6 +722,7 @@ static void test_truncations(void)
 		{ "sync_folders_page.xml", FOLDERS },
 		{ "sync_items_first.xml", ITEMS },
 		{ "sync_items_changes.xml", ITEMS },
+		{ "sync_items_props.xml", ITEMS },
 	};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		char name[128];

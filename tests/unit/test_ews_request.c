@@ -1,8 +1,9 @@
 /*
  * test_ews_request.c - the SOAP requests of backend/ews/ews_request.c:
  * each one parses as XML, has the envelope and server version of
- * docs/ews-subset.md, escapes ids and states, omits an empty SyncState and
- * clamps MaxChangesReturned.
+ * docs/ews-subset.md, escapes ids and states, omits an empty SyncState,
+ * clamps MaxChangesReturned and asks for item:Flag only from Exchange 2013
+ * on.  (The write requests are tested in test_ews_write.c.)
  */
 #include "backend/ews/ews.h"
 #include "backend/xml.h"
@@ -10,8 +11,10 @@
 
 #include <stdbool.h>
 
-/* Parse a request; returns the operation element inside soap:Body. */
-static xmlNode *op_of(const struct buf *b, xmlDoc **doc)
+/* Parse a request asking for schema version `version`; returns the
+ * operation element inside soap:Body. */
+static xmlNode *op_of_v(const struct buf *b, xmlDoc **doc,
+			const char *version)
 {
 	char err[200];
 	*doc = xml_parse(b->data, b->len, 1 << 24, err, sizeof(err));
@@ -26,9 +29,31 @@ static xmlNode *op_of(const struct buf *b, xmlDoc **doc)
 				 EWS_NS_T, "RequestServerVersion");
 	char *v = NULL;
 	CHECK(ver && !xml_attr(ver, "Version", 64, &v));
-	CHECK_STR(v, "Exchange2013_SP1");
+	CHECK_STR(v, version);
 	free(v);
 	return xml_child(xml_child(env, EWS_NS_SOAP, "Body"), NULL, NULL);
+}
+
+static xmlNode *op_of(const struct buf *b, xmlDoc **doc)
+{
+	return op_of_v(b, doc, "Exchange2013_SP1");
+}
+
+/* Whether AdditionalProperties of an ItemShape asks for field uri. */
+static bool asks_for(const xmlNode *op, const char *uri)
+{
+	const xmlNode *ap = xml_child(xml_child(op, EWS_NS_M, "ItemShape"),
+				      EWS_NS_T, "AdditionalProperties");
+	for (xmlNode *f = xml_child(ap, EWS_NS_T, "FieldURI"); f;
+	     f = xml_next(f, EWS_NS_T, "FieldURI")) {
+		char *v = NULL;
+		bool hit = !xml_attr(f, "FieldURI", 256, &v) && v &&
+			   !strcmp(v, uri);
+		free(v);
+		if (hit)
+			return true;
+	}
+	return false;
 }
 
 static char *text(const xmlNode *n)
@@ -104,7 +129,7 @@ static void test_requests(void)
 	buf_free(&b);
 	case_end();
 
-	case_begin("SyncFolderItems: folder id escaped, order, 9 fields, max clamped");
+	case_begin("SyncFolderItems: folder id escaped, order, 12 fields, max clamped");
 	static const struct { unsigned in; const char *out; } clamp[] = {
 		{ 0, "1" }, { 1, "1" }, { 100, "100" }, { 512, "512" },
 		{ 513, "512" }, { 4000000000u, "512" },
@@ -132,7 +157,10 @@ static void test_requests(void)
 			CHECK(!xml_child(op, EWS_NS_M, "SyncState"));
 		CHECK_INT(count(xml_child(xml_child(op, EWS_NS_M, "ItemShape"),
 					  EWS_NS_T, "AdditionalProperties"),
-				EWS_NS_T, "FieldURI"), 9);
+				EWS_NS_T, "FieldURI"), 12);
+		CHECK(asks_for(op, "item:Flag"));
+		CHECK(asks_for(op, "item:Categories"));
+		CHECK(asks_for(op, "item:IsDraft"));
 		/* schema order: ItemShape, SyncFolderId, SyncState,
 		 * MaxChangesReturned, SyncScope */
 		const char *order[] = { "ItemShape", "SyncFolderId",
@@ -145,6 +173,25 @@ static void test_requests(void)
 				k++;
 			CHECK(k < 5);
 		}
+		xmlFreeDoc(doc);
+		buf_free(&b);
+	}
+	case_end();
+
+	case_begin("SyncFolderItems before Exchange 2013: no item:Flag");
+	static const char *const old_versions[] = {
+		"Exchange2010_SP2", "Exchange2010", "Exchange2007_SP1",
+	};
+	for (size_t i = 0; i < 3; i++) {
+		buf_init(&b, 0);
+		ews_req_sync_items(&b, old_versions[i], "f", NULL, 10);
+		op = op_of_v(&b, &doc, old_versions[i]);
+		CHECK_INT(count(xml_child(xml_child(op, EWS_NS_M, "ItemShape"),
+					  EWS_NS_T, "AdditionalProperties"),
+				EWS_NS_T, "FieldURI"), 11);
+		CHECK(!asks_for(op, "item:Flag"));
+		CHECK(asks_for(op, "item:Categories"));
+		CHECK(asks_for(op, "item:IsDraft"));
 		xmlFreeDoc(doc);
 		buf_free(&b);
 	}
