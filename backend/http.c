@@ -358,6 +358,7 @@ enum be_status http_post(struct http_session *h, const struct http_request *rq,
 	buf_init(&resp->body, HTTP_ERROR_BODY_CAP);
 	h->errbuf[0] = 0;
 
+	curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, rq->once ? 1L : 0L);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
 			 (curl_off_t)rq->body_len);

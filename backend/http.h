@@ -79,6 +79,12 @@ struct http_request {
 	http_sink_fn sink;    /* non-NULL: stream 2xx bodies here */
 	void *sink_arg;
 	const char *what;     /* operation name for logs, e.g. "GetItem" */
+	bool once;            /* not safe to send twice (it creates
+				 something): send it on a new connection.
+				 libcurl silently sends a request again when
+				 a kept-alive connection it reused turns out
+				 closed before any answer - after the server
+				 may have acted on it. */
 };
 
 /* POST rq to the session URL.  BE_OK when an HTTP answer was received,

@@ -37,6 +37,7 @@ struct applier {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop, kicked;
+	bool retry_now;      /* the server answers again: skip back-offs */
 	struct be_session *session;
 	char last_error[400];
 	int64_t sent;        /* rows done since start */
@@ -455,6 +456,11 @@ static void *applier_main(void *arg)
 			continue;
 		}
 		int64_t wait = row.next_try - wall_ms();
+		pthread_mutex_lock(&a->lock);
+		if (a->retry_now)
+			wait = 0;
+		a->retry_now = false;
+		pthread_mutex_unlock(&a->lock);
 		if (wait > 0) {
 			jrow_clear(&row);
 			if (wait_for(a, wait))
@@ -525,6 +531,16 @@ void applier_kick(struct applier *a)
 		return;
 	pthread_mutex_lock(&a->lock);
 	a->kicked = true;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+}
+
+void applier_retry_now(struct applier *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->lock);
+	a->retry_now = a->kicked = true;
 	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
 }

@@ -15,6 +15,9 @@ struct applier;
 struct applier *applier_start(struct sync *s);
 /* A row was queued: look now. */
 void applier_kick(struct applier *a);
+/* The server answers again (the sync engine got through after failures):
+ * send what waits for a retry now rather than after its back-off. */
+void applier_retry_now(struct applier *a);
 /* Stop (finishing the row in flight) and free. */
 void applier_stop(struct applier *a);
 /* Lines for the status file: queued changes, oldest, failures. */

@@ -203,8 +203,12 @@ static bool stopping(struct sync *s)
 static void set_conn(struct sync *s, enum conn_state st)
 {
 	pthread_mutex_lock(&s->lock);
+	bool back = st == CONN_ONLINE && s->conn != CONN_ONLINE &&
+		    s->conn != CONN_NEW;
 	s->conn = st;
 	pthread_mutex_unlock(&s->lock);
+	if (back)
+		applier_retry_now(s->applier);
 }
 
 static void progress(struct sync *s, const char *fmt, ...)
@@ -600,13 +604,18 @@ enum be_status sync_connect(struct sync *s, struct be_result *r)
 
 int sync_start(struct sync *s)
 {
-	int rc = pthread_create(&s->thread, NULL, sync_main, s);
-	if (rc)
-		return -rc;
-	s->running = true;
+	/* the applier first: the sync thread tells it when the server is
+	 * back */
 	s->applier = applier_start(s);
 	if (!s->applier)
 		log_err("cannot start sending changes to the server");
+	int rc = pthread_create(&s->thread, NULL, sync_main, s);
+	if (rc) {
+		applier_stop(s->applier);
+		s->applier = NULL;
+		return -rc;
+	}
+	s->running = true;
 	return 0;
 }
 

@@ -33,15 +33,20 @@ struct wfile {
 	struct wfile *next;
 };
 
-/* Guards the list and every staging file's I/O: writes to one file are
- * serialised (they are small and local). */
+/* Lock order: wlock, then the cache's lock, then list_lock.  wlock
+ * serialises writing (staging files, commits); list_lock only guards the
+ * list itself, so getattr and readdir (which run under the cache's lock)
+ * can ask for the size of a file being written without waiting for a
+ * commit. */
 static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct wfile *wfiles;
 
 void write_init(void)
 {
 }
 
+/* list_lock held */
 static struct wfile *wfind(uint64_t ino)
 {
 	for (struct wfile *w = wfiles; w; w = w->next)
@@ -50,16 +55,37 @@ static struct wfile *wfind(uint64_t ino)
 	return NULL;
 }
 
+/* Close a staging file before it is renamed (wlock held). */
+static void wclose(struct wfile *w)
+{
+	pthread_mutex_lock(&list_lock);
+	close(w->fd);
+	w->fd = -1;
+	pthread_mutex_unlock(&list_lock);
+}
+
+/* wlock held: only wlock holders change the list */
+static struct wfile *wlookup(uint64_t ino)
+{
+	pthread_mutex_lock(&list_lock);
+	struct wfile *w = wfind(ino);
+	pthread_mutex_unlock(&list_lock);
+	return w;
+}
+
 static void wdrop(uint64_t ino)
 {
+	pthread_mutex_lock(&list_lock);
 	for (struct wfile **p = &wfiles; *p; p = &(*p)->next)
 		if ((*p)->ino == ino) {
 			struct wfile *w = *p;
 			*p = w->next;
-			close(w->fd);
+			if (w->fd >= 0)
+				close(w->fd);
 			free(w);
-			return;
+			break;
 		}
+	pthread_mutex_unlock(&list_lock);
 }
 
 static bool eml_name(const char *name)
@@ -125,7 +151,7 @@ static int copy_fd(int from, int to)
  * asked for (wlock held).  *out or -errno. */
 static int wget(struct xfs *fs, uint64_t ino, bool empty, struct wfile **out)
 {
-	struct wfile *w = wfind(ino);
+	struct wfile *w = wlookup(ino);
 	if (w) {
 		*out = w;
 		return 0;
@@ -165,18 +191,20 @@ static int wget(struct xfs *fs, uint64_t ino, bool empty, struct wfile **out)
 	w = xcalloc(1, sizeof(*w));
 	w->ino = ino;
 	w->fd = fd;
+	pthread_mutex_lock(&list_lock);
 	w->next = wfiles;
 	wfiles = w;
+	pthread_mutex_unlock(&list_lock);
 	*out = w;
 	return 0;
 }
 
 int write_content_fd(struct xfs *fs, const struct node *n)
 {
-	pthread_mutex_lock(&wlock);
+	pthread_mutex_lock(&list_lock);
 	struct wfile *w = wfind(n->ino);
-	int fd = w ? fcntl(w->fd, F_DUPFD_CLOEXEC, 0) : -ENOENT;
-	pthread_mutex_unlock(&wlock);
+	int fd = w && w->fd >= 0 ? fcntl(w->fd, F_DUPFD_CLOEXEC, 0) : -ENOENT;
+	pthread_mutex_unlock(&list_lock);
 	if (fd >= 0 || !n->content)
 		return fd;
 	char *p = journal_content_path(fs->cache, n->content);
@@ -187,11 +215,11 @@ int write_content_fd(struct xfs *fs, const struct node *n)
 
 int64_t write_size(uint64_t ino)
 {
-	pthread_mutex_lock(&wlock);
+	pthread_mutex_lock(&list_lock);
 	struct wfile *w = wfind(ino);
 	struct stat sb;
-	int64_t size = w && fstat(w->fd, &sb) == 0 ? sb.st_size : -1;
-	pthread_mutex_unlock(&wlock);
+	int64_t size = w && w->fd >= 0 && fstat(w->fd, &sb) == 0 ? sb.st_size : -1;
+	pthread_mutex_unlock(&list_lock);
 	return size;
 }
 
@@ -286,7 +314,7 @@ int write_setattr(struct xfs *fs, fuse_ino_t ino, struct stat *attr, int to_set)
 /* Commit a dirty staging file (wlock held).  0 or -errno. */
 static int commit(struct xfs *fs, uint64_t ino)
 {
-	struct wfile *w = wfind(ino);
+	struct wfile *w = wlookup(ino);
 	if (!w || !w->dirty)
 		return 0;
 	struct node n = { 0 };
@@ -323,8 +351,7 @@ static int commit(struct xfs *fs, uint64_t ino)
 		free(head);
 		if (!ok) {
 			char *kept = NULL;
-			close(w->fd);
-			w->fd = -1;
+			wclose(w);
 			rc = journal_reject(fs->cache, ino, why, &kept, &ch);
 			log_warn("'%s' is not a message (%s): not uploaded; its "
 				 "bytes are kept as .exchangefs/rejected/%s",
@@ -336,8 +363,7 @@ static int commit(struct xfs *fs, uint64_t ino)
 			return rc ? rc : -EINVAL;
 		}
 	}
-	close(w->fd);
-	w->fd = -1;
+	wclose(w);
 	rc = journal_commit_content(fs->cache, ino, date, &ch);
 	wdrop(ino);
 	if (rc)
@@ -368,8 +394,8 @@ void xfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	/* staging files are fsynced when committed; an fsync before close
 	 * makes what was written so far durable locally */
 	pthread_mutex_lock(&wlock);
-	struct wfile *w = wfind(ino);
-	int rc = w && fsync(w->fd) < 0 ? -errno : 0;
+	struct wfile *w = wlookup(ino);
+	int rc = w && w->fd >= 0 && fsync(w->fd) < 0 ? -errno : 0;
 	pthread_mutex_unlock(&wlock);
 	fuse_reply_err(req, -rc);
 }

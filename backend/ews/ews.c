@@ -60,11 +60,13 @@ static enum be_status check_answer(struct be_session *s,
 
 /* POST a request whose answer is held in memory; BE_OK with a 2xx XML
  * answer in resp (free it in any case). */
-static enum be_status call(struct be_session *s, const char *what,
-			   const struct buf *req, enum ews_ctx ctx,
-			   struct http_response *resp, struct be_result *r)
+static enum be_status call_once(struct be_session *s, const char *what,
+				const struct buf *req, enum ews_ctx ctx,
+				bool once, struct http_response *resp,
+				struct be_result *r)
 {
 	struct http_request rq = {
+		.once = once,
 		.body = req->data,
 		.body_len = req->len,
 		.cap = EWS_ANSWER_MAX,
@@ -75,6 +77,13 @@ static enum be_status call(struct be_session *s, const char *what,
 	if (http_post(s->http, &rq, resp, r) != BE_OK)
 		return r->status;
 	return check_answer(s, resp, ctx, r);
+}
+
+static enum be_status call(struct be_session *s, const char *what,
+			   const struct buf *req, enum ews_ctx ctx,
+			   struct http_response *resp, struct be_result *r)
+{
+	return call_once(s, what, req, ctx, false, resp, r);
 }
 
 /* A header value may not carry line breaks or other control characters. */
@@ -348,7 +357,11 @@ enum be_status ews_call_write(struct be_session *s, const char *what,
 {
 	struct http_response resp;
 	memset(out, 0, sizeof(*out));
-	if (call(s, what, req, ews_write_ctx(op), &resp, r) == BE_OK)
+	/* a create or move sent twice makes a second item (or loses track
+	 * of the first): never let the HTTP layer repeat one by itself */
+	bool once = op == EWS_W_CREATE_ITEM || op == EWS_W_CREATE_FOLDER ||
+		    op == EWS_W_MOVE_ITEM || op == EWS_W_MOVE_FOLDER;
+	if (call_once(s, what, req, ews_write_ctx(op), once, &resp, r) == BE_OK)
 		ews_parse_write(resp.body.data, resp.body.len, op, out, r);
 	buf_free(req);
 	http_response_free(&resp);

@@ -128,8 +128,8 @@ class Mount:
             self.proc.wait(30)
             self.proc = None
             self.log.close()
-        if os.path.ismount(self.mountpoint):
-            subprocess.run(["fusermount3", "-u", "-z", self.mountpoint], capture_output=True)
+        # a dead FUSE mount may not even stat (ENOTCONN): detach regardless
+        subprocess.run(["fusermount3", "-u", "-z", self.mountpoint], capture_output=True)
 
     def path(self, *parts):
         return os.path.join(self.mountpoint, *parts)
