@@ -8,8 +8,11 @@ over HTTPS on 127.0.0.1, it measures:
   - `grep -r` over all cached messages (10k mailbox) against a copy on local disk,
     plus the cold grep that fetches every body
   - the daemon's RSS (current and peak)
+  - write-back (--writes N): `cp` of N messages into Drafts, time until the
+    copies returned (journal commits) and until all reached the server;
+    then `rm` of them (DeleteItem) the same way
 
-usage: tests/bench/bench.py [--sizes 10000,100000] [--build DIR] [--runs 5]
+usage: tests/bench/bench.py [--sizes 10000,100000] [--build DIR] [--runs 5] [--writes 1000]
 """
 import argparse
 import os
@@ -147,15 +150,70 @@ def bench_size(n, build, runs, do_grep):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def queued(m):
+    for line in m.status().splitlines():
+        if line.startswith("changes queued:"):
+            return int(line.split(":")[1].split()[0])
+    return -1
+
+
+def bench_writes(n, build):
+    tmp = tempfile.mkdtemp(prefix="exchangefs-bench-")
+    print("\n== write-back: %d messages" % n, flush=True)
+    try:
+        srv = EwsServer(messages=100, seed=99, tls=True)
+        srv.start()
+        mountlib.EXE = os.path.join(build, "fs", "exchangefs")
+        mnt = os.path.join(tmp, "mnt")
+        m = mountlib.Mount(mnt, srv.ews_url, srv.user, srv.password, os.path.join(tmp, "cache"),
+                           os.path.join(tmp, "daemon.log"), ca_file=srv.ca_cert,
+                           extra=["--sync-interval", "3600"])
+        m.start()
+        wait_for_sync(m)
+        src = os.path.join(tmp, "src")
+        os.mkdir(src)
+        for i in range(n):
+            with open(os.path.join(src, "m%05d.eml" % i), "wb") as f:
+                f.write(("From: a@example.com\r\nTo: b@example.com\r\nSubject: bench %d\r\n"
+                         "Date: Thu, 13 Feb 2025 10:30:00 +0000\r\n\r\n" % i).encode()
+                        + b"x" * 4000 + b"\r\n")
+        drafts = m.path("Drafts")
+        t0 = time.monotonic()
+        subprocess.run("cp %s/*.eml '%s'/" % (src, drafts), shell=True, check=True)
+        t_cp = time.monotonic() - t0
+        while queued(m) > 0:
+            time.sleep(0.05)
+        t_all = time.monotonic() - t0
+        print("cp of %d messages (4 KB) into Drafts: returned in %.2f s (%.1f ms per file, journal "
+              "commit included); all on the server after %.2f s (%.0f creates/s)"
+              % (n, t_cp, t_cp * 1000 / n, t_all, n / t_all))
+        t0 = time.monotonic()
+        subprocess.run("rm '%s'/m*.eml" % drafts, shell=True, check=True)
+        t_rm = time.monotonic() - t0
+        while queued(m) > 0:
+            time.sleep(0.05)
+        t_all = time.monotonic() - t0
+        print("rm of them: returned in %.2f s; all deleted on the server after %.2f s (%.0f deletes/s)"
+              % (t_rm, t_all, n / t_all))
+        m.stop()
+        srv.stop()
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", os.path.join(tmp, "mnt")], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--build", default=os.environ.get("EXCHANGEFS_BUILD") or os.path.join(TOP, "build"))
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--writes", type=int, default=1000, help="messages for the write-back figure (0: skip)")
     args = ap.parse_args()
     print("exchangefs benchmark; build %s; %d cores" % (args.build, os.cpu_count()))
     for n in (int(s) for s in args.sizes.split(",")):
         bench_size(n, args.build, args.runs, do_grep=n <= 20000)
+    if args.writes:
+        bench_writes(args.writes, args.build)
 
 
 if __name__ == "__main__":
