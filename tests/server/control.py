@@ -4,16 +4,22 @@
 # arm faults that the next EWS requests will hit. harness.py is the client.
 #
 #   GET  mailbox[?mime=0]  {folders:[{id,parent_id,name,path,path_parts,folder_class,...}],
-#                           items:[{id,folder_id,subject,mime_b64,size,mime_len,is_read,received,...}]}
+#                           items:[{id,folder_id,folder_path,subject,mime_b64,size,is_read,is_draft,
+#                                   flag,categories,token,ext,change_key,...}]}
 #   GET  item?id=          raw MIME           GET item_info?id=   item fields, no MIME
 #   GET  folder?path=      folder + item ids  GET find?text=      {ids} whose MIME has text
+#   GET  items?path=[&subject=]  [item_info] of a folder, newest first (only that subject)
+#   GET  find_token?token=[&path=]  {ids} of items carrying the exchangefs token
+#   GET  sent              {sent:[{mime,mime_b64,recipients,token,time,operation,saved_id,...}]}
+#   GET  dumpster[?path=]  {items:[item_info + deleted_from]} soft-deleted items
 #   GET  markers           {"invoice 4711": [id], ...}            GET stats
 #   POST deliver {folder_path, subject?, body?, mime_b64?, is_read?, received?, size?} -> {id}
 #   POST delete {id} | move {id, to_path} -> {new_id} | mark_read {id, read} | update_item {id, subject}
+#   POST set_flag {id, status} | set_categories {id, categories} -> {change_key}
 #   POST create_folder {parent_path, name} -> {id} | rename_folder {path, new_name}
 #   POST move_folder {path, to_path} | delete_folder {path}
 #   POST fault {kind, count, operation?, ms?, backoff_ms?, retry_after?, where?} | clear_faults
-#   POST reset_stats
+#   POST reset_stats | clear_sent
 # Paths are "Inbox/Projects" below msgfolderroot; a folder id works too.
 # Errors: 400 bad input, 404 unknown item/folder, 409 refused by the mailbox.
 
@@ -26,10 +32,12 @@ import time
 from collections import deque
 
 from generate import address, header_text, rfc2822_date
+import props
 from mailbox import MailboxError
 
-FAULT_KINDS = {"http500", "http503", "http429", "reset", "truncate", "slow", "busy", "auth", "garbage",
-               "invalid_sync"}
+# reset_after: the operation is carried out, then the connection is dropped unanswered.
+FAULT_KINDS = {"http500", "http503", "http429", "reset", "reset_after", "truncate", "slow", "busy", "auth",
+               "garbage", "invalid_sync"}
 
 
 class ControlError(Exception):
@@ -134,13 +142,21 @@ def folder_info(mb, f):
             "child_folder_count": len(f.children)}
 
 
-def item_info(it, with_mime):
+def ext_info(key, value):
+    return {"set": key[0], "prop": key[1], "type": key[2], "value": value}
+
+
+def item_info(it, with_mime, mb=None):
     d = {"id": it.id, "change_key": it.change_key, "folder_id": it.folder.id, "subject": it.subject,
          "from_name": it.from_name, "from_addr": it.from_addr, "received": it.received,
          "received_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(it.received)),
          "sent": it.sent, "size": it.size, "mime_len": len(it.mime), "is_read": it.is_read,
          "item_class": it.item_class, "has_attachments": it.has_attachments,
-         "message_id": it.message_id}
+         "message_id": it.message_id, "is_draft": it.is_draft, "flag": it.flag,
+         "categories": list(it.categories), "token": it.ext.get(props.TOKEN_KEY),
+         "ext": [ext_info(k, v) for k, v in sorted(it.ext.items())], "to": it.to, "cc": it.cc}
+    if mb is not None:
+        d["folder_path"] = "/".join(mb.folder_path(it.folder))
     if with_mime:
         d["mime_b64"] = base64.b64encode(it.mime).decode("ascii")
     return d
@@ -149,8 +165,18 @@ def item_info(it, with_mime):
 def dump(mb, with_mime=True):
     folders = [mb.root] + mb.descendants(mb.root)
     return {"folders": [folder_info(mb, f) for f in folders],
-            "items": [item_info(it, with_mime) for f in folders for it in mb.items_sorted(f)],
-            "counter": mb.counter, "epoch": mb.epoch}
+            "items": [item_info(it, with_mime, mb) for f in folders for it in mb.items_sorted(f)],
+            "counter": mb.counter, "epoch": mb.epoch, "sent": list(mb.sent),
+            "dumpster": [dumpster_info(mb, it) for it in mb.dumpster]}
+
+
+def dumpster_info(mb, it):
+    return dict(item_info(it, False), deleted_from="/".join(mb.folder_path(it.folder)))
+
+
+def sent_info(rec):
+    mime = base64.b64decode(rec["mime_b64"])
+    return dict(rec, mime=mime.decode("utf-8", "replace"))
 
 
 def build_mime(subject, body, sender=("Test Sender", "sender@example.com")):
@@ -201,7 +227,21 @@ def _route(server, mb, method, path, q, req):
         if name == "item":
             return _item(mb, q.get("id")).mime
         if name == "item_info":
-            return item_info(_item(mb, q.get("id")), False)
+            return item_info(_item(mb, q.get("id")), False, mb)
+        if name == "items":
+            f = _folder(mb, q.get("path") or q.get("id"))
+            subject = q.get("subject")
+            return [item_info(it, False, mb) for it in mb.items_sorted(f)
+                    if subject is None or it.subject == subject]
+        if name == "find_token":
+            f = _folder(mb, q["path"]) if q.get("path") else None
+            return {"ids": [it.id for it in mb.items.values() if it.ext.get(props.TOKEN_KEY) == q["token"]
+                            and (f is None or it.folder is f)]}
+        if name == "sent":
+            return {"sent": [sent_info(r) for r in mb.sent]}
+        if name == "dumpster":
+            f = _folder(mb, q["path"]) if q.get("path") else None
+            return {"items": [dumpster_info(mb, it) for it in mb.dumpster if f is None or it.folder is f]}
         if name == "folder":
             f = _folder(mb, q.get("path") or q.get("id"))
             return dict(folder_info(mb, f), items=[it.id for it in mb.items_sorted(f)])
@@ -240,6 +280,22 @@ def _route(server, mb, method, path, q, req):
         it = _item(mb, req["id"])
         mb.update_item(it, str(req["subject"]))
         return {"change_key": it.change_key}
+    if name == "set_flag":
+        it = _item(mb, req["id"])
+        if req.get("status") not in ("NotFlagged", "Flagged", "Complete"):
+            raise ControlError(400, "status is NotFlagged, Flagged or Complete")
+        mb.change_item(it, flag=req["status"])
+        return {"change_key": it.change_key}
+    if name == "set_categories":
+        it = _item(mb, req["id"])
+        cats = req.get("categories")
+        if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
+            raise ControlError(400, "categories is a list of strings")
+        mb.change_item(it, categories=cats)
+        return {"change_key": it.change_key}
+    if name == "clear_sent":
+        mb.clear_sent()
+        return {"ok": True}
     if name == "rename_folder":
         mb.rename_folder(_folder(mb, req["path"]), str(req["new_name"]))
         return {"ok": True}

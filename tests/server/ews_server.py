@@ -253,10 +253,13 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 try:
                     out = ops.dispatch(self.server.mailbox, op_elem)
-                    status = 200
-                    self.send(200, out)
+                    if kind == "reset_after":
+                        status = self.reset()    # done, but the client never hears of it
+                    else:
+                        status = 200
+                        self.send(200, out)
                 except soap.Fault as f:
-                    status = self.soap_fault(f)
+                    status = self.reset() if kind == "reset_after" else self.soap_fault(f)
         self.server.stats.record(self.conn_id, op_name, status, kind, t0)
 
     def soap_fault(self, f):
@@ -274,6 +277,8 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "slow":
             time.sleep(fault["ms"] / 1000)
             return None
+        if kind == "reset_after":
+            return None                 # acted out after the operation ran (see ews())
         if kind == "http500":
             self.send(500, b"<html><body>500 Internal Server Error</body></html>", "text/html")
             return 500
@@ -283,11 +288,14 @@ class Handler(BaseHTTPRequestHandler):
                       [("Retry-After", str(fault["retry_after"]))])
             return code
         if kind == "busy":
-            if fault["where"] == "message" and op_name in ops.OPERATIONS:
+            if fault["where"] == "message" and op_name in ops.operations():
                 text = "The server cannot service this request right now. Try again later."
                 backoff = f'<t:Value Name="BackOffMilliseconds">{fault["backoff_ms"]}</t:Value>'
                 tail = {"SyncFolderItems": "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>",
-                        "SyncFolderHierarchy": "<m:SyncState/><m:IncludesLastFolderInRange>true</m:IncludesLastFolderInRange>"}
+                        "SyncFolderHierarchy": "<m:SyncState/><m:IncludesLastFolderInRange>true</m:IncludesLastFolderInRange>",
+                        "CreateItem": "<m:Items/>", "UpdateItem": "<m:Items/>",
+                        "MoveItem": "<m:Items/>", "CopyItem": "<m:Items/>", "CreateFolder": "<m:Folders/>",
+                        "UpdateFolder": "<m:Folders/>", "MoveFolder": "<m:Folders/>"}
                 msg = soap.error_message(op_name, "ErrorServerBusy", text, tail.get(op_name, ""), backoff)
                 self.send(200, soap.response(op_name, [msg]))
                 return 200
@@ -309,10 +317,19 @@ class Handler(BaseHTTPRequestHandler):
                 self.end_headers()
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()     # RST, no answer (or half of one)
-            return 0
+            return self.reset()         # RST, no answer (or half of one)
         return None
+
+    def reset(self):
+        """Drop the connection with a TCP RST; returns the status recorded (0)."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+        except OSError:
+            pass
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        return 0
 
 
 def load_or_create(args):

@@ -24,6 +24,16 @@
         srv.folder("Inbox")       # folder info plus "items": [ids, newest first]
         srv.item_mime(item_id)    # exact MIME bytes
         srv.find("invoice 4711")  # ids of items whose MIME contains the text
+        srv.items("Drafts")       # [item_info] of a folder, newest first; subject= narrows
+        srv.find_subject("Hello", "Inbox")  # ids with exactly that subject (path optional)
+        srv.find_token("tok-1")   # ids of items carrying the exchangefs token (path= narrows)
+        srv.item_info(item_id)    # {"subject", "is_read", "is_draft", "flag", "categories",
+                                  #  "change_key", "token", "ext", "folder_path", ...}
+        srv.set_flag(item_id, "Flagged"); srv.set_categories(item_id, ["Red"])  # server-side
+        srv.sent()                # [{"mime": str, "mime_b64", "recipients": [addr], "token",
+                                  #   "time", "operation", "saved_id", "subject", "message_id"}]
+        srv.clear_sent()
+        srv.dumpster("Inbox")     # soft-deleted items (item_info + "deleted_from")
         srv.restart()             # same port and --state file (if any): ids survive
 
 Constructor options: messages, seed, big (ratio of big attachments), user and
@@ -32,8 +42,9 @@ latency_ms, xml_invalid_chars ("charref" like Exchange or "strip"),
 extra_args, start_timeout, python. Folder paths are "Inbox/Projects"; a
 folder id is accepted wherever a path is. Fault kinds: http500, http503,
 http429 (retry_after=s), reset, truncate, slow (ms=), busy (backoff_ms=,
-where="fault"|"message"), auth, garbage; each hits the next `count` EWS
-requests, only `operation` ones if given. Errors from the control API raise
+where="fault"|"message"), auth, garbage, reset_after (the operation is
+carried out, then the connection is reset unanswered); each hits the next
+`count` EWS requests, only `operation` ones if given. Errors from the control API raise
 ControlError (status, message). srv.log_text() returns the server's stderr.
 """
 
@@ -222,6 +233,34 @@ class EwsServer:
 
     def find(self, text):
         return self.control("GET", "find", text=text)["ids"]
+
+    def items(self, path, subject=None):
+        q = {"path": path} if subject is None else {"path": path, "subject": subject}
+        return self.control("GET", "items", **q)
+
+    def find_subject(self, subject, path=None):
+        if path is not None:
+            return [it["id"] for it in self.items(path, subject)]
+        return [it["id"] for it in self.mailbox()["items"] if it["subject"] == subject]
+
+    def find_token(self, token, path=None):
+        q = {"token": token} if path is None else {"token": token, "path": path}
+        return self.control("GET", "find_token", **q)["ids"]
+
+    def sent(self):
+        return self.control("GET", "sent")["sent"]
+
+    def clear_sent(self):
+        self.control("POST", "clear_sent", {})
+
+    def dumpster(self, path=None):
+        return self.control("GET", "dumpster", **({"path": path} if path else {}))["items"]
+
+    def set_flag(self, item_id, status):
+        return self.control("POST", "set_flag", {"id": item_id, "status": status})
+
+    def set_categories(self, item_id, categories):
+        return self.control("POST", "set_categories", {"id": item_id, "categories": list(categories)})
 
     def markers(self):
         return self.control("GET", "markers")

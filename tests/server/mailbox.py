@@ -4,6 +4,9 @@
 # folder keeps a log of (change number, object) so SyncFolderItems pages are
 # a bisect plus a short scan, never a walk over the whole folder. A server-side
 # item move is a tombstone in the source and a new item (new id) in the target.
+# The EWS write operations (ops_write.py) and the control interface change the
+# mailbox through the same methods, so both show in syncs alike. Sent messages
+# are kept in Mailbox.sent; soft-deleted items in Mailbox.dumpster.
 #
 # All state is guarded by Mailbox.lock (one RLock); callers outside this file
 # must hold it while they read objects they got from here.
@@ -78,7 +81,10 @@ class Folder:
 class Item:
     __slots__ = ("id", "num", "folder", "mime", "subject", "from_name", "from_addr", "to", "cc",
                  "received", "sent", "modified", "size", "is_read", "item_class", "has_attachments",
-                 "message_id", "is_draft", "change_key", "cn", "created_cn", "content_cn", "alive")
+                 "message_id", "is_draft", "change_key", "cn", "created_cn", "content_cn", "alive",
+                 "flag", "categories", "ext")
+
+FLAG_STATUSES = ("NotFlagged", "Flagged", "Complete")
 
 
 class Tombstone:
@@ -137,6 +143,8 @@ class Mailbox:
         self.h_log_ref = []
         self.markers = {}               # e.g. "invoice 4711" -> [item ids]; generator fills it
         self.journal = None             # persist.Journal once persistence is on
+        self.sent = []                  # messages sent through EWS (dicts, see record_sent)
+        self.dumpster = []              # soft-deleted Items (alive False), oldest first
         if not standard:
             return
         self.root = self._new_folder(None, "", None, "Folder", "root")
@@ -235,16 +243,41 @@ class Mailbox:
         return self._new_folder(parent, name, folder_class, element)
 
     def rename_folder(self, f, name):
-        if f.distinguished in ("root", "msgfolderroot"):
-            raise MailboxError("ErrorCannotRenameOrMoveDistinguishedFolder", "Cannot rename or move a distinguished folder.")
-        if any(c is not f and c.name.lower() == name.lower() for c in f.parent.children) or not name:
+        if not name:
             raise MailboxError("ErrorFolderExists", "A folder with the specified name already exists.")
-        f.name = name
-        self._touch_folder(f)
+        self.update_folder(f, name=name)
 
-    def move_folder(self, f, new_parent):
-        if f.distinguished or self.is_below(new_parent, f):
+    def update_folder(self, f, name=None, folder_class=None):
+        """Rename and/or change the class, as one change (UpdateFolder)."""
+        if name is not None and name != f.name:
+            if f.distinguished in ("root", "msgfolderroot"):   # others (Inbox...) may be renamed
+                raise MailboxError("ErrorInvalidOperation", "The root folders of a mailbox cannot be renamed.")
+            if any(c is not f and c.name.lower() == name.lower() for c in f.parent.children):
+                raise MailboxError("ErrorFolderExists", "A folder with the specified name already exists.")
+        changed = False
+        if name is not None and name != f.name:
+            f.name, changed = name, True
+        if folder_class is not None and folder_class != f.folder_class:
+            f.folder_class, changed = folder_class, True
+        if changed:
+            self._touch_folder(f)
+
+    def move_folder(self, f, new_parent, rename_on_clash=False):
+        """Move f below new_parent; it keeps its id, as on Exchange."""
+        if f.distinguished:
+            raise MailboxError("ErrorMoveDistinguishedFolder", "Cannot move distinguished folders.")
+        if self.is_below(new_parent, f):
             raise MailboxError("ErrorMoveCopyFailed", "The move or copy operation failed.")
+        if new_parent is f.parent:
+            return
+        taken = {c.name.lower() for c in new_parent.children}
+        if f.name.lower() in taken:
+            if not rename_on_clash:
+                raise MailboxError("ErrorFolderExists", "A folder with the specified name already exists.")
+            n = 1
+            while f"{f.name}{n}".lower() in taken:   # like Outlook: "Name1", "Name2"...
+                n += 1
+            f.name = f"{f.name}{n}"
         f.parent.children.remove(f)
         f.parent = new_parent
         new_parent.children.append(f)
@@ -259,6 +292,7 @@ class Mailbox:
                 del self.items[it.id]
             sub.items.clear()
             sub.alive = False
+            sub.sorted_cache = None
             del self.folders[sub.id]
             cn = self._next_cn()
             t = Tombstone(sub.id, sub.num, sub.change_key, cn)
@@ -266,14 +300,17 @@ class Mailbox:
             self.h_log_ref.append(t)
             self._journal({"t": "df", "id": sub.id, "cn": cn})
         f.parent.children.remove(f)
+        self.dumpster = [x for x in self.dumpster if x.folder.alive]
 
     # ---- items --------------------------------------------------------------
 
     def add_item(self, folder, mime, *, received=None, is_read=False, item_class="IPM.Note",
-                 fields=None, is_draft=None, num=None, iid=None, size=None):
+                 fields=None, is_draft=None, num=None, iid=None, size=None, flag="NotFlagged",
+                 categories=(), ext=None):
         """Store a new item holding the exact MIME bytes. `fields` (subject,
         from_name, from_addr, to, cc, sent, message_id, has_attachments) saves
-        parsing the headers when the caller already knows them."""
+        parsing the headers when the caller already knows them. ext holds
+        extended properties {props key: value} (see props.py)."""
         if fields is None:
             fields = _parse_header_fields(mime)
         it = Item()
@@ -290,8 +327,7 @@ class Mailbox:
         it.received = int(received if received is not None else time.time())
         it.sent = fields.get("sent") or it.received
         it.modified = it.received
-        # Exchange's Size is the store size: larger than the MIME it renders.
-        it.size = len(mime) + 512 + len(mime) // 8 + 2 * len(it.subject or "")
+        it.size = store_size(mime, it.subject)
         if size is not None:  # a test asks for another estimate (even a too small one)
             it.size = int(size)
         it.is_read = bool(is_read)
@@ -299,6 +335,9 @@ class Mailbox:
         it.has_attachments = bool(fields.get("has_attachments"))
         it.message_id = fields.get("message_id")
         it.is_draft = folder.distinguished == "drafts" if is_draft is None else is_draft
+        it.flag = flag if flag in FLAG_STATUSES else "NotFlagged"
+        it.categories = list(categories)
+        it.ext = dict(ext or {})
         it.alive = True
         it.created_cn = it.cn = it.content_cn = self._next_cn()
         it.change_key = self._change_key(9, it.cn)
@@ -334,7 +373,7 @@ class Mailbox:
         it.change_key = self._change_key(9, it.cn)
         self._log_item(it)
 
-    def _remove_item(self, it):
+    def _remove_item(self, it, soft=False):
         f = it.folder
         del f.items[it.num]
         del self.items[it.id]
@@ -346,34 +385,124 @@ class Mailbox:
         t = Tombstone(it.id, it.num, it.change_key, cn, f.num)
         f.log_cn.append(cn)
         f.log_ref.append(t)
-        self._journal({"t": "di", "id": it.id, "cn": cn})
+        self._journal({"t": "di", "id": it.id, "cn": cn, "soft": bool(soft)})
 
-    def delete_item(self, it):
-        self._remove_item(it)
+    def delete_item(self, it, soft=False):
+        """Hard delete, or soft: the item goes to the dumpster (recoverable
+        items; FindItem Traversal="SoftDeleted" lists them)."""
+        self._remove_item(it, soft)
+        if soft:
+            self.dumpster.append(it)
+
+    def _clone(self, it, dest, mime=None, **over):
+        fields = dict(subject=it.subject, from_name=it.from_name, from_addr=it.from_addr, to=it.to,
+                      cc=it.cc, sent=it.sent, message_id=it.message_id, has_attachments=it.has_attachments)
+        if mime is not None and mime != it.mime:
+            fields = _parse_header_fields(mime)
+        kw = dict(received=it.received, is_read=it.is_read, item_class=it.item_class, fields=fields,
+                  is_draft=it.is_draft, flag=it.flag, categories=it.categories, ext=it.ext)
+        kw.update(over)
+        new = self.add_item(dest, it.mime if mime is None else mime, **kw)
+        if mime is None and it.size != store_size(it.mime, it.subject):    # a test-chosen size stays
+            new.size = it.size
+            self._save_item(new)
+        return new
 
     def move_item(self, it, dest):
         """Exchange semantics: a tombstone in the source, a new id in dest."""
         if dest is it.folder:
             return it
         self._remove_item(it)
-        fields = dict(subject=it.subject, from_name=it.from_name, from_addr=it.from_addr, to=it.to,
-                      cc=it.cc, sent=it.sent, message_id=it.message_id, has_attachments=it.has_attachments)
-        return self.add_item(dest, it.mime, received=it.received, is_read=it.is_read,
-                             item_class=it.item_class, fields=fields, is_draft=it.is_draft)
+        return self._clone(it, dest)
+
+    def copy_item(self, it, dest):
+        """A new item (new id) in dest with the same content and properties."""
+        return self._clone(it, dest)
+
+    def send_item(self, it, dest, mime=None):
+        """A draft that was sent: gone from its folder; the copy in dest (if
+        any, with the MIME as sent) is no draft any more, read, received now."""
+        self._remove_item(it)
+        if dest is None:
+            return None
+        return self._clone(it, dest, mime, is_draft=False, is_read=True, received=int(time.time()))
+
+    def record_sent(self, mime, recipients, token=None, operation="", saved_id=None, subject=None,
+                    message_id=None):
+        """Remember a message handed to transport; tests read them (control sent)."""
+        rec = {"mime_b64": base64.b64encode(mime).decode("ascii"), "recipients": list(recipients),
+               "token": token, "time": time.time(), "operation": operation, "saved_id": saved_id,
+               "subject": subject, "message_id": message_id}
+        self.sent.append(rec)
+        self._journal(dict(rec, t="sent"))
+        return rec
+
+    def clear_sent(self):
+        self.sent = []
+        self._journal({"t": "cs"})
+
+    def change_item(self, it, *, is_read=None, flag=None, categories=None, subject=False, mime=None,
+                    ext_set=None, ext_del=(), received=None):
+        """Apply a set of property changes as one change (one new change key).
+        subject=None removes the subject (False: leave it). Returns whether
+        anything changed; a change of the read flag alone is no content change
+        (SyncFolderItems reports it as ReadFlagChange)."""
+        content = False
+        if mime is not None and mime != it.mime:
+            fields = _parse_header_fields(mime)
+            it.mime = mime
+            it.subject, it.from_name, it.from_addr = fields["subject"], fields["from_name"], fields["from_addr"]
+            it.to, it.cc, it.has_attachments = fields["to"], fields["cc"], fields["has_attachments"]
+            it.sent = fields["sent"] or it.sent
+            it.message_id = fields["message_id"] or it.message_id
+            it.size = store_size(mime, it.subject)
+            content = True
+        if subject is not False and subject != it.subject:
+            self._set_subject(it, subject)
+            content = True
+        if flag is not None and flag != it.flag:
+            if flag not in FLAG_STATUSES:
+                raise ValueError(f"flag status {flag!r}")
+            it.flag = flag
+            content = True
+        if categories is not None and list(categories) != it.categories:
+            it.categories = list(categories)
+            content = True
+        for key, value in (ext_set or {}).items():
+            if it.ext.get(key) != value:
+                it.ext[key] = value
+                content = True
+        for key in ext_del:
+            if key in it.ext:
+                del it.ext[key]
+                content = True
+        if received is not None and int(received) != it.received:
+            it.received = int(received)
+            it.folder.sorted_cache = None
+            content = True
+        read_changed = is_read is not None and bool(is_read) != it.is_read
+        if read_changed:
+            it.is_read = bool(is_read)
+            it.folder.unread += -1 if it.is_read else 1
+        if not content and not read_changed:
+            return False
+        self._modify(it, content=content)
+        if content:
+            self._save_item(it)
+        else:
+            self._journal({"t": "r", "id": it.id, "read": it.is_read, "cn": it.cn, "ck": it.change_key,
+                           "modified": it.modified})
+        return True
 
     def set_read(self, it, read):
-        read = bool(read)
-        if it.is_read == read:
-            return False
-        it.is_read = read
-        it.folder.unread += -1 if read else 1
-        self._modify(it, content=False)
-        self._journal({"t": "r", "id": it.id, "read": read, "cn": it.cn, "ck": it.change_key,
-                       "modified": it.modified})
-        return True
+        return self.change_item(it, is_read=bool(read))
 
     def update_item(self, it, subject):
         """Change the subject (and the Subject header of the MIME Exchange renders)."""
+        self.change_item(it, subject=subject)
+
+    def _set_subject(self, it, subject):
+        """Rewrite the Subject header of the MIME (None: drop it)."""
         from generate import header_text    # RFC 2047 for anything but plain printable ASCII
         nl = b"\r\n" if b"\r\n\r\n" in it.mime or b"\n\n" not in it.mime else b"\n"
         head, sep, body = it.mime.partition(nl + nl)
@@ -384,11 +513,10 @@ class Mailbox:
             skipping = ln.lower().startswith(b"subject:")
             if not skipping:
                 out.append(ln)
-        out.append(b"Subject: " + header_text(subject).replace("\r\n", nl.decode()).encode("ascii"))
+        if subject is not None:
+            out.append(b"Subject: " + header_text(subject).replace("\r\n", nl.decode()).encode("ascii"))
         it.mime = nl.join(out) + (sep or nl + nl) + body
         it.subject = subject
-        self._modify(it, content=True)
-        self._save_item(it)
 
     def items_sorted(self, f):
         """Items of f as FindItem lists them by default: newest received first."""
@@ -501,6 +629,11 @@ class Mailbox:
             self._journal(item_record(it))
 
 
+def store_size(mime, subject):
+    # Exchange's Size is the store size: larger than the MIME it renders.
+    return len(mime) + 512 + len(mime) // 8 + 2 * len(subject or "")
+
+
 def folder_record(f):
     return {"t": "f", "id": f.id, "num": f.num, "parent": f.parent.id if f.parent else None,
             "name": f.name, "class": f.folder_class, "element": f.element, "dist": f.distinguished,
@@ -514,4 +647,5 @@ def item_record(it):
             "received": it.received, "sent": it.sent, "modified": it.modified, "size": it.size,
             "read": it.is_read, "class": it.item_class, "att": it.has_attachments,
             "mid": it.message_id, "draft": it.is_draft, "ck": it.change_key, "cn": it.cn,
-            "ccn": it.created_cn, "kcn": it.content_cn}
+            "ccn": it.created_cn, "kcn": it.content_cn, "flag": it.flag, "cats": it.categories,
+            "ext": [[list(k), v] for k, v in sorted(it.ext.items())]}

@@ -1,12 +1,14 @@
 # The EWS operations of the test server: GetFolder, SyncFolderHierarchy,
-# SyncFolderItems, GetItem, FindFolder, FindItem. Each takes the mailbox and
-# the parsed operation element and returns the response document (bytes);
+# SyncFolderItems, GetItem, FindFolder, FindItem (with restrictions, see
+# props.py) here, the write operations in ops_write.py. Each takes the mailbox
+# and the parsed operation element and returns the response document (bytes);
 # request-level failures raise soap.Fault. Per-id failures become error
 # response messages in request order, as Exchange sends them.
 
 import base64
 import binascii
 
+import props
 import render
 from mailbox import MailboxError
 from soap import (Fault, error_message, folder_id_refs, local, m, ok_message, response,
@@ -213,13 +215,26 @@ def find_item(mb, op):
         raise schema_fault(f"The 'Traversal' attribute is invalid - The value '{traversal}' is invalid.")
     base, fields, _, _ = shape_of(op.find(m("ItemShape")))
     fields = render.item_fields(base, fields, "list")
-    if op.find(m("Restriction")) is not None or op.find(m("QueryString")) is not None:
+    if op.find(m("QueryString")) is not None:
         return _each_parent(mb, op, "FindItem", None, unsupported=True)
+    pred = None
+    if op.find(m("Restriction")) is not None:
+        try:
+            pred = props.compile_restriction(op.find(m("Restriction")))
+        except MailboxError as e:
+            return _each_parent(mb, op, "FindItem", None, unsupported=e)
     view = op.find(m("IndexedPageItemView"))
     order = _sort_order(op.find(m("SortOrder")))
 
     def page(f):
-        entries = mb.items_sorted(f) if traversal == "Shallow" else []
+        if traversal == "Shallow":
+            entries = mb.items_sorted(f)
+        elif traversal == "SoftDeleted":
+            entries = sorted((x for x in mb.dumpster if x.folder is f), key=lambda i: (-i.received, -i.num))
+        else:
+            entries = []
+        if pred is not None:
+            entries = [x for x in entries if pred(x)]
         if order is not None:
             key, reverse = order
             entries = sorted(entries, key=key, reverse=reverse)
@@ -255,6 +270,8 @@ def _each_parent(mb, op, name, page, unsupported=False):
     for ref in refs:
         try:
             f = resolve_folder(mb, ref)
+            if isinstance(unsupported, MailboxError):
+                raise unsupported
             if unsupported:
                 raise MailboxError("ErrorUnsupportedQueryFilter",
                                    "The restriction or sort order is too complex for this operation.")
@@ -274,10 +291,19 @@ OPERATIONS = {
 }
 
 
+def operations():
+    """Every operation by name: these and the write ones of ops_write.py
+    (imported here, late, because ops_write builds on this module)."""
+    if "CreateItem" not in OPERATIONS:
+        from ops_write import WRITE_OPERATIONS
+        OPERATIONS.update(WRITE_OPERATIONS)
+    return OPERATIONS
+
+
 def dispatch(mb, op_elem):
     """Run one operation; returns response bytes or raises Fault."""
     name = local(op_elem.tag)
-    fn = OPERATIONS.get(name) if op_elem.tag == m(name) else None
+    fn = operations().get(name) if op_elem.tag == m(name) else None
     if fn is None:
         raise Fault("ErrorInvalidRequest", "The request is invalid.")
     with mb.lock:

@@ -1,8 +1,9 @@
 # Persistence of the test mailbox (--state FILE): a JSON-lines journal.
 #
-# The file starts with a snapshot (meta, folders parent-first, items, tombstones)
-# and every change appends the records it touched (a whole item, a read flag,
-# a delete...) plus a meta record, flushed before the change is answered, so a
+# The file starts with a snapshot (meta, folders parent-first, items, tombstones,
+# soft-deleted items, sent messages) and every change appends the records it
+# touched (a whole item with its flag, categories and extended properties, a
+# read flag, a delete, a sent message...) plus a meta record, flushed before the change is answered, so a
 # killed server restarts with the same folders, items, ids, change numbers and
 # sync-state epoch. On start the journal is replayed and rewritten as a fresh
 # snapshot. A torn last line (crash mid-write) is ignored.
@@ -48,6 +49,10 @@ def snapshot(mb, path):
         for t in mb.h_log_ref:
             if isinstance(t, Tombstone):
                 put({"t": "tf", "id": t.id, "num": t.num, "ck": t.change_key, "cn": t.cn})
+        for it in mb.dumpster:
+            put(dict(item_record(it), t="sd"))
+        for rec in mb.sent:
+            put(dict(rec, t="sent"))
         out.flush()
         os.fsync(out.fileno())
         os.replace(tmp, path)
@@ -105,6 +110,17 @@ def load(path):
                 it.alive = False
                 item_tombs.setdefault(it.folder.id, []).append(
                     Tombstone(it.id, it.num, it.change_key, rec["cn"], it.folder.num))
+                if rec.get("soft"):
+                    mb.dumpster.append(it)
+        elif t == "sd":
+            it = _item_from(mb, rec)
+            if it is not None:
+                it.alive = False
+                mb.dumpster.append(it)
+        elif t == "sent":
+            mb.sent.append({k: v for k, v in rec.items() if k != "t"})
+        elif t == "cs":
+            mb.sent = []
         elif t == "ti":
             f = mb.folders.get(rec["folder"])
             if f is not None:
@@ -112,6 +128,7 @@ def load(path):
     if mb is None:
         return None
     _rebuild_indexes(mb, folder_tombs, item_tombs)
+    mb.dumpster = [it for it in mb.dumpster if it.folder.alive and mb.folders.get(it.folder.id) is it.folder]
     return mb
 
 
@@ -127,19 +144,27 @@ def _put_folder(mb, rec):
         f.parent.children.remove(f)
         parent.children.append(f)
         f.parent = parent
-    f.name, f.change_key, f.cn = rec["name"], rec["ck"], rec["cn"]
+    f.name, f.folder_class, f.change_key, f.cn = rec["name"], rec["class"], rec["ck"], rec["cn"]
     f.next_item_num = max(f.next_item_num, rec["next_item_num"])
     if f.distinguished:
         mb.distinguished[f.distinguished] = f
 
 
 def _put_item(mb, rec):
-    f = mb.folders.get(rec["folder"])
-    if f is None:
+    it = _item_from(mb, rec)
+    if it is None:
         return
     old = mb.items.get(rec["id"])
     if old is not None:
         del old.folder.items[old.num]
+    it.folder.items[it.num] = it
+    mb.items[it.id] = it
+
+
+def _item_from(mb, rec):
+    f = mb.folders.get(rec["folder"])
+    if f is None:
+        return None
     it = Item()
     it.id, it.num, it.folder = rec["id"], rec["num"], f
     it.mime = base64.b64decode(rec["mime"])
@@ -148,9 +173,11 @@ def _put_item(mb, rec):
     it.modified, it.size, it.is_read, it.item_class = rec["modified"], rec["size"], rec["read"], rec["class"]
     it.has_attachments, it.message_id, it.is_draft = rec["att"], rec["mid"], rec["draft"]
     it.change_key, it.cn, it.created_cn, it.content_cn = rec["ck"], rec["cn"], rec["ccn"], rec["kcn"]
+    it.flag = rec.get("flag") or "NotFlagged"       # records of older journals lack these
+    it.categories = list(rec.get("cats") or [])
+    it.ext = {tuple(k): v for k, v in rec.get("ext") or []}
     it.alive = True
-    f.items[it.num] = it
-    mb.items[it.id] = it
+    return it
 
 
 def _rebuild_indexes(mb, folder_tombs, item_tombs):

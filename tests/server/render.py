@@ -9,6 +9,7 @@ import email.policy
 import email.utils
 import time
 
+import props
 from soap import esc
 
 MAIL_CLASSES = {
@@ -97,6 +98,7 @@ ITEM_FIELDS = [
     ("item:Body", lambda it, c: _body_xml(it, c)),
     ("item:DateTimeReceived", lambda it, c: f"<t:DateTimeReceived>{dt(it.received)}</t:DateTimeReceived>"),
     ("item:Size", lambda it, c: f"<t:Size>{it.size}</t:Size>"),
+    ("item:Categories", lambda it, c: _categories_xml(it)),
     ("item:Importance", lambda it, c: "<t:Importance>Normal</t:Importance>"),
     ("item:IsSubmitted", lambda it, c: "<t:IsSubmitted>false</t:IsSubmitted>"),
     ("item:IsDraft", lambda it, c: f"<t:IsDraft>{tf(it.is_draft)}</t:IsDraft>"),
@@ -109,10 +111,12 @@ ITEM_FIELDS = [
     ("item:DisplayCc", lambda it, c: f"<t:DisplayCc>{esc(display_names(it.cc))}</t:DisplayCc>"),
     ("item:DisplayTo", lambda it, c: f"<t:DisplayTo>{esc(display_names(it.to))}</t:DisplayTo>"),
     ("item:HasAttachments", lambda it, c: f"<t:HasAttachments>{tf(it.has_attachments)}</t:HasAttachments>"),
+    ("item:ExtendedProperty", None),    # the requested extended properties (props.py)
     ("item:Culture", lambda it, c: "<t:Culture>en-US</t:Culture>"),
     ("item:EffectiveRights", lambda it, c: ITEM_RIGHTS),
     ("item:LastModifiedTime", lambda it, c: f"<t:LastModifiedTime>{dt(it.modified)}</t:LastModifiedTime>"),
     ("item:IsAssociated", lambda it, c: "<t:IsAssociated>false</t:IsAssociated>"),
+    ("item:Flag", lambda it, c: f"<t:Flag><t:FlagStatus>{it.flag}</t:FlagStatus></t:Flag>"),
     ("item:TextBody", lambda it, c: '<t:TextBody BodyType="Text">%s</t:TextBody>' % esc(_body(it, "Text")[1])),
     ("message:Sender", lambda it, c: f"<t:Sender>{mailbox_xml(it.from_name, it.from_addr)}</t:Sender>" if it.from_addr else None),
     ("message:ToRecipients", lambda it, c: (lambda r: f"<t:ToRecipients>{r}</t:ToRecipients>" if r else None)(recipients_xml(it.to))),
@@ -126,11 +130,19 @@ ITEM_FIELDS = [
 ]
 KNOWN_ITEM_FIELDS = {u for u, _ in ITEM_FIELDS} | {"item:MimeContent", "item:ItemId"}
 
+
+def _categories_xml(it):
+    if not it.categories:
+        return None
+    return "<t:Categories>" + "".join(f"<t:String>{esc(c)}</t:String>" for c in it.categories) + "</t:Categories>"
+
+
 # Properties that are too big or too costly for list views (FindItem, SyncFolderItems).
 HEAVY_ITEM_FIELDS = {"item:Body", "item:TextBody", "item:InternetMessageHeaders",
                      "message:ToRecipients", "message:CcRecipients"}
-ALL_ITEM_FIELDS = {u for u, _ in ITEM_FIELDS}
-DEFAULT_ITEM_FIELDS = ALL_ITEM_FIELDS - HEAVY_ITEM_FIELDS - {"item:Sensitivity", "item:EffectiveRights"}
+ALL_ITEM_FIELDS = {u for u, _ in ITEM_FIELDS} - {"item:ExtendedProperty"}
+DEFAULT_ITEM_FIELDS = ALL_ITEM_FIELDS - HEAVY_ITEM_FIELDS - {"item:Sensitivity", "item:EffectiveRights",
+                                                              "item:Categories", "item:Flag"}
 DEFAULT_GETITEM_FIELDS = DEFAULT_ITEM_FIELDS | {"item:Body", "message:ToRecipients", "message:CcRecipients"}
 
 
@@ -169,7 +181,10 @@ def item_xml(it, fields, include_mime=False, body_type="Best"):
     parts.append(f'<t:ItemId Id="{it.id}" ChangeKey="{it.change_key}"/>')
     for uri, render in ITEM_FIELDS:
         if uri in fields:
-            x = render(it, body_type)
+            if render is None:
+                x = props.item_props_xml(it, [f[1] for f in fields if isinstance(f, tuple)])
+            else:
+                x = render(it, body_type)
             if x:
                 parts.append(x)
     parts.append(f"</t:{elem}>")

@@ -4,6 +4,7 @@
 # ResponseCode and MessageXml). Responses are built as strings: a 512-change
 # SyncFolderItems page is cheaper that way than with an element tree.
 
+import threading
 import xml.etree.ElementTree as ET
 
 NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -13,6 +14,24 @@ NS_E = "http://schemas.microsoft.com/exchange/services/2006/errors"
 
 SERVER_VERSION = ('<h:ServerVersionInfo xmlns:h="%s" MajorVersion="15" MinorVersion="1" '
                   'MajorBuildNumber="2507" MinorBuildNumber="6" Version="V2017_07_11"/>' % NS_T)
+
+# RequestServerVersion values older than Exchange 2013: their schema lacks
+# what 2013 added (e.g. item:Flag), and such requests are refused as invalid.
+PRE_2013 = {"Exchange2007", "Exchange2007_SP1", "Exchange2010", "Exchange2010_SP1", "Exchange2010_SP2"}
+_request = threading.local()           # the RequestServerVersion of this thread's request
+
+
+def request_version():
+    return getattr(_request, "version", None)
+
+
+def require_2013(what):
+    """Refuse, as schema validation of an older version does, what Exchange
+    2013 introduced, when the request asked for an older version."""
+    if request_version() in PRE_2013:
+        raise schema_fault(f"The '{what}' value is invalid according to the schema of "
+                           f"{request_version()}.")
+
 
 # RequestServerVersion values a 2016 server accepts.
 KNOWN_VERSIONS = {"Exchange2007", "Exchange2007_SP1", "Exchange2010", "Exchange2010_SP1",
@@ -150,7 +169,7 @@ def parse_request(body, known_versions=None):
     sbody = root.find(f"{{{NS_SOAP}}}Body")
     if sbody is None or len(sbody) == 0:
         raise schema_fault("The SOAP Body is missing or empty.")
-    version = None
+    version = _request.version = None
     header = root.find(f"{{{NS_SOAP}}}Header")
     if header is not None:
         rsv = header.find(t("RequestServerVersion"))
@@ -159,6 +178,7 @@ def parse_request(body, known_versions=None):
             if version not in (known_versions or KNOWN_VERSIONS):
                 raise schema_fault(f"The 'Version' attribute is invalid - The value '{version}' is invalid "
                                    "according to its datatype.")
+    _request.version = version
     return sbody[0], version
 
 
@@ -173,7 +193,8 @@ def text_of(parent, tag, default=None):
 
 def shape_of(shape_elem):
     """(BaseShape, set of FieldURIs, include_mime, body_type) of an
-    ItemShape/FolderShape element."""
+    ItemShape/FolderShape element. A requested extended property adds
+    ("ext", key) and the marker "item:ExtendedProperty" to the set."""
     if shape_elem is None:
         raise schema_fault("The element 'ItemShape' or 'FolderShape' is missing.")
     base = (text_of(shape_elem, t("BaseShape")) or "").strip()
@@ -184,8 +205,18 @@ def shape_of(shape_elem):
     if extra is not None:
         for e in extra:
             if local(e.tag) == "FieldURI" and e.get("FieldURI"):
+                if e.get("FieldURI") == "item:Flag":
+                    require_2013("item:Flag")
                 fields.add(e.get("FieldURI"))
-            # IndexedFieldURI / ExtendedFieldURI: accepted, nothing stored to return
+            elif local(e.tag) == "ExtendedFieldURI":
+                import props                # props builds on this module
+                from mailbox import MailboxError
+                try:
+                    fields.add(("ext", props.ext_key(e)))
+                except MailboxError as err:
+                    raise Fault(err.code, err.text) from None
+                fields.add("item:ExtendedProperty")
+            # IndexedFieldURI: accepted, nothing stored to return
     include_mime = (text_of(shape_elem, t("IncludeMimeContent"), "false").strip().lower() in ("true", "1"))
     body_type = (text_of(shape_elem, t("BodyType"), "Best") or "Best").strip()
     return base, fields, include_mime, body_type
