@@ -145,6 +145,17 @@ static char *folder_sid(struct cache *c, uint64_t ino, const char *root)
 	return sid;
 }
 
+/* The server id of the folder a row targets, or NULL with o->r set. */
+static char *target(struct applier *a, uint64_t ino, const char *what,
+		    struct be_result *r)
+{
+	char *fid = folder_sid(a->cache, ino, a->ops->root_id(a->session));
+	if (!fid)
+		be_result_set(r, BE_FOLDER_GONE, "the %s folder is not on the "
+			      "server", what);
+	return fid;
+}
+
 static bool need(const void *fn, struct be_result *r)
 {
 	if (!fn)
@@ -287,7 +298,6 @@ static void apply_row(struct applier *a, const struct jrow *row,
 		node_clear(&n);
 		return;
 	}
-	const char *root = ops->root_id(a->session);
 	char *fid = NULL;
 	switch (row->op) {
 	case J_SAVE: case J_DRAFT: case J_SEND:
@@ -306,20 +316,14 @@ static void apply_row(struct applier *a, const struct jrow *row,
 		o->drop = true;
 		break;
 	case J_MOVE:
-		fid = folder_sid(c, row->folder, root);
-		if (!fid)
-			be_result_set(&o->r, BE_FOLDER_GONE, "the target folder "
-				      "is not on the server");
-		else if (need((const void *)ops->move_item, &o->r))
+		if ((fid = target(a, row->folder, "target", &o->r)) &&
+		    need((const void *)ops->move_item, &o->r))
 			ops->move_item(a->session, n.server_id, fid, &o->made,
 				       &o->r);
 		break;
 	case J_MKDIR:
-		fid = folder_sid(c, n.parent, root);
-		if (!fid)
-			be_result_set(&o->r, BE_FOLDER_GONE, "the parent folder "
-				      "is not on the server");
-		else if (need((const void *)ops->create_folder, &o->r))
+		if ((fid = target(a, n.parent, "parent", &o->r)) &&
+		    need((const void *)ops->create_folder, &o->r))
 			ops->create_folder(a->session, fid, n.server_name,
 					   &o->made, &o->r);
 		break;
@@ -334,11 +338,8 @@ static void apply_row(struct applier *a, const struct jrow *row,
 					   &o->made, &o->r);
 		break;
 	case J_MOVE_DIR:
-		fid = folder_sid(c, row->folder, root);
-		if (!fid)
-			be_result_set(&o->r, BE_FOLDER_GONE, "the target folder "
-				      "is not on the server");
-		else if (need((const void *)ops->move_folder, &o->r))
+		if ((fid = target(a, row->folder, "target", &o->r)) &&
+		    need((const void *)ops->move_folder, &o->r))
 			ops->move_folder(a->session, n.server_id, fid, &o->made,
 					 &o->r);
 		break;

@@ -57,6 +57,9 @@ int bodies_init(struct cache *c);
 /* The node with a server id (lock held or not: the lock is recursive). */
 int cache_by_server_id(struct cache *c, enum node_kind kind, const char *sid,
 		       struct node *out);
+/* Whether parent has a child of that name (the control entry's name is
+ * reserved at the root). */
+bool cache_name_taken(struct cache *c, uint64_t parent, const char *name);
 /* Adjust a folder's message count (lock held, inside a transaction). */
 int count_items(struct cache *c, uint64_t folder, int64_t delta);
 

@@ -235,23 +235,12 @@ static void give_back(struct cache *c, uint64_t ino, const char *rel)
 
 /* ---- small statements (lock held) ---- */
 
-static bool name_used(struct cache *c, uint64_t parent, const char *name)
-{
-	sqlite3_stmt *st = db_cached(c, "SELECT 1 FROM nodes WHERE parent = ? "
-				     "AND name = ?");
-	sqlite3_bind_int64(st, 1, (int64_t)parent);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	bool used = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_reset(st);
-	return used || (parent == CACHE_ROOT_INO && !strcmp(name, ".exchangefs"));
-}
-
 /* name, or name (2), (3)... whichever is free under parent.  Owned. */
 static char *free_user_name(struct cache *c, uint64_t parent, const char *name)
 {
 	for (unsigned n = 1;; n++) {
 		char *s = names_suffixed(name, n);
-		if (!name_used(c, parent, s))
+		if (!cache_name_taken(c, parent, s))
 			return s;
 		free(s);
 	}
@@ -438,7 +427,7 @@ int journal_new_file(struct cache *c, uint64_t parent, const char *name,
 		return rc;
 	pthread_mutex_lock(&c->lock);
 	rc = db_begin(c);
-	if (!rc && name_used(c, parent, name))
+	if (!rc && cache_name_taken(c, parent, name))
 		rc = -EEXIST;
 	time_t now = time(NULL);
 	if (!rc) {
@@ -903,7 +892,7 @@ int journal_mkdir(struct cache *c, uint64_t parent, const char *name,
 		free(sname);
 		return rc;
 	}
-	if (name_used(c, parent, name))
+	if (cache_name_taken(c, parent, name))
 		rc = -EEXIST;
 	if (!rc) {
 		sqlite3_stmt *st = db_cached(c, "INSERT INTO nodes(parent, kind, "

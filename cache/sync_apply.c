@@ -45,7 +45,7 @@ void cache_changes_free(struct cache_changes *ch)
 	memset(ch, 0, sizeof(*ch));
 }
 
-static bool name_taken(struct cache *c, uint64_t parent, const char *name)
+bool cache_name_taken(struct cache *c, uint64_t parent, const char *name)
 {
 	sqlite3_stmt *st = db_cached(c, "SELECT 1 FROM nodes WHERE parent = ? "
 				     "AND name = ?");
@@ -66,7 +66,7 @@ static char *free_name(struct cache *c, uint64_t parent, enum node_kind kind,
 	for (unsigned n = 1;; n++) {
 		char *name = kind == NODE_ITEM ? names_message(t, title, n)
 					       : names_folder(title, n);
-		if (!name_taken(c, parent, name))
+		if (!cache_name_taken(c, parent, name))
 			return name;
 		free(name);
 	}
@@ -376,7 +376,7 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 		if (old.parent != folder && !(old.pend & JP_PLACE)) {
 			/* the same id in another folder (protocols whose ids
 			 * survive a move): move it, keeping the name if free */
-			char *name = name_taken(c, folder, old.name)
+			char *name = cache_name_taken(c, folder, old.name)
 				? free_name(c, folder, NODE_ITEM, it->subject,
 					    it->received)
 				: xstrdup(old.name);

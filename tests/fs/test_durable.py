@@ -1,0 +1,300 @@
+"""test_durable.py - nothing the user wrote is lost, nothing arrives twice:
+kill -9 of the daemon right after calls return, the server down for a whole
+stream of writes, faults injected while writing, conflicts with changes
+made on the server meanwhile, and 16 processes writing at once."""
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import EwsServer
+from mountlib import wait_for
+from test_write import drained, message, queued, write
+
+
+class Workload:
+    """A stream of mixed writes through the mount and what the server must
+    hold afterwards: every change exactly once."""
+
+    def __init__(self, srv, m, rnd, tag):
+        self.srv, self.m, self.rnd, self.tag = srv, m, rnd, tag
+        self.inbox = sorted(n for n in os.listdir(m.path("Inbox")) if n.endswith(".eml"))
+        self.rnd.shuffle(self.inbox)
+        self.mids = {n: srv.item_info(os.getxattr(m.path("Inbox", n), "user.exchangefs.id").decode())
+                     ["message_id"] for n in self.inbox}
+        self.created = []   # (server folder path, subject)
+        self.sent = []      # subjects, in order
+        self.deleted = []   # message ids
+        self.moved = []     # message ids now in Archive
+        self.flagged = []   # message ids
+        self.folders = []   # folder names made at the top
+        self.n = 0
+
+    def ops(self, count):
+        kinds = ["draft", "save", "send", "delete", "move", "flag", "mkdir"]
+        for i in range(count):
+            yield self.rnd.choice(kinds) if i >= len(kinds) else kinds[i]
+
+    def do(self, kind):
+        m, self.n = self.m, self.n + 1
+        subj = "%s %s %d" % (self.tag, kind, self.n)
+        if kind == "draft":
+            write(m.path("Drafts", "d%d.eml" % self.n), message(subj))
+            self.created.append(("Drafts", subj))
+        elif kind == "save":
+            write(m.path("Archive", "s%d.eml" % self.n), message(subj))
+            self.created.append(("Archive", subj))
+        elif kind == "send":
+            write(m.path("Outbox", "o%d.eml" % self.n), message(subj, to="erin@example.com"))
+            self.sent.append(subj)
+        elif kind in ("delete", "move", "flag") and self.inbox:
+            name = self.inbox.pop()
+            mid = self.mids[name]
+            p = m.path("Inbox", name)
+            if kind == "delete":
+                os.unlink(p)
+                self.deleted.append(mid)
+            elif kind == "move":
+                os.rename(p, m.path("Archive", name))
+                self.moved.append(mid)
+            else:
+                os.setxattr(p, "user.mail.flag", b"flagged")
+                self.flagged.append(mid)
+        elif kind == "mkdir":
+            name = "%s dir %d" % (self.tag, self.n)
+            os.mkdir(m.path(name))
+            self.folders.append(name)
+
+    def check(self):
+        srv = self.srv
+        box = srv.mailbox()
+        paths = {f["id"]: "/".join(f["path_parts"]) for f in box["folders"]}
+        by_mid = {}
+        for it in box["items"]:
+            by_mid.setdefault(it["message_id"], []).append(it)
+        for folder, subj in self.created:
+            hits = [it for it in box["items"] if it["subject"] == subj]
+            assert len(hits) == 1, "%r arrived %d times" % (subj, len(hits))
+            assert paths[hits[0]["folder_id"]] == folder, subj
+        sent = [s["subject"] for s in srv.sent() if s["subject"].startswith(self.tag)]
+        assert sent == self.sent, "sent %r, expected %r" % (sent, self.sent)
+        for subj in self.sent:
+            hits = [it for it in box["items"] if it["subject"] == subj]
+            assert len(hits) == 1 and paths[hits[0]["folder_id"]] == "Sent Items", subj
+        for mid in self.deleted:
+            where = [paths[it["folder_id"]] for it in by_mid.get(mid, [])]
+            assert where == ["Deleted Items"], "deleted %s is in %r" % (mid, where)
+        for mid in self.moved:
+            where = [paths[it["folder_id"]] for it in by_mid.get(mid, [])]
+            assert where == ["Archive"], "moved %s is in %r" % (mid, where)
+        for mid in self.flagged:
+            [it] = by_mid[mid]
+            assert it["flag"] == "Flagged", mid
+        names = [paths[f["id"]] for f in box["folders"]]
+        for name in self.folders:
+            assert names.count(name) == 1, "folder %r made %d times" % (name, names.count(name))
+
+
+@pytest.fixture
+def slow_server(tmp_path):
+    """A server that takes a little while per request, so a kill -9 often
+    lands while a request is in flight."""
+    with EwsServer(messages=80, seed=5, tls=True, latency_ms=25,
+                   state=str(tmp_path / "server-state.json")) as srv:
+        yield srv
+
+
+def test_kill9_at_random_points_loses_and_doubles_nothing(slow_server, mount):
+    srv = slow_server
+    m = mount(srv)
+    m.wait_synced()
+    rnd = random.Random(20261122)
+    w = Workload(srv, m, rnd, "K9")
+    kinds = list(w.ops(40))
+    kills = set(rnd.sample(range(len(kinds)), 20))
+    for i, kind in enumerate(kinds):
+        w.do(kind)
+        if i in kills:
+            # right after the user's call returned; sometimes a moment
+            # later, while the applier has a request in flight
+            if rnd.random() < 0.5:
+                time.sleep(rnd.random() * 0.08)
+            m.kill()
+            m.start()
+    drained(m, timeout=120)
+    w.check()
+    assert "changes failed: 0" in m.status()
+    m.stop()
+
+
+def test_server_down_for_the_whole_stream(server, mount):
+    m = mount(server)
+    m.wait_synced()
+    w = Workload(server, m, random.Random(7), "DOWN")
+    server.stop()
+    for kind in w.ops(25):
+        w.do(kind)
+    assert queued(m) >= 20
+    assert "changes queued" in m.status()
+    time.sleep(2)  # the applier fails and backs off meanwhile
+    server.start()
+    drained(m, timeout=120)
+    w.check()
+
+
+@pytest.mark.parametrize("fault,kw", [
+    ("reset_after", {"count": 4}),
+    ("reset", {"count": 3}),
+    ("http503", {"count": 3}),
+    ("http500", {"count": 2}),
+    ("http429", {"count": 2, "retry_after": 1}),
+    ("busy", {"count": 3, "backoff_ms": 300}),
+])
+def test_faults_while_writing(server, mount, fault, kw):
+    m = mount(server)
+    m.wait_synced()
+    w = Workload(server, m, random.Random(hash(fault) & 0xffff), "F" + fault)
+    ops = list(w.ops(14))
+    for op in ("CreateItem", "MoveItem", "DeleteItem", "UpdateItem", "CreateFolder"):
+        server.fault(fault, operation=op, **kw)
+    for kind in ops:
+        w.do(kind)
+    drained(m, timeout=120)
+    server.clear_faults()
+    w.check()
+
+
+def stalled(server, op):
+    """Make op fail (503) until cleared, so a local change waits queued."""
+    server.fault("http503", count=100000, operation=op)
+
+
+def resume(server, m):
+    server.clear_faults()
+    drained(m, timeout=90)
+
+
+def test_conflict_flag_changed_on_server_is_reapplied(server, mount):
+    m = mount(server)
+    m.wait_synced()
+    name = sorted(n for n in os.listdir(m.path("Inbox")) if n.endswith(".eml"))[0]
+    p = m.path("Inbox", name)
+    sid = os.getxattr(p, "user.exchangefs.id").decode()
+    stalled(server, "UpdateItem")
+    os.setxattr(p, "user.mail.flag", b"flagged")
+    server.set_categories(sid, ["Blue"])  # a new change key on the server
+    resume(server, m)
+    info = server.item_info(sid)
+    assert info["flag"] == "Flagged" and info["categories"] == ["Blue"]
+    assert any(r.get("op") == "UpdateItem" for r in server.stats()["recent"])
+
+
+def test_conflict_move_of_item_deleted_on_server_is_dropped(server, mount):
+    m = mount(server)
+    m.wait_synced()
+    name = sorted(n for n in os.listdir(m.path("Inbox")) if n.endswith(".eml"))[1]
+    sid = os.getxattr(m.path("Inbox", name), "user.exchangefs.id").decode()
+    stalled(server, "MoveItem")
+    os.rename(m.path("Inbox", name), m.path("Archive", name))
+    server.delete(sid)
+    resume(server, m)
+    assert "no longer exists on the server" in m.log_text()
+    wait_for(lambda: name not in os.listdir(m.path("Archive")), 10, what="the file to go")
+    assert "changes failed: 0" in m.status()
+
+
+def test_conflict_edit_of_draft_deleted_on_server_recreates_it(server, mount):
+    m = mount(server)
+    m.wait_synced()
+    p = m.path("Drafts", "gone.eml")
+    write(p, message("Gone 1"))
+    drained(m)
+    [it] = server.items("Drafts", subject="Gone 1")
+    stalled(server, "UpdateItem")
+    write(p, message("Gone 2"))
+    server.delete(it["id"])
+    resume(server, m)
+    drafts = [d["subject"] for d in server.items("Drafts")]
+    assert drafts.count("Gone 2") == 1 and "Gone 1" not in drafts
+    assert open(p, "rb").read() == message("Gone 2")
+    assert "saving it as a new draft" in m.log_text()
+
+
+WORKER = r'''
+import json, os, random, sys, time
+root, wid, seconds, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+rnd = random.Random(wid)
+mine = {}      # name -> (folder, subject)
+gone = []
+end = time.monotonic() + seconds
+n = 0
+def msg(s):
+    return ("From: w@example.com\r\nTo: x@example.com\r\nSubject: %s\r\n"
+            "Date: Thu, 13 Feb 2025 10:30:00 +0000\r\n\r\nbody %s\r\n" % (s, s)).encode()
+while time.monotonic() < end:
+    n += 1
+    r = rnd.random()
+    if r < 0.45 or not mine:
+        folder = rnd.choice(["Archive", "Drafts", "Stress"])
+        name = "w%d-%d.eml" % (wid, n)
+        subj = "W%d %d" % (wid, n)
+        with open(os.path.join(root, folder, name), "wb") as f:
+            f.write(msg(subj))
+        mine[name] = (folder, subj)
+    elif r < 0.7:
+        name = rnd.choice(sorted(mine))
+        folder, subj = mine[name]
+        to = rnd.choice([x for x in ["Archive", "Stress"] if x != folder] or ["Archive"])
+        if folder == "Drafts":
+            continue
+        os.rename(os.path.join(root, folder, name), os.path.join(root, to, name))
+        mine[name] = (to, subj)
+    elif r < 0.85:
+        name = rnd.choice(sorted(mine))
+        folder, subj = mine.pop(name)
+        os.unlink(os.path.join(root, folder, name))
+        gone.append(subj)
+    else:
+        name = rnd.choice(sorted(mine))
+        folder, subj = mine[name]
+        os.setxattr(os.path.join(root, folder, name), "user.mail.read", b"1")
+        os.listdir(os.path.join(root, folder))
+with open(out, "w") as f:
+    json.dump({"mine": mine, "gone": gone}, f)
+'''
+
+
+def test_sixteen_writers_at_once(server, mount, tmp_path):
+    m = mount(server)
+    m.wait_synced()
+    os.mkdir(m.path("Stress"))
+    drained(m)
+    seconds = float(os.environ.get("EXCHANGEFS_STRESS_SECONDS", "20"))
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    procs = [subprocess.Popen([sys.executable, str(script), m.mountpoint, str(i), str(seconds),
+                               str(tmp_path / ("w%d.json" % i))]) for i in range(16)]
+    for p in procs:
+        assert p.wait(seconds + 120) == 0
+    drained(m, timeout=300)
+    box = server.mailbox()
+    paths = {f["id"]: "/".join(f["path_parts"]) for f in box["folders"]}
+    by_subject = {}
+    for it in box["items"]:
+        by_subject.setdefault(it["subject"], []).append(paths[it["folder_id"]])
+    total = 0
+    for i in range(16):
+        res = json.loads((tmp_path / ("w%d.json" % i)).read_text())
+        for name, (folder, subj) in res["mine"].items():
+            assert by_subject.get(subj) == [folder], "%s: %r" % (subj, by_subject.get(subj))
+            assert os.path.exists(m.path(folder, name))
+            total += 1
+        for subj in res["gone"]:
+            assert by_subject.get(subj, []) in ([], ["Deleted Items"]), subj
+    assert total > 16
+    assert "changes failed: 0" in m.status()
+    m.stop()
