@@ -145,6 +145,13 @@ static char *folder_sid(struct cache *c, uint64_t ino, const char *root)
 	return sid;
 }
 
+static bool need(const void *fn, struct be_result *r)
+{
+	if (!fn)
+		be_result_set(r, BE_UNSUPPORTED, "this protocol cannot do that yet");
+	return fn != NULL;
+}
+
 /* The server id of the folder a row targets, or NULL with o->r set. */
 static char *target(struct applier *a, uint64_t ino, const char *what,
 		    struct be_result *r)
@@ -156,28 +163,20 @@ static char *target(struct applier *a, uint64_t ino, const char *what,
 	return fid;
 }
 
-static bool need(const void *fn, struct be_result *r)
-{
-	if (!fn)
-		be_result_set(r, BE_UNSUPPORTED, "this protocol cannot do that yet");
-	return fn != NULL;
-}
-
 /* Creates: a lost answer must not become a second copy. */
 static void apply_create(struct applier *a, const struct jrow *row,
 			 const struct node *n, struct outcome *o)
 {
 	struct cache *c = a->cache;
 	const struct backend_ops *ops = a->ops;
+	/* where the row says: the node may have been moved or deleted
+	 * meanwhile (a later row of the journal does that on the server) */
 	uint64_t where = row->op == J_SEND ? cache_special_ino(c, BE_SENT)
-					   : n->parent;
-	char *fid = folder_sid(c, where, ops->root_id(a->session));
-	if (!fid) {
-		be_result_set(&o->r, BE_FOLDER_GONE, "%s",
-			      row->op == J_SEND ? "the server has no Sent Items folder"
-						: "the folder is not on the server");
+					   : row->folder;
+	char *fid = target(a, where, row->op == J_SEND ? "Sent Items" : "target",
+			   &o->r);
+	if (!fid)
 		return;
-	}
 	if (!need((const void *)ops->create_item, &o->r) ||
 	    !need((const void *)ops->find_token, &o->r)) {
 		free(fid);
@@ -322,7 +321,11 @@ static void apply_row(struct applier *a, const struct jrow *row,
 				       &o->r);
 		break;
 	case J_MKDIR:
-		if ((fid = target(a, n.parent, "parent", &o->r)) &&
+		/* a folder still to be made is made where it is now (moves
+		 * while it was queued are absorbed), or where it was made if
+		 * it is being removed */
+		if ((fid = target(a, n.parent ? n.parent : row->folder, "parent",
+				  &o->r)) &&
 		    need((const void *)ops->create_folder, &o->r))
 			ops->create_folder(a->session, fid, n.server_name,
 					   &o->made, &o->r);

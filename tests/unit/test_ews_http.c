@@ -199,7 +199,20 @@ static void serve_conn(struct server *s, struct conn *c)
 	struct buf head, body;
 	buf_init(&head, 0);
 	buf_init(&body, 0);
-	while (!s->stop && read_request(c, &head, &body) == 0) {
+	for (;;) {
+		/* between requests: a client that opens a new connection
+		 * (creates go on a fresh one) leaves this one idle - serve
+		 * the new one (one connection at a time, like before) */
+		struct pollfd pf[2] = { { c->fd, POLLIN, 0 }, { s->lfd, POLLIN, 0 } };
+		if (!c->ssl || !SSL_pending(c->ssl)) {
+			while (!s->stop && poll(pf, 2, 50) == 0)
+				;
+			if (s->stop || (!(pf[0].revents & POLLIN) &&
+					(pf[1].revents & POLLIN)))
+				break;
+		}
+		if (read_request(c, &head, &body) != 0)
+			break;
 		pthread_mutex_lock(&s->mu);
 		s->requests++;
 		bool authed = strstr(head.data, AUTH_OK "\r\n") &&
