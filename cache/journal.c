@@ -148,6 +148,13 @@ int cache_role(struct cache *c, uint64_t ino)
 	return role;
 }
 
+void cache_set_trash_delete(struct cache *c, enum be_delete how)
+{
+	pthread_mutex_lock(&c->lock);
+	c->trash_delete = how;
+	pthread_mutex_unlock(&c->lock);
+}
+
 /* ---- content files ---- */
 
 char *journal_staging_path(struct cache *c, uint64_t ino)
@@ -626,8 +633,9 @@ int journal_unlink(struct cache *c, uint64_t parent, const char *name,
 		/* never reached the server: cancel what is queued */
 		rc = forget_node(c, &n);
 	} else {
-		enum be_delete how = cache_role(c, parent) == BE_DELETED
-			? BE_DEL_HARD : BE_DEL_TO_TRASH;
+		enum be_delete how = cache_role(c, parent) != BE_DELETED
+			? BE_DEL_TO_TRASH : c->trash_delete ? (enum be_delete)c->trash_delete
+							    : BE_DEL_HARD;
 		rc = insert_row(c, J_DELETE, n.ino, parent, how, NULL, NULL, NULL);
 		if (!rc)
 			rc = to_limbo(c, &n);

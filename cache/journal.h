@@ -82,6 +82,9 @@ int cache_role(struct cache *c, uint64_t ino);
 /* The ino of a role's folder, or 0. */
 uint64_t cache_special_ino(struct cache *c, enum be_special role);
 
+/* How rm inside Deleted Items deletes (BE_DEL_HARD by default). */
+void cache_set_trash_delete(struct cache *c, enum be_delete how);
+
 /* ---- The file system's side: each call is one durable transaction. ----
  * They return 0 or -errno and append what the kernel must be told to ch
  * (ch may be NULL). */

@@ -111,6 +111,7 @@ struct options {
 	char *protocol, *cache_dir, *ca_file, *mountpoint, *fuse_opts;
 	bool insecure, foreground, show_help, show_version;
 	bool open_requests;         /* never use zero-message opens */
+	bool soft_delete_in_trash;  /* rm in Deleted Items: soft, not hard */
 	unsigned debug;             /* log categories */
 	unsigned sync_interval;     /* seconds */
 	long timeout;               /* seconds */

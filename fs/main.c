@@ -201,6 +201,8 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	}
 	cache_set_body_limit(cache, o.cache_size);
+	cache_set_trash_delete(cache, o.soft_delete_in_trash ? BE_DEL_SOFT
+							     : BE_DEL_HARD);
 	if (journal_recover(cache))
 		log_err("cannot tidy up local files in %s", cache_dir);
 	fs.cache = cache;

@@ -44,6 +44,8 @@ void options_usage(const char *prog)
 "  --cache-size SIZE       limit of cached message bodies, e.g. 500M, 4G, 0 = none\n"
 "                          (default 4G)\n"
 "  --sync-interval SECONDS re-sync every SECONDS (default 60)\n"
+"  --delete-in-trash MODE  what rm inside Deleted Items does: hard (gone for\n"
+"                          good, default) or soft (recoverable on the server)\n"
 "\n"
 "Mount:\n"
 "  -f, --foreground        stay in the foreground (progress and log on stderr)\n"
@@ -61,7 +63,7 @@ void options_usage(const char *prog)
 
 enum { OPT_URL = 256, OPT_USER, OPT_MAILBOX, OPT_PWFILE, OPT_PWCMD,
        OPT_PROTOCOL, OPT_CACHEDIR, OPT_CACHESIZE, OPT_CAFILE, OPT_INSECURE,
-       OPT_INTERVAL, OPT_TIMEOUT, OPT_PASSWORD, OPT_OPENREQ };
+       OPT_INTERVAL, OPT_TIMEOUT, OPT_PASSWORD, OPT_OPENREQ, OPT_TRASHDEL };
 
 static int parse_size(const char *s, int64_t *out)
 {
@@ -139,6 +141,7 @@ int options_parse(int argc, char **argv, struct options *o)
 		{ "sync-interval", required_argument, NULL, OPT_INTERVAL },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "open-requests", no_argument, NULL, OPT_OPENREQ },
+		{ "delete-in-trash", required_argument, NULL, OPT_TRASHDEL },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", optional_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -172,6 +175,14 @@ int options_parse(int argc, char **argv, struct options *o)
 		case OPT_CAFILE: set_str(&o->ca_file, optarg); break;
 		case OPT_INSECURE: o->insecure = true; break;
 		case OPT_OPENREQ: o->open_requests = true; break;
+		case OPT_TRASHDEL:
+			if (strcmp(optarg, "hard") && strcmp(optarg, "soft")) {
+				fprintf(stderr, "exchangefs: --delete-in-trash: '%s' "
+					"is not hard or soft\n", optarg);
+				goto fail;
+			}
+			o->soft_delete_in_trash = !strcmp(optarg, "soft");
+			break;
 		case OPT_CACHESIZE:
 			if (parse_size(optarg, &o->cache_size)) {
 				fprintf(stderr, "exchangefs: --cache-size: '%s' is not "

@@ -339,3 +339,17 @@ def test_edit_a_draft_with_vim(live):
     ds = subjects(srv, "Drafts")
     assert ds.count("Vim 2") == 1 and "Vim 1" not in ds
     assert b"Subject: Vim 2" in open(p, "rb").read()
+
+
+def test_soft_delete_in_trash_is_an_option(server, mount):
+    m = mount(server, extra=["--delete-in-trash", "soft"])
+    m.wait_synced()
+    write(m.path("Deleted Items", "old.eml"), message("Old news"))
+    drained(m)
+    os.unlink(m.path("Deleted Items", "old.eml"))
+    drained(m)
+    assert "Old news" not in subjects(server, "Deleted Items")
+    assert [it["subject"] for it in server.dumpster()].count("Old news") == 1
+    r = subprocess.run([m.argv()[0], "--delete-in-trash", "maybe", "--url", server.ews_url,
+                        "--user", "x", m.mountpoint + "-x"], capture_output=True, text=True)
+    assert r.returncode == 2 and "is not hard or soft" in r.stderr
