@@ -157,10 +157,21 @@ static char *target(struct applier *a, uint64_t ino, const char *what,
 		    struct be_result *r)
 {
 	char *fid = folder_sid(a->cache, ino, a->ops->root_id(a->session));
-	if (!fid)
+	struct node f = { 0 };
+	if (fid)
+		return fid;
+	if (ino && cache_get(a->cache, ino, &f) == 0 && f.kind == NODE_FOLDER &&
+	    f.parent)
+		/* made here, not (yet) known to be on the server: wait for
+		 * it (the sync engine adopts it if its creation's answer was
+		 * lost) */
+		be_result_set(r, BE_NETWORK, "the %s folder '%s' is not on the "
+			      "server yet", what, f.name);
+	else
 		be_result_set(r, BE_FOLDER_GONE, "the %s folder is not on the "
 			      "server", what);
-	return fid;
+	node_clear(&f);
+	return NULL;
 }
 
 /* Creates: a lost answer must not become a second copy. */

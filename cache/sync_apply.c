@@ -109,6 +109,42 @@ static int delete_subtree(struct cache *c, uint64_t ino)
 	return db_step_done(c, st);
 }
 
+/* A folder made here whose creation's answer was lost (the server says
+ * the name exists when it is tried again): the server's folder of that
+ * name under the same parent is it - folder names are unique among
+ * siblings.  Returns 1 if adopted, 0 if there is no such local folder. */
+static int adopt_folder(struct cache *c, uint64_t parent, const char *sname,
+			const struct be_folder *f)
+{
+	sqlite3_stmt *st = db_prepare(c, "SELECT ino FROM nodes WHERE kind = 1 "
+				      "AND server_id IS NULL AND parent = ? AND "
+				      "server_name = ? AND ino IN (SELECT ino FROM "
+				      "journal WHERE op = ? AND state IN (1, 2))");
+	sqlite3_bind_int64(st, 1, (int64_t)parent);
+	db_bind_text(st, 2, sname);
+	sqlite3_bind_int(st, 3, J_MKDIR);
+	int64_t ino = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (!ino)
+		return 0;
+	log_notice("folder '%s' is on the server already (an earlier attempt "
+		   "made it): using it", sname);
+	st = db_prepare(c, "UPDATE nodes SET server_id = ?, change_key = ?, "
+			"parent_sid = ?, error = NULL, pend = 0 WHERE ino = ?");
+	db_bind_text(st, 1, f->id);
+	db_bind_text(st, 2, f->change_key);
+	db_bind_text(st, 3, f->parent_id);
+	sqlite3_bind_int64(st, 4, ino);
+	int rc = db_step_done(c, st);
+	if (!rc) {
+		st = db_prepare(c, "DELETE FROM journal WHERE ino = ? AND op = ?");
+		sqlite3_bind_int64(st, 1, ino);
+		sqlite3_bind_int(st, 2, J_MKDIR);
+		rc = db_step_done(c, st);
+	}
+	return rc ? rc : 1;
+}
+
 static int apply_folder(struct cache *c, const char *root_id,
 			const struct be_folder *f, struct cache_changes *ch)
 {
@@ -131,6 +167,10 @@ static int apply_folder(struct cache *c, const char *root_id,
 	}
 	uint64_t parent = parent_ino(c, root_id, f->parent_id);
 	const char *sname = f->name ? f->name : (exists ? old.server_name : "");
+	if (!exists && parent && adopt_folder(c, parent, sname, f) == 1) {
+		node_clear(&old);
+		return 0;
+	}
 	if (!exists) {
 		char *name = free_name(c, parent, NODE_FOLDER, sname, 0);
 		sqlite3_stmt *st = db_prepare(c,

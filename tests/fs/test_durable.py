@@ -298,3 +298,20 @@ def test_sixteen_writers_at_once(server, mount, tmp_path):
     assert total > 16
     assert "changes failed: 0" in m.status()
     m.stop()
+
+
+def test_mkdir_whose_answer_was_lost_is_adopted(server, mount):
+    """CreateFolder carried out but unanswered: the retry hears the name
+    exists; the next folder sync finds it and the queue goes on into it."""
+    m = mount(server)
+    m.wait_synced()
+    server.fault("reset_after", count=1, operation="CreateFolder")
+    os.mkdir(m.path("Lost answer"))
+    write(m.path("Lost answer", "inside.eml"), message("Inside lost"))
+    drained(m, timeout=120)
+    paths = ["/".join(f["path_parts"]) for f in server.mailbox()["folders"]]
+    assert paths.count("Lost answer") == 1
+    assert [it["subject"] for it in server.items("Lost answer")] == ["Inside lost"]
+    assert "changes failed: 0" in m.status()
+    assert "an earlier attempt made it" in m.log_text()
+    assert os.listdir(m.path()).count("Lost answer") == 1
