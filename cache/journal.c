@@ -511,7 +511,7 @@ static int set_content(struct cache *c, const struct node *n, const char *rel,
 	return db_run(c, st);
 }
 
-int journal_commit_content(struct cache *c, uint64_t ino, int64_t date,
+static int journal_commit_content_locked(struct cache *c, uint64_t ino, int64_t date,
 			   struct cache_changes *ch)
 {
 	struct node n = { 0 };
@@ -555,7 +555,7 @@ int journal_commit_content(struct cache *c, uint64_t ino, int64_t date,
 	return rc;
 }
 
-int journal_reject(struct cache *c, uint64_t ino, const char *reason,
+static int journal_reject_locked(struct cache *c, uint64_t ino, const char *reason,
 		   char **new_name, struct cache_changes *ch)
 {
 	struct node n = { 0 };
@@ -612,7 +612,7 @@ int journal_reject(struct cache *c, uint64_t ino, const char *reason,
 	return rc;
 }
 
-int journal_unlink(struct cache *c, uint64_t parent, const char *name,
+static int journal_unlink_locked(struct cache *c, uint64_t parent, const char *name,
 		   struct cache_changes *ch)
 {
 	(void)ch;
@@ -849,7 +849,7 @@ static int rename_item(struct cache *c, const struct node *n,
 	return rc;
 }
 
-int journal_rename(struct cache *c, uint64_t parent, const char *name,
+static int journal_rename_locked(struct cache *c, uint64_t parent, const char *name,
 		   uint64_t newparent, const char *newname, unsigned flags,
 		   int64_t date, struct cache_changes *ch)
 {
@@ -922,7 +922,7 @@ int journal_mkdir(struct cache *c, uint64_t parent, const char *name,
 	return rc;
 }
 
-int journal_rmdir(struct cache *c, uint64_t parent, const char *name,
+static int journal_rmdir_locked(struct cache *c, uint64_t parent, const char *name,
 		  struct cache_changes *ch)
 {
 	(void)ch;
@@ -958,7 +958,7 @@ int journal_rmdir(struct cache *c, uint64_t parent, const char *name,
 	return rc;
 }
 
-int journal_set_props(struct cache *c, uint64_t ino, const struct be_props *p)
+static int journal_set_props_locked(struct cache *c, uint64_t ino, const struct be_props *p)
 {
 	struct node n = { 0 };
 	int rc = get_node(c, ino, &n);
@@ -1010,6 +1010,53 @@ int journal_set_props(struct cache *c, uint64_t ino, const struct be_props *p)
 	rc = durable_end(c, rc);
 	node_clear(&n);
 	return rc;
+}
+
+/* The file system's calls read the node and change it under one hold of
+ * the cache's lock: the applier records a new server id under the same
+ * lock, so a decision ("never reached the server: just forget it") is
+ * never taken on a stale read. */
+#define LOCKED(call) do { \
+	pthread_mutex_lock(&c->lock); \
+	int rc_ = call; \
+	pthread_mutex_unlock(&c->lock); \
+	return rc_; \
+} while (0)
+
+int journal_commit_content(struct cache *c, uint64_t ino, int64_t date,
+			   struct cache_changes *ch)
+{
+	LOCKED(journal_commit_content_locked(c, ino, date, ch));
+}
+
+int journal_reject(struct cache *c, uint64_t ino, const char *reason,
+		   char **new_name, struct cache_changes *ch)
+{
+	LOCKED(journal_reject_locked(c, ino, reason, new_name, ch));
+}
+
+int journal_unlink(struct cache *c, uint64_t parent, const char *name,
+		   struct cache_changes *ch)
+{
+	LOCKED(journal_unlink_locked(c, parent, name, ch));
+}
+
+int journal_rename(struct cache *c, uint64_t parent, const char *name,
+		   uint64_t newparent, const char *newname, unsigned flags,
+		   int64_t date, struct cache_changes *ch)
+{
+	LOCKED(journal_rename_locked(c, parent, name, newparent, newname, flags, date, ch));
+}
+
+int journal_rmdir(struct cache *c, uint64_t parent, const char *name,
+		  struct cache_changes *ch)
+{
+	LOCKED(journal_rmdir_locked(c, parent, name, ch));
+}
+
+int journal_set_props(struct cache *c, uint64_t ino, const struct be_props *p)
+{
+	LOCKED(journal_set_props_locked(c, ino, p));
 }
 
 int journal_recover(struct cache *c)
