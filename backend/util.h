@@ -70,6 +70,10 @@ void buf_free(struct buf *b);
 
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
+/* A CLOCK_MONOTONIC deadline ms from now, for pthread_cond_timedwait on
+ * conditions made with pthread_condattr_setclock(CLOCK_MONOTONIC). */
+struct timespec;
+void deadline_ms(struct timespec *ts, int64_t ms);
 /* Sleep up to ms milliseconds. */
 void sleep_ms(int64_t ms);
 

@@ -54,15 +54,7 @@ static int64_t wall_ms(void)
 static bool wait_for(struct applier *a, int64_t ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (ms >= 0) {
-		ts.tv_sec += ms / 1000;
-		ts.tv_nsec += (ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-	}
+	deadline_ms(&ts, ms >= 0 ? ms : 0);
 	pthread_mutex_lock(&a->lock);
 	while (!a->stop && !a->kicked) {
 		if (ms < 0)

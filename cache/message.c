@@ -6,7 +6,10 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <strings.h>
 #include <time.h>
 
@@ -125,6 +128,33 @@ int64_t message_parse_date(const char *s, size_t len)
 		return 0;
 	return days_from_civil(year, (unsigned)mon + 1, (unsigned)day) * 86400 +
 	       hh * 3600 + mm * 60 + ss - off;
+}
+
+bool message_file_name(const char *name)
+{
+	size_t n = strlen(name);
+	return name[0] != '.' && n > 4 && !strcasecmp(name + n - 4, ".eml");
+}
+
+bool message_check_fd(int fd, int64_t *date, char *why, size_t whylen)
+{
+	struct stat sb;
+	*date = 0;
+	if (fstat(fd, &sb) < 0) {
+		snprintf(why, whylen, "cannot read it back");
+		return false;
+	}
+	size_t want = (size_t)sb.st_size < MESSAGE_HEADER_MAX
+		? (size_t)sb.st_size : MESSAGE_HEADER_MAX;
+	char *head = malloc(want + 1);
+	bool ok = head && pread(fd, head, want, 0) == (ssize_t)want;
+	if (!ok)
+		snprintf(why, whylen, "cannot read it back");
+	else
+		ok = message_check(head, want, want == (size_t)sb.st_size, date,
+				   why, whylen);
+	free(head);
+	return ok;
 }
 
 bool message_check(const char *data, size_t len, bool complete,

@@ -24,6 +24,15 @@
 bool message_check(const char *data, size_t len, bool complete,
 		   int64_t *date, char *why, size_t whylen);
 
+/* Whether a file name is one that is uploaded as a message: "*.eml"
+ * (any case), not hidden.  Other names (editor swap and backup files)
+ * stay local. */
+bool message_file_name(const char *name);
+
+/* message_check() on the start of an open file (at most
+ * MESSAGE_HEADER_MAX bytes read). */
+bool message_check_fd(int fd, int64_t *date, char *why, size_t whylen);
+
 /* Parse an RFC 5322 date-time ("Thu, 13 Feb 2025 10:30:00 +0100"); 0 on
  * failure. */
 int64_t message_parse_date(const char *s, size_t len);

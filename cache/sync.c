@@ -175,13 +175,7 @@ static int64_t next_wait(struct sync *s, int64_t backoff)
 static bool nap(struct sync *s, int64_t ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	deadline_ms(&ts, ms);
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop && !s->kicked && !s->n_wanted)
 		if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT)
@@ -678,8 +672,7 @@ int sync_wait_folder(struct sync *s, uint64_t ino)
 			break;
 		seq = s->fail_seq == seq ? seq : s->fail_seq;
 		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += 1;
+		deadline_ms(&ts, 1000);
 		pthread_cond_timedwait(&s->done_cond, &s->lock, &ts);
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -71,7 +71,6 @@ void notify_later(struct cache_changes *ch);
 
 /* write.c: everything that changes the mailbox (see write.c). */
 extern const char *const xattr_settable[];
-void write_init(void);
 /* A file being written: its content fd (dup, caller closes) or -ENOENT;
  * a node whose content was written here: that file.  -ENOENT when the
  * server's body is the content. */

@@ -41,10 +41,7 @@ struct wfile {
 static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct wfile *wfiles;
-
-void write_init(void)
-{
-}
+static int n_wfiles;  /* atomic: lets getattr skip the lock when 0 */
 
 /* list_lock held */
 static struct wfile *wfind(uint64_t ino)
@@ -83,15 +80,10 @@ static void wdrop(uint64_t ino)
 			if (w->fd >= 0)
 				close(w->fd);
 			free(w);
+			__atomic_sub_fetch(&n_wfiles, 1, __ATOMIC_RELEASE);
 			break;
 		}
 	pthread_mutex_unlock(&list_lock);
-}
-
-static bool eml_name(const char *name)
-{
-	size_t n = strlen(name);
-	return name[0] != '.' && n > 4 && !strcasecmp(name + n - 4, ".eml");
 }
 
 bool write_allowed(struct xfs *fs, const struct node *n)
@@ -194,6 +186,7 @@ static int wget(struct xfs *fs, uint64_t ino, bool empty, struct wfile **out)
 	pthread_mutex_lock(&list_lock);
 	w->next = wfiles;
 	wfiles = w;
+	__atomic_add_fetch(&n_wfiles, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&list_lock);
 	*out = w;
 	return 0;
@@ -215,6 +208,10 @@ int write_content_fd(struct xfs *fs, const struct node *n)
 
 int64_t write_size(uint64_t ino)
 {
+	/* on every getattr and readdir entry: nothing being written is the
+	 * common case */
+	if (!__atomic_load_n(&n_wfiles, __ATOMIC_ACQUIRE))
+		return -1;
 	pthread_mutex_lock(&list_lock);
 	struct wfile *w = wfind(ino);
 	struct stat sb;
@@ -238,7 +235,7 @@ void xfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	bool temp = !eml_name(name);
+	bool temp = !message_file_name(name);
 	struct node n = { 0 };
 	int rc = journal_new_file(fs->cache, parent, name, temp, &n);
 	if (!rc) {
@@ -248,11 +245,8 @@ void xfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		if (!rc)
 			w->dirty = true;
 		pthread_mutex_unlock(&wlock);
-		if (rc) {
-			struct cache_changes ch = { 0 };
-			journal_unlink(fs->cache, parent, name, &ch);
-			cache_changes_free(&ch);
-		}
+		if (rc)
+			journal_unlink(fs->cache, parent, name);
 	}
 	if (rc) {
 		node_clear(&n);
@@ -337,31 +331,19 @@ static int commit(struct xfs *fs, uint64_t ino)
 		return 0;
 	}
 	int64_t date = 0;
-	if (message) {
-		size_t want = (size_t)sb.st_size < MESSAGE_HEADER_MAX
-			? (size_t)sb.st_size : MESSAGE_HEADER_MAX;
-		char *head = xmalloc(want + 1);
-		ssize_t got = pread(w->fd, head, want, 0);
-		char why[160];
-		bool ok = got == (ssize_t)want &&
-			  message_check(head, want, want == (size_t)sb.st_size,
-					&date, why, sizeof(why));
-		if (got != (ssize_t)want)
-			snprintf(why, sizeof(why), "cannot read it back");
-		free(head);
-		if (!ok) {
-			char *kept = NULL;
-			wclose(w);
-			rc = journal_reject(fs->cache, ino, why, &kept, &ch);
-			log_warn("'%s' is not a message (%s): not uploaded; its "
-				 "bytes are kept as .exchangefs/rejected/%s",
-				 n.name, why, kept ? kept : "?");
-			free(kept);
-			wdrop(ino);
-			node_clear(&n);
-			done_change(fs, &ch);
-			return rc ? rc : -EINVAL;
-		}
+	char why[160];
+	if (message && !message_check_fd(w->fd, &date, why, sizeof(why))) {
+		char *kept = NULL;
+		wclose(w);
+		rc = journal_reject(fs->cache, ino, why, &kept, &ch);
+		log_warn("'%s' is not a message (%s): not uploaded; its bytes are "
+			 "kept as .exchangefs/rejected/%s", n.name, why,
+			 kept ? kept : "?");
+		free(kept);
+		wdrop(ino);
+		node_clear(&n);
+		done_change(fs, &ch);
+		return rc ? rc : -EINVAL;
 	}
 	wclose(w);
 	rc = journal_commit_content(fs->cache, ino, date, &ch);
@@ -406,8 +388,7 @@ void xfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node n = { 0 };
 	uint64_t ino = cache_lookup(fs->cache, parent, name, &n) == 0 ? n.ino : 0;
 	node_clear(&n);
-	struct cache_changes ch = { 0 };
-	int rc = journal_unlink(fs->cache, parent, name, &ch);
+	int rc = journal_unlink(fs->cache, parent, name);
 	if (!rc && ino) {
 		pthread_mutex_lock(&wlock);
 		wdrop(ino);
@@ -416,16 +397,15 @@ void xfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		unlink(staging);
 		free(staging);
 	}
-	done_change(fs, &ch);
+	done_change(fs, NULL);
 	fuse_reply_err(req, -rc);
 }
 
 void xfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct xfs *fs = fuse_req_userdata(req);
-	struct cache_changes ch = { 0 };
-	int rc = journal_rmdir(fs->cache, parent, name, &ch);
-	done_change(fs, &ch);
+	int rc = journal_rmdir(fs->cache, parent, name);
+	done_change(fs, NULL);
 	fuse_reply_err(req, -rc);
 }
 
@@ -453,25 +433,13 @@ static int64_t local_date(struct xfs *fs, const struct node *n)
 	int fd = write_content_fd(fs, n);
 	if (fd < 0)
 		return -1;
-	struct stat sb;
-	int64_t date = -1;
-	if (fstat(fd, &sb) == 0) {
-		size_t want = (size_t)sb.st_size < MESSAGE_HEADER_MAX
-			? (size_t)sb.st_size : MESSAGE_HEADER_MAX;
-		char *head = xmalloc(want + 1);
-		char why[160];
-		int64_t d;
-		if (pread(fd, head, want, 0) == (ssize_t)want &&
-		    message_check(head, want, want == (size_t)sb.st_size, &d,
-				  why, sizeof(why)))
-			date = d;
-		else
-			log_warn("'%s' is not a message (%s): not uploaded",
-				 n->name, why);
-		free(head);
-	}
+	char why[160];
+	int64_t date;
+	bool ok = message_check_fd(fd, &date, why, sizeof(why));
 	close(fd);
-	return date;
+	if (!ok)
+		log_warn("'%s' is not a message (%s): not uploaded", n->name, why);
+	return ok ? date : -1;
 }
 
 void xfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
