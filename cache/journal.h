@@ -111,8 +111,7 @@ int journal_reject(struct cache *c, uint64_t ino, const char *reason,
 		   char **new_name, struct cache_changes *ch);
 /* Unlink a file: a queued upload is cancelled, a server item deleted
  * (moved to Deleted Items, or hard-deleted inside it). */
-int journal_unlink(struct cache *c, uint64_t parent, const char *name,
-		   struct cache_changes *ch);
+int journal_unlink(struct cache *c, uint64_t parent, const char *name);
 /* rename(2) of a file or folder; flags as renameat2 (RENAME_NOREPLACE
  * is honoured, RENAME_EXCHANGE refused).  When the source is a local file
  * whose content would become a message (a temp file renamed to .eml or
@@ -125,8 +124,7 @@ int journal_rename(struct cache *c, uint64_t parent, const char *name,
 		   int64_t date, struct cache_changes *ch);
 int journal_mkdir(struct cache *c, uint64_t parent, const char *name,
 		  struct node *out);
-int journal_rmdir(struct cache *c, uint64_t parent, const char *name,
-		  struct cache_changes *ch);
+int journal_rmdir(struct cache *c, uint64_t parent, const char *name);
 /* Set properties (p->mask) of item ino. */
 int journal_set_props(struct cache *c, uint64_t ino, const struct be_props *p);
 
