@@ -16,8 +16,11 @@ def ids_in(m, *path):
     d = m.path(*path)
     for n in os.listdir(d):
         p = os.path.join(d, n)
-        if not os.path.isdir(p):
-            out[os.getxattr(p, "user.exchangefs.id").decode()] = n
+        try:
+            if not os.path.isdir(p):
+                out[os.getxattr(p, "user.exchangefs.id").decode()] = n
+        except FileNotFoundError:
+            pass  # removed by a sync between listdir and getxattr: what polls wait for
     return out
 
 
