@@ -44,6 +44,9 @@ int vfile_lookup(struct xfs *fs, fuse_ino_t parent, const char *name,
 int vfile_stat(struct xfs *fs, fuse_ino_t ino, struct stat *st);
 /* Render the content of a control file; owned buffer. */
 int vfile_render(struct xfs *fs, fuse_ino_t ino, struct buf *out);
+/* For a READ without an open handle: the rendering the last stat sized
+ * (re-rendered once it is half a second old). */
+int vfile_read(struct xfs *fs, fuse_ino_t ino, struct buf *out);
 int vfile_readdir(struct xfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
 		  off_t off, bool plus);
 

@@ -11,6 +11,7 @@
 #include "cache/journal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,6 +24,39 @@ static const struct {
 	{ CTL_STATUS_INO, "status" },
 	{ CACHE_REJECTED_INO, "rejected" },
 };
+
+/* The status as last rendered for a stat or a read: the reads of one
+ * file pass (offset 0, then further offsets) are served from one
+ * rendering, so they never mix two versions of a changing text (which
+ * could cut a UTF-8 character and leave a file that is not text). */
+static pthread_mutex_t snap_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct buf snap;
+static int64_t snap_at;
+#define SNAP_FRESH_MS 500
+
+/* Fill out with the status, re-rendering it when asked (fresh) or when
+ * the last rendering is old; snap_lock held. */
+static void snapshot(struct xfs *fs, bool fresh, struct buf *out)
+{
+	if (fresh || !snap.data || now_ms() - snap_at > SNAP_FRESH_MS) {
+		buf_reset(&snap);
+		sync_status(fs->sync, &snap);
+		snap_at = now_ms();
+	}
+	buf_append(out, snap.data ? snap.data : "", snap.len);
+}
+
+int vfile_read(struct xfs *fs, fuse_ino_t ino, struct buf *out)
+{
+	if (ino != CTL_STATUS_INO)
+		return -EISDIR;
+	/* the reads that follow the stat which sized the file use the
+	 * stat's rendering */
+	pthread_mutex_lock(&snap_lock);
+	snapshot(fs, false, out);
+	pthread_mutex_unlock(&snap_lock);
+	return 0;
+}
 
 bool vfile_is(fuse_ino_t ino)
 {
@@ -55,7 +89,9 @@ int vfile_stat(struct xfs *fs, fuse_ino_t ino, struct stat *st)
 		 * not reach us) reads it afresh every time. */
 		struct buf b;
 		buf_init(&b, 0);
-		vfile_render(fs, ino, &b);
+		pthread_mutex_lock(&snap_lock);
+		snapshot(fs, true, &b);
+		pthread_mutex_unlock(&snap_lock);
 		st->st_size = (off_t)b.len;
 		buf_free(&b);
 		clock_gettime(CLOCK_REALTIME, &st->st_mtim);

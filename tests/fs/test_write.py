@@ -354,3 +354,15 @@ def test_soft_delete_in_trash_is_an_option(server, mount):
     r = subprocess.run([m.argv()[0], "--delete-in-trash", "maybe", "--url", server.ews_url,
                         "--user", "x", m.mountpoint + "-x"], capture_output=True, text=True)
     assert r.returncode == 2 and "is not hard or soft" in r.stderr
+
+
+def test_status_reads_whole_while_changes_flow(live):
+    """The status text changes with every change sent; each read of the
+    file is still one rendering (never two spliced, which cut UTF-8)."""
+    srv, m = live
+    for i in range(40):
+        write(m.path("Archive", "flow%d.eml" % i), message("Flow %d" % i))
+        with open(m.path(".exchangefs", "status"), "rb") as f:
+            text = f.read().decode("utf-8")
+        assert text.endswith("\n") and "folder progress" in text
+    drained(m)
