@@ -45,8 +45,8 @@ int vfile_stat(struct xfs *fs, fuse_ino_t ino, struct stat *st);
 /* Render the content of a control file; owned buffer. */
 int vfile_render(struct xfs *fs, fuse_ino_t ino, struct buf *out);
 /* For a READ without an open handle: the rendering the last stat sized
- * (re-rendered once it is half a second old). */
-int vfile_read(struct xfs *fs, fuse_ino_t ino, struct buf *out);
+ * (see vfiles.c). */
+int vfile_read(struct xfs *fs, fuse_ino_t ino, off_t off, struct buf *out);
 int vfile_readdir(struct xfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
 		  off_t off, bool plus);
 

@@ -350,7 +350,7 @@ static void read_by_ino(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 	if (vfile_is(ino)) {
 		struct buf b;
 		buf_init(&b, 0);
-		int rc = vfile_read(fs, ino, &b);
+		int rc = vfile_read(fs, ino, off, &b);
 		if (rc)
 			fuse_reply_err(req, -rc);
 		else

@@ -25,35 +25,31 @@ static const struct {
 	{ CACHE_REJECTED_INO, "rejected" },
 };
 
-/* The status as last rendered for a stat or a read: the reads of one
- * file pass (offset 0, then further offsets) are served from one
- * rendering, so they never mix two versions of a changing text (which
- * could cut a UTF-8 character and leave a file that is not text). */
+/* The status as rendered for the last stat.  The kernel clips a read to
+ * the size the stat gave, so the READ that follows a stat must get that
+ * same rendering: a newer, longer one would be cut, possibly inside a
+ * UTF-8 character.  It serves one read from offset 0 soon after the stat
+ * (and the reads further into the same pass); any other read from offset
+ * 0 (the kernel skips a stat within the same tick) renders afresh. */
 static pthread_mutex_t snap_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct buf snap;
+static bool snap_used;
 static int64_t snap_at;
-#define SNAP_FRESH_MS 500
+#define SNAP_MAX_AGE_MS 100  /* a stat and the read it sized are close */
 
-/* Fill out with the status, re-rendering it when asked (fresh) or when
- * the last rendering is old; snap_lock held. */
-static void snapshot(struct xfs *fs, bool fresh, struct buf *out)
-{
-	if (fresh || !snap.data || now_ms() - snap_at > SNAP_FRESH_MS) {
-		buf_reset(&snap);
-		sync_status(fs->sync, &snap);
-		snap_at = now_ms();
-	}
-	buf_append(out, snap.data ? snap.data : "", snap.len);
-}
-
-int vfile_read(struct xfs *fs, fuse_ino_t ino, struct buf *out)
+int vfile_read(struct xfs *fs, fuse_ino_t ino, off_t off, struct buf *out)
 {
 	if (ino != CTL_STATUS_INO)
 		return -EISDIR;
-	/* the reads that follow the stat which sized the file use the
-	 * stat's rendering */
 	pthread_mutex_lock(&snap_lock);
-	snapshot(fs, false, out);
+	if (!snap.data || (off == 0 && (snap_used ||
+					now_ms() - snap_at > SNAP_MAX_AGE_MS))) {
+		buf_reset(&snap);
+		sync_status(fs->sync, &snap);
+	}
+	if (off == 0)
+		snap_used = true;
+	buf_append(out, snap.data ? snap.data : "", snap.len);
 	pthread_mutex_unlock(&snap_lock);
 	return 0;
 }
@@ -90,7 +86,11 @@ int vfile_stat(struct xfs *fs, fuse_ino_t ino, struct stat *st)
 		struct buf b;
 		buf_init(&b, 0);
 		pthread_mutex_lock(&snap_lock);
-		snapshot(fs, true, &b);
+		buf_reset(&snap);
+		sync_status(fs->sync, &snap);
+		snap_used = false;
+		snap_at = now_ms();
+		buf_append(&b, snap.data ? snap.data : "", snap.len);
 		pthread_mutex_unlock(&snap_lock);
 		st->st_size = (off_t)b.len;
 		buf_free(&b);
@@ -151,7 +151,8 @@ int vfile_readdir(struct xfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
 			/* only real entries count as lookups */
 			if (i < 2)
 				e.ino = 0, e.attr.st_ino = ents[i].ino;
-			e.attr_timeout = e.entry_timeout = 1;
+			e.entry_timeout = 1;
+			e.attr_timeout = 0;  /* status: sized afresh at each stat */
 			n = fuse_add_direntry_plus(req, buf + used, size - used,
 						   ents[i].name, &e, (off_t)i + 1);
 		} else {
