@@ -251,6 +251,21 @@ void deadline_ms(struct timespec *ts, int64_t ms)
 	}
 }
 
+int write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 void sleep_ms(int64_t ms)
 {
 	if (ms <= 0)

@@ -76,5 +76,8 @@ struct timespec;
 void deadline_ms(struct timespec *ts, int64_t ms);
 /* Sleep up to ms milliseconds. */
 void sleep_ms(int64_t ms);
+/* Write all n bytes to fd, retrying short writes and EINTR: 0 or -1 with
+ * errno set. */
+int write_all(int fd, const void *p, size_t n);
 
 #endif

@@ -42,24 +42,20 @@ bool vfile_is(fuse_ino_t ino);
 int vfile_lookup(struct xfs *fs, fuse_ino_t parent, const char *name,
 		 struct fuse_entry_param *e);
 int vfile_stat(struct xfs *fs, fuse_ino_t ino, struct stat *st);
-/* Render the content of a control file; owned buffer. */
-int vfile_render(struct xfs *fs, fuse_ino_t ino, struct buf *out);
-/* For a READ without an open handle: the rendering the last stat sized
- * (see vfiles.c). */
-int vfile_read(struct xfs *fs, fuse_ino_t ino, off_t off, struct buf *out);
+/* The target of the status link, rendered into the cache directory. */
+int vfile_readlink(struct xfs *fs, fuse_ino_t ino, char **target);
 int vfile_readdir(struct xfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
 		  off_t off, bool plus);
 
 /* handles.c: open files by id (fi->fh), safe against RELEASE racing READ. */
 struct handle {
 	uint64_t id;
-	int fd;            /* a body file, or -1 */
-	struct buf data;   /* a rendered control file */
+	int fd;            /* a body file */
 	int users;         /* pinned by requests in progress */
 	bool released;
 };
-/* Takes ownership of fd and of *data's buffer. */
-uint64_t handle_new(int fd, struct buf *data);
+/* Takes ownership of fd. */
+uint64_t handle_new(int fd);
 struct handle *handle_get(uint64_t id);  /* pinned, or NULL if released */
 void handle_put(struct handle *h);
 void handle_release(uint64_t id);

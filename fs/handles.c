@@ -2,7 +2,7 @@
  * handles.c - open files by number, not by pointer.  fi->fh carries a
  * handle id; every use looks it up under a lock and pins it, so a RELEASE
  * that arrives while a READ of the same file is still being answered never
- * frees a buffer or closes an fd under that READ (the close happens when
+ * closes an fd under that READ (the close happens when
  * the last user unpins it).  Ids carry a generation, so a stale id never
  * finds a reused slot.
  */
@@ -21,16 +21,13 @@ static void handle_free(struct handle *h)
 {
 	if (h->fd >= 0)
 		close(h->fd);
-	buf_free(&h->data);
 	free(h);
 }
 
-uint64_t handle_new(int fd, struct buf *data)
+uint64_t handle_new(int fd)
 {
 	struct handle *h = xcalloc(1, sizeof(*h));
 	h->fd = fd;
-	if (data)
-		h->data = *data;
 	pthread_mutex_lock(&lock);
 	uint32_t i;
 	for (i = 0; i < n_slots && slots[i]; i++)

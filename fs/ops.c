@@ -306,31 +306,17 @@ static void xfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	int fd = -1, rc;
-	struct buf data;
-	buf_init(&data, 0);
-	if (vfile_is(ino)) {
-		rc = vfile_render(fs, ino, &data);
-		fi->direct_io = 1;
-	} else {
+	if (vfile_is(ino))
+		rc = -EISDIR;  /* the control directory; status is a link */
+	else
 		rc = open_item(fs, ino, fi, &fd);
-	}
 	if (rc) {
-		buf_free(&data);
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fi->fh = handle_new(fd, &data);
+	fi->fh = handle_new(fd);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		handle_release(fi->fh);  /* the opener was interrupted */
-}
-
-static void reply_slice(fuse_req_t req, const struct buf *b, size_t size,
-			off_t off)
-{
-	size_t len = b->len;
-	size_t start = (size_t)off < len ? (size_t)off : len;
-	size_t n = len - start < size ? len - start : size;
-	fuse_reply_buf(req, b->data ? b->data + start : "", n);
 }
 
 static void reply_fd(fuse_req_t req, int fd, size_t size, off_t off)
@@ -348,14 +334,7 @@ static void read_by_ino(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 {
 	struct xfs *fs = fs_of(req);
 	if (vfile_is(ino)) {
-		struct buf b;
-		buf_init(&b, 0);
-		int rc = vfile_read(fs, ino, off, &b);
-		if (rc)
-			fuse_reply_err(req, -rc);
-		else
-			reply_slice(req, &b, size, off);
-		buf_free(&b);
+		fuse_reply_err(req, EISDIR);
 		return;
 	}
 	struct node ln = { 0 };
@@ -407,10 +386,7 @@ static void xfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	if (h->fd < 0)
-		reply_slice(req, &h->data, size, off);
-	else
-		reply_fd(req, h->fd, size, off);
+	reply_fd(req, h->fd, size, off);
 	handle_put(h);
 }
 
@@ -610,6 +586,18 @@ static void eperm_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, EPERM);
 }
 
+static void xfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char *target = NULL;
+	int rc = vfile_is(ino) ? vfile_readlink(fs_of(req), ino, &target)
+			       : -EINVAL;
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_readlink(req, target);
+	free(target);
+}
+
 static void eperm_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 			  const char *name)
 {
@@ -629,6 +617,7 @@ const struct fuse_lowlevel_ops xfs_ops = {
 	.opendir = xfs_opendir,
 	.readdir = xfs_readdir,
 	.readdirplus = xfs_readdirplus,
+	.readlink = xfs_readlink,
 	.open = xfs_open,
 	.read = xfs_read,
 	.release = xfs_release,

@@ -4,18 +4,21 @@
  * not descend into it.  It holds "status": connection state, per-folder
  * sync progress, the last error, cache size, queued changes; and
  * "rejected/", files written as messages that were not (their nodes live in
- * the cache under CACHE_REJECTED_INO and are served like messages).  Content is rendered at open
- * and served with direct_io, so every read sees fresh figures.
+ * the cache under CACHE_REJECTED_INO and are served like messages).
+ * "status" is a symbolic link to a file rendered each time it is followed
+ * (vfile_readlink), so every open reads fresh figures, whole.
  */
 #include "fs.h"
 #include "cache/journal.h"
 
 #include <errno.h>
-#include <pthread.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static const struct {
 	fuse_ino_t ino;
@@ -25,33 +28,45 @@ static const struct {
 	{ CACHE_REJECTED_INO, "rejected" },
 };
 
-/* The status as rendered for the last stat.  The kernel clips a read to
- * the size the stat gave, so the READ that follows a stat must get that
- * same rendering: a newer, longer one would be cut, possibly inside a
- * UTF-8 character.  It serves one read from offset 0 soon after the stat
- * (and the reads further into the same pass); any other read from offset
- * 0 (the kernel skips a stat within the same tick) renders afresh. */
-static pthread_mutex_t snap_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct buf snap;
-static bool snap_used;
-static int64_t snap_at;
-#define SNAP_MAX_AGE_MS 100  /* a stat and the read it sized are close */
-
-int vfile_read(struct xfs *fs, fuse_ino_t ino, off_t off, struct buf *out)
+/* The status is a symbolic link to a file in the cache directory that is
+ * rendered afresh, and replaced by rename, each time the link is followed.
+ * With zero-message opens there is no open handle to hold one rendering
+ * for a reader, and the kernel clips reads to the size its last stat gave:
+ * a regular file whose text changes while it is read splices two
+ * renderings (cutting a UTF-8 character, or mixing old and new figures).
+ * Each open of the link's target holds exactly one rendering. */
+int vfile_readlink(struct xfs *fs, fuse_ino_t ino, char **target)
 {
 	if (ino != CTL_STATUS_INO)
-		return -EISDIR;
-	pthread_mutex_lock(&snap_lock);
-	if (!snap.data || (off == 0 && (snap_used ||
-					now_ms() - snap_at > SNAP_MAX_AGE_MS))) {
-		buf_reset(&snap);
-		sync_status(fs->sync, &snap);
+		return -EINVAL;
+	const char *dir = cache_dir(fs->cache);
+	char *final = xasprintf("%s/status", dir);
+	char *tmp = xasprintf("%s/.status.%ld", dir, (long)gettid());
+	struct buf b;
+	buf_init(&b, 0);
+	sync_status(fs->sync, &b);
+	int rc = 0;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		      0600);
+	if (fd >= 0 && write_all(fd, b.data ? b.data : "", b.len) < 0) {
+		int e = errno;
+		close(fd);
+		fd = -1;
+		errno = e;
 	}
-	if (off == 0)
-		snap_used = true;
-	buf_append(out, snap.data ? snap.data : "", snap.len);
-	pthread_mutex_unlock(&snap_lock);
-	return 0;
+	if (fd < 0 || close(fd) < 0 || rename(tmp, final) < 0) {
+		rc = -errno;
+		log_err("cannot write the status to %s: %s", final,
+			strerror(errno));
+		unlink(tmp);
+	}
+	buf_free(&b);
+	free(tmp);
+	if (rc)
+		free(final);
+	else
+		*target = final;
+	return rc;
 }
 
 bool vfile_is(fuse_ino_t ino)
@@ -78,24 +93,10 @@ int vfile_stat(struct xfs *fs, fuse_ino_t ino, struct stat *st)
 		return 0;
 	}
 	if (ino == CTL_STATUS_INO) {
-		st->st_mode = S_IFREG | 0444;
+		/* a link to "<cache>/status" (see vfile_readlink) */
+		st->st_mode = S_IFLNK | 0777;
 		st->st_nlink = 1;
-		/* The size of the content as of now, and an mtime that moves,
-		 * so that the kernel (which may cache the pages when opens do
-		 * not reach us) reads it afresh every time. */
-		struct buf b;
-		buf_init(&b, 0);
-		pthread_mutex_lock(&snap_lock);
-		buf_reset(&snap);
-		sync_status(fs->sync, &snap);
-		snap_used = false;
-		snap_at = now_ms();
-		buf_append(&b, snap.data ? snap.data : "", snap.len);
-		pthread_mutex_unlock(&snap_lock);
-		st->st_size = (off_t)b.len;
-		buf_free(&b);
-		clock_gettime(CLOCK_REALTIME, &st->st_mtim);
-		st->st_ctim = st->st_mtim;
+		st->st_size = (off_t)strlen(cache_dir(fs->cache)) + strlen("/status");
 		return 0;
 	}
 	return -ENOENT;
@@ -116,14 +117,6 @@ int vfile_lookup(struct xfs *fs, fuse_ino_t parent, const char *name,
 	e->attr_timeout = 0;
 	e->entry_timeout = 1;
 	return vfile_stat(fs, e->ino, &e->attr);
-}
-
-int vfile_render(struct xfs *fs, fuse_ino_t ino, struct buf *out)
-{
-	if (ino != CTL_STATUS_INO)
-		return -EISDIR;
-	sync_status(fs->sync, out);
-	return 0;
 }
 
 int vfile_readdir(struct xfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -152,7 +145,7 @@ int vfile_readdir(struct xfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
 			if (i < 2)
 				e.ino = 0, e.attr.st_ino = ents[i].ino;
 			e.entry_timeout = 1;
-			e.attr_timeout = 0;  /* status: sized afresh at each stat */
+			e.attr_timeout = 0;
 			n = fuse_add_direntry_plus(req, buf + used, size - used,
 						   ents[i].name, &e, (off_t)i + 1);
 		} else {

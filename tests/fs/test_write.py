@@ -357,12 +357,26 @@ def test_soft_delete_in_trash_is_an_option(server, mount):
 
 
 def test_status_reads_whole_while_changes_flow(live):
-    """The status text changes with every change sent; each read of the
-    file is still one rendering (never two spliced, which cut UTF-8)."""
+    """The status text changes with every change sent; each open of the
+    file reads one rendering, whole, however it is read (never two spliced,
+    which cut UTF-8 or mix old and new figures)."""
     srv, m = live
+    link = m.path(".exchangefs", "status")
+    assert os.path.islink(link)
+    target = os.readlink(link)
+    assert oct(os.stat(target).st_mode & 0o777) == "0o600"
     for i in range(40):
         write(m.path("Archive", "flow%d.eml" % i), message("Flow %d" % i))
-        with open(m.path(".exchangefs", "status"), "rb") as f:
-            text = f.read().decode("utf-8")
+        with open(link, "rb") as f:
+            parts = []
+            while True:
+                chunk = f.read(7)   # many small reads while changes flow
+                if not chunk:
+                    break
+                parts.append(chunk)
+                time.sleep(0.001)
+        text = b"".join(parts).decode("utf-8")
         assert text.endswith("\n") and "folder progress" in text
+        r = subprocess.run(["cat", link], capture_output=True)
+        assert r.returncode == 0 and r.stdout.decode("utf-8").endswith("\n")
     drained(m)
