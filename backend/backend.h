@@ -214,6 +214,58 @@ struct be_new {
 };
 void be_new_free(struct be_new *n);
 
+/* ---- Notifications: what watch() takes and gives. ---- */
+
+/* An item the server reported moved (EWS MovedEvent): old id in one folder,
+ * new id in another.  Only a hint that lets the core keep the file (its
+ * inode and cached body) when the two folders' sync pages report the
+ * delete and the create; the pages decide what changed. */
+struct be_moved {
+	const char *old_id, *old_folder_id;
+	const char *new_id, *new_folder_id;
+};
+
+/* One batch of events.  All pointers are the backend's, valid only during
+ * the callback. */
+struct be_events {
+	const char *const *folder_ids; /* folders whose items changed (new,
+					  deleted, modified, moved in or out,
+					  read), each once */
+	size_t n_folders;
+	bool hierarchy;  /* a folder was created, deleted, renamed or moved */
+	bool lost;       /* a new subscription is in place; what happened
+			    before it may have been missed: sync everything */
+	const struct be_moved *moved;
+	size_t n_moved;
+};
+
+/* Receives each batch; returns 0 to go on or -1 to end the watch() call
+ * (which then returns BE_OK). */
+typedef int (*be_events_fn)(void *arg, const struct be_events *ev);
+
+struct be_watch {
+	const char *const *folder_ids; /* the folders to watch (every synced
+					  mail folder); a different set than
+					  the session's subscription means
+					  subscribe again */
+	size_t n;
+	unsigned timeout_s;     /* longest one call may last (the stream's
+				   lifetime; EWS ConnectionTimeout is in
+				   whole minutes, 1-30) */
+	be_events_fn events;
+	bool (*cancelled)(void *arg); /* polled at least once a second, even
+					 while no byte arrives; true ends
+					 the call promptly */
+	void *arg;
+};
+
+enum be_watch_mode {
+	BE_WATCH_NONE = 0, /* not subscribed (yet) */
+	BE_WATCH_PUSH,     /* events streamed as they happen (EWS streaming) */
+	BE_WATCH_PULL,     /* the server is asked for events every few
+			      seconds (EWS pull subscription, GetEvents) */
+};
+
 /* The table a protocol fills.  Operations not yet implemented by a backend
  * are NULL; the core checks before calling and treats NULL as
  * BE_UNSUPPORTED.  Every operation fills *r (never NULL) and returns
@@ -316,13 +368,27 @@ struct backend_ops {
 	enum be_status (*delete_folder)(struct be_session *s, const char *id,
 					bool hard, struct be_result *r);
 
-	/* --- Notifications (issue: inotify).  NULL for now: the core polls.
-	 * watch() blocks up to timeout_s and reports which folder ids
-	 * changed (owned array of owned strings). --- */
-	enum be_status (*watch)(struct be_session *s,
-				const char *const *folder_ids, size_t n,
-				unsigned timeout_s, char ***changed,
-				size_t *n_changed, struct be_result *r);
+	/* --- Notifications.  A watcher thread of the core owns a session
+	 * of its own and calls watch() in a loop; NULL = the core polls. ---
+	 *
+	 * watch() subscribes if the session has no subscription for this set
+	 * of folders (push first - EWS streaming - and the protocol's pull
+	 * form when the server refuses push), then reports events through
+	 * w->events as they arrive, until w->timeout_s has passed, the
+	 * server ended the connection, or w->cancelled() said so; then it
+	 * returns BE_OK.  The subscription lives in the session across
+	 * calls, so nothing that happens between two calls is missed.  Each
+	 * time the session subscribes (the first time, for a different
+	 * folder set, or because the server lost the subscription: expired,
+	 * restarted, refused its watermark), the first batch it reports,
+	 * right after the subscription is in place, has lost = true: what
+	 * happened before that moment may not have been reported, and the
+	 * core syncs everything once.  A dropped connection returns BE_NETWORK (the next
+	 * call reconnects to the same subscription).  BE_UNSUPPORTED: the
+	 * server offers neither push nor pull; the core polls.  *mode tells
+	 * which form is in use. */
+	enum be_status (*watch)(struct be_session *s, const struct be_watch *w,
+				enum be_watch_mode *mode, struct be_result *r);
 };
 
 /* Registered protocols. */
