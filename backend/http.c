@@ -1,7 +1,8 @@
 /*
  * http.c - POST over one reused libcurl easy handle, with capped or
  * streamed bodies and failures graded into be_result.  See http.h for the
- * policy (TLS, auth, redirects, caps).
+ * policy (TLS, auth, redirects, caps).  Transfers run on a multi handle
+ * of the session so that a caller's cancellation is polled often.
  */
 #include "http.h"
 
@@ -17,6 +18,8 @@
 
 struct http_session {
 	CURL *curl;
+	CURLM *multi;                /* runs every transfer of curl (and keeps
+					its connections) */
 	struct curl_slist *headers;  /* owned */
 	char *url;                   /* normalised, without user info */
 	char *host;                  /* "host:port" for messages */
@@ -34,6 +37,7 @@ struct xfer {
 	bool stream;         /* current body goes to rq->sink */
 	bool over_cap;       /* a 2xx body exceeded the cap */
 	bool sink_abort;     /* the sink returned -1 */
+	bool cancelled;      /* rq->cancelled returned true */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -127,7 +131,8 @@ struct http_session *http_open(const struct http_config *cfg,
 	h->host = hostport;
 	h->verbose = cfg->verbose;
 	h->curl = curl_easy_init();
-	if (!h->curl) {
+	h->multi = curl_multi_init();
+	if (!h->curl || !h->multi) {
 		fprintf(stderr, "exchangefs: out of memory (curl_easy_init)\n");
 		abort();
 	}
@@ -169,6 +174,7 @@ void http_close(struct http_session *h)
 	if (!h)
 		return;
 	curl_easy_cleanup(h->curl);
+	curl_multi_cleanup(h->multi);
 	curl_slist_free_all(h->headers);
 	free(h->url);
 	free(h->host);
@@ -238,6 +244,45 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 		return 0;
 	}
 	return n;
+}
+
+/* Run the transfer on the session's multi handle, waking at least every
+ * HTTP_POLL_MS (and whenever bytes arrive) to poll rq->cancelled: the one
+ * place a caller's cancellation is looked at.  (curl_easy_perform wakes
+ * about once a second when nothing arrives, its progress callback no more
+ * often: not enough for "at least once a second".) */
+#define HTTP_POLL_MS 250
+
+static CURLcode perform(struct http_session *h, struct xfer *x)
+{
+	CURLcode rc = CURLE_OK;
+	int running = 1, left;
+
+	if (curl_multi_add_handle(h->multi, h->curl) != CURLM_OK)
+		return CURLE_FAILED_INIT;
+	while (running) {
+		CURLMcode mc = curl_multi_perform(h->multi, &running);
+		if (mc == CURLM_OK && running && x->rq->cancelled &&
+		    x->rq->cancelled(x->rq->cancel_arg)) {
+			x->cancelled = true;
+			rc = CURLE_ABORTED_BY_CALLBACK;
+			break;
+		}
+		if (mc == CURLM_OK && running)
+			mc = curl_multi_poll(h->multi, NULL, 0, HTTP_POLL_MS,
+					     NULL);
+		if (mc != CURLM_OK) {
+			rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY
+						       : CURLE_FAILED_INIT;
+			break;
+		}
+	}
+	for (CURLMsg *m; (m = curl_multi_info_read(h->multi, &left));)
+		if (m->msg == CURLMSG_DONE && m->easy_handle == h->curl)
+			rc = m->data.result;
+	/* an unfinished transfer is abandoned and its connection closed */
+	curl_multi_remove_handle(h->multi, h->curl);
+	return rc;
 }
 
 /* Retry-After: delay-seconds or an HTTP-date; capped at a day. */
@@ -366,7 +411,8 @@ enum be_status http_post(struct http_session *h, const struct http_request *rq,
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, rq->timeout_s > 0 ? rq->timeout_s
 							       : 0L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT,
+			 rq->stall_bps > 0 ? rq->stall_bps : 1024L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
 			 rq->stall_s > 0 ? rq->stall_s : 60L);
 
@@ -374,13 +420,22 @@ enum be_status http_post(struct http_session *h, const struct http_request *rq,
 	if (h->verbose >= 2)
 		log_body(">", rq->body, rq->body_len);
 
-	CURLcode rc = curl_easy_perform(c);
+	CURLcode rc = perform(h, &x);
 	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &secs);
 	if (!x.received)   /* no body: still learn the status */
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
 
-	if (x.sink_abort) {
+	if (x.cancelled) {
+		resp->cancelled = true;
+		if (!resp->status)
+			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE,
+					  &resp->status);
+		snprintf(r->msg, sizeof(r->msg), "cancelled");
+		log_dbg(LC_HTTP, "%s cancelled after %.0f ms", what,
+			secs * 1000);
+		return BE_OK;
+	} else if (x.sink_abort) {
 		be_result_set(r, BE_REFUSED, "transfer aborted by receiver");
 	} else if (x.over_cap) {
 		be_result_set(r, BE_NOMEM,

@@ -59,6 +59,8 @@ struct http_response {
 	uint32_t retry_after_ms;  /* from Retry-After, 0 if none */
 	struct buf body;          /* the body, unless streamed (owned) */
 	bool body_truncated;      /* a non-2xx body exceeded its cap */
+	bool cancelled;           /* rq->cancelled ended the transfer: what
+				     arrived is incomplete (see http_post) */
 };
 void http_response_free(struct http_response *resp);
 
@@ -74,10 +76,18 @@ struct http_request {
 	size_t cap;           /* body cap; 0 = HTTP_DEFAULT_CAP */
 	long timeout_s;       /* whole transfer; 0 = none, only the
 				 low-speed limit below */
-	long stall_s;         /* abort if under 1 KiB/s for this long;
+	long stall_s;         /* abort if under stall_bps for this long;
 				 0 = 60 s */
+	long stall_bps;       /* the low-speed limit in bytes/s; 0 = 1 KiB/s
+				 (a stream that is idle between keep-alives
+				 wants 1: "no byte for stall_s") */
 	http_sink_fn sink;    /* non-NULL: stream 2xx bodies here */
 	void *sink_arg;
+	bool (*cancelled)(void *arg); /* non-NULL: polled at least every
+				 250 ms, even while no byte arrives, and
+				 whenever bytes do; true abandons the
+				 transfer */
+	void *cancel_arg;
 	const char *what;     /* operation name for logs, e.g. "GetItem" */
 	bool once;            /* not safe to send twice (it creates
 				 something): send it on a new connection.
@@ -91,7 +101,11 @@ struct http_request {
  * whatever its status (resp filled; free it with http_response_free even
  * on failure).  Otherwise a graded failure: BE_NETWORK (resolve, connect,
  * reset, timeout), BE_TLS (certificate), BE_NOMEM (over the cap),
- * BE_REFUSED (the sink aborted: "transfer aborted by receiver"). */
+ * BE_REFUSED (the sink aborted: "transfer aborted by receiver").
+ * Cancellation is not a failure: when rq->cancelled said so, the transfer
+ * is abandoned (its connection closed) and http_post returns BE_OK with
+ * resp->cancelled set and r->msg "cancelled"; resp->status is that of the
+ * answer if its headers had arrived, else 0, and its body is incomplete. */
 enum be_status http_post(struct http_session *h, const struct http_request *rq,
 			 struct http_response *resp, struct be_result *r);
 
