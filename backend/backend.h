@@ -225,6 +225,12 @@ struct be_moved {
 	const char *new_id, *new_folder_id;
 };
 
+enum be_watch_mode {
+	BE_WATCH_NONE = 0, /* not subscribed (yet) */
+	BE_WATCH_PUSH,     /* events streamed as they happen (EWS streaming) */
+	BE_WATCH_PULL,     /* the server is asked for events every few
+			      seconds (EWS pull subscription, GetEvents) */
+};
 /* One batch of events.  All pointers are the backend's, valid only during
  * the callback. */
 struct be_events {
@@ -237,6 +243,7 @@ struct be_events {
 			    before it may have been missed: sync everything */
 	const struct be_moved *moved;
 	size_t n_moved;
+	enum be_watch_mode mode; /* the form in use (push or pull) */
 };
 
 /* Receives each batch; returns 0 to go on or -1 to end the watch() call
@@ -259,12 +266,6 @@ struct be_watch {
 	void *arg;
 };
 
-enum be_watch_mode {
-	BE_WATCH_NONE = 0, /* not subscribed (yet) */
-	BE_WATCH_PUSH,     /* events streamed as they happen (EWS streaming) */
-	BE_WATCH_PULL,     /* the server is asked for events every few
-			      seconds (EWS pull subscription, GetEvents) */
-};
 
 /* The table a protocol fills.  Operations not yet implemented by a backend
  * are NULL; the core checks before calling and treats NULL as

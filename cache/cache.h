@@ -110,21 +110,44 @@ void cache_nodes_free(struct node *v, size_t n);
 /* What the file system must tell the kernel after a batch committed.  The
  * apply functions append to it; the caller passes it to its hooks. */
 struct cache_change {
-	enum { CC_NEW, CC_GONE, CC_ATTR, CC_RENAMED } what;
+	enum {
+		CC_NEW,      /* ino appeared as parent/name */
+		CC_GONE,     /* ino (at parent/name) went away */
+		CC_ATTR,     /* what stat or the mail attributes show changed
+				(read, flag, categories, draft state) */
+		CC_CONTENT,  /* the content changed (a draft edited elsewhere) */
+		CC_RENAMED,  /* moved from parent/name to new_parent/new_name */
+	} what;
+	bool dir;        /* the node is a folder */
 	uint64_t ino, parent;
 	char *name;      /* owned: the name (old name for CC_RENAMED/CC_GONE) */
 	uint64_t new_parent;
 	char *new_name;  /* owned: CC_RENAMED only */
 };
+/* from_server: the changes came from the server (a sync page after the
+ * folder's first sync, a sent message leaving Outbox), not from the
+ * user's own requests: the file system turns them into inotify events. */
 struct cache_changes {
 	struct cache_change *v;
 	size_t n, cap;
+	bool from_server;
 };
 void cache_changes_free(struct cache_changes *ch);
 /* Append a change for the kernel (ch may be NULL). */
 void cache_change_add(struct cache_changes *ch, int what, uint64_t ino,
 		      uint64_t parent, const char *name, uint64_t new_parent,
 		      const char *new_name);
+/* The same for a folder (dir set). */
+void cache_change_add_dir(struct cache_changes *ch, int what, uint64_t ino,
+			  uint64_t parent, const char *name,
+			  uint64_t new_parent, const char *new_name);
+
+/* A move the server reported (an event's hint, struct be_moved): when a
+ * sync page then reports old_id deleted or new_id created, the cache moves
+ * the node (keeping its inode, name and cached body) instead of deleting
+ * one and creating another.  Hints are kept for ten minutes. */
+void cache_hint_move(struct cache *c, const char *old_id, const char *new_id,
+		     const char *new_folder_id);
 
 /* Apply one page of hierarchy changes and the new hierarchy state in one
  * transaction.  root_id links top-level folders to ino 1. */

@@ -378,6 +378,7 @@ void cache_close(struct cache *c)
 		sqlite3_close(c->db);
 	if (c->bodies_fd >= 0)
 		close(c->bodies_fd);
+	cache_hints_free(c);
 	pthread_mutex_destroy(&c->lock);
 	free(c->dir);
 	free(c);

@@ -10,6 +10,7 @@
 #include "journal.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <sqlite3.h>
 
 struct cache {
@@ -27,7 +28,15 @@ struct cache {
 		sqlite3_stmt *st;
 	} cached[48];          /* db_cached(), protected by lock */
 	size_t n_cached;
+	/* moves the server reported (cache_hint_move), protected by lock */
+#define MOVE_HINTS 512
+	struct move_hint {
+		char *old_id, *new_id, *new_folder_id;
+		time_t at;
+	} hints[MOVE_HINTS];
+	size_t next_hint;
 };
+void cache_hints_free(struct cache *c);
 
 /* The columns every node query selects, in the order node_from_row reads. */
 #define NODE_COLS \

@@ -9,6 +9,7 @@
 #include "sync.h"
 #include "applier.h"
 #include "journal.h"
+#include "watch.h"
 #include "backend/util.h"
 
 #include <errno.h>
@@ -22,6 +23,7 @@
 
 #define PAGE_SIZE 512
 #define MAX_WAITING 64
+#define MAX_DIRTY 256
 
 enum conn_state { CONN_NEW, CONN_ONLINE, CONN_OFFLINE, CONN_AUTH_FAILED };
 
@@ -39,6 +41,10 @@ struct sync {
 	bool stop, kicked;
 	uint64_t wanted[MAX_WAITING];   /* folders readers wait for */
 	size_t n_wanted;
+	uint64_t dirty[MAX_DIRTY];  /* folders the server said changed */
+	size_t n_dirty;
+	bool hier_dirty;            /* ... and the folder tree */
+	unsigned hier_gen;          /* bumped when the folder tree changed */
 	uint64_t failed_ino;        /* last folder whose sync failed ... */
 	int failed_errno;           /* ... and why */
 	unsigned fail_seq;          /* bumped on every failed attempt */
@@ -61,6 +67,9 @@ struct sync {
 	/* write-back (applier.c) */
 	pthread_mutex_t server_lock;
 	struct applier *applier;
+
+	/* server notifications (watch.c) */
+	struct watcher *watcher;
 };
 
 void sync_server_lock(struct sync *s) { pthread_mutex_lock(&s->server_lock); }
@@ -146,8 +155,47 @@ void sync_free(struct sync *s)
 
 void sync_notify(struct sync *s, const struct cache_changes *ch)
 {
+	bool folders = false;
+	for (size_t i = 0; i < ch->n && !folders; i++)
+		folders = ch->v[i].dir;
+	if (folders) {
+		pthread_mutex_lock(&s->lock);
+		s->hier_gen++;
+		pthread_mutex_unlock(&s->lock);
+	}
 	if (ch->n && s->hooks.changed)
 		s->hooks.changed(s->hooks.arg, ch);
+}
+
+unsigned sync_hierarchy_gen(struct sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	unsigned g = s->hier_gen;
+	pthread_mutex_unlock(&s->lock);
+	return g;
+}
+
+void sync_changed(struct sync *s, const uint64_t *inos, size_t n,
+		  bool hierarchy, bool everything)
+{
+	pthread_mutex_lock(&s->lock);
+	if (everything)
+		s->kicked = true;
+	s->hier_dirty |= hierarchy;
+	for (size_t i = 0; i < n; i++) {
+		bool listed = false;
+		for (size_t j = 0; j < s->n_dirty && !listed; j++)
+			listed = s->dirty[j] == inos[i];
+		if (listed)
+			continue;
+		if (s->n_dirty == MAX_DIRTY) {
+			s->kicked = true;  /* too many: sync everything */
+			break;
+		}
+		s->dirty[s->n_dirty++] = inos[i];
+	}
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
 }
 
 void sync_note_error(struct sync *s, const struct be_result *r)
@@ -171,19 +219,32 @@ static int64_t next_wait(struct sync *s, int64_t backoff)
 	return asked > backoff ? asked : backoff;
 }
 
-/* Sleep up to ms, waking early on stop or kick.  Returns true if stopping. */
-static bool nap(struct sync *s, int64_t ms)
+/* What ends a nap early, besides stopping. */
+enum nap_wake {
+	WAKE_STOP,     /* nothing else: the server asked us to wait */
+	WAKE_READERS,  /* a reader waits for a folder (a back-off) */
+	WAKE_WORK,     /* that, or changes to sync (kick, notifications) */
+};
+
+/* Sleep up to ms.  Returns true if stopping. */
+static bool nap_for(struct sync *s, int64_t ms, enum nap_wake wake)
 {
 	struct timespec ts;
 	deadline_ms(&ts, ms);
 	pthread_mutex_lock(&s->lock);
-	while (!s->stop && !s->kicked && !s->n_wanted)
+	while (!s->stop && !(wake >= WAKE_READERS && s->n_wanted) &&
+	       !(wake == WAKE_WORK && (s->kicked || s->n_dirty || s->hier_dirty)))
 		if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT)
 			break;
-	s->kicked = false;
 	bool stop = s->stop;
 	pthread_mutex_unlock(&s->lock);
 	return stop;
+}
+
+/* A back-off: only stop or a waiting reader cut it short. */
+static bool nap(struct sync *s, int64_t ms)
+{
+	return nap_for(s, ms, WAKE_READERS);
 }
 
 static bool stopping(struct sync *s)
@@ -251,6 +312,7 @@ static void drop_session(struct sync *s)
 static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
 {
 	char *state = cache_meta_get(s->cache, "hierarchy_state");
+	bool first = !state;  /* nobody has seen the tree: no events */
 	bool resync = false;
 	char **seen = NULL;
 	size_t n_seen = 0;
@@ -282,7 +344,7 @@ static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
 				seen = xrealloc(seen, (n_seen + 1) * sizeof(*seen));
 				seen[n_seen++] = xstrdup(b.v[i].id);
 			}
-		struct cache_changes ch = { 0 };
+		struct cache_changes ch = { .from_server = !first };
 		int arc = cache_apply_folders(s->cache, s->root_id, &b, &ch);
 		sync_server_unlock(s);
 		if (arc) {
@@ -302,7 +364,7 @@ static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
 			break;
 	}
 	if (st == BE_OK && resync) {
-		struct cache_changes ch = { 0 };
+		struct cache_changes ch = { .from_server = true };
 		cache_sweep_folders(s->cache, seen, n_seen, &ch);
 		sync_notify(s, &ch);
 		cache_changes_free(&ch);
@@ -354,7 +416,7 @@ static enum be_status sync_folder(struct sync *s, const struct node *f,
 				   "as it asked", f->name, ms / 1000.0);
 			be_item_batch_free(&b);
 			sync_server_unlock(s);
-			if (nap(s, ms))
+			if (nap_for(s, ms, WAKE_STOP))
 				break;
 			continue;
 		}
@@ -363,7 +425,9 @@ static enum be_status sync_folder(struct sync *s, const struct node *f,
 			sync_server_unlock(s);
 			break;
 		}
-		struct cache_changes ch = { 0 };
+		/* the pages of a folder's first sync are no news to anyone:
+		 * nobody could list it before (opendir waits for it) */
+		struct cache_changes ch = { .from_server = !first };
 		int rc = cache_apply_items(s->cache, f->ino, &b, !b.more, &ch);
 		sync_server_unlock(s);
 		if (rc) {
@@ -478,10 +542,27 @@ static bool run_folder(struct sync *s, const struct node *f, bool *all_ok)
 	return true;  /* a folder-specific problem: go on with the others */
 }
 
+/* Take the folders the server said changed (and whether the tree did). */
+static size_t take_dirty(struct sync *s, uint64_t *out, bool *hier)
+{
+	pthread_mutex_lock(&s->lock);
+	size_t n = s->n_dirty;
+	memcpy(out, s->dirty, n * sizeof(*out));
+	s->n_dirty = 0;
+	*hier = s->hier_dirty;
+	s->hier_dirty = false;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* A full pass: the hierarchy, then every folder. */
 static bool pass(struct sync *s)
 {
 	struct be_result r;
 	be_result_ok(&r);
+	uint64_t dirty[MAX_DIRTY];
+	bool hier;
+	take_dirty(s, dirty, &hier);  /* all of them are synced below */
 	enum be_status st = sync_hierarchy(s, &r);
 	if (st != BE_OK) {
 		sync_note_error(s, &r);
@@ -543,10 +624,65 @@ static bool pass(struct sync *s)
 	return ok;
 }
 
+/* What notifications asked for: the hierarchy if it changed, then the
+ * folders that changed (and those readers wait for).  Returns false when
+ * the connection is lost. */
+static bool quick_pass(struct sync *s)
+{
+	uint64_t dirty[MAX_DIRTY];
+	bool hier;
+	size_t n = take_dirty(s, dirty, &hier);
+	struct be_result r;
+	be_result_ok(&r);
+	if (hier && sync_hierarchy(s, &r) != BE_OK) {
+		sync_note_error(s, &r);
+		log_warn("cannot sync folder list: %s", r.msg);
+		if (r.status == BE_NETWORK || r.status == BE_AUTH ||
+		    r.status == BE_TLS || r.status == BE_THROTTLED) {
+			drop_session(s);
+			set_conn(s, r.status == BE_AUTH ? CONN_AUTH_FAILED
+							: CONN_OFFLINE);
+			sync_changed(s, dirty, n, true, false);  /* later */
+			return false;
+		}
+	}
+	bool ok = true, all_ok = true;
+	uint64_t w;
+	while (ok && (w = next_wanted(s)) != 0) {
+		struct node f = { 0 };
+		if (cache_get(s->cache, w, &f) == 0 && f.kind == NODE_FOLDER)
+			ok = run_folder(s, &f, &all_ok);
+		else
+			folder_finished(s, w, BE_FOLDER_GONE);
+		node_clear(&f);
+	}
+	for (size_t i = 0; ok && i < n && !stopping(s); i++) {
+		struct node f = { 0 };
+		/* a folder not synced yet gets its first sync in a pass */
+		if (cache_get(s->cache, dirty[i], &f) == 0 &&
+		    f.kind == NODE_FOLDER && f.synced)
+			ok = run_folder(s, &f, &all_ok);
+		node_clear(&f);
+		if (!ok)  /* keep the rest for when the server is back */
+			sync_changed(s, dirty + i, n - i, false, false);
+	}
+	return ok;
+}
+
+static bool take_kick(struct sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool k = s->kicked;
+	s->kicked = false;
+	pthread_mutex_unlock(&s->lock);
+	return k;
+}
+
 static void *sync_main(void *arg)
 {
 	struct sync *s = arg;
 	int64_t backoff = 1000;
+	int64_t next_full = 0;  /* a full pass first */
 	while (!stopping(s)) {
 		struct be_result r;
 		be_result_ok(&r);
@@ -561,16 +697,22 @@ static void *sync_main(void *arg)
 			if (nap(s, wait))
 				break;
 			backoff = backoff * 2 > 300000 ? 300000 : backoff * 2;
+			next_full = 0;
 			continue;
 		}
-		if (!pass(s)) {
+		bool full = take_kick(s) || now_ms() >= next_full;
+		if (!(full ? pass(s) : quick_pass(s))) {
 			if (nap(s, next_wait(s, backoff)))
 				break;
 			backoff = backoff * 2 > 300000 ? 300000 : backoff * 2;
+			next_full = 0;
 			continue;
 		}
 		backoff = 1000;
-		if (nap(s, (int64_t)s->cfg.interval_s * 1000))
+		if (full)
+			next_full = now_ms() + (int64_t)s->cfg.interval_s * 1000;
+		int64_t left = next_full - now_ms();
+		if (left > 0 && nap_for(s, left, WAKE_WORK))
 			break;
 	}
 	return NULL;
@@ -610,6 +752,8 @@ int sync_start(struct sync *s)
 		return -rc;
 	}
 	s->running = true;
+	if (s->cfg.notify)
+		s->watcher = watcher_start(s);
 	return 0;
 }
 
@@ -622,6 +766,8 @@ void sync_stop(struct sync *s)
 	pthread_cond_broadcast(&s->cond);
 	pthread_cond_broadcast(&s->done_cond);
 	pthread_mutex_unlock(&s->lock);
+	watcher_stop(s->watcher);
+	s->watcher = NULL;
 	applier_stop(s->applier);
 	s->applier = NULL;
 	pthread_join(s->thread, NULL);
@@ -735,6 +881,9 @@ void sync_status(struct sync *s, struct buf *out)
 	}
 	buf_printf(out, "sync interval: %u s\n", s->cfg.interval_s);
 	pthread_mutex_unlock(&s->lock);
+	watcher_status(s->watcher, s->cfg.notify, out);
+	if (s->hooks.status)
+		s->hooks.status(s->hooks.arg, out);
 	buf_printf(out, "folders: %lld\nmessages: %lld\n", (long long)cs.folders,
 		   (long long)cs.items);
 	if (s->applier)

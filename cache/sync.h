@@ -21,6 +21,10 @@ struct sync_config {
 	struct be_config be;        /* borrowed for the engine's lifetime */
 	unsigned interval_s;        /* re-sync period (default 60) */
 	unsigned fetch_sessions;    /* on-demand body fetch pool (default 4) */
+	bool notify;                /* subscribe to server notifications
+				       (cache/watch.c) */
+	unsigned notify_timeout_s;  /* longest life of one notification
+				       stream (default 1800) */
 	bool progress;              /* print first-sync progress on stderr */
 };
 
@@ -31,6 +35,8 @@ struct sync_hooks {
 	/* True when the mount is going away: readers waiting for a folder
 	 * give up so the FUSE loop can end. */
 	bool (*exiting)(void *arg);
+	/* Lines of the file system's own for the status file. */
+	void (*status)(void *arg, struct buf *out);
 	void *arg;
 };
 
@@ -54,6 +60,12 @@ void sync_stop(struct sync *s);      /* stop and join it */
 int sync_wait_folder(struct sync *s, uint64_t ino);
 /* Ask for an immediate re-sync (all folders). */
 void sync_kick(struct sync *s);
+/* The server said these folders (and, with hierarchy, the folder tree)
+ * changed: sync them now; everything: sync all folders (cache/watch.c). */
+void sync_changed(struct sync *s, const uint64_t *inos, size_t n,
+		  bool hierarchy, bool everything);
+/* A number that changes whenever the folder tree in the cache changed. */
+unsigned sync_hierarchy_gen(struct sync *s);
 
 /* Make sure the body of item ino is in the cache (fetching it if needed,
  * sharing a fetch already under way).  0 or -errno. */

@@ -28,11 +28,66 @@ void cache_change_add(struct cache_changes *ch, int what, uint64_t ino,
 	}
 	struct cache_change *e = &ch->v[ch->n++];
 	e->what = what;
+	e->dir = false;
 	e->ino = ino;
 	e->parent = parent;
 	e->name = xstrdup(name);
 	e->new_parent = new_parent;
 	e->new_name = xstrdup(new_name);
+}
+
+void cache_change_add_dir(struct cache_changes *ch, int what, uint64_t ino,
+			  uint64_t parent, const char *name,
+			  uint64_t new_parent, const char *new_name)
+{
+	cache_change_add(ch, what, ino, parent, name, new_parent, new_name);
+	if (ch)
+		ch->v[ch->n - 1].dir = true;
+}
+
+/* ---- move hints (cache_hint_move) ---- */
+
+#define HINT_TTL_S 600
+
+void cache_hint_move(struct cache *c, const char *old_id, const char *new_id,
+		     const char *new_folder_id)
+{
+	if (!old_id || !new_id || !new_folder_id || !strcmp(old_id, new_id))
+		return;
+	pthread_mutex_lock(&c->lock);
+	struct move_hint *h = &c->hints[c->next_hint++ % MOVE_HINTS];
+	free(h->old_id);
+	free(h->new_id);
+	free(h->new_folder_id);
+	h->old_id = xstrdup(old_id);
+	h->new_id = xstrdup(new_id);
+	h->new_folder_id = xstrdup(new_folder_id);
+	h->at = time(NULL);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The live hint whose old id (by_old) or new id is id, or NULL. */
+static const struct move_hint *hinted(struct cache *c, const char *id,
+				      bool by_old)
+{
+	time_t now = time(NULL);
+	for (size_t i = 0; i < MOVE_HINTS; i++) {
+		const struct move_hint *h = &c->hints[i];
+		if (!h->old_id || now - h->at > HINT_TTL_S)
+			continue;
+		if (!strcmp(by_old ? h->old_id : h->new_id, id))
+			return h;
+	}
+	return NULL;
+}
+
+void cache_hints_free(struct cache *c)
+{
+	for (size_t i = 0; i < MOVE_HINTS; i++) {
+		free(c->hints[i].old_id);
+		free(c->hints[i].new_id);
+		free(c->hints[i].new_folder_id);
+	}
 }
 
 void cache_changes_free(struct cache_changes *ch)
@@ -156,7 +211,7 @@ static int apply_folder(struct cache *c, const char *root_id,
 	if (f->change == BE_DELETE) {
 		if (exists) {
 			rc = delete_subtree(c, old.ino);
-			cache_change_add(ch, CC_GONE, old.ino, old.parent, old.name, 0, NULL);
+			cache_change_add_dir(ch, CC_GONE, old.ino, old.parent, old.name, 0, NULL);
 		}
 		node_clear(&old);
 		return rc;
@@ -191,7 +246,7 @@ static int apply_folder(struct cache *c, const char *root_id,
 		sqlite3_bind_int64(st, 11, now);
 		rc = db_step_done(c, st);
 		if (!rc && parent)
-			cache_change_add(ch, CC_NEW, (uint64_t)sqlite3_last_insert_rowid(c->db),
+			cache_change_add_dir(ch, CC_NEW, (uint64_t)sqlite3_last_insert_rowid(c->db),
 				   parent, name, 0, NULL);
 		free(name);
 		return rc;
@@ -228,7 +283,7 @@ static int apply_folder(struct cache *c, const char *root_id,
 	sqlite3_bind_int64(st, 11, (int64_t)old.ino);
 	rc = db_step_done(c, st);
 	if (!rc && (moved || renamed))
-		cache_change_add(ch, CC_RENAMED, old.ino, old.parent, old.name, parent,
+		cache_change_add_dir(ch, CC_RENAMED, old.ino, old.parent, old.name, parent,
 			   name);
 	free(name);
 	node_clear(&old);
@@ -255,7 +310,7 @@ static int link_orphans(struct cache *c, struct cache_changes *ch)
 		db_bind_text(up, 2, name);
 		sqlite3_bind_int64(up, 3, (int64_t)ino);
 		rc = db_step_done(c, up);
-		cache_change_add(ch, CC_NEW, ino, parent, name, 0, NULL);
+		cache_change_add_dir(ch, CC_NEW, ino, parent, name, 0, NULL);
 		free(name);
 		if (rc)
 			break;
@@ -293,8 +348,9 @@ int cache_apply_folders(struct cache *c, const char *root_id,
 static bool item_by_server_id(struct cache *c, const char *sid, struct node *out)
 {
 	sqlite3_stmt *st = db_cached(c, "SELECT ino, parent, name, size, pend, "
-				     "content IS NOT NULL FROM nodes "
-				     "WHERE kind = 2 AND server_id = ?");
+				     "content IS NOT NULL, is_read, flag, "
+				     "categories, is_draft, received, change_key "
+				     "FROM nodes WHERE kind = 2 AND server_id = ?");
 	sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
 	bool found = sqlite3_step(st) == SQLITE_ROW;
 	if (found) {
@@ -304,9 +360,62 @@ static bool item_by_server_id(struct cache *c, const char *sid, struct node *out
 		out->size = sqlite3_column_int64(st, 3);
 		out->pend = (unsigned)sqlite3_column_int(st, 4);
 		out->local = sqlite3_column_int(st, 5);  /* has local content */
+		out->is_read = sqlite3_column_int(st, 6);
+		out->flag = sqlite3_column_int(st, 7);
+		out->categories = xstrdup((const char *)sqlite3_column_text(st, 8));
+		out->is_draft = sqlite3_column_int(st, 9);
+		out->received = sqlite3_column_int64(st, 10);
+		out->change_key = xstrdup((const char *)sqlite3_column_text(st, 11));
 	}
 	sqlite3_reset(st);
 	return found;
+}
+
+/* Whether an update changes what the mount shows of a known item (stat,
+ * the user.mail.* attributes): a change the user made here, reported back
+ * by the server, does not - it must not come back as a second event. */
+static bool shows_change(const struct node *old, const struct be_item *it)
+{
+	unsigned pend = old->pend;
+	if (it->is_read >= 0 && !(pend & JP_READ) && it->is_read != old->is_read)
+		return true;
+	if (it->flag >= 0 && !(pend & JP_FLAG) && it->flag != old->flag)
+		return true;
+	if (it->categories && !(pend & JP_CATS) &&
+	    strcmp(it->categories, old->categories ? old->categories : ""))
+		return true;
+	if (it->is_draft >= 0 && it->is_draft != old->is_draft)
+		return true;
+	return it->received && it->received != old->received;
+}
+
+/* Move a known item to folder (a server-side move: the same id in another
+ * folder, or a hinted move), keeping its name if it is free there. */
+static int move_item_node(struct cache *c, const struct node *old,
+			  uint64_t folder, const char *new_id,
+			  const char *subject, int64_t received,
+			  struct cache_changes *ch)
+{
+	char *name = cache_name_taken(c, folder, old->name)
+		? free_name(c, folder, NODE_ITEM, subject, received)
+		: xstrdup(old->name);
+	sqlite3_stmt *st = db_cached(c, "UPDATE nodes SET parent = ?, name = ?, "
+				     "server_id = coalesce(?, server_id) "
+				     "WHERE ino = ?");
+	sqlite3_bind_int64(st, 1, (int64_t)folder);
+	db_bind_text(st, 2, name);
+	db_bind_text(st, 3, new_id);
+	sqlite3_bind_int64(st, 4, (int64_t)old->ino);
+	int rc = db_run(c, st);
+	if (!rc)
+		rc = count_items(c, old->parent, -1);
+	if (!rc)
+		rc = count_items(c, folder, 1);
+	if (!rc)
+		cache_change_add(ch, CC_RENAMED, old->ino, old->parent, old->name,
+				 folder, name);
+	free(name);
+	return rc;
 }
 
 /* Adjust a folder's message count (n_items) by delta. */
@@ -334,6 +443,23 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 	int rc = 0;
 	sqlite3_stmt *st;
 
+	/* A move the server reported: the new id is created here, and the
+	 * item still has its old id (the source folder's delete may come
+	 * later): the node moves, with its inode, name and body. */
+	const struct move_hint *h;
+	if (!exists && it->change != BE_DELETE &&
+	    (h = hinted(c, it->id, false)) != NULL &&
+	    item_by_server_id(c, h->old_id, &old) && !(old.pend & JP_PLACE)) {
+		rc = move_item_node(c, &old, folder, it->id, it->subject,
+				    it->received, ch);
+		if (rc)
+			goto out;
+		old.parent = folder;  /* counted by move_item_node */
+		exists = true;
+	} else if (!exists) {
+		node_clear(&old);
+	}
+
 	/* A change the user made here and the journal has not sent yet wins
 	 * over what the server reports meanwhile (the journal settles it,
 	 * cache/journal.c): such an item is not deleted or moved by a sync,
@@ -345,6 +471,22 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 
 	switch (it->change) {
 	case BE_DELETE:
+		if (exists && !(old.pend & JP_PLACE) &&
+		    (h = hinted(c, it->id, true)) != NULL) {
+			/* deleted here because it moved (the destination's
+			 * page may come later): move the node now */
+			struct node to = { 0 };
+			bool known = cache_by_server_id(c, NODE_FOLDER,
+						h->new_folder_id, &to) == 0 &&
+				     to.ino != old.parent;
+			uint64_t dest = to.ino;
+			node_clear(&to);
+			if (known) {
+				rc = move_item_node(c, &old, dest, h->new_id,
+						    NULL, old.received, ch);
+				break;
+			}
+		}
 		if (exists) {
 			bodies_forget(c, old.ino);
 			st = db_cached(c, "DELETE FROM nodes WHERE ino = ?");
@@ -367,7 +509,9 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 			sqlite3_bind_int64(st, 3, gen);
 			sqlite3_bind_int64(st, 4, (int64_t)old.ino);
 			rc = db_run(c, st);
-			cache_change_add(ch, CC_ATTR, old.ino, old.parent, old.name, 0, NULL);
+			if (old.is_read != it->is_read)
+				cache_change_add(ch, CC_ATTR, old.ino, old.parent,
+						 old.name, 0, NULL);
 		}
 		break;
 	case BE_CREATE:
@@ -407,32 +551,26 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 			free(name);
 			break;
 		}
-		/* Known item: keep its name and inode.  A size change means
-		 * the content changed (a draft edited elsewhere): drop the
-		 * cached body so the next read fetches the new bytes. */
-		if (it->size >= 0 && old.size >= 0 && it->size != old.size &&
-		    !(old.pend & JP_CONTENT) && !old.local)
+		/* Known item: keep its name and inode.  Its content may have
+		 * changed (a draft edited elsewhere) when the size changed,
+		 * or, for a draft, the change key (an edit of the same
+		 * length): drop the cached body so the next read fetches the
+		 * new bytes.  A new size with new flags may be just their
+		 * bytes (Size counts properties too): the body goes, but the
+		 * event is the flags'. */
+		bool attrs = shows_change(&old, it);
+		bool edited = !(old.pend & JP_CONTENT) && !old.local &&
+			((it->size >= 0 && old.size >= 0 && it->size != old.size) ||
+			 (old.is_draft == 1 && it->change_key && old.change_key &&
+			  strcmp(it->change_key, old.change_key)));
+		if (edited)
 			bodies_forget(c, old.ino);
+		bool content = edited && !attrs;
 		if (old.parent != folder && !(old.pend & JP_PLACE)) {
 			/* the same id in another folder (protocols whose ids
-			 * survive a move): move it, keeping the name if free */
-			char *name = cache_name_taken(c, folder, old.name)
-				? free_name(c, folder, NODE_ITEM, it->subject,
-					    it->received)
-				: xstrdup(old.name);
-			st = db_cached(c, "UPDATE nodes SET parent = ?, name = ? "
-					"WHERE ino = ?");
-			sqlite3_bind_int64(st, 1, (int64_t)folder);
-			db_bind_text(st, 2, name);
-			sqlite3_bind_int64(st, 3, (int64_t)old.ino);
-			rc = db_run(c, st);
-			if (!rc)
-				rc = count_items(c, old.parent, -1);
-			if (!rc)
-				(*added)++;
-			cache_change_add(ch, CC_RENAMED, old.ino, old.parent, old.name,
-				   folder, name);
-			free(name);
+			 * survive a move) */
+			rc = move_item_node(c, &old, folder, NULL, it->subject,
+					    it->received, ch);
 			if (rc)
 				break;
 		}
@@ -470,7 +608,9 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 		sqlite3_bind_int64(st, 18, gen);
 		sqlite3_bind_int64(st, 19, (int64_t)old.ino);
 		rc = db_run(c, st);
-		if (it->change == BE_UPDATE)
+		if (content)
+			cache_change_add(ch, CC_CONTENT, old.ino, old.parent, old.name, 0, NULL);
+		else if (attrs)
 			cache_change_add(ch, CC_ATTR, old.ino, old.parent, old.name, 0, NULL);
 		break;
 	}
@@ -612,7 +752,7 @@ int cache_sweep_folders(struct cache *c, char *const *ids, size_t n,
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			gone = xrealloc(gone, (ng + 1) * sizeof(*gone));
 			gone[ng++] = (uint64_t)sqlite3_column_int64(st, 0);
-			cache_change_add(ch, CC_GONE, gone[ng - 1],
+			cache_change_add_dir(ch, CC_GONE, gone[ng - 1],
 				   (uint64_t)sqlite3_column_int64(st, 1),
 				   (const char *)sqlite3_column_text(st, 2), 0, NULL);
 		}

@@ -29,6 +29,9 @@ struct xfs {
 	bool zero_open;        /* the kernel opens files without asking us
 				  (FUSE no_open): reads come with fh 0 */
 	bool open_requests;    /* --open-requests: do not ask for no_open */
+	bool read_only;        /* -o ro: every change refused with EROFS */
+	bool reflect;          /* turn server changes into inotify events */
+	const char *mountpoint;
 	uid_t uid;
 	gid_t gid;
 	double entry_timeout;  /* names: invalidated on change, so long */
@@ -60,13 +63,32 @@ struct handle *handle_get(uint64_t id);  /* pinned, or NULL if released */
 void handle_put(struct handle *h);
 void handle_release(uint64_t id);
 
-/* notify.c: tell the kernel what the sync engine changed. */
+/* notify.c: tell the kernel what changed.  Changes from the server are
+ * "reflected": a thread of ours performs them through the mount, so the
+ * kernel emits the inotify events; the handlers recognise its requests
+ * and only answer from the cache (reflect_*). */
 void notify_changes(void *arg, const struct cache_changes *ch);
 /* Changes our own handlers made: told to the kernel from another thread
  * once the handler replied (takes the entries; ch is emptied). */
 void notify_start(struct xfs *fs);
+/* After the FUSE loop ended, before the session is unmounted/destroyed:
+ * no notification is sent after it returns. */
 void notify_stop(void);
+/* After the session is destroyed (its requests aborted): join the
+ * reflector if notify_stop() could not. */
+void notify_finish(void);
 void notify_later(struct cache_changes *ch);
+/* Whether req comes from the reflector thread. */
+bool reflecting(fuse_req_t req);
+/* LOOKUP from the reflector: 1 with *e filled, -ENOENT, or 0 when the
+ * name is not the one being reflected (answer as usual). */
+int reflect_lookup(struct xfs *fs, fuse_ino_t parent, const char *name,
+		   struct fuse_entry_param *e);
+/* CREATE / MKDIR from the reflector: the node the cache already holds. */
+int reflect_entry(struct xfs *fs, fuse_ino_t parent, const char *name,
+		  struct fuse_entry_param *e);
+/* The status file's line on reflection (a sync_hooks.status). */
+void notify_status(void *arg, struct buf *out);
 
 /* write.c: everything that changes the mailbox (see write.c). */
 extern const char *const xattr_settable[];
@@ -110,6 +132,8 @@ struct options {
 	bool insecure, foreground, show_help, show_version;
 	bool open_requests;         /* never use zero-message opens */
 	bool soft_delete_in_trash;  /* rm in Deleted Items: soft, not hard */
+	bool read_only;             /* -o ro: refuse changes (EROFS) */
+	bool no_notify;             /* poll only */
 	unsigned debug;             /* log categories */
 	unsigned sync_interval;     /* seconds */
 	long timeout;               /* seconds */

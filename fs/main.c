@@ -143,6 +143,7 @@ int main(int argc, char **argv)
 			.verbose = log_debug_on(LC_HTTP) ? 1 : 0,
 		},
 		.interval_s = o.sync_interval,
+		.notify = !o.no_notify,
 		.progress = o.foreground,
 	};
 	int ret = 1;
@@ -165,7 +166,11 @@ int main(int argc, char **argv)
 		.uid = getuid(), .gid = getgid(),
 		.entry_timeout = 300, .attr_timeout = 300,
 		.open_requests = o.open_requests,
+		.read_only = o.read_only,
+		.reflect = true,
+		.mountpoint = o.mountpoint,
 	};
+	bool stopped_notify = false;
 	char *fopts = fuse_options(&o);
 	char *fargv[] = { argv[0], "-o", fopts, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
@@ -207,7 +212,8 @@ int main(int argc, char **argv)
 		log_err("cannot tidy up local files in %s", cache_dir);
 	fs.cache = cache;
 	fs.sync = sync_new(cache, &scfg);
-	struct sync_hooks hooks = { notify_changes, fs_exiting, &fs };
+	struct sync_hooks hooks = { notify_changes, fs_exiting, notify_status,
+				    &fs };
 	sync_set_hooks(fs.sync, &hooks);
 	if (sync_start(fs.sync)) {
 		log_err("cannot start the sync thread");
@@ -224,6 +230,7 @@ int main(int argc, char **argv)
 	fuse_loop_cfg_destroy(lc);
 	sync_stop(fs.sync);
 	notify_stop();
+	stopped_notify = true;
 
 out_unmount:
 	fuse_session_unmount(fs.se);
@@ -231,6 +238,8 @@ out_signals:
 	fuse_remove_signal_handlers(fs.se);
 out_session:
 	fuse_session_destroy(fs.se);
+	if (stopped_notify)
+		notify_finish();
 	fuse_opt_free_args(&args);
 	if (fs.sync)
 		sync_free(fs.sync);

@@ -85,6 +85,15 @@ static void xfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct xfs *fs = fs_of(req);
 	struct fuse_entry_param e;
+	int rrc = reflecting(req) ? reflect_lookup(fs, parent, name, &e) : 0;
+	if (rrc > 0) {
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rrc < 0) {
+		fuse_reply_err(req, -rrc);
+		return;
+	}
 	if (vfile_lookup(fs, parent, name, &e) == 0) {
 		fuse_reply_entry(req, &e);
 		return;
@@ -288,7 +297,17 @@ static void xfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
+	if (reflecting(req)) {
+		fi->fh = 0;
+		fi->direct_io = 1;
+		fuse_reply_open(req, fi);
+		return;
+	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		if (fs->read_only) {
+			fuse_reply_err(req, EROFS);
+			return;
+		}
 		/* writes are served by inode (write.c), like with
 		 * zero-message opens */
 		struct node n = { 0 };
@@ -557,10 +576,104 @@ static void xfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 /* ---- requests that change the mailbox: see write.c ---- */
 
+/* Requests that change something.  Those of the reflector (notify.c)
+ * mirror a change the cache holds already: they are answered from it and
+ * change nothing.  On a read-only mount (-o ro, kept read-write underneath
+ * for the reflector) the user's are refused with EROFS. */
+static bool refused(fuse_req_t req)
+{
+	if (!fs_of(req)->read_only)
+		return false;
+	fuse_reply_err(req, EROFS);
+	return true;
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	if (reflecting(req)) {
+		struct fuse_entry_param e;
+		int rc = reflect_entry(fs_of(req), parent, name, &e);
+		fi->fh = 0;
+		if (rc)
+			fuse_reply_err(req, -rc);
+		else
+			fuse_reply_create(req, &e, fi);
+		return;
+	}
+	if (!refused(req))
+		xfs_create(req, parent, name, mode, fi);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	if (reflecting(req)) {
+		struct fuse_entry_param e;
+		int rc = reflect_entry(fs_of(req), parent, name, &e);
+		if (rc)
+			fuse_reply_err(req, -rc);
+		else
+			fuse_reply_entry(req, &e);
+		return;
+	}
+	if (!refused(req))
+		xfs_mkdir(req, parent, name, mode);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	if (reflecting(req))
+		fuse_reply_err(req, 0);
+	else if (!refused(req))
+		xfs_unlink(req, parent, name);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	if (reflecting(req))
+		fuse_reply_err(req, 0);
+	else if (!refused(req))
+		xfs_rmdir(req, parent, name);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	if (reflecting(req))
+		fuse_reply_err(req, 0);
+	else if (!refused(req))
+		xfs_rename(req, parent, name, newparent, newname, flags);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	if (reflecting(req))
+		fuse_reply_err(req, EPERM);  /* it never writes */
+	else if (!refused(req))
+		xfs_write(req, ino, buf, size, off, fi);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (reflecting(req))
+		fuse_reply_err(req, 0);
+	else
+		xfs_flush(req, ino, fi);
+}
+
 static void xfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			int to_set, struct fuse_file_info *fi)
 {
 	struct xfs *fs = fs_of(req);
+	if (reflecting(req)) {
+		xfs_getattr(req, ino, fi);
+		return;
+	}
+	if (refused(req))
+		return;
 	int rc = write_setattr(fs, ino, attr, to_set);
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -572,11 +685,15 @@ static void xfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 static void xfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 const char *value, size_t size, int flags)
 {
+	if (refused(req))
+		return;
 	fuse_reply_err(req, -write_setxattr(fs_of(req), ino, name, value, size));
 }
 
 static void xfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	if (refused(req))
+		return;
 	fuse_reply_err(req, -write_removexattr(fs_of(req), ino, name));
 }
 
@@ -625,15 +742,15 @@ const struct fuse_lowlevel_ops xfs_ops = {
 	.getxattr = xfs_getxattr,
 	.listxattr = xfs_listxattr,
 	.setattr = xfs_setattr,
-	.write = xfs_write,
-	.flush = xfs_flush,
+	.write = op_write,
+	.flush = op_flush,
 	.fsync = xfs_fsync,
 	.mknod = eperm_mknod,
-	.mkdir = xfs_mkdir,
-	.unlink = xfs_unlink,
-	.rmdir = xfs_rmdir,
-	.rename = xfs_rename,
-	.create = xfs_create,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.create = op_create,
 	.setxattr = xfs_setxattr,
 	.removexattr = xfs_removexattr,
 	.symlink = eperm_symlink,

@@ -19,6 +19,26 @@
 
 #define MAX_PASSWORD 4096
 
+/* Append the comma-separated FUSE options of one -o to b, except "ro" and
+ * "rw": the mount stays read-write underneath, because server changes are
+ * reflected through it (fs/notify.c), and a read-only mount refuses the
+ * user's changes itself (EROFS). */
+static void add_fuse_options(struct buf *b, const char *list, bool *ro)
+{
+	char *copy = xstrdup(list), *save = NULL;
+	for (char *opt = strtok_r(copy, ",", &save); opt;
+	     opt = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(opt, "ro") || !strcmp(opt, "rw")) {
+			*ro = opt[1] == 'o';
+			continue;
+		}
+		if (b->len)
+			buf_puts(b, ",");
+		buf_puts(b, opt);
+	}
+	free(copy);
+}
+
 void options_usage(const char *prog)
 {
 	printf(
@@ -44,6 +64,8 @@ void options_usage(const char *prog)
 "  --cache-size SIZE       limit of cached message bodies, e.g. 500M, 4G, 0 = none\n"
 "                          (default 4G)\n"
 "  --sync-interval SECONDS re-sync every SECONDS (default 60)\n"
+"  --no-notify             do not subscribe to server notifications (new mail\n"
+"                          then shows at the next re-sync, with no inotify event)\n"
 "  --delete-in-trash MODE  what rm inside Deleted Items does: hard (gone for\n"
 "                          good, default) or soft (recoverable on the server)\n"
 "\n"
@@ -51,7 +73,8 @@ void options_usage(const char *prog)
 "  -f, --foreground        stay in the foreground (progress and log on stderr)\n"
 "  -d, --debug[=CATS]      debug log (implies -f); CATS: all (default), main,\n"
 "                          http, xml, sync, fs, cache, comma-separated\n"
-"  -o OPTIONS              FUSE mount options, e.g. -o allow_other\n"
+"  -o OPTIONS              FUSE mount options, e.g. -o allow_other; -o ro refuses\n"
+"                          every change with EROFS (server changes still show)\n"
 "  --open-requests         have every open go through the daemon instead of\n"
 "                          the kernel's zero-message opens (slower; debugging)\n"
 "  -h, --help              this text\n"
@@ -63,7 +86,8 @@ void options_usage(const char *prog)
 
 enum { OPT_URL = 256, OPT_USER, OPT_MAILBOX, OPT_PWFILE, OPT_PWCMD,
        OPT_PROTOCOL, OPT_CACHEDIR, OPT_CACHESIZE, OPT_CAFILE, OPT_INSECURE,
-       OPT_INTERVAL, OPT_TIMEOUT, OPT_PASSWORD, OPT_OPENREQ, OPT_TRASHDEL };
+       OPT_INTERVAL, OPT_TIMEOUT, OPT_PASSWORD, OPT_OPENREQ, OPT_TRASHDEL,
+       OPT_NONOTIFY };
 
 static int parse_size(const char *s, int64_t *out)
 {
@@ -142,6 +166,7 @@ int options_parse(int argc, char **argv, struct options *o)
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "open-requests", no_argument, NULL, OPT_OPENREQ },
 		{ "delete-in-trash", required_argument, NULL, OPT_TRASHDEL },
+		{ "no-notify", no_argument, NULL, OPT_NONOTIFY },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", optional_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -175,6 +200,7 @@ int options_parse(int argc, char **argv, struct options *o)
 		case OPT_CAFILE: set_str(&o->ca_file, optarg); break;
 		case OPT_INSECURE: o->insecure = true; break;
 		case OPT_OPENREQ: o->open_requests = true; break;
+		case OPT_NONOTIFY: o->no_notify = true; break;
 		case OPT_TRASHDEL:
 			if (strcmp(optarg, "hard") && strcmp(optarg, "soft")) {
 				fprintf(stderr, "exchangefs: --delete-in-trash: '%s' "
@@ -218,9 +244,7 @@ int options_parse(int argc, char **argv, struct options *o)
 			o->foreground = true;
 			break;
 		case 'o':
-			if (fopts.len)
-				buf_puts(&fopts, ",");
-			buf_puts(&fopts, optarg);
+			add_fuse_options(&fopts, optarg, &o->read_only);
 			break;
 		case 'h': o->show_help = true; break;
 		case 'V': o->show_version = true; break;

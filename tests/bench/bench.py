@@ -11,8 +11,14 @@ over HTTPS on 127.0.0.1, it measures:
   - write-back (--writes N): `cp` of N messages into Drafts, time until the
     copies returned (journal commits) and until all reached the server;
     then `rm` of them (DeleteItem) the same way
+  - notifications (--notify N): N server-side changes injected one after
+    another (new messages, then as many read-flag changes), each timed from
+    the injection to the read of its inotify event by a watcher: p50, p99,
+    max; with the streaming subscription, and with --no-notify (polling)
+    for comparison
 
 usage: tests/bench/bench.py [--sizes 10000,100000] [--build DIR] [--runs 5] [--writes 1000]
+                            [--notify 1000]
 """
 import argparse
 import os
@@ -202,18 +208,84 @@ def bench_writes(n, build):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def percentiles(v):
+    v = sorted(v)
+    pick = lambda q: v[min(len(v) - 1, int(q * len(v)))]  # noqa: E731
+    return pick(0.5), pick(0.99), v[-1]
+
+
+def bench_notify(n, build, poll=False):
+    from inotify import Watcher, IN_CLOSE_WRITE, IN_ATTRIB
+    tmp = tempfile.mkdtemp(prefix="exchangefs-bench-")
+    how = "polling every 1 s (--no-notify)" if poll else "streaming notifications"
+    print("\n== server change -> inotify event, %d changes, %s" % (n, how), flush=True)
+    try:
+        srv = EwsServer(messages=100, seed=98, tls=True)
+        srv.start()
+        mountlib.EXE = os.path.join(build, "fs", "exchangefs")
+        m = mountlib.Mount(os.path.join(tmp, "mnt"), srv.ews_url, srv.user, srv.password,
+                           os.path.join(tmp, "cache"), os.path.join(tmp, "daemon.log"),
+                           ca_file=srv.ca_cert,
+                           extra=["--no-notify", "--sync-interval", "1"] if poll
+                           else ["--sync-interval", "3600"])
+        m.start()
+        wait_for_sync(m)
+        if not poll:
+            mountlib.wait_for(lambda: "notifications: push" in m.status(), 60,
+                              what="a streaming subscription")
+        inbox = m.path("Inbox")
+        with Watcher() as w:
+            w.add(inbox, IN_CLOSE_WRITE | IN_ATTRIB)
+            lat_new, ids = [], []
+            for i in range(n):
+                seen = len(w.events)
+                t0 = time.monotonic()
+                ids.append(srv.deliver("Inbox", subject="Bench notify %05d" % i))
+                w.wait_for(lambda evs: any(e.mask & IN_CLOSE_WRITE and "%05d" % i in e.name
+                                           for e in evs[seen:]), 30)
+                ev = next(e for e in w.events[seen:] if e.mask & IN_CLOSE_WRITE and "%05d" % i in e.name)
+                lat_new.append(ev.at - t0)
+            lat_attr = []
+            for i, item_id in enumerate(ids):
+                seen = len(w.events)
+                t0 = time.monotonic()
+                srv.mark_read(item_id, True)
+                w.wait_for(lambda evs: any(e.mask & IN_ATTRIB and "%05d" % i in e.name
+                                           for e in evs[seen:]), 30)
+                ev = next(e for e in w.events[seen:] if e.mask & IN_ATTRIB and "%05d" % i in e.name)
+                lat_attr.append(ev.at - t0)
+        for what, v in (("new message -> CREATE+CLOSE_WRITE", lat_new),
+                        ("read flag -> ATTRIB", lat_attr)):
+            p50, p99, mx = percentiles(v)
+            print("%-36s p50 %7.1f ms   p99 %7.1f ms   max %7.1f ms   (%d changes)"
+                  % (what, p50 * 1000, p99 * 1000, mx * 1000, len(v)))
+        for line in m.status().splitlines():
+            if line.startswith(("notifications:", "inotify events:")):
+                print("status: " + line)
+        m.stop()
+        srv.stop()
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", os.path.join(tmp, "mnt")], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--build", default=os.environ.get("EXCHANGEFS_BUILD") or os.path.join(TOP, "build"))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--writes", type=int, default=1000, help="messages for the write-back figure (0: skip)")
+    ap.add_argument("--notify", type=int, default=1000,
+                    help="server changes for the notification latency figure (0: skip)")
     args = ap.parse_args()
     print("exchangefs benchmark; build %s; %d cores" % (args.build, os.cpu_count()))
-    for n in (int(s) for s in args.sizes.split(",")):
+    for n in (int(s) for s in args.sizes.split(",") if s):
         bench_size(n, args.build, args.runs, do_grep=n <= 20000)
     if args.writes:
         bench_writes(args.writes, args.build)
+    if args.notify:
+        bench_notify(args.notify, args.build)
+        bench_notify(min(args.notify, 100), args.build, poll=True)
 
 
 if __name__ == "__main__":

@@ -95,11 +95,19 @@ class Mount:
         # The daemon under ASan writes reports to log_path files, not stderr.
         return text
 
-    def stop(self, timeout=30):
-        """Unmount with fusermount3 -u and require a clean exit."""
+    def stop(self, timeout=30, busy_retries=0):
+        """Unmount with fusermount3 -u and require a clean exit.  With
+        busy_retries, an unmount refused as busy (some process, or the
+        daemon reflecting a server change, is inside the mount at that
+        instant) is tried again, as a user would."""
         if not self.proc:
             return
-        r = subprocess.run(["fusermount3", "-u", self.mountpoint], capture_output=True, text=True)
+        for attempt in range(busy_retries + 1):
+            r = subprocess.run(["fusermount3", "-u", self.mountpoint], capture_output=True, text=True)
+            if r.returncode == 0 or "busy" not in r.stderr:
+                break
+            self.busy_refusals = getattr(self, "busy_refusals", 0) + 1
+            time.sleep(0.05)
         assert r.returncode == 0, "fusermount3 -u failed: " + r.stderr
         try:
             rc = self.proc.wait(timeout)
