@@ -18,6 +18,9 @@
  * item refused with ErrorServerBusy gets done(BE_THROTTLED) and the call
  * still returns BE_OK, with r->retry_after_ms the largest BackOffMilliseconds
  * of such items.
+ *
+ * watch lives in ews_notify.c; the session only keeps its subscription
+ * (and ends it at close).
  */
 #include "backend/ews/ews.h"
 #include "backend/http.h"
@@ -32,12 +35,14 @@ struct be_session {
 	const char *version;   /* RequestServerVersion the server accepted */
 	long call_timeout_s;   /* sync calls: connect + request */
 	long stall_s;          /* any call: abort under 1 KiB/s this long */
+	struct ews_watch *watch; /* owned: the subscription of watch(), or
+				    NULL (ews_notify.c) */
+	unsigned pull_period_ms; /* GetEvents period; 0 = EWS_PULL_PERIOD_MS */
 };
 
-/* An operation's answer as graded before parsing. */
-static enum be_status check_answer(struct be_session *s,
-				   const struct http_response *resp,
-				   enum ews_ctx ctx, struct be_result *r)
+enum be_status ews_check_answer(struct be_session *s,
+				const struct http_response *resp,
+				enum ews_ctx ctx, struct be_result *r)
 {
 	be_result_ok(r);
 	if (resp->status / 100 == 2) {
@@ -76,7 +81,7 @@ static enum be_status call_once(struct be_session *s, const char *what,
 	};
 	if (http_post(s->http, &rq, resp, r) != BE_OK)
 		return r->status;
-	return check_answer(s, resp, ctx, r);
+	return ews_check_answer(s, resp, ctx, r);
 }
 
 static enum be_status call(struct be_session *s, const char *what,
@@ -99,6 +104,8 @@ static void ews_close(struct be_session *s)
 {
 	if (!s)
 		return;
+	ews_watch_end(s, s->watch);
+	s->watch = NULL;
 	http_close(s->http);
 	free(s->root_id);
 	free(s);
@@ -327,9 +334,9 @@ static enum be_status ews_fetch_mime(struct be_session *s,
 	};
 	enum be_status st = http_post(s->http, &rq, &resp, r);
 	if (f.not_xml) {
-		check_answer(s, &resp, EWS_ON_ITEM, r);
+		ews_check_answer(s, &resp, EWS_ON_ITEM, r);
 	} else if (st == BE_OK && resp.status / 100 != 2) {
-		check_answer(s, &resp, EWS_ON_ITEM, r);
+		ews_check_answer(s, &resp, EWS_ON_ITEM, r);
 	} else if (st == BE_OK || (st == BE_REFUSED && f.checked)) {
 		/* complete, or stopped by the stream: it knows why */
 		struct be_result net = *r;
@@ -349,6 +356,41 @@ out:
 const char *ews_session_version(const struct be_session *s)
 {
 	return s->version;
+}
+
+struct http_session *ews_session_http(struct be_session *s)
+{
+	return s->http;
+}
+
+const char *ews_session_root(const struct be_session *s)
+{
+	return s->root_id;
+}
+
+long ews_session_call_timeout(const struct be_session *s)
+{
+	return s->call_timeout_s;
+}
+
+unsigned ews_session_pull_period(const struct be_session *s)
+{
+	return s->pull_period_ms ? s->pull_period_ms : EWS_PULL_PERIOD_MS;
+}
+
+void ews_set_pull_period(struct be_session *s, unsigned ms)
+{
+	s->pull_period_ms = ms;
+}
+
+struct ews_watch *ews_session_watch(const struct be_session *s)
+{
+	return s->watch;
+}
+
+void ews_session_set_watch(struct be_session *s, struct ews_watch *sw)
+{
+	s->watch = sw;
 }
 
 enum be_status ews_call_write(struct be_session *s, const char *what,
@@ -402,4 +444,5 @@ const struct backend_ops ews_backend = {
 	.rename_folder = ews_rename_folder,
 	.move_folder = ews_move_folder,
 	.delete_folder = ews_delete_folder,
+	.watch = ews_watch,
 };

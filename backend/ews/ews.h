@@ -9,6 +9,8 @@
  *   ews_parse.c    sync, GetFolder and write answers (tree parser)
  *   ews_mime.c     GetItem answers streamed -> MIME bytes (push parser)
  *   ews_errors.c   the one table of ResponseCodes and SOAP faults
+ *   ews_notify.c   notifications: Subscribe, the GetStreamingEvents stream
+ *                  (split into envelopes) or GetEvents, events -> batches
  */
 #ifndef EXCHANGEFS_EWS_H
 #define EXCHANGEFS_EWS_H
@@ -48,6 +50,11 @@ void ews_req_sync_items(struct buf *b, const char *version,
 			const char *state, unsigned max);
 void ews_req_get_mime(struct buf *b, const char *version,
 		      const char *const *ids, size_t n);
+/* The envelope around an operation, for request builders in other files:
+ * ews_req_open() writes everything up to <soap:Body>, ews_req_close() the
+ * rest. */
+void ews_req_open(struct buf *b, const char *version);
+void ews_req_close(struct buf *b);
 
 /* Whether the schema version a session speaks is min or newer (names as
  * in RequestServerVersion; NULL means EWS_VERSION_DEFAULT; a name this
@@ -197,6 +204,112 @@ void ews_mime_stream_fail_rest(struct ews_mime_stream *ms, enum be_status st,
 			       const char *msg);
 void ews_mime_stream_free(struct ews_mime_stream *ms);
 
+/* --- ews_notify.c: notifications (docs/ews-subset.md, "Client:
+ * notifications").  The request builders, the stream splitter and the
+ * events parser are pure functions over bytes (unit tests and the fuzzer
+ * call them); ews_watch() is the watch operation of the ops table. --- */
+#define EWS_VERSION_STREAMING "Exchange2010_SP1" /* streaming came with it */
+#define EWS_EVENTS_MAX ((size_t)4 << 20)   /* one envelope of the stream,
+					      one GetEvents answer */
+#define EWS_EVENTS_FOLDERS_MAX 1024  /* distinct folders in one batch; more
+					is reported as lost (sync all) */
+#define EWS_EVENTS_MOVED_MAX 1024    /* move hints kept per batch */
+#define EWS_PULL_PERIOD_MS 2000      /* default: GetEvents every 2 s */
+#define EWS_PULL_TIMEOUT_MIN 10      /* a pull subscription not asked for
+					this many minutes expires */
+#define EWS_STREAM_STALL_S 300       /* a stream with no byte for this long
+					is dropped (keep-alives come about
+					every minute) */
+
+/* Subscribe to NewMail, Created, Deleted, Modified, Moved and Copied
+ * events in n folders: StreamingSubscriptionRequest, or
+ * PullSubscriptionRequest with a Timeout of pull_timeout_min minutes. */
+void ews_req_subscribe(struct buf *b, const char *version,
+		       const char *const *folder_ids, size_t n, bool streaming,
+		       unsigned pull_timeout_min);
+/* minutes is clamped to 1..30 (ConnectionTimeout's range). */
+void ews_req_get_streaming_events(struct buf *b, const char *version,
+				  const char *sub_id, unsigned minutes);
+void ews_req_get_events(struct buf *b, const char *version,
+			const char *sub_id, const char *watermark);
+void ews_req_unsubscribe(struct buf *b, const char *version,
+			 const char *sub_id);
+
+/* The answer to Subscribe: BE_OK with *sub_id (owned) and *watermark
+ * (owned; NULL when the answer has none, as for streaming), or the grade
+ * of the error (nothing to free). */
+enum be_status ews_parse_subscribe(const char *data, size_t len,
+				   char **sub_id, char **watermark,
+				   struct be_result *r);
+
+/* The events of one envelope (a GetStreamingEvents envelope or a
+ * GetEvents answer), collapsed.  All owned; ews_events_free(). */
+struct ews_moved {
+	char *old_id, *old_folder_id, *new_id, *new_folder_id;
+};
+enum ews_conn { EWS_CONN_NONE, EWS_CONN_OK, EWS_CONN_CLOSED };
+struct ews_events {
+	char **folders;        /* ParentFolderId / OldParentFolderId of item
+				  events, each once, in order of appearance */
+	size_t n_folders;
+	bool hierarchy;        /* an event about a folder */
+	bool lost;             /* more folders than EWS_EVENTS_FOLDERS_MAX:
+				  sync everything */
+	struct ews_moved *moved; /* item MovedEvents (up to
+				    EWS_EVENTS_MOVED_MAX) */
+	size_t n_moved;
+	size_t n_events;       /* events of any kind, StatusEvent included */
+	enum ews_conn conn;    /* ConnectionStatus (streaming) */
+	char *watermark;       /* the last event's Watermark; NULL if none */
+	bool more;             /* MoreEvents (pull): ask again at once */
+};
+/* Parse one envelope.  BE_OK with *out filled; or BE_PROTOCOL (malformed:
+ * an item event without ParentFolderId, an event without an id, an id
+ * over EWS_ID_MAX, ...), the grade of an error response message or SOAP
+ * fault (the subscription codes grade BE_SYNC_INVALID: subscribe again),
+ * with *out empty.  ErrorSubscriptionIds naming any subscription is
+ * BE_SYNC_INVALID too. */
+enum be_status ews_parse_events(const char *data, size_t len,
+				struct ews_events *out, struct be_result *r);
+void ews_events_free(struct ews_events *e);
+/* Fold src into dst (folders each once, moves appended up to the cap,
+ * flags or-ed); src is left as it was. */
+void ews_events_merge(struct ews_events *dst, const struct ews_events *src);
+/* Whether a batch carries anything for the core. */
+bool ews_events_any(const struct ews_events *e);
+
+/* Splits a GetStreamingEvents body - SOAP envelopes one after another,
+ * each optionally preceded by an XML declaration, white space or
+ * comments - into envelopes as bytes arrive, whatever the chunk
+ * boundaries.  Nothing is held but the current envelope, at most cap
+ * bytes. */
+struct ews_stream;
+typedef int (*ews_envelope_fn)(void *arg, const char *data, size_t len);
+struct ews_stream *ews_stream_new(size_t cap);
+/* Feed bytes; env() gets each complete envelope (from its root element's
+ * '<' to its end) as soon as its last byte arrives.  0, or -1 when the
+ * stream is malformed (text between envelopes, a DOCTYPE, an end tag
+ * outside an envelope), an envelope or a construct between envelopes
+ * exceeds cap, or env() returned -1; after -1 the stream stays failed. */
+int ews_stream_feed(struct ews_stream *es, const void *data, size_t len,
+		    ews_envelope_fn env, void *arg);
+/* Whether part of an envelope is held (the stream stopped inside one). */
+bool ews_stream_partial(const struct ews_stream *es);
+/* Why feed failed ("" if it did not, or env() stopped it). */
+const char *ews_stream_error(const struct ews_stream *es);
+void ews_stream_free(struct ews_stream *es);
+
+/* The watch operation (backend.h): the subscription is kept in the
+ * session (ews_session_watch) and ended by ews_watch_end() at close. */
+struct ews_watch;
+enum be_status ews_watch(struct be_session *s, const struct be_watch *w,
+			 enum be_watch_mode *mode, struct be_result *r);
+/* Unsubscribe (best effort, a few seconds at most) and free. */
+void ews_watch_end(struct be_session *s, struct ews_watch *sw);
+/* The pull period (GetEvents every ms milliseconds; 0 = the default,
+ * EWS_PULL_PERIOD_MS). */
+void ews_set_pull_period(struct be_session *s, unsigned ms);
+
 /* --- ews.c: what ews_write.c uses of the session --- */
 /* The RequestServerVersion the server accepted at sign-in. */
 const char *ews_session_version(const struct be_session *s);
@@ -214,6 +327,24 @@ enum be_status ews_call_special(struct be_session *s, struct buf *req,
 /* An id handed in by the core: non-empty, at most EWS_ID_MAX; otherwise
  * false with r set (BE_REFUSED "invalid <what> id"). */
 bool ews_id_ok(const char *id, const char *what, struct be_result *r);
+
+/* --- ews.c: what ews_notify.c uses of the session --- */
+struct http_session;
+struct http_response;
+struct http_session *ews_session_http(struct be_session *s);
+const char *ews_session_root(const struct be_session *s);
+/* connect + request timeout of ordinary calls, seconds */
+long ews_session_call_timeout(const struct be_session *s);
+unsigned ews_session_pull_period(const struct be_session *s);
+/* The session's subscription (NULL = none); set it with the setter. */
+struct ews_watch *ews_session_watch(const struct be_session *s);
+void ews_session_set_watch(struct be_session *s, struct ews_watch *sw);
+/* An answer as graded before parsing: a 2xx that is XML (or has no
+ * Content-Type) is BE_OK; a 500 with a SOAP fault is the fault's grade;
+ * any other status is graded by http_grade(). */
+enum be_status ews_check_answer(struct be_session *s,
+				const struct http_response *resp,
+				enum ews_ctx ctx, struct be_result *r);
 
 /* --- ews_write.c: the write operations of the ops table (backend.h) --- */
 /* Whether s is UTF-8 made only of characters XML 1.0 can carry (no C0

@@ -44,6 +44,20 @@ static const struct {
 	{ "ErrorChangeKeyRequiredForWriteOperations", BE_CONFLICT },
 	{ "ErrorInvalidChangeKey",             BE_CONFLICT },
 	{ "ErrorFolderExists",                 BE_EXISTS },
+	/* notifications: the subscription (or its watermark) is gone -
+	 * subscribe again and report that events may have been missed */
+	{ "ErrorSubscriptionNotFound",         BE_SYNC_INVALID },
+	{ "ErrorInvalidSubscription",          BE_SYNC_INVALID },
+	{ "ErrorExpiredSubscription",          BE_SYNC_INVALID },
+	{ "ErrorInvalidWatermark",             BE_SYNC_INVALID },
+	{ "ErrorInvalidPullSubscriptionId",    BE_SYNC_INVALID },
+	{ "ErrorReadEventsFailed",             BE_SYNC_INVALID },
+	{ "ErrorMissedNotificationEvents",     BE_SYNC_INVALID },
+	{ "ErrorSubscriptionAccessDenied",     BE_SYNC_INVALID },
+	{ "ErrorExceededSubscriptionCount",    BE_THROTTLED },
+	/* the server does not offer this form of subscription */
+	{ "ErrorInvalidSubscriptionRequest",   BE_REFUSED },
+	{ "ErrorInvalidServerVersion",         BE_REFUSED },
 	/* refused for good; listed so the table says what writes meet */
 	{ "ErrorInvalidRecipients",            BE_REFUSED },
 	{ "ErrorMessageSizeExceeded",          BE_REFUSED },

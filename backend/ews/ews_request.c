@@ -41,6 +41,16 @@ static void begin(struct buf *b, const char *version)
 	put(b, envelope_head_end);
 }
 
+void ews_req_open(struct buf *b, const char *version)
+{
+	begin(b, version);
+}
+
+void ews_req_close(struct buf *b)
+{
+	put(b, envelope_tail);
+}
+
 static void put_state(struct buf *b, const char *state)
 {
 	if (!state || !*state)

@@ -1,0 +1,1456 @@
+/*
+ * test_ews_notify.c - EWS notifications (backend/ews/ews_notify.c): the
+ * Subscribe / GetStreamingEvents / GetEvents / Unsubscribe requests
+ * against the schema's element order; the stream splitter (several
+ * envelopes in one piece, one envelope cut at every boundary, byte by
+ * byte, markup that looks like an end, caps, malformed streams); the
+ * events parser on canned envelopes (every event type, several
+ * notifications, keep-alive, Closed, errors); and the whole watch() loop
+ * against a scripted HTTP server on loopback that streams chunks with
+ * pauses, hangs or cuts the connection: streaming, reuse of the
+ * subscription, a dropped connection, loss and resubscription, a new
+ * folder set, cancellation within a second, the call's time limit, the
+ * pull fallback and a server offering neither form.
+ */
+#include "backend/backend.h"
+#include "backend/ews/ews.h"
+#include "backend/xml.h"
+#include "test_ews_util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define NS_SOAP "http://schemas.xmlsoap.org/soap/envelope/"
+#define NS_T "http://schemas.microsoft.com/exchange/services/2006/types"
+#define NS_M "http://schemas.microsoft.com/exchange/services/2006/messages"
+
+/* ---- canned answers ---- */
+
+#define XMLDECL "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+/* a streamed envelope the way Exchange writes it: default namespace */
+#define SE_OPEN \
+	"<Envelope xmlns=\"" NS_SOAP "\"><Header/><Body>" \
+	"<m:GetStreamingEventsResponse xmlns:m=\"" NS_M "\" xmlns:t=\"" NS_T "\">" \
+	"<m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass=\"Success\">" \
+	"<m:ResponseCode>NoError</m:ResponseCode>"
+#define SE_CLOSE \
+	"</m:GetStreamingEventsResponseMessage></m:ResponseMessages>" \
+	"</m:GetStreamingEventsResponse></Body></Envelope>"
+#define KEEPALIVE SE_OPEN "<m:ConnectionStatus>OK</m:ConnectionStatus>" SE_CLOSE
+#define CLOSED SE_OPEN "<m:ConnectionStatus>Closed</m:ConnectionStatus>" SE_CLOSE
+#define NOTIF(sub, events) \
+	SE_OPEN "<m:Notifications><m:Notification><t:SubscriptionId>" sub \
+	"</t:SubscriptionId>" events "</m:Notification></m:Notifications>" \
+	"<m:ConnectionStatus>OK</m:ConnectionStatus>" SE_CLOSE
+#define TS "<t:TimeStamp>2026-11-20T09:31:07Z</t:TimeStamp>"
+#define ITEM_EV(kind, item, parent) \
+	"<t:" kind ">" TS "<t:ItemId Id=\"" item "\" ChangeKey=\"CK\"/>" \
+	"<t:ParentFolderId Id=\"" parent "\" ChangeKey=\"AQ\"/></t:" kind ">"
+#define ITEM_MC(kind, item, parent, old, oldparent) \
+	"<t:" kind ">" TS "<t:ItemId Id=\"" item "\"/><t:ParentFolderId Id=\"" \
+	parent "\"/><t:OldItemId Id=\"" old "\"/><t:OldParentFolderId Id=\"" \
+	oldparent "\"/></t:" kind ">"
+#define FOLDER_EV(kind, folder, parent) \
+	"<t:" kind ">" TS "<t:FolderId Id=\"" folder "\"/><t:ParentFolderId Id=\"" \
+	parent "\"/></t:" kind ">"
+#define SE_ERROR(code) \
+	SE_OPEN_ERR "<m:MessageText>gone</m:MessageText><m:ResponseCode>" code \
+	"</m:ResponseCode><m:ErrorSubscriptionIds><m:ErrorSubscriptionId>SUB" \
+	"</m:ErrorSubscriptionId></m:ErrorSubscriptionIds>" \
+	"<m:ConnectionStatus>Closed</m:ConnectionStatus>" SE_CLOSE
+#define SE_OPEN_ERR \
+	"<Envelope xmlns=\"" NS_SOAP "\"><Body>" \
+	"<m:GetStreamingEventsResponse xmlns:m=\"" NS_M "\" xmlns:t=\"" NS_T "\">" \
+	"<m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass=\"Error\">"
+
+#define RESP(op, cls, inner) \
+	XMLDECL "<s:Envelope xmlns:s=\"" NS_SOAP "\"><s:Body><m:" op "Response" \
+	" xmlns:m=\"" NS_M "\" xmlns:t=\"" NS_T "\"><m:ResponseMessages><m:" op \
+	"ResponseMessage ResponseClass=\"" cls "\">" inner "</m:" op \
+	"ResponseMessage></m:ResponseMessages></m:" op "Response></s:Body></s:Envelope>"
+#define NOERR "<m:ResponseCode>NoError</m:ResponseCode>"
+#define ERR(code) "<m:MessageText>refused</m:MessageText><m:ResponseCode>" code \
+	"</m:ResponseCode>"
+#define SUB_OK(id) RESP("Subscribe", "Success", NOERR \
+	"<m:SubscriptionId>" id "</m:SubscriptionId>")
+#define SUB_PULL_OK(id, wm) RESP("Subscribe", "Success", NOERR \
+	"<m:SubscriptionId>" id "</m:SubscriptionId><m:Watermark>" wm "</m:Watermark>")
+#define SUB_ERR(code) RESP("Subscribe", "Error", ERR(code))
+#define UNSUB_OK RESP("Unsubscribe", "Success", NOERR)
+#define GE(more, prev, events) RESP("GetEvents", "Success", NOERR \
+	"<m:Notification><t:SubscriptionId>P</t:SubscriptionId>" \
+	"<t:PreviousWatermark>" prev "</t:PreviousWatermark><t:MoreEvents>" more \
+	"</t:MoreEvents>" events "</m:Notification>")
+#define GE_ERR(code) RESP("GetEvents", "Error", ERR(code))
+#define PULL_EV(kind, wm, item, parent) \
+	"<t:" kind "><t:Watermark>" wm "</t:Watermark>" TS "<t:ItemId Id=\"" \
+	item "\"/><t:ParentFolderId Id=\"" parent "\"/></t:" kind ">"
+#define STATUS_EV(wm) \
+	"<t:StatusEvent><t:Watermark>" wm "</t:Watermark></t:StatusEvent>"
+
+#define ROOT_ID "AAMkADk0N2Y2ZjU4LTU0MGYtNDA5Ny1hNjU3LWEyMmJhMjI1YmYzOQAuAAAAAAB2Rr2SqMw8R7bXTu1i4iO0AQCmHNlkFx5mS5PYOvrvJnMaAAAAAAEIAAA="
+
+/* ---- requests ---- */
+
+/* The element structure under n: "m:Name(t:Child t:Child ...)", children
+ * in document order, with m: and t: for the two EWS namespaces. */
+static void shape(const xmlNode *n, struct buf *out)
+{
+	const char *uri = n->ns ? (const char *)n->ns->href : "";
+	buf_puts(out, !strcmp(uri, EWS_NS_M) ? "m:" : !strcmp(uri, EWS_NS_T) ? "t:"
+		 : "?:");
+	buf_puts(out, (const char *)n->name);
+	const xmlNode *c = xml_child(n, NULL, NULL);
+	if (!c)
+		return;
+	buf_puts(out, "(");
+	for (bool first = true; c; c = xml_next(c, NULL, NULL), first = false) {
+		if (!first)
+			buf_puts(out, " ");
+		shape(c, out);
+	}
+	buf_puts(out, ")");
+}
+
+/* The operation inside soap:Body of a request, its shape in *sh. */
+static xmlNode *request_op(const struct buf *b, xmlDoc **doc, struct buf *sh)
+{
+	char err[200];
+	*doc = xml_parse(b->data, b->len, 1 << 20, err, sizeof(err));
+	CHECK(*doc != NULL);
+	if (!*doc) {
+		printf("  %s\n", err);
+		return NULL;
+	}
+	xmlNode *env = xmlDocGetRootElement(*doc);
+	CHECK(xml_is(env, EWS_NS_SOAP, "Envelope"));
+	xmlNode *op = xml_child(xml_child(env, EWS_NS_SOAP, "Body"), NULL, NULL);
+	buf_reset(sh);
+	if (op)
+		shape(op, sh);
+	return op;
+}
+
+static char *text_of(const xmlNode *n)
+{
+	char *s = NULL;
+	if (n)
+		xml_text(n, 1 << 20, &s);
+	return s;
+}
+
+#define CHECK_OWNED(expr, want) do { \
+	char *s_ = (expr); \
+	CHECK_STR(s_, want); \
+	free(s_); \
+} while (0)
+
+#define EVENT_TYPES "t:EventTypes(t:EventType t:EventType t:EventType " \
+	"t:EventType t:EventType t:EventType)"
+
+static void test_requests(void)
+{
+	struct buf b, sh;
+	xmlDoc *doc;
+	xmlNode *op;
+	const char *ids[] = { "F1", "id\"<&>" };
+
+	buf_init(&sh, 0);
+	case_begin("Subscribe, streaming: FolderIds then EventTypes");
+	buf_init(&b, 0);
+	ews_req_subscribe(&b, EWS_VERSION_DEFAULT, ids, 2, true, 10);
+	op = request_op(&b, &doc, &sh);
+	CHECK_STR(sh.data, "m:Subscribe(m:StreamingSubscriptionRequest("
+		  "t:FolderIds(t:FolderId t:FolderId) " EVENT_TYPES "))");
+	xmlNode *fids = xml_child(xml_child(op, EWS_NS_M,
+					    "StreamingSubscriptionRequest"),
+				  EWS_NS_T, "FolderIds");
+	char *id = NULL;
+	xml_attr(xml_next(xml_child(fids, EWS_NS_T, "FolderId"), EWS_NS_T,
+			  "FolderId"), "Id", 100, &id);
+	CHECK_OWNED(id, "id\"<&>");
+	struct buf types;
+	buf_init(&types, 0);
+	for (xmlNode *t = xml_child(xml_child(xml_child(op, EWS_NS_M,
+		     "StreamingSubscriptionRequest"), EWS_NS_T, "EventTypes"),
+				    EWS_NS_T, "EventType");
+	     t; t = xml_next(t, EWS_NS_T, "EventType")) {
+		char *v = text_of(t);
+		buf_puts(&types, v);
+		buf_puts(&types, " ");
+		free(v);
+	}
+	CHECK_STR(types.data, "NewMailEvent CreatedEvent DeletedEvent "
+		  "ModifiedEvent MovedEvent CopiedEvent ");
+	buf_free(&types);
+	xmlFreeDoc(doc);
+	buf_free(&b);
+	case_end();
+
+	case_begin("Subscribe, pull: Timeout after EventTypes, clamped 1..1440");
+	static const struct { unsigned in; const char *out; } t[] = {
+		{ 10, "10" }, { 0, "1" }, { 1440, "1440" }, { 99999, "1440" },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		buf_init(&b, 0);
+		ews_req_subscribe(&b, "Exchange2010", ids, 1, false, t[i].in);
+		op = request_op(&b, &doc, &sh);
+		CHECK_STR(sh.data, "m:Subscribe(m:PullSubscriptionRequest("
+			  "t:FolderIds(t:FolderId) " EVENT_TYPES " t:Timeout))");
+		CHECK_OWNED(text_of(xml_child(xml_child(op, EWS_NS_M,
+			"PullSubscriptionRequest"), EWS_NS_T, "Timeout")),
+			t[i].out);
+		CHECK_CONTAINS(b.data, "Version=\"Exchange2010\"");
+		xmlFreeDoc(doc);
+		buf_free(&b);
+	}
+	case_end();
+
+	case_begin("GetStreamingEvents: SubscriptionIds, ConnectionTimeout 1..30");
+	static const struct { unsigned in; const char *out; } m[] = {
+		{ 0, "1" }, { 1, "1" }, { 29, "29" }, { 30, "30" }, { 31, "30" },
+	};
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		buf_init(&b, 0);
+		ews_req_get_streaming_events(&b, EWS_VERSION_DEFAULT, "S&1",
+					     m[i].in);
+		op = request_op(&b, &doc, &sh);
+		CHECK_STR(sh.data, "m:GetStreamingEvents(m:SubscriptionIds("
+			  "t:SubscriptionId) m:ConnectionTimeout)");
+		CHECK_OWNED(text_of(xml_child(xml_child(op, EWS_NS_M,
+			"SubscriptionIds"), EWS_NS_T, "SubscriptionId")), "S&1");
+		CHECK_OWNED(text_of(xml_child(op, EWS_NS_M, "ConnectionTimeout")),
+			    m[i].out);
+		xmlFreeDoc(doc);
+		buf_free(&b);
+	}
+	case_end();
+
+	case_begin("GetEvents and Unsubscribe");
+	buf_init(&b, 0);
+	ews_req_get_events(&b, EWS_VERSION_DEFAULT, "P<1", "AAAA+/=");
+	op = request_op(&b, &doc, &sh);
+	CHECK_STR(sh.data, "m:GetEvents(m:SubscriptionId m:Watermark)");
+	CHECK_OWNED(text_of(xml_child(op, EWS_NS_M, "SubscriptionId")), "P<1");
+	CHECK_OWNED(text_of(xml_child(op, EWS_NS_M, "Watermark")), "AAAA+/=");
+	xmlFreeDoc(doc);
+	buf_free(&b);
+	buf_init(&b, 0);
+	ews_req_unsubscribe(&b, EWS_VERSION_DEFAULT, "S1");
+	op = request_op(&b, &doc, &sh);
+	CHECK_STR(sh.data, "m:Unsubscribe(m:SubscriptionId)");
+	xmlFreeDoc(doc);
+	buf_free(&b);
+	case_end();
+	buf_free(&sh);
+}
+
+/* ---- the splitter ---- */
+
+struct envs {
+	struct buf all;   /* every envelope, each followed by "|" */
+	int n;
+	int stop_after;   /* env() returns -1 at this envelope (0 never) */
+};
+
+static int collect(void *arg, const char *d, size_t len)
+{
+	struct envs *e = arg;
+	buf_append(&e->all, d, len);
+	buf_puts(&e->all, "|");
+	e->n++;
+	return e->stop_after && e->n == e->stop_after ? -1 : 0;
+}
+
+/* Feed in pieces of `step` bytes (0 = whole); returns feed's last result. */
+static int split(const char *s, size_t len, size_t step, size_t cap,
+		 struct envs *e, bool *partial, char *err, size_t errlen)
+{
+	struct ews_stream *es = ews_stream_new(cap);
+	int rc = 0;
+	buf_init(&e->all, 0);
+	e->n = 0;
+	for (size_t at = 0; at < len && !rc;) {
+		size_t k = step && step < len - at ? step : len - at;
+		rc = ews_stream_feed(es, s + at, k, collect, e);
+		at += k;
+	}
+	if (partial)
+		*partial = ews_stream_partial(es);
+	if (err)
+		snprintf(err, errlen, "%s", ews_stream_error(es));
+	ews_stream_free(es);
+	return rc;
+}
+
+static void test_splitter(void)
+{
+	struct envs e = { 0 };
+	char err[128];
+	bool partial;
+
+	case_begin("splitter: envelopes with declarations, BOM, comments between");
+	const char *s = "\xef\xbb\xbf" XMLDECL "\r\n" KEEPALIVE "\n  <!-- hi -->"
+			XMLDECL CLOSED "\n";
+	CHECK_INT(split(s, strlen(s), 0, 4096, &e, &partial, err, sizeof(err)), 0);
+	CHECK_INT(e.n, 2);
+	CHECK_STR(e.all.data, KEEPALIVE "|" CLOSED "|");
+	CHECK(!partial);
+	buf_free(&e.all);
+	case_end();
+
+	case_begin("splitter: the same envelopes at every cut and byte by byte");
+	const char *two = XMLDECL NOTIF("S", ITEM_EV("CreatedEvent", "I1", "F1"))
+			  " " KEEPALIVE;
+	size_t n = strlen(two);
+	for (size_t cut = 0; cut <= n; cut++) {
+		struct ews_stream *es = ews_stream_new(4096);
+		buf_init(&e.all, 0);
+		e.n = 0;
+		CHECK(ews_stream_feed(es, two, cut, collect, &e) == 0);
+		CHECK(ews_stream_feed(es, two + cut, n - cut, collect, &e) == 0);
+		CHECK(!ews_stream_partial(es));
+		if (e.n != 2 || strcmp(e.all.data,
+			NOTIF("S", ITEM_EV("CreatedEvent", "I1", "F1")) "|"
+			KEEPALIVE "|"))
+			CHECK(!"cut changed the envelopes");
+		ews_stream_free(es);
+		buf_free(&e.all);
+	}
+	for (size_t step = 1; step < 8; step++) {
+		CHECK_INT(split(two, n, step, 4096, &e, &partial, NULL, 0), 0);
+		CHECK_INT(e.n, 2);
+		buf_free(&e.all);
+	}
+	case_end();
+
+	case_begin("splitter: '>' in attributes, CDATA, comments, PIs, empty root");
+	const char *tricky =
+		"<s:Envelope xmlns:s=\"" NS_SOAP "\" a='>' b=\"/>\"><s:Body x=\"'\">"
+		"<![CDATA[</s:Envelope>]]><!-- </s:Envelope> --><?pi </s:Envelope>?>"
+		"<e/><e a=\"/\"></e></s:Body></s:Envelope>"
+		"<Envelope xmlns=\"" NS_SOAP "\"/>";
+	CHECK_INT(split(tricky, strlen(tricky), 3, 4096, &e, NULL, NULL, 0), 0);
+	CHECK_INT(e.n, 2);
+	CHECK_CONTAINS(e.all.data, "</s:Body></s:Envelope>|<Envelope xmlns");
+	buf_free(&e.all);
+	case_end();
+
+	case_begin("splitter: a partial envelope is held and reported");
+	CHECK_INT(split(KEEPALIVE, 40, 7, 4096, &e, &partial, NULL, 0), 0);
+	CHECK_INT(e.n, 0);
+	CHECK(partial);
+	buf_free(&e.all);
+	CHECK_INT(split(XMLDECL "<!-- x", 26, 0, 4096, &e, &partial, NULL, 0), 0);
+	CHECK(!partial);
+	buf_free(&e.all);
+	case_end();
+
+	case_begin("splitter: malformed streams");
+	static const struct { const char *in; const char *err; } bad[] = {
+		{ "garbage", "text between envelopes" },
+		{ KEEPALIVE "x", "text between envelopes" },
+		{ "</Envelope>", "end tag outside an envelope" },
+		{ "<!DOCTYPE x [<!ENTITY a 'b'>]><x/>", "document type declaration" },
+		{ "<![CDATA[x]]>", "document type declaration" },
+		{ "<a><!x></a>", "document type declaration" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		for (size_t step = 0; step < 3; step++) {
+			CHECK_INT(split(bad[i].in, strlen(bad[i].in), step, 4096,
+					&e, NULL, err, sizeof(err)), -1);
+			CHECK_CONTAINS(err, bad[i].err);
+			buf_free(&e.all);
+		}
+	}
+	case_end();
+
+	case_begin("splitter: the cap, whatever the pieces");
+	const char *big = KEEPALIVE;
+	size_t kl = strlen(KEEPALIVE);
+	for (size_t step = 0; step < 4; step++) {
+		/* exactly the cap: fine; one byte less: refused */
+		CHECK_INT(split(big, kl, step, kl, &e, NULL, err, sizeof(err)), 0);
+		CHECK_INT(e.n, 1);
+		buf_free(&e.all);
+		CHECK_INT(split(big, kl, step, kl - 1, &e, NULL, err,
+				sizeof(err)), -1);
+		CHECK_INT(e.n, 0);
+		CHECK_CONTAINS(err, "envelope larger than");
+		buf_free(&e.all);
+	}
+	/* what lies between envelopes does not count, but a comment does */
+	struct buf ws;
+	buf_init(&ws, 0);
+	for (int i = 0; i < 1000; i++)
+		buf_puts(&ws, " \r\n");
+	buf_puts(&ws, KEEPALIVE);
+	CHECK_INT(split(ws.data, ws.len, 0, kl, &e, NULL, NULL, 0), 0);
+	CHECK_INT(e.n, 1);
+	buf_free(&e.all);
+	buf_reset(&ws);
+	buf_puts(&ws, "<!--");
+	for (int i = 0; i < 1000; i++)
+		buf_puts(&ws, "x");
+	CHECK_INT(split(ws.data, ws.len, 10, 500, &e, NULL, err, sizeof(err)), -1);
+	CHECK_CONTAINS(err, "envelope larger than 500 bytes");
+	buf_free(&e.all);
+	buf_free(&ws);
+	case_end();
+
+	case_begin("splitter: env() stops it");
+	e.stop_after = 1;
+	CHECK_INT(split(two, n, 0, 4096, &e, NULL, err, sizeof(err)), -1);
+	CHECK_INT(e.n, 1);
+	CHECK_STR(err, "");
+	e.stop_after = 0;
+	buf_free(&e.all);
+	case_end();
+}
+
+/* ---- the events parser ---- */
+
+/* A batch as one line: "L H f=A,B m=old@F>new@G". */
+static void batch_line(struct buf *out, const char *const *folders, size_t nf,
+		       bool hier, bool lost, const struct be_moved *mv,
+		       size_t nm)
+{
+	if (lost)
+		buf_puts(out, "L ");
+	if (hier)
+		buf_puts(out, "H ");
+	buf_puts(out, "f=");
+	for (size_t i = 0; i < nf; i++)
+		buf_printf(out, "%s%s", i ? "," : "", folders[i]);
+	for (size_t i = 0; i < nm; i++)
+		buf_printf(out, " m=%s@%s>%s@%s", mv[i].old_id,
+			   mv[i].old_folder_id, mv[i].new_id,
+			   mv[i].new_folder_id);
+}
+
+static char *events_line(const struct ews_events *e)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	struct be_moved mv[16];
+	size_t nm = e->n_moved < 16 ? e->n_moved : 16;
+	for (size_t i = 0; i < nm; i++) {
+		mv[i].old_id = e->moved[i].old_id;
+		mv[i].old_folder_id = e->moved[i].old_folder_id;
+		mv[i].new_id = e->moved[i].new_id;
+		mv[i].new_folder_id = e->moved[i].new_folder_id;
+	}
+	batch_line(&b, (const char *const *)e->folders, e->n_folders,
+		   e->hierarchy, e->lost, mv, nm);
+	return b.data;
+}
+
+static enum be_status parse(const char *s, struct ews_events *e,
+			    struct be_result *r)
+{
+	return ews_parse_events(s, strlen(s), e, r);
+}
+
+static void test_parser(void)
+{
+	struct ews_events e;
+	struct be_result r;
+
+	case_begin("events: every type collapsed; watermark; each folder once");
+	const char *all = NOTIF("S",
+		ITEM_EV("NewMailEvent", "I1", "Inbox")
+		ITEM_EV("CreatedEvent", "I1", "Inbox")
+		ITEM_EV("ModifiedEvent", "I2", "Drafts")
+		ITEM_EV("DeletedEvent", "I3", "Trash")
+		ITEM_MC("MovedEvent", "I4n", "Archive", "I4", "Inbox")
+		ITEM_MC("CopiedEvent", "I5n", "Copies", "I5", "Src")
+		"<t:StatusEvent><t:Watermark>W9</t:Watermark></t:StatusEvent>"
+		"<t:FreeBusyChangedEvent>" TS "<t:ItemId Id=\"C1\"/>"
+		"<t:ParentFolderId Id=\"Calendar\"/></t:FreeBusyChangedEvent>"
+		"<t:FutureEvent><t:Whatever/></t:FutureEvent>");
+	CHECK_INT(parse(all, &e, &r), BE_OK);
+	CHECK_OWNED(events_line(&e),
+		    "f=Inbox,Drafts,Trash,Archive,Copies,Src m=I4@Inbox>I4n@Archive");
+	CHECK_INT(e.n_events, 9);
+	CHECK_INT(e.conn, EWS_CONN_OK);
+	CHECK_STR(e.watermark, "W9");
+	CHECK(!e.more && !e.hierarchy && !e.lost);
+	ews_events_free(&e);
+	case_end();
+
+	case_begin("events: folder events are hierarchy changes");
+	static const char *const kinds[] = { "CreatedEvent", "DeletedEvent",
+		"ModifiedEvent", "MovedEvent", "CopiedEvent" };
+	for (size_t i = 0; i < 5; i++) {
+		char env[2048];
+		snprintf(env, sizeof(env), SE_OPEN "<m:Notifications>"
+			 "<m:Notification><t:SubscriptionId>S</t:SubscriptionId>"
+			 "<t:%s>" TS "<t:FolderId Id=\"New\"/><t:ParentFolderId "
+			 "Id=\"Inbox\"/>%s</t:%s></m:Notification></m:Notifications>"
+			 SE_CLOSE, kinds[i], i >= 3 ? "<t:OldFolderId Id=\"O\"/>"
+			 "<t:OldParentFolderId Id=\"P\"/>" : i == 2
+			 ? "<t:UnreadCount>3</t:UnreadCount>" : "", kinds[i]);
+		CHECK_INT(parse(env, &e, &r), BE_OK);
+		CHECK_OWNED(events_line(&e), "H f=");
+		CHECK_INT(e.conn, EWS_CONN_NONE);
+		ews_events_free(&e);
+	}
+	case_end();
+
+	case_begin("events: several notifications, t: Notification, prefixes");
+	const char *several =
+		"<soap:Envelope xmlns:soap=\"" NS_SOAP "\"><soap:Body>"
+		"<GetStreamingEventsResponse xmlns=\"" NS_M "\"><ResponseMessages>"
+		"<GetStreamingEventsResponseMessage ResponseClass=\"Success\">"
+		"<ResponseCode>NoError</ResponseCode><Notifications>"
+		"<Notification><SubscriptionId xmlns=\"" NS_T "\">S</SubscriptionId>"
+		"<x:CreatedEvent xmlns:x=\"" NS_T "\">" "<x:ItemId Id=\"A\"/>"
+		"<x:ParentFolderId Id=\"F1\"/></x:CreatedEvent></Notification>"
+		"<t:Notification xmlns:t=\"" NS_T "\"><t:DeletedEvent><t:ItemId Id=\"B\"/>"
+		"<t:ParentFolderId Id=\"F2\"/></t:DeletedEvent><t:DeletedEvent>"
+		"<t:ItemId Id=\"C\"/><t:ParentFolderId Id=\"F1\"/></t:DeletedEvent>"
+		"</t:Notification></Notifications>"
+		"<ConnectionStatus> Closed </ConnectionStatus>"
+		"</GetStreamingEventsResponseMessage></ResponseMessages>"
+		"</GetStreamingEventsResponse></soap:Body></soap:Envelope>";
+	CHECK_INT(parse(several, &e, &r), BE_OK);
+	CHECK_OWNED(events_line(&e), "f=F1,F2");
+	CHECK_INT(e.conn, EWS_CONN_CLOSED);
+	CHECK_INT(e.n_events, 3);
+	ews_events_free(&e);
+	/* events in another namespace are not ours */
+	const char *foreign = NOTIF("S", "<x:CreatedEvent xmlns:x=\"urn:x\">"
+		"<x:ItemId Id=\"A\"/><x:ParentFolderId Id=\"F\"/></x:CreatedEvent>");
+	CHECK_INT(parse(foreign, &e, &r), BE_OK);
+	CHECK_OWNED(events_line(&e), "f=");
+	ews_events_free(&e);
+	case_end();
+
+	case_begin("events: keep-alive and Closed carry nothing");
+	CHECK_INT(parse(KEEPALIVE, &e, &r), BE_OK);
+	CHECK(!ews_events_any(&e));
+	CHECK_INT(e.conn, EWS_CONN_OK);
+	ews_events_free(&e);
+	CHECK_INT(parse(CLOSED, &e, &r), BE_OK);
+	CHECK(!ews_events_any(&e));
+	CHECK_INT(e.conn, EWS_CONN_CLOSED);
+	ews_events_free(&e);
+	case_end();
+
+	case_begin("events: GetEvents answer, MoreEvents, last watermark");
+	const char *ge = GE("true", "W0", PULL_EV("CreatedEvent", "W1", "I", "F")
+			    STATUS_EV("W2"));
+	CHECK_INT(parse(ge, &e, &r), BE_OK);
+	CHECK(e.more);
+	CHECK_STR(e.watermark, "W2");
+	CHECK_OWNED(events_line(&e), "f=F");
+	ews_events_free(&e);
+	case_end();
+
+	case_begin("events: errors graded through the table");
+	static const struct { const char *in; enum be_status st;
+			      const char *msg; } errs[] = {
+		{ SE_ERROR("ErrorSubscriptionNotFound"), BE_SYNC_INVALID,
+		  "ErrorSubscriptionNotFound: gone" },
+		{ SE_ERROR("ErrorSomethingNew"), BE_SYNC_INVALID, "ErrorSomethingNew" },
+		{ GE_ERR("ErrorInvalidWatermark"), BE_SYNC_INVALID, "ErrorInvalidWatermark" },
+		{ GE_ERR("ErrorExpiredSubscription"), BE_SYNC_INVALID, "Expired" },
+		{ GE_ERR("ErrorReadEventsFailed"), BE_SYNC_INVALID, "ReadEvents" },
+		{ GE_ERR("ErrorMissedNotificationEvents"), BE_SYNC_INVALID, "Missed" },
+		{ GE_ERR("ErrorServerBusy"), BE_THROTTLED, "ErrorServerBusy" },
+		{ SE_OPEN "<m:ErrorSubscriptionIds><m:ErrorSubscriptionId>S"
+		  "</m:ErrorSubscriptionId></m:ErrorSubscriptionIds>" SE_CLOSE,
+		  BE_SYNC_INVALID, "ErrorSubscriptionIds" },
+		{ NOTIF("S", "<t:CreatedEvent><t:ItemId Id=\"I\"/></t:CreatedEvent>"),
+		  BE_PROTOCOL, "CreatedEvent of an item without ParentFolderId" },
+		{ NOTIF("S", ITEM_EV("MovedEvent", "I", "F")), BE_PROTOCOL,
+		  "without OldParentFolderId" },
+		{ NOTIF("S", "<t:DeletedEvent>" TS "</t:DeletedEvent>"), BE_PROTOCOL,
+		  "DeletedEvent without ItemId or FolderId" },
+		{ NOTIF("S", ITEM_EV("CreatedEvent", "", "F")), BE_PROTOCOL,
+		  "ItemId without Id" },
+		{ SE_OPEN "<m:ConnectionStatus>Maybe</m:ConnectionStatus>" SE_CLOSE,
+		  BE_PROTOCOL, "bad ConnectionStatus 'Maybe'" },
+		{ GE("perhaps", "W", ""), BE_PROTOCOL, "bad MoreEvents" },
+		{ "<Envelope xmlns=\"" NS_SOAP "\"><Body/></Envelope>", BE_PROTOCOL,
+		  "no response message" },
+		{ "<x/>", BE_PROTOCOL, "not a SOAP envelope" },
+		{ "<Envelope xmlns=\"" NS_SOAP "\">", BE_PROTOCOL, "malformed XML" },
+	};
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		CHECK_INT(parse(errs[i].in, &e, &r), errs[i].st);
+		CHECK_CONTAINS(r.msg, errs[i].msg);
+		CHECK(e.n_folders == 0 && e.folders == NULL && !e.watermark);
+	}
+	size_t len;
+	char *fault = data_file("fault_busy.xml", &len);
+	CHECK_INT(ews_parse_events(fault, len, &e, &r), BE_THROTTLED);
+	CHECK_INT(r.retry_after_ms, 5000);
+	free(fault);
+	/* an id over the cap */
+	struct buf huge;
+	buf_init(&huge, 0);
+	buf_puts(&huge, SE_OPEN "<m:Notifications><m:Notification>"
+		 "<t:CreatedEvent><t:ItemId Id=\"");
+	for (int i = 0; i <= EWS_ID_MAX; i++)
+		buf_puts(&huge, "A");
+	buf_puts(&huge, "\"/><t:ParentFolderId Id=\"F\"/></t:CreatedEvent>"
+		 "</m:Notification></m:Notifications>" SE_CLOSE);
+	CHECK_INT(parse(huge.data, &e, &r), BE_PROTOCOL);
+	CHECK_CONTAINS(r.msg, "ItemId Id longer than 4096 bytes");
+	buf_free(&huge);
+	case_end();
+
+	case_begin("events: more folders than the cap is 'sync everything'");
+	struct buf many;
+	buf_init(&many, 0);
+	buf_puts(&many, SE_OPEN "<m:Notifications><m:Notification>");
+	for (int i = 0; i < EWS_EVENTS_FOLDERS_MAX + 5; i++)
+		buf_printf(&many, "<t:CreatedEvent><t:ItemId Id=\"I\"/>"
+			   "<t:ParentFolderId Id=\"F%d\"/></t:CreatedEvent>", i);
+	buf_puts(&many, "</m:Notification></m:Notifications>" SE_CLOSE);
+	CHECK_INT(parse(many.data, &e, &r), BE_OK);
+	CHECK_INT(e.n_folders, EWS_EVENTS_FOLDERS_MAX);
+	CHECK(e.lost);
+	ews_events_free(&e);
+	buf_free(&many);
+	case_end();
+
+	case_begin("events: merge keeps each folder once");
+	struct ews_events a, b;
+	CHECK_INT(parse(NOTIF("S", ITEM_EV("CreatedEvent", "I", "F1")
+				   ITEM_MC("MovedEvent", "N", "F2", "O", "F1")),
+			&a, &r), BE_OK);
+	CHECK_INT(parse(NOTIF("S", ITEM_EV("CreatedEvent", "I", "F3")
+				   FOLDER_EV("CreatedEvent", "X", "F3")
+				   ITEM_EV("CreatedEvent", "I", "F2")), &b, &r),
+		  BE_OK);
+	ews_events_merge(&a, &b);
+	CHECK_OWNED(events_line(&a), "H f=F1,F2,F3 m=O@F1>N@F2");
+	ews_events_free(&a);
+	ews_events_free(&b);
+	case_end();
+
+	case_begin("Subscribe answers");
+	char *sub, *wm;
+	const char *s1 = SUB_OK(" S1 ");
+	CHECK_INT(ews_parse_subscribe(s1, strlen(s1), &sub, &wm, &r), BE_OK);
+	CHECK_STR(sub, "S1");
+	CHECK(wm == NULL);
+	free(sub);
+	const char *s2 = SUB_PULL_OK("P1", "AAAA=");
+	CHECK_INT(ews_parse_subscribe(s2, strlen(s2), &sub, &wm, &r), BE_OK);
+	CHECK_STR(sub, "P1");
+	CHECK_STR(wm, "AAAA=");
+	free(sub);
+	free(wm);
+	static const struct { const char *in; enum be_status st; } se[] = {
+		{ SUB_ERR("ErrorInvalidSubscriptionRequest"), BE_REFUSED },
+		{ SUB_ERR("ErrorInvalidServerVersion"), BE_REFUSED },
+		{ SUB_ERR("ErrorExceededSubscriptionCount"), BE_THROTTLED },
+		{ SUB_ERR("ErrorFolderNotFound"), BE_FOLDER_GONE },
+		{ SUB_ERR("ErrorAccessDenied"), BE_AUTH },
+		{ RESP("Subscribe", "Success", NOERR), BE_PROTOCOL },
+		{ SUB_OK(""), BE_PROTOCOL },
+		{ RESP("Other", "Success", NOERR), BE_PROTOCOL },
+	};
+	for (size_t i = 0; i < sizeof(se) / sizeof(se[0]); i++) {
+		CHECK_INT(ews_parse_subscribe(se[i].in, strlen(se[i].in), &sub,
+					      &wm, &r), se[i].st);
+		CHECK(!sub && !wm);
+	}
+	char *schema = data_file("fault_schema.xml", &len);
+	CHECK_INT(ews_parse_subscribe(schema, len, &sub, &wm, &r), BE_REFUSED);
+	CHECK_STR(r.code, "ErrorSchemaValidation");
+	free(schema);
+	case_end();
+}
+
+/* ---- a scripted HTTP server that streams ---- */
+
+enum end { END_DONE, END_HANG, END_CUT };
+
+struct reply {
+	int status;
+	const char *body;            /* the whole body, or ... */
+	const char *const *chunks;   /* ... chunked: these pieces, NULL-ended */
+	int gap_ms;                  /* pause before each piece */
+	enum end end;                /* chunked: after the pieces */
+};
+
+#define MAXREQ 64
+
+struct server {
+	int lfd, port;
+	pthread_t th;
+	volatile bool stop;
+	pthread_mutex_t mu;
+	/* protected by mu */
+	struct reply script[16];
+	int nscript, next;
+	struct reply fallback;       /* once the script is used up */
+	struct buf req[MAXREQ];      /* bodies of the requests received */
+	int nreq;
+	int connections;
+	pthread_t conn_th[64];
+	int nconn_th;
+};
+
+struct conn_arg {
+	struct server *s;
+	int fd;
+};
+
+static int send_all(int fd, const void *p, size_t n)
+{
+	const char *d = p;
+	while (n) {
+		ssize_t w = send(fd, d, n, MSG_NOSIGNAL);
+		if (w <= 0)
+			return -1;
+		d += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Wait for bytes; false when the server stops or the peer closed. */
+static bool wait_readable(struct server *s, int fd)
+{
+	for (;;) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (s->stop)
+			return false;
+		int n = poll(&p, 1, 20);
+		if (n > 0)
+			return true;
+	}
+}
+
+static int read_request(struct server *s, int fd, struct buf *body)
+{
+	char tmp[8192];
+	struct buf all;
+	buf_init(&all, 0);
+	char *end = NULL;
+	while (!end) {
+		if (!wait_readable(s, fd))
+			goto fail;
+		ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
+		if (n <= 0)
+			goto fail;
+		buf_append(&all, tmp, (size_t)n);
+		end = strstr(all.data, "\r\n\r\n");
+	}
+	size_t hlen = (size_t)(end - all.data) + 4, clen = 0;
+	const char *cl = strcasestr(all.data, "\r\nContent-Length:");
+	if (cl && cl < end)
+		clen = strtoul(cl + 17, NULL, 10);
+	buf_reset(body);
+	buf_append(body, all.data + hlen, all.len - hlen);
+	while (body->len < clen) {
+		if (!wait_readable(s, fd))
+			goto fail;
+		ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
+		if (n <= 0)
+			goto fail;
+		buf_append(body, tmp, (size_t)n);
+	}
+	buf_free(&all);
+	return 0;
+fail:
+	buf_free(&all);
+	return -1;
+}
+
+/* 0 = go on with this connection, -1 = close it. */
+static int answer(struct server *s, int fd, const struct reply *k)
+{
+	char head[256];
+	if (!k->chunks) {
+		const char *body = k->body ? k->body : "";
+		snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Type: "
+			 "%s\r\nContent-Length: %zu\r\n\r\n", k->status,
+			 k->status == 500 && body[0] != '<' ? "text/html"
+							     : "text/xml; charset=utf-8",
+			 strlen(body));
+		if (send_all(fd, head, strlen(head)) ||
+		    send_all(fd, body, strlen(body)))
+			return -1;
+		return 0;
+	}
+	snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Type: text/xml; "
+		 "charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n", k->status);
+	if (send_all(fd, head, strlen(head)))
+		return -1;
+	for (const char *const *c = k->chunks; *c; c++) {
+		if (k->gap_ms)
+			usleep((useconds_t)k->gap_ms * 1000);
+		char sz[32];
+		snprintf(sz, sizeof(sz), "%zx\r\n", strlen(*c));
+		if (send_all(fd, sz, strlen(sz)) ||
+		    send_all(fd, *c, strlen(*c)) || send_all(fd, "\r\n", 2))
+			return -1;
+	}
+	if (k->end == END_CUT)
+		return -1;
+	if (k->end == END_HANG) {
+		/* until the client goes away (or the test ends) */
+		char tmp[256];
+		while (wait_readable(s, fd) && recv(fd, tmp, sizeof(tmp), 0) > 0)
+			;
+		return -1;
+	}
+	return send_all(fd, "0\r\n\r\n", 5);
+}
+
+static void *conn_main(void *arg)
+{
+	struct conn_arg *ca = arg;
+	struct server *s = ca->s;
+	struct buf body;
+	buf_init(&body, 0);
+	while (read_request(s, ca->fd, &body) == 0) {
+		pthread_mutex_lock(&s->mu);
+		struct reply k = s->next < s->nscript ? s->script[s->next++]
+						      : s->fallback;
+		if (s->nreq < MAXREQ) {
+			buf_init(&s->req[s->nreq], 0);
+			buf_append(&s->req[s->nreq], body.data ? body.data : "",
+				   body.len);
+			s->nreq++;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (answer(s, ca->fd, &k))
+			break;
+	}
+	buf_free(&body);
+	close(ca->fd);
+	free(ca);
+	return NULL;
+}
+
+static void *server_main(void *arg)
+{
+	struct server *s = arg;
+	while (!s->stop) {
+		struct pollfd p = { s->lfd, POLLIN, 0 };
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		int fd = accept(s->lfd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		struct conn_arg *ca = xcalloc(1, sizeof(*ca));
+		ca->s = s;
+		ca->fd = fd;
+		pthread_mutex_lock(&s->mu);
+		s->connections++;
+		if (s->nconn_th < 64 &&
+		    !pthread_create(&s->conn_th[s->nconn_th], NULL, conn_main, ca))
+			s->nconn_th++;
+		else {
+			close(fd);
+			free(ca);
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
+	return NULL;
+}
+
+static void server_start(struct server *s)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->mu, NULL);
+	s->fallback = (struct reply){ 500, "script exhausted", NULL, 0, END_DONE };
+	s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	if (bind(s->lfd, (struct sockaddr *)&a, sizeof(a)) || listen(s->lfd, 8) ||
+	    getsockname(s->lfd, (struct sockaddr *)&a, &al)) {
+		perror("server");
+		exit(2);
+	}
+	s->port = ntohs(a.sin_port);
+	pthread_create(&s->th, NULL, server_main, s);
+}
+
+static void server_stop(struct server *s)
+{
+	s->stop = true;
+	pthread_join(s->th, NULL);
+	for (int i = 0; i < s->nconn_th; i++)
+		pthread_join(s->conn_th[i], NULL);
+	close(s->lfd);
+	for (int i = 0; i < s->nreq; i++)
+		buf_free(&s->req[i]);
+	pthread_mutex_destroy(&s->mu);
+}
+
+static void script(struct server *s, const struct reply *k, int n)
+{
+	pthread_mutex_lock(&s->mu);
+	for (int i = 0; i < n; i++)
+		s->script[i] = k[i];
+	s->nscript = n;
+	s->next = 0;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static int nreq(struct server *s)
+{
+	pthread_mutex_lock(&s->mu);
+	int n = s->nreq;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+/* The body of request i (a copy, owned). */
+static char *req(struct server *s, int i)
+{
+	pthread_mutex_lock(&s->mu);
+	char *r = i >= 0 && i < s->nreq ? xstrdup(s->req[i].data) : xstrdup("");
+	pthread_mutex_unlock(&s->mu);
+	return r;
+}
+
+#define CHECK_REQ(s, i, needle) do { \
+	char *q_ = req((s), (i)); \
+	CHECK_CONTAINS(q_, (needle)); \
+	free(q_); \
+} while (0)
+
+/* ---- the watch() loop ---- */
+
+struct watcher {
+	struct buf log;       /* one line per batch, ";" after each */
+	int batches;
+	int stop_after;       /* the callback returns -1 at this batch */
+	int64_t cancel_at;    /* cancelled() true from then (0 = never) */
+	int64_t cancelled_seen; /* when cancelled() first said true */
+	enum be_watch_mode mode; /* of the last batch */
+};
+
+static int on_events(void *arg, const struct be_events *ev)
+{
+	struct watcher *w = arg;
+	batch_line(&w->log, ev->folder_ids, ev->n_folders, ev->hierarchy,
+		   ev->lost, ev->moved, ev->n_moved);
+	buf_puts(&w->log, ";");
+	w->mode = ev->mode;
+	w->batches++;
+	return w->stop_after && w->batches == w->stop_after ? -1 : 0;
+}
+
+static bool is_cancelled(void *arg)
+{
+	struct watcher *w = arg;
+	if (!w->cancel_at || now_ms() < w->cancel_at)
+		return false;
+	if (!w->cancelled_seen)
+		w->cancelled_seen = now_ms();
+	return true;
+}
+
+static void watcher_reset(struct watcher *w)
+{
+	buf_free(&w->log);
+	memset(w, 0, sizeof(*w));
+	buf_init(&w->log, 0);
+	buf_puts(&w->log, "");
+}
+
+static enum be_status watch(struct be_session *es, const char *const *ids,
+			    size_t n, unsigned timeout_s, struct watcher *w,
+			    enum be_watch_mode *mode, struct be_result *r)
+{
+	struct be_watch bw = {
+		.folder_ids = ids, .n = n, .timeout_s = timeout_s,
+		.events = on_events, .cancelled = is_cancelled, .arg = w,
+	};
+	return ews_backend.watch(es, &bw, mode, r);
+}
+
+/* A session; the first `refuse` schema versions are refused (2: the
+ * session speaks Exchange2010). */
+static struct be_session *open_session_v(struct server *s, struct be_result *r,
+					 int refuse)
+{
+	static char url[128];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/EWS/Exchange.asmx",
+		 s->port);
+	struct be_config cfg = {
+		.url = url, .connect_timeout_s = 5, .timeout_s = 10,
+	};
+	size_t len;
+	char *root = data_file("getfolder_root.xml", &len);
+	struct reply k[4];
+	for (int i = 0; i < refuse && i < 3; i++)
+		k[i] = (struct reply){ 200, RESP("GetFolder", "Error",
+				       ERR("ErrorInvalidServerVersion")), NULL,
+				       0, END_DONE };
+	k[refuse < 3 ? refuse : 3] = (struct reply){ 200, root, NULL, 0,
+						    END_DONE };
+	script(s, k, (refuse < 3 ? refuse : 3) + 1);
+	struct be_session *es = ews_backend.open(&cfg, r);
+	free(root);
+	CHECK(es != NULL);
+	if (!es)
+		printf("  open: %s\n", r->msg);
+	return es;
+}
+
+static struct be_session *open_session(struct server *s, struct be_result *r)
+{
+	return open_session_v(s, r, 0);
+}
+
+static const char *const F12[] = { "F1", "F2" };
+static const char *const F21[] = { "F2", "F1" };
+static const char *const F13[] = { "F1", "F3" };
+
+static const char *const ST_NOTIF_SPLIT[] = {
+	KEEPALIVE "<Envelope xmlns=\"" NS_SOAP "\"><Header/><Bo",
+	"dy><m:GetStreamingEventsResponse xmlns:m=\"" NS_M "\" xmlns:t=\"" NS_T "\">"
+	"<m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass=\"Success\">"
+	"<m:ResponseCode>NoError</m:ResponseCode><m:Notifications><m:Notification>"
+	"<t:SubscriptionId>SUB1</t:SubscriptionId>" ITEM_EV("NewMailEvent", "I1", "F1")
+	ITEM_EV("CreatedEvent", "I1", "F1") "</m:Notification></m:Notifications>"
+	SE_CLOSE "\r\n" NOTIF("SUB1", ITEM_MC("MovedEvent", "I2n", "F2", "I2", "F1")
+			      FOLDER_EV("CreatedEvent", "F9", "F1")),
+	KEEPALIVE,
+	CLOSED,
+	NULL,
+};
+
+static void test_streaming(void)
+{
+	struct server s;
+	struct be_result r;
+	struct watcher w = { 0 };
+	enum be_watch_mode mode;
+	int64_t t0;
+
+	server_start(&s);
+	watcher_reset(&w);
+	struct be_session *es = open_session(&s, &r);
+	if (!es) {
+		server_stop(&s);
+		return;
+	}
+	int base = nreq(&s);   /* GetFolder */
+
+	case_begin("watch: streaming subscription, events cut across chunks, Closed");
+	struct reply k1[] = {
+		{ 200, SUB_OK("SUB1"), NULL, 0, END_DONE },
+		{ 200, NULL, ST_NOTIF_SPLIT, 30, END_DONE },
+	};
+	script(&s, k1, 2);
+	t0 = now_ms();
+	CHECK_INT(watch(es, F12, 2, 60, &w, &mode, &r), BE_OK);
+	CHECK(now_ms() - t0 < 5000);
+	CHECK_INT(mode, BE_WATCH_PUSH);
+	CHECK_INT(w.mode, BE_WATCH_PUSH);
+	CHECK_STR(w.log.data, "L f=;f=F1;H f=F2,F1 m=I2@F1>I2n@F2;");
+	CHECK_STR(r.msg, "");
+	CHECK_INT(nreq(&s), base + 2);
+	CHECK_REQ(&s, base, "<m:Subscribe><m:StreamingSubscriptionRequest>"
+		  "<t:FolderIds><t:FolderId Id=\"F1\"/><t:FolderId Id=\"F2\"/>"
+		  "<t:FolderId Id=\"" ROOT_ID "\"/></t:FolderIds><t:EventTypes>");
+	CHECK_REQ(&s, base + 1, "<m:SubscriptionIds><t:SubscriptionId>SUB1"
+		  "</t:SubscriptionId></m:SubscriptionIds>"
+		  "<m:ConnectionTimeout>1</m:ConnectionTimeout>");
+	case_end();
+
+	case_begin("watch: the same set (any order) reuses the subscription");
+	watcher_reset(&w);
+	static const char *const st2[] = {
+		NOTIF("SUB1", ITEM_EV("DeletedEvent", "I7", "F2")) CLOSED, NULL };
+	struct reply k2[] = { { 200, NULL, st2, 0, END_DONE } };
+	script(&s, k2, 1);
+	CHECK_INT(watch(es, F21, 2, 1800, &w, &mode, &r), BE_OK);
+	CHECK_STR(w.log.data, "f=F2;");
+	CHECK_INT(nreq(&s), base + 3);
+	CHECK_REQ(&s, base + 2, "<m:ConnectionTimeout>30</m:ConnectionTimeout>");
+	case_end();
+
+	case_begin("watch: a dropped connection is BE_NETWORK; then the same subscription");
+	watcher_reset(&w);
+	static const char *const st3[] = {
+		NOTIF("SUB1", ITEM_EV("ModifiedEvent", "I7", "F1")), NULL };
+	static const char *const st_closed[] = { CLOSED, NULL };
+	struct reply k3[] = {
+		{ 200, NULL, st3, 0, END_CUT },
+		{ 200, NULL, st_closed, 0, END_DONE },
+	};
+	script(&s, k3, 2);
+	CHECK_INT(watch(es, F12, 2, 60, &w, &mode, &r), BE_NETWORK);
+	CHECK_STR(w.log.data, "f=F1;");
+	CHECK_INT(mode, BE_WATCH_PUSH);
+	watcher_reset(&w);
+	CHECK_INT(watch(es, F12, 2, 60, &w, &mode, &r), BE_OK);
+	CHECK_STR(w.log.data, "");
+	CHECK_INT(nreq(&s), base + 5);
+	CHECK_REQ(&s, base + 4, "<t:SubscriptionId>SUB1</t:SubscriptionId>");
+	case_end();
+
+	case_begin("watch: an answer that ends without Closed is a dropped connection");
+	watcher_reset(&w);
+	static const char *const st_ka[] = { KEEPALIVE, NULL };
+	struct reply k3b[] = { { 200, NULL, st_ka, 0, END_DONE } };
+	script(&s, k3b, 1);
+	CHECK_INT(watch(es, F12, 2, 60, &w, &mode, &r), BE_NETWORK);
+	CHECK_STR(r.msg, "notification stream ended without ConnectionStatus Closed");
+	CHECK_STR(w.log.data, "");
+	case_end();
+
+	case_begin("watch: cut inside an envelope: BE_NETWORK, lost reported next");
+	watcher_reset(&w);
+	static const char *const st4[] = { KEEPALIVE "<Envelope xmlns=\"" NS_SOAP
+					   "\"><Body>", NULL };
+	struct reply k4[] = {
+		{ 200, NULL, st4, 0, END_CUT },
+		{ 200, NULL, st_closed, 0, END_DONE },
+	};
+	script(&s, k4, 2);
+	CHECK_INT(watch(es, F12, 2, 60, &w, &mode, &r), BE_NETWORK);
+	CHECK_STR(w.log.data, "");
+	CHECK_INT(watch(es, F12, 2, 60, &w, &mode, &r), BE_OK);
+	CHECK_STR(w.log.data, "L f=;");
+	case_end();
+
+	case_begin("watch: cancelled while the stream is idle: back within a second");
+	watcher_reset(&w);
+	static const char *const st5[] = { KEEPALIVE, NULL };
+	struct reply k5[] = { { 200, NULL, st5, 0, END_HANG } };
+	script(&s, k5, 1);
+	t0 = now_ms();
+	w.cancel_at = t0 + 300;
+	CHECK_INT(watch(es, F12, 2, 600, &w, &mode, &r), BE_OK);
+	int64_t back = now_ms();
+	CHECK(w.cancelled_seen >= w.cancel_at);
+	CHECK(back - w.cancel_at < 1000);
+	printf("  cancel: seen after %lld ms, returned after %lld ms\n",
+	       (long long)(w.cancelled_seen - w.cancel_at),
+	       (long long)(back - w.cancel_at));
+	CHECK_STR(r.msg, "");
+	CHECK_INT(mode, BE_WATCH_PUSH);
+	case_end();
+
+	case_begin("watch: the call's time is up");
+	watcher_reset(&w);
+	script(&s, k5, 1);
+	t0 = now_ms();
+	CHECK_INT(watch(es, F12, 2, 1, &w, &mode, &r), BE_OK);
+	int64_t took = now_ms() - t0;
+	CHECK(took >= 900 && took < 2500);
+	CHECK_STR(w.log.data, "");
+	case_end();
+
+	case_begin("watch: the core stops; envelopes after that come next call");
+	watcher_reset(&w);
+	static const char *const st6[] = {
+		NOTIF("SUB1", ITEM_EV("CreatedEvent", "A", "F1"))
+		NOTIF("SUB1", ITEM_EV("CreatedEvent", "B", "F2")), NULL };
+	struct reply k6[] = {
+		{ 200, NULL, st6, 0, END_HANG },
+		{ 200, NULL, st_closed, 0, END_DONE },
+	};
+	script(&s, k6, 2);
+	w.stop_after = 1;
+	t0 = now_ms();
+	CHECK_INT(watch(es, F12, 2, 60, &w, &mode, &r), BE_OK);
+	CHECK(now_ms() - t0 < 2000);
+	CHECK_STR(w.log.data, "f=F1;");
+	watcher_reset(&w);
+	CHECK_INT(watch(es, F12, 2, 60, &w, &mode, &r), BE_OK);
+	CHECK_STR(w.log.data, "f=F2;");
+	case_end();
+
+	case_begin("watch: the server lost the subscription: subscribe again, lost first");
+	watcher_reset(&w);
+	int n0 = nreq(&s);
+	static const char *const st7[] = { SE_ERROR("ErrorSubscriptionNotFound"),
+					   NULL };
+	static const char *const st8[] = {
+		NOTIF("SUB2", ITEM_EV("CreatedEvent", "C", "F2")) CLOSED, NULL };
+	struct reply k7[] = {
+		{ 200, NULL, st7, 0, END_DONE },
+		{ 200, SUB_OK("SUB2"), NULL, 0, END_DONE },
+		{ 200, NULL, st8, 0, END_DONE },
+	};
+	script(&s, k7, 3);
+	CHECK_INT(watch(es, F12, 2, 60, &w, &mode, &r), BE_OK);
+	CHECK_STR(w.log.data, "L f=;f=F2;");
+	CHECK_INT(nreq(&s), n0 + 3);
+	CHECK_REQ(&s, n0 + 1, "<m:StreamingSubscriptionRequest>");
+	CHECK_REQ(&s, n0 + 2, "<t:SubscriptionId>SUB2</t:SubscriptionId>");
+	case_end();
+
+	case_begin("watch: lost by a SOAP fault too (HTTP 500)");
+	watcher_reset(&w);
+	n0 = nreq(&s);
+	struct reply k7b[] = {
+		{ 500, XMLDECL "<s:Envelope xmlns:s=\"" NS_SOAP "\"><s:Body><s:Fault>"
+		  "<faultcode xmlns:a=\"" NS_T "\">a:ErrorSubscriptionNotFound</faultcode>"
+		  "<faultstring>The subscription was not found.</faultstring>"
+		  "</s:Fault></s:Body></s:Envelope>", NULL, 0, END_DONE },
+		{ 200, SUB_OK("SUB2b"), NULL, 0, END_DONE },
+		{ 200, NULL, st_closed, 0, END_DONE },
+	};
+	script(&s, k7b, 3);
+	CHECK_INT(watch(es, F12, 2, 60, &w, &mode, &r), BE_OK);
+	CHECK_STR(w.log.data, "L f=;");
+	CHECK_INT(nreq(&s), n0 + 3);
+	case_end();
+
+	case_begin("watch: a different folder set: Unsubscribe, Subscribe, lost");
+	watcher_reset(&w);
+	n0 = nreq(&s);
+	struct reply k9[] = {
+		{ 200, UNSUB_OK, NULL, 0, END_DONE },
+		{ 200, SUB_OK("SUB3"), NULL, 0, END_DONE },
+		{ 200, NULL, st_closed, 0, END_DONE },
+	};
+	script(&s, k9, 3);
+	CHECK_INT(watch(es, F13, 2, 60, &w, &mode, &r), BE_OK);
+	CHECK_STR(w.log.data, "L f=;");
+	CHECK_INT(nreq(&s), n0 + 3);
+	CHECK_REQ(&s, n0, "<m:Unsubscribe><m:SubscriptionId>SUB2b</m:SubscriptionId>");
+	CHECK_REQ(&s, n0 + 1, "<t:FolderId Id=\"F1\"/><t:FolderId Id=\"F3\"/>");
+	case_end();
+
+	case_begin("watch: a malformed stream is BE_PROTOCOL; lost reported next");
+	watcher_reset(&w);
+	static const char *const st10[] = { KEEPALIVE "garbage", NULL };
+	struct reply k10[] = {
+		{ 200, NULL, st10, 0, END_HANG },
+		{ 200, NULL, st_closed, 0, END_DONE },
+	};
+	script(&s, k10, 2);
+	CHECK_INT(watch(es, F13, 2, 60, &w, &mode, &r), BE_PROTOCOL);
+	CHECK_STR(r.msg, "notification stream: text between envelopes");
+	CHECK_INT(watch(es, F13, 2, 60, &w, &mode, &r), BE_OK);
+	CHECK_STR(w.log.data, "L f=;");
+	case_end();
+
+	case_begin("watch: invalid arguments are refused without a request");
+	n0 = nreq(&s);
+	const char *const bad[] = { "F1", "" };
+	CHECK_INT(watch(es, bad, 2, 60, &w, &mode, &r), BE_REFUSED);
+	CHECK_INT(watch(es, F12, 0, 60, &w, &mode, &r), BE_REFUSED);
+	CHECK_INT(nreq(&s), n0);
+	case_end();
+
+	case_begin("close: Unsubscribe on the way out");
+	n0 = nreq(&s);
+	struct reply k11[] = { { 200, UNSUB_OK, NULL, 0, END_DONE } };
+	script(&s, k11, 1);
+	ews_backend.close(es);
+	CHECK_INT(nreq(&s), n0 + 1);
+	CHECK_REQ(&s, n0, "<m:Unsubscribe><m:SubscriptionId>SUB3</m:SubscriptionId>");
+	case_end();
+
+	buf_free(&w.log);
+	server_stop(&s);
+}
+
+static void test_pull(void)
+{
+	struct server s;
+	struct be_result r;
+	struct watcher w = { 0 };
+	enum be_watch_mode mode;
+
+	server_start(&s);
+	watcher_reset(&w);
+	struct be_session *es = open_session(&s, &r);
+	if (!es) {
+		server_stop(&s);
+		return;
+	}
+	ews_set_pull_period(es, 100);
+	int base = nreq(&s);
+
+	case_begin("watch: streaming refused -> pull subscription, GetEvents");
+	struct reply k1[] = {
+		{ 200, SUB_ERR("ErrorInvalidSubscriptionRequest"), NULL, 0, END_DONE },
+		{ 200, SUB_PULL_OK("P1", "W0"), NULL, 0, END_DONE },
+		{ 200, GE("true", "W0", PULL_EV("CreatedEvent", "W1", "I1", "F1")),
+		  NULL, 0, END_DONE },
+		{ 200, GE("false", "W1", PULL_EV("DeletedEvent", "W2", "I2", "F2")),
+		  NULL, 0, END_DONE },
+	};
+	script(&s, k1, 4);
+	s.fallback = (struct reply){ 200, GE("false", "W2", STATUS_EV("W3")),
+				     NULL, 0, END_DONE };
+	int64_t t0 = now_ms();
+	CHECK_INT(watch(es, F12, 2, 1, &w, &mode, &r), BE_OK);
+	int64_t took = now_ms() - t0;
+	CHECK(took >= 900 && took < 2500);
+	CHECK_INT(mode, BE_WATCH_PULL);
+	CHECK_INT(w.mode, BE_WATCH_PULL);
+	CHECK_STR(w.log.data, "L f=;f=F1;f=F2;");
+	int n = nreq(&s);
+	CHECK(n - base >= 6);   /* 2 Subscribes, 2 at once, then every 100 ms */
+	CHECK_REQ(&s, base, "<m:StreamingSubscriptionRequest>");
+	CHECK_REQ(&s, base + 1, "<m:PullSubscriptionRequest>");
+	CHECK_REQ(&s, base + 1, "<t:Timeout>10</t:Timeout>");
+	CHECK_REQ(&s, base + 2, "<m:SubscriptionId>P1</m:SubscriptionId>"
+		  "<m:Watermark>W0</m:Watermark>");
+	CHECK_REQ(&s, base + 3, "<m:Watermark>W1</m:Watermark>");
+	CHECK_REQ(&s, base + 4, "<m:Watermark>W2</m:Watermark>");
+	CHECK_REQ(&s, base + 5, "<m:Watermark>W3</m:Watermark>");
+	case_end();
+
+	case_begin("watch: pull again on the same subscription (no new Subscribe)");
+	watcher_reset(&w);
+	base = nreq(&s);
+	script(&s, NULL, 0);
+	CHECK_INT(watch(es, F21, 2, 1, &w, &mode, &r), BE_OK);
+	CHECK_STR(w.log.data, "");
+	CHECK_REQ(&s, base, "<m:GetEvents><m:SubscriptionId>P1</m:SubscriptionId>");
+	case_end();
+
+	case_begin("watch: ErrorInvalidWatermark -> pull subscription again, lost");
+	watcher_reset(&w);
+	base = nreq(&s);
+	struct reply k2[] = {
+		{ 200, GE_ERR("ErrorInvalidWatermark"), NULL, 0, END_DONE },
+		{ 200, SUB_PULL_OK("P2", "X0"), NULL, 0, END_DONE },
+	};
+	script(&s, k2, 2);
+	s.fallback = (struct reply){ 200, GE("false", "X0", STATUS_EV("X1")),
+				     NULL, 0, END_DONE };
+	CHECK_INT(watch(es, F12, 2, 1, &w, &mode, &r), BE_OK);
+	CHECK_STR(w.log.data, "L f=;");
+	CHECK_REQ(&s, base + 1, "<m:PullSubscriptionRequest>");
+	CHECK_REQ(&s, base + 2, "<m:SubscriptionId>P2</m:SubscriptionId>"
+		  "<m:Watermark>X0</m:Watermark>");
+	case_end();
+
+	case_begin("watch: cancelled between pulls: back within a second");
+	watcher_reset(&w);
+	ews_set_pull_period(es, 5000);
+	t0 = now_ms();
+	w.cancel_at = t0 + 300;
+	CHECK_INT(watch(es, F12, 2, 60, &w, &mode, &r), BE_OK);
+	CHECK(now_ms() - w.cancel_at < 500);
+	case_end();
+
+	case_begin("watch: pull's transient failure is returned as it is");
+	watcher_reset(&w);
+	struct reply k3[] = { { 503, "<html/>", NULL, 0, END_DONE } };
+	script(&s, k3, 1);
+	CHECK_INT(watch(es, F12, 2, 1, &w, &mode, &r), BE_NETWORK);
+	CHECK_CONTAINS(r.msg, "HTTP 503");
+	CHECK_INT(mode, BE_WATCH_PULL);
+	ews_set_pull_period(es, 0);
+	case_end();
+
+	case_begin("close after pull: Unsubscribe");
+	base = nreq(&s);
+	struct reply k4[] = { { 200, UNSUB_OK, NULL, 0, END_DONE } };
+	script(&s, k4, 1);
+	ews_backend.close(es);
+	CHECK_REQ(&s, base, "<m:SubscriptionId>P2</m:SubscriptionId>");
+	case_end();
+
+	case_begin("watch: neither form -> BE_UNSUPPORTED, one line");
+	watcher_reset(&w);
+	es = open_session(&s, &r);
+	struct reply k5[] = {
+		{ 500, "<html>Internal error</html>", NULL, 0, END_DONE },
+		{ 200, SUB_ERR("ErrorInvalidSubscriptionRequest"), NULL, 0, END_DONE },
+	};
+	script(&s, k5, 2);
+	CHECK_INT(watch(es, F12, 2, 1, &w, &mode, &r), BE_UNSUPPORTED);
+	CHECK_INT(mode, BE_WATCH_NONE);
+	CHECK_CONTAINS(r.msg, "server offers no notifications (streaming: "
+		       "server at ");
+	CHECK_CONTAINS(r.msg, "HTTP 500; pull: ErrorInvalidSubscriptionRequest");
+	CHECK(!strchr(r.msg, '\n'));
+	ews_backend.close(es);
+	case_end();
+
+	case_begin("watch: a transient failure at Subscribe is no refusal");
+	watcher_reset(&w);
+	es = open_session(&s, &r);
+	base = nreq(&s);
+	struct reply k6[] = {
+		{ 503, "<html/>", NULL, 0, END_DONE },
+		{ 200, SUB_OK("S9"), NULL, 0, END_DONE },
+		{ 200, NULL, (const char *const[]){ CLOSED, NULL }, 0, END_DONE },
+	};
+	script(&s, k6, 3);
+	CHECK_INT(watch(es, F12, 2, 1, &w, &mode, &r), BE_NETWORK);
+	CHECK_INT(mode, BE_WATCH_NONE);
+	CHECK_INT(watch(es, F12, 2, 1, &w, &mode, &r), BE_OK);
+	CHECK_INT(mode, BE_WATCH_PUSH);
+	CHECK_REQ(&s, base + 1, "<m:StreamingSubscriptionRequest>");
+	case_end();
+
+	case_begin("watch: GetStreamingEvents refused -> pull");
+	watcher_reset(&w);
+	base = nreq(&s);
+	struct reply k7[] = {
+		{ 200, UNSUB_OK, NULL, 0, END_DONE },           /* F13 */
+		{ 200, SUB_OK("S10"), NULL, 0, END_DONE },
+		{ 400, "<html>bad request</html>", NULL, 0, END_DONE },
+		{ 200, UNSUB_OK, NULL, 0, END_DONE },
+		{ 200, SUB_PULL_OK("P3", "Y0"), NULL, 0, END_DONE },
+	};
+	script(&s, k7, 5);
+	s.fallback = (struct reply){ 200, GE("false", "Y0", STATUS_EV("Y1")),
+				     NULL, 0, END_DONE };
+	CHECK_INT(watch(es, F13, 2, 1, &w, &mode, &r), BE_OK);
+	CHECK_INT(mode, BE_WATCH_PULL);
+	CHECK_STR(w.log.data, "L f=;L f=;");
+	CHECK_REQ(&s, base + 3, "<m:Unsubscribe><m:SubscriptionId>S10");
+	CHECK_REQ(&s, base + 4, "<m:PullSubscriptionRequest>");
+	case_end();
+
+	struct reply k8[] = { { 200, UNSUB_OK, NULL, 0, END_DONE } };
+	script(&s, k8, 1);
+	ews_backend.close(es);
+
+	case_begin("watch: a server too old for streaming is asked to pull at once");
+	watcher_reset(&w);
+	es = open_session_v(&s, &r, 2);   /* Exchange2010 */
+	base = nreq(&s);
+	struct reply k9[] = {
+		{ 200, SUB_PULL_OK("P4", "Z0"), NULL, 0, END_DONE },
+		{ 200, GE("false", "Z0", STATUS_EV("Z1")), NULL, 0, END_DONE },
+		{ 200, UNSUB_OK, NULL, 0, END_DONE },
+	};
+	script(&s, k9, 3);
+	CHECK_INT(watch(es, F12, 2, 0, &w, &mode, &r), BE_OK);
+	CHECK_INT(mode, BE_WATCH_PULL);
+	CHECK_STR(w.log.data, "L f=;");
+	CHECK_REQ(&s, base, "Version=\"Exchange2010\"");
+	CHECK_REQ(&s, base, "<m:PullSubscriptionRequest>");
+	ews_backend.close(es);
+	CHECK_INT(nreq(&s), base + 3);
+	case_end();
+
+	buf_free(&w.log);
+	server_stop(&s);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	test_requests();
+	test_splitter();
+	test_parser();
+	test_streaming();
+	test_pull();
+	return check_done("test_ews_notify");
+}
