@@ -384,9 +384,7 @@ static bool shows_change(const struct node *old, const struct be_item *it)
 	if (it->categories && !(pend & JP_CATS) &&
 	    strcmp(it->categories, old->categories ? old->categories : ""))
 		return true;
-	if (it->is_draft >= 0 && it->is_draft != old->is_draft)
-		return true;
-	return it->received && it->received != old->received;
+	return it->is_draft >= 0 && it->is_draft != old->is_draft;
 }
 
 /* Move a known item to folder (a server-side move: the same id in another

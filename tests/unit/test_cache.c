@@ -1,7 +1,8 @@
 /*
  * test_cache.c - the cache's transactions: hierarchy pages (orphans,
  * hidden folders, rename, delete), item pages (names with collisions,
- * read flags, deletes), a resync that keeps names and inodes, the body
+ * read flags, deletes), a resync that keeps names and inodes, changes
+ * reported only when visible (no echo), moves paired by hints, the body
  * store and its LRU limit, file modes, and stability across reopen.
  */
 #include "cache/cache.h"
@@ -226,6 +227,81 @@ int main(void)
 	be_folder_batch_free(&fb);
 	cache_changes_free(&ch);
 	CHECK(ino_of(c, CACHE_ROOT_INO, "Old projects") == sub);
+
+	/* updates report only what the mount shows: the same values again
+	 * (the server echoing a change made here) are no change */
+	item(&ib, BE_UPDATE, "I1", "Hello renamed?", t + 3600);
+	ib.new_state = xstrdup("R2");
+	CHECK(cache_apply_items(c, inbox, &ib, true, &ch) == 0);
+	CHECK(ch.n == 0);
+	be_item_batch_free(&ib);
+	item(&ib, BE_READ_FLAG, "I1", NULL, 0);
+	ib.new_state = xstrdup("R3");
+	CHECK(cache_apply_items(c, inbox, &ib, true, &ch) == 0);
+	CHECK(ch.n == 0);
+	be_item_batch_free(&ib);
+	item(&ib, BE_READ_FLAG, "I1", NULL, 0)->is_read = 1;
+	ib.new_state = xstrdup("R4");
+	CHECK(cache_apply_items(c, inbox, &ib, true, &ch) == 0);
+	CHECK(ch.n == 1 && ch.v[0].what == CC_ATTR && ch.v[0].ino == i1);
+	be_item_batch_free(&ib);
+	cache_changes_free(&ch);
+	/* a new size alone is new content; with a new flag, the flag's */
+	struct be_item *u = item(&ib, BE_UPDATE, "I1", "Hello renamed?", t + 3600);
+	u->is_read = 1;
+	u->size = 200;
+	ib.new_state = xstrdup("R5");
+	CHECK(cache_apply_items(c, inbox, &ib, true, &ch) == 0);
+	CHECK(ch.n == 1 && ch.v[0].what == CC_CONTENT);
+	be_item_batch_free(&ib);
+	cache_changes_free(&ch);
+	u = item(&ib, BE_UPDATE, "I1", "Hello renamed?", t + 3600);
+	u->is_read = 1;
+	u->size = 300;
+	u->flag = BE_FLAG_FLAGGED;
+	ib.new_state = xstrdup("R6");
+	CHECK(cache_apply_items(c, inbox, &ib, true, &ch) == 0);
+	CHECK(ch.n == 1 && ch.v[0].what == CC_ATTR);
+	be_item_batch_free(&ib);
+	cache_changes_free(&ch);
+
+	/* a move the server reported (an event's hint): the source's delete
+	 * first moves the node, keeping inode and name ... */
+	cache_hint_move(c, "I1", "I1b", "F-SUB");
+	item(&ib, BE_DELETE, "I1", NULL, 0);
+	ib.new_state = xstrdup("R7");
+	CHECK(cache_apply_items(c, inbox, &ib, true, &ch) == 0);
+	CHECK(ch.n == 1 && ch.v[0].what == CC_RENAMED && ch.v[0].ino == i1 &&
+	      ch.v[0].new_parent == sub);
+	be_item_batch_free(&ib);
+	cache_changes_free(&ch);
+	CHECK(ino_of(c, sub, "2026-11-20 0931 Hello.eml") == i1);
+	u = item(&ib, BE_CREATE, "I1b", "Hello renamed?", t + 3600);
+	u->is_read = 1;
+	u->size = 300;
+	u->flag = BE_FLAG_FLAGGED;
+	ib.new_state = xstrdup("P1");
+	CHECK(cache_apply_items(c, sub, &ib, true, &ch) == 0);
+	CHECK(ch.n == 0);  /* the destination's create is the same node */
+	be_item_batch_free(&ib);
+	/* ... and back, the destination's create first */
+	cache_hint_move(c, "I1b", "I1c", "F-INBOX");
+	u = item(&ib, BE_CREATE, "I1c", "Hello renamed?", t + 3600);
+	u->is_read = 1;
+	u->size = 300;
+	u->flag = BE_FLAG_FLAGGED;
+	ib.new_state = xstrdup("R8");
+	CHECK(cache_apply_items(c, inbox, &ib, true, &ch) == 0);
+	CHECK(ch.n == 1 && ch.v[0].what == CC_RENAMED && ch.v[0].ino == i1);
+	be_item_batch_free(&ib);
+	cache_changes_free(&ch);
+	item(&ib, BE_DELETE, "I1b", NULL, 0);
+	ib.new_state = xstrdup("P2");
+	CHECK(cache_apply_items(c, sub, &ib, true, &ch) == 0);
+	CHECK(ch.n == 0);
+	be_item_batch_free(&ib);
+	CHECK(ino_of(c, inbox, "2026-11-20 0931 Hello.eml") == i1);
+	CHECK(cache_folder_count(c, inbox) == 1 && cache_folder_count(c, sub) == 0);
 
 	/* reopen: same inodes, same names */
 	cache_close(c);
