@@ -2,7 +2,8 @@
 # The test EWS server: a faithful model of an Exchange mailbox (mailbox.py)
 # spoken over real HTTP/1.1 (keep-alive, Basic auth, optional TLS) at
 # POST /EWS/Exchange.asmx, plus a JSON control interface under /control/
-# (control.py) for tests. Only the Python standard library is used.
+# (control.py) for tests. GetStreamingEvents holds its connection open and
+# streams (notify.py). Only the Python standard library is used.
 #
 #   ews_server.py --port 0 --port-file F [--host 127.0.0.1] [--tls-cert C --tls-key K]
 #                 [--user alice --password secret] [--messages N --seed S] [--big R]
@@ -26,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import control  # noqa: E402
 import ops  # noqa: E402
+import notify  # noqa: E402
 import persist  # noqa: E402
 import soap  # noqa: E402
 from generate import generate  # noqa: E402
@@ -252,6 +254,11 @@ class Handler(BaseHTTPRequestHandler):
                 status = self.soap_fault(parse_fault)
             else:
                 try:
+                    if op_name == "GetStreamingEvents" and op_elem.tag == soap.m(op_name):
+                        # A kept-open chunked answer; reset_after cuts it after the first envelope.
+                        status = notify.serve_stream(self, op_elem, kind)
+                        self.server.stats.record(self.conn_id, op_name, status, kind, t0)
+                        return
                     out = ops.dispatch(self.server.mailbox, op_elem)
                     if kind == "reset_after":
                         status = self.reset()    # done, but the client never hears of it
@@ -341,6 +348,7 @@ def load_or_create(args):
             persist.snapshot(mb, args.state)
     elif args.state:
         persist.snapshot(mb, args.state)    # compact the journal
+    mb.hub = notify.Hub()                   # from now on every change is an event
     return mb
 
 

@@ -6,7 +6,10 @@
 # item move is a tombstone in the source and a new item (new id) in the target.
 # The EWS write operations (ops_write.py) and the control interface change the
 # mailbox through the same methods, so both show in syncs alike. Sent messages
-# are kept in Mailbox.sent; soft-deleted items in Mailbox.dumpster.
+# are kept in Mailbox.sent; soft-deleted items in Mailbox.dumpster. Every
+# change method also hands notification events (CreatedEvent, ModifiedEvent,
+# MovedEvent...) to Mailbox.hub (notify.py) through _emit(), the one place
+# that emits them.
 #
 # All state is guarded by Mailbox.lock (one RLock); callers outside this file
 # must hold it while they read objects they got from here.
@@ -145,6 +148,7 @@ class Mailbox:
         self.journal = None             # persist.Journal once persistence is on
         self.sent = []                  # messages sent through EWS (dicts, see record_sent)
         self.dumpster = []              # soft-deleted Items (alive False), oldest first
+        self.hub = None                 # notify.Hub once the server runs (events go there)
         if not standard:
             return
         self.root = self._new_folder(None, "", None, "Folder", "root")
@@ -240,7 +244,9 @@ class Mailbox:
     def create_folder(self, parent, name, folder_class=IPF_NOTE, element="Folder"):
         if not name or any(c.name.lower() == name.lower() for c in parent.children):
             raise MailboxError("ErrorFolderExists", "A folder with the specified name already exists.")
-        return self._new_folder(parent, name, folder_class, element)
+        f = self._new_folder(parent, name, folder_class, element)
+        self._emit(_ev("CreatedEvent", f, parent), _folder_modified(parent))
+        return f
 
     def rename_folder(self, f, name):
         if not name:
@@ -261,6 +267,7 @@ class Mailbox:
             f.folder_class, changed = folder_class, True
         if changed:
             self._touch_folder(f)
+            self._emit(_folder_modified(f))
 
     def move_folder(self, f, new_parent, rename_on_clash=False):
         """Move f below new_parent; it keeps its id, as on Exchange."""
@@ -278,15 +285,20 @@ class Mailbox:
             while f"{f.name}{n}".lower() in taken:   # like Outlook: "Name1", "Name2"...
                 n += 1
             f.name = f"{f.name}{n}"
+        old_parent = f.parent
         f.parent.children.remove(f)
         f.parent = new_parent
         new_parent.children.append(f)
         self._touch_folder(f)
+        self._emit(_ev("MovedEvent", f, new_parent, f.id, old_parent), _folder_modified(old_parent),
+                   _folder_modified(new_parent))
 
     def delete_folder(self, f):
         if f.distinguished:
             raise MailboxError("ErrorDeleteDistinguishedFolder", "Distinguished folders cannot be deleted.")
-        for sub in [f] + self.descendants(f):
+        gone = [f] + self.descendants(f)
+        events = [_ev("DeletedEvent", sub, sub.parent) for sub in reversed(gone)]   # children first
+        for sub in gone:
             for it in list(sub.items.values()):
                 it.alive = False
                 del self.items[it.id]
@@ -301,16 +313,18 @@ class Mailbox:
             self._journal({"t": "df", "id": sub.id, "cn": cn})
         f.parent.children.remove(f)
         self.dumpster = [x for x in self.dumpster if x.folder.alive]
+        self._emit(*events, _folder_modified(f.parent))
 
     # ---- items --------------------------------------------------------------
 
     def add_item(self, folder, mime, *, received=None, is_read=False, item_class="IPM.Note",
                  fields=None, is_draft=None, num=None, iid=None, size=None, flag="NotFlagged",
-                 categories=(), ext=None):
+                 categories=(), ext=None, notify=True):
         """Store a new item holding the exact MIME bytes. `fields` (subject,
         from_name, from_addr, to, cc, sent, message_id, has_attachments) saves
         parsing the headers when the caller already knows them. ext holds
-        extended properties {props key: value} (see props.py)."""
+        extended properties {props key: value} (see props.py). notify=False:
+        the caller emits the events (a move, a copy, a delivery)."""
         if fields is None:
             fields = _parse_header_fields(mime)
         it = Item()
@@ -347,6 +361,14 @@ class Mailbox:
         self.items[it.id] = it
         self._log_item(it)
         self._save_item(it)
+        if notify:
+            self._emit(_ev("CreatedEvent", it, folder), _folder_modified(folder))
+        return it
+
+    def deliver(self, folder, mime, **kw):
+        """A message arriving by transport: like add_item, plus NewMailEvent."""
+        it = self.add_item(folder, mime, notify=False, **kw)
+        self._emit(_ev("CreatedEvent", it, folder), _ev("NewMailEvent", it, folder), _folder_modified(folder))
         return it
 
     def _log_item(self, it):
@@ -393,6 +415,7 @@ class Mailbox:
         self._remove_item(it, soft)
         if soft:
             self.dumpster.append(it)
+        self._emit(_ev("DeletedEvent", it, it.folder), _folder_modified(it.folder))
 
     def _clone(self, it, dest, mime=None, **over):
         fields = dict(subject=it.subject, from_name=it.from_name, from_addr=it.from_addr, to=it.to,
@@ -402,7 +425,7 @@ class Mailbox:
         kw = dict(received=it.received, is_read=it.is_read, item_class=it.item_class, fields=fields,
                   is_draft=it.is_draft, flag=it.flag, categories=it.categories, ext=it.ext)
         kw.update(over)
-        new = self.add_item(dest, it.mime if mime is None else mime, **kw)
+        new = self.add_item(dest, it.mime if mime is None else mime, notify=False, **kw)
         if mime is None and it.size != store_size(it.mime, it.subject):    # a test-chosen size stays
             new.size = it.size
             self._save_item(new)
@@ -413,19 +436,28 @@ class Mailbox:
         if dest is it.folder:
             return it
         self._remove_item(it)
-        return self._clone(it, dest)
+        new = self._clone(it, dest)
+        self._emit(_ev("MovedEvent", new, dest, it.id, it.folder), _folder_modified(it.folder),
+                   _folder_modified(dest))
+        return new
 
     def copy_item(self, it, dest):
         """A new item (new id) in dest with the same content and properties."""
-        return self._clone(it, dest)
+        new = self._clone(it, dest)
+        self._emit(_ev("CopiedEvent", new, dest, it.id, it.folder), _folder_modified(dest))
+        return new
 
     def send_item(self, it, dest, mime=None):
         """A draft that was sent: gone from its folder; the copy in dest (if
         any, with the MIME as sent) is no draft any more, read, received now."""
         self._remove_item(it)
         if dest is None:
+            self._emit(_ev("DeletedEvent", it, it.folder), _folder_modified(it.folder))
             return None
-        return self._clone(it, dest, mime, is_draft=False, is_read=True, received=int(time.time()))
+        new = self._clone(it, dest, mime, is_draft=False, is_read=True, received=int(time.time()))
+        self._emit(_ev("MovedEvent", new, dest, it.id, it.folder), _folder_modified(it.folder),
+                   _folder_modified(dest))
+        return new
 
     def record_sent(self, mime, recipients, token=None, operation="", saved_id=None, subject=None,
                     message_id=None):
@@ -492,6 +524,7 @@ class Mailbox:
         else:
             self._journal({"t": "r", "id": it.id, "read": it.is_read, "cn": it.cn, "ck": it.change_key,
                            "modified": it.modified})
+        self._emit(_ev("ModifiedEvent", it, it.folder), _folder_modified(it.folder))
         return True
 
     def set_read(self, it, read):
@@ -606,6 +639,14 @@ class Mailbox:
         new = syncstate.SyncState(self.counter, st.given.union(new_nums))
         return changes, syncstate.encode(self.instance, self.epoch, "hier", top.num, new), True
 
+    # ---- notifications (see notify.py) -----------------------------------------
+
+    def _emit(self, *events):
+        """Hand the events of one change to the subscriptions. Every change
+        method above ends here: this is the one place events come from."""
+        if self.hub is not None:
+            self.hub.publish([e for e in events if e is not None])
+
     # ---- persistence hooks (see persist.py) -----------------------------------
 
     def _journal(self, rec):
@@ -627,6 +668,22 @@ class Mailbox:
     def _save_item(self, it):
         if self.journal is not None:
             self._journal(item_record(it))
+
+
+def _ev(kind, obj, parent, old_id=None, old_parent=None):
+    """One notification event about an item or folder (obj) in parent; a
+    move or copy names where it was (old_id, old_parent). A folder's
+    ModifiedEvent carries its unread count (mail folders only, as Exchange)."""
+    folder = isinstance(obj, Folder)
+    unread = obj.unread if folder and kind == "ModifiedEvent" and obj.element == "Folder" else None
+    return {"kind": kind, "folder": folder, "id": obj.id, "parent": parent.id if parent is not None else None,
+            "old_id": old_id, "old_parent": old_parent.id if old_parent is not None else None,
+            "unread": unread}
+
+
+def _folder_modified(f):
+    """The ModifiedEvent of a folder whose contents changed (None for the root)."""
+    return _ev("ModifiedEvent", f, f.parent) if f is not None and f.parent is not None else None
 
 
 def store_size(mime, subject):

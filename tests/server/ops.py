@@ -1,7 +1,9 @@
 # The EWS operations of the test server: GetFolder, SyncFolderHierarchy,
 # SyncFolderItems, GetItem, FindFolder, FindItem (with restrictions, see
-# props.py) here, the write operations in ops_write.py. Each takes the mailbox
-# and the parsed operation element and returns the response document (bytes);
+# props.py) here, the write operations in ops_write.py, notifications
+# (Subscribe, GetEvents, GetStreamingEvents, Unsubscribe) in notify.py. Each
+# takes the mailbox and the parsed operation element and returns the response
+# document (bytes);
 # request-level failures raise soap.Fault. Per-id failures become error
 # response messages in request order, as Exchange sends them.
 
@@ -292,11 +294,14 @@ OPERATIONS = {
 
 
 def operations():
-    """Every operation by name: these and the write ones of ops_write.py
-    (imported here, late, because ops_write builds on this module)."""
+    """Every operation by name: these, the write ones of ops_write.py and
+    the notification ones of notify.py (imported here, late, because they
+    build on this module)."""
     if "CreateItem" not in OPERATIONS:
+        from notify import NOTIFY_OPERATIONS
         from ops_write import WRITE_OPERATIONS
         OPERATIONS.update(WRITE_OPERATIONS)
+        OPERATIONS.update(NOTIFY_OPERATIONS)
     return OPERATIONS
 
 
