@@ -1,7 +1,8 @@
 # The control interface of the test EWS server (/control/..., JSON, loopback
 # only, no auth): tests read the mailbox as the server sees it, make
-# server-side changes (deliver, delete, move, mark read, folder changes) and
-# arm faults that the next EWS requests will hit. harness.py is the client.
+# server-side changes (deliver, delete, move, mark read, folder changes), arm
+# faults that the next EWS requests will hit, and steer notifications
+# (subscriptions, keep-alive interval, dropped streams). harness.py is the client.
 #
 #   GET  mailbox[?mime=0]  {folders:[{id,parent_id,name,path,path_parts,folder_class,...}],
 #                           items:[{id,folder_id,folder_path,subject,mime_b64,size,is_read,is_draft,
@@ -20,6 +21,15 @@
 #   POST move_folder {path, to_path} | delete_folder {path}
 #   POST fault {kind, count, operation?, ms?, backoff_ms?, retry_after?, where?} | clear_faults
 #   POST reset_stats | clear_sent
+# Notifications (notify.py):
+#   POST notify_config {keepalive_s?, subscription_expiry_s?, minute_s?, split_chunks?, event_log_limit?,
+#                       refuse?: "streaming"|"all"|"quota"|null} -> the whole config
+#   GET  subscriptions     {subscriptions:[{id,kind,all_folders,folders,folder_paths,event_types,queued,
+#                           missed,connected,streams,idle_s,age_s,timeout_min?,watermark?}],
+#                           streams, config, last_watermark, events}
+#   POST drop_streams      reset every open GetStreamingEvents connection (no Closed) -> {dropped}
+#   POST expire_subscriptions  forget every subscription, as a restart would (streams reset too)
+#                          -> {dropped, forgotten}
 # Paths are "Inbox/Projects" below msgfolderroot; a folder id works too.
 # Errors: 400 bad input, 404 unknown item/folder, 409 refused by the mailbox.
 
@@ -254,6 +264,9 @@ def _route(server, mb, method, path, q, req):
             return mb.markers
         if name == "stats":
             return dict(server.stats.snapshot(), faults=server.faults.snapshot())
+        if name == "subscriptions":
+            return mb.hub.describe(lambda fid: "/".join(mb.folder_path(mb.folders[fid]))
+                                   if fid in mb.folders else None)
         raise ControlError(404, f"unknown control endpoint GET {path}")
     if method != "POST":
         raise ControlError(405, "GET or POST")
@@ -263,8 +276,8 @@ def _route(server, mb, method, path, q, req):
             mime = base64.b64decode(req["mime_b64"], validate=True)
         else:
             mime = build_mime(req.get("subject", "Test message"), req.get("body"))
-        it = mb.add_item(f, mime, is_read=bool(req.get("is_read", False)), received=req.get("received"),
-                         item_class=req.get("item_class", "IPM.Note"), size=req.get("size"))
+        it = mb.deliver(f, mime, is_read=bool(req.get("is_read", False)), received=req.get("received"),
+                        item_class=req.get("item_class", "IPM.Note"), size=req.get("size"))
         return {"id": it.id, "change_key": it.change_key}
     if name == "delete":
         mb.delete_item(_item(mb, req["id"]))
@@ -320,4 +333,10 @@ def _route(server, mb, method, path, q, req):
     if name == "reset_stats":
         server.stats.reset()
         return {"ok": True}
+    if name == "notify_config":
+        return mb.hub.configure(req)
+    if name == "drop_streams":
+        return mb.hub.drop_streams()
+    if name == "expire_subscriptions":
+        return mb.hub.drop_streams(forget=True)
     raise ControlError(404, f"unknown control endpoint POST {path}")

@@ -34,6 +34,11 @@
                                   #   "time", "operation", "saved_id", "subject", "message_id"}]
         srv.clear_sent()
         srv.dumpster("Inbox")     # soft-deleted items (item_info + "deleted_from")
+        srv.notify_config(keepalive_s=0.2, minute_s=1, refuse=None)   # notifications (see below)
+        srv.subscriptions()       # [{"id", "kind", "folders", "queued", "connected", ...}]
+        srv.wait_subscribed("streaming", connected=True)   # until a client is subscribed (and connected)
+        srv.drop_streams()        # reset open GetStreamingEvents connections, no Closed envelope
+        srv.expire_subscriptions()   # forget every subscription, as a restarted server would
         srv.restart()             # same port and --state file (if any): ids survive
 
 Constructor options: messages, seed, big (ratio of big attachments), user and
@@ -44,8 +49,22 @@ folder id is accepted wherever a path is. Fault kinds: http500, http503,
 http429 (retry_after=s), reset, truncate, slow (ms=), busy (backoff_ms=,
 where="fault"|"message"), auth, garbage, reset_after (the operation is
 carried out, then the connection is reset unanswered); each hits the next
-`count` EWS requests, only `operation` ones if given. Errors from the control API raise
-ControlError (status, message). srv.log_text() returns the server's stderr.
+`count` EWS requests, only `operation` ones if given (Subscribe, GetEvents and
+GetStreamingEvents too; reset_after on GetStreamingEvents resets the stream after its
+first envelope). Errors from the control API raise ControlError (status, message).
+srv.log_text() returns the server's stderr.
+
+Notifications: notify_config(keepalive_s=45, subscription_expiry_s=1800, minute_s=60,
+refuse=None|"streaming"|"all"|"quota", split_chunks=False, event_log_limit=50000) sets
+any of them and returns the whole config: the idle keep-alive interval of streams,
+how long a streaming subscription lives with no connection, how many seconds one
+minute of Timeout/ConnectionTimeout lasts, refusals (no streaming, as Exchange 2007:
+schema faults; no notification operations at all: ErrorInvalidRequest faults; a
+policy allowing no subscription: ErrorExceededSubscriptionCount), envelopes cut into
+two chunks, and how many events the server keeps. subscriptions() lists the live subscriptions
+(expired ones are gone): id, kind ("pull"|"streaming"), all_folders, folders (ids)
+and folder_paths, event_types, queued (events not yet handed out), missed,
+connected, idle_s, and for pull timeout_min and watermark.
 """
 
 import http.client
@@ -313,6 +332,34 @@ class EwsServer:
 
     def stats(self):
         return self.control("GET", "stats")
+
+    # ---- notifications ---------------------------------------------------------------
+
+    def notify_config(self, **settings):
+        return self.control("POST", "notify_config", settings)
+
+    def subscriptions(self, kind=None):
+        subs = self.control("GET", "subscriptions")["subscriptions"]
+        return [s for s in subs if kind is None or s["kind"] == kind]
+
+    def wait_subscribed(self, kind=None, connected=None, count=1, timeout=10.0):
+        """Wait until at least `count` subscriptions of `kind` exist (and have
+        an open stream, if connected=True; none, if False); returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            subs = [s for s in self.subscriptions(kind) if connected is None or s["connected"] == connected]
+            if len(subs) >= count:
+                return subs
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {count} {kind or ''} subscription(s) (connected={connected}) "
+                                   f"within {timeout}s: {self.subscriptions()}")
+            time.sleep(0.02)
+
+    def drop_streams(self):
+        return self.control("POST", "drop_streams", {})["dropped"]
+
+    def expire_subscriptions(self):
+        return self.control("POST", "expire_subscriptions", {})
 
     def reset_stats(self):
         self.control("POST", "reset_stats", {})
