@@ -550,6 +550,7 @@ class Mailbox:
             out.append(b"Subject: " + header_text(subject).replace("\r\n", nl.decode()).encode("ascii"))
         it.mime = nl.join(out) + (sep or nl + nl) + body
         it.subject = subject
+        it.size = store_size(it.mime, subject)  # the store size follows the MIME
 
     def items_sorted(self, f):
         """Items of f as FindItem lists them by default: newest received first."""
