@@ -821,6 +821,11 @@ static void *conn_main(void *arg)
 		pthread_mutex_lock(&s->mu);
 		struct reply k = s->next < s->nscript ? s->script[s->next++]
 						      : s->fallback;
+		/* a copy: the test may free the scripted text as soon as the
+		 * client has it, and ASan looks at send()'s buffer after the
+		 * call */
+		char *own = xstrdup(k.body);
+		k.body = own;
 		if (s->nreq < MAXREQ) {
 			buf_init(&s->req[s->nreq], 0);
 			buf_append(&s->req[s->nreq], body.data ? body.data : "",
@@ -828,7 +833,9 @@ static void *conn_main(void *arg)
 			s->nreq++;
 		}
 		pthread_mutex_unlock(&s->mu);
-		if (answer(s, ca->fd, &k))
+		int rc = answer(s, ca->fd, &k);
+		free(own);
+		if (rc)
 			break;
 	}
 	buf_free(&body);
