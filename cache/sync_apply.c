@@ -8,6 +8,7 @@
  * the server renames or moves a folder.
  */
 #include "db_internal.h"
+#include "journal_internal.h"
 #include "names.h"
 #include "backend/util.h"
 
@@ -387,6 +388,17 @@ static bool shows_change(const struct node *old, const struct be_item *it)
 	return it->is_draft >= 0 && it->is_draft != old->is_draft;
 }
 
+/* The content file of a node (relative to the cache dir), or NULL. */
+static char *node_content(struct cache *c, uint64_t ino)
+{
+	sqlite3_stmt *st = db_cached(c, "SELECT content FROM nodes WHERE ino = ?");
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	char *rel = sqlite3_step(st) == SQLITE_ROW
+		? xstrdup((const char *)sqlite3_column_text(st, 0)) : NULL;
+	sqlite3_reset(st);
+	return rel;
+}
+
 /* Move a known item to folder (a server-side move: the same id in another
  * folder, or a hinted move), keeping its name if it is free there. */
 static int move_item_node(struct cache *c, const struct node *old,
@@ -557,10 +569,33 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 		 * bytes (Size counts properties too): the body goes, but the
 		 * event is the flags'. */
 		bool attrs = shows_change(&old, it);
-		bool edited = !(old.pend & JP_CONTENT) && !old.local &&
-			((it->size >= 0 && old.size >= 0 && it->size != old.size) ||
-			 (old.is_draft == 1 && it->change_key && old.change_key &&
-			  strcmp(it->change_key, old.change_key)));
+		bool new_ck = it->change_key && old.change_key &&
+			      strcmp(it->change_key, old.change_key);
+		bool new_size = it->size >= 0 && old.size >= 0 &&
+				it->size != old.size;
+		bool edited;
+		if (old.pend & JP_CONTENT)
+			edited = false;  /* ours waits to be sent: it wins */
+		else if (old.local)
+			/* content written here and sent: the change key the
+			 * server gave it is recorded, so only a new one says
+			 * it was edited elsewhere (the sizes are ours vs the
+			 * store's) */
+			edited = old.is_draft == 1 && new_ck && !attrs;
+		else
+			edited = new_size || (old.is_draft == 1 && new_ck);
+		if (edited && old.local) {
+			/* the server's version replaces what was written */
+			char *rel = node_content(c, old.ino);
+			st = db_cached(c, "UPDATE nodes SET content = NULL "
+				       "WHERE ino = ?");
+			sqlite3_bind_int64(st, 1, (int64_t)old.ino);
+			rc = db_run(c, st);
+			jr_content_gc(c, rel);
+			free(rel);
+			if (rc)
+				break;
+		}
 		if (edited)
 			bodies_forget(c, old.ino);
 		bool content = edited && !attrs;
