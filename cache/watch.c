@@ -147,14 +147,20 @@ static void *watch_main(void *arg)
 			.events = on_events, .cancelled = cancelled, .arg = w,
 		};
 		enum be_watch_mode mode = BE_WATCH_NONE;
+		int64_t began = now_ms();
 		enum be_status st = k ? cfg->ops->watch(bs, &bw, &mode, &r)
 				      : BE_OK;
+		int64_t lasted = now_ms() - began;
 		free(ids);
 		cache_nodes_free(folders, n);
+		if (lasted > 60000)
+			backoff = 1000;  /* it worked for a while: a fresh start */
 		if (st == BE_OK) {
 			set_state(w, mode, NULL);
 			backoff = 1000;
-			if (!k && rest(w, 1000))  /* no folders yet */
+			/* no folders yet, or a server that ends every stream at
+			 * once: never a loop without a pause */
+			if ((!k || lasted < 1000) && rest(w, 1000))
 				break;
 			continue;
 		}

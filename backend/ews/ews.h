@@ -137,6 +137,21 @@ enum be_status ews_message_result(const xmlNode *msg, enum ews_ctx ctx,
 /* The result of a soap:Fault element. */
 enum be_status ews_fault_result(const xmlNode *fault, enum ews_ctx ctx,
 				struct be_result *r);
+/* Parse an answer of at most max bytes into *doc (the caller frees it,
+ * even on failure) and return its soap:Body, or NULL with r set: a SOAP
+ * fault graded in context ctx, or BE_PROTOCOL. */
+xmlNode *ews_open_body(const char *data, size_t len, size_t max, xmlDoc **doc,
+		       enum ews_ctx ctx, struct be_result *r);
+/* m:ResponseMessages inside the operation's response element, or NULL. */
+xmlNode *ews_response_messages(const xmlNode *body);
+/* Parse state of the answer parsers: the first failure wins (BE_PROTOCOL
+ * with the formatted message in *r). */
+struct pctx {
+	struct be_result *r;
+	bool failed;
+};
+void ews_fail(struct pctx *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Copy s for an error message: at most 40 bytes, control characters
  * replaced; out must hold 48 bytes. */
 const char *ews_quote(const char *s, char out[48]);

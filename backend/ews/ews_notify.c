@@ -320,35 +320,14 @@ int ews_stream_feed(struct ews_stream *es, const void *data, size_t len,
 
 /* ---- parsers ---- */
 
-struct pctx {
-	struct be_result *r;
-	bool failed;
-};
-
-static void fail(struct pctx *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void fail(struct pctx *p, const char *fmt, ...)
-{
-	if (p->failed)
-		return;
-	p->failed = true;
-	be_result_ok(p->r);
-	p->r->status = BE_PROTOCOL;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(p->r->msg, sizeof(p->r->msg), fmt, ap);
-	va_end(ap);
-}
-
 /* The text of n without leading and trailing XML white space (owned), or
- * NULL after fail() when longer than cap. */
+ * NULL after ews_fail() when longer than cap. */
 static char *trimmed_text(struct pctx *p, const xmlNode *n, size_t cap,
 			  const char *what)
 {
 	char *s = NULL;
 	if (xml_text(n, cap + 64, &s)) {
-		fail(p, "%s longer than %zu bytes", what, cap);
+		ews_fail(p, "%s longer than %zu bytes", what, cap);
 		return NULL;
 	}
 	size_t lead = strspn(s, " \t\r\n"), len = strlen(s + lead);
@@ -356,7 +335,7 @@ static char *trimmed_text(struct pctx *p, const xmlNode *n, size_t cap,
 		len--;
 	if (len > cap) {
 		free(s);
-		fail(p, "%s longer than %zu bytes", what, cap);
+		ews_fail(p, "%s longer than %zu bytes", what, cap);
 		return NULL;
 	}
 	memmove(s, s + lead, len);
@@ -373,56 +352,14 @@ static char *child_id(struct pctx *p, const xmlNode *parent, const char *name)
 	if (!n)
 		return NULL;
 	if (xml_attr(n, "Id", EWS_ID_MAX, &v))
-		fail(p, "%s Id longer than %d bytes", name, EWS_ID_MAX);
+		ews_fail(p, "%s Id longer than %d bytes", name, EWS_ID_MAX);
 	else if (!v || !*v)
-		fail(p, "%s without Id", name);
+		ews_fail(p, "%s without Id", name);
 	if (p->failed) {
 		free(v);
 		return NULL;
 	}
 	return v;
-}
-
-/* The soap:Body of an envelope, or NULL with r set (a SOAP fault's grade,
- * or BE_PROTOCOL). */
-static xmlNode *envelope_body(const char *data, size_t len, xmlDoc **doc,
-			      struct be_result *r)
-{
-	char err[200];
-	*doc = xml_parse(data, len, EWS_EVENTS_MAX, err, sizeof(err));
-	if (!*doc) {
-		be_result_set(r, BE_PROTOCOL, "%s", err);
-		return NULL;
-	}
-	xmlNode *env = xmlDocGetRootElement(*doc);
-	if (!xml_is(env, EWS_NS_SOAP, "Envelope")) {
-		char q[48];
-		be_result_set(r, BE_PROTOCOL,
-			      "answer is not a SOAP envelope (root element <%s>)",
-			      ews_quote((const char *)env->name, q));
-		return NULL;
-	}
-	xmlNode *body = xml_child(env, EWS_NS_SOAP, "Body");
-	if (!body) {
-		be_result_set(r, BE_PROTOCOL, "SOAP envelope without a Body");
-		return NULL;
-	}
-	xmlNode *fault = xml_child(body, EWS_NS_SOAP, "Fault");
-	if (fault) {
-		ews_fault_result(fault, EWS_ON_FOLDER, r);
-		return NULL;
-	}
-	return body;
-}
-
-/* m:ResponseMessages of the operation's response element, or NULL. */
-static xmlNode *response_messages(const xmlNode *body)
-{
-	xmlNode *msgs = NULL;
-	for (xmlNode *c = xml_child(body, NULL, NULL); c && !msgs;
-	     c = xml_next(c, NULL, NULL))
-		msgs = xml_child(c, EWS_NS_M, "ResponseMessages");
-	return msgs;
 }
 
 enum be_status ews_parse_subscribe(const char *data, size_t len,
@@ -433,10 +370,10 @@ enum be_status ews_parse_subscribe(const char *data, size_t len,
 	struct pctx p = { r, false };
 	*sub_id = *watermark = NULL;
 	be_result_ok(r);
-	const xmlNode *body = envelope_body(data, len, &doc, r);
+	const xmlNode *body = ews_open_body(data, len, EWS_EVENTS_MAX, &doc, EWS_ON_FOLDER, r);
 	if (!body)
 		goto out;
-	const xmlNode *msg = xml_child(response_messages(body), EWS_NS_M,
+	const xmlNode *msg = xml_child(ews_response_messages(body), EWS_NS_M,
 				       "SubscribeResponseMessage");
 	if (!msg) {
 		be_result_set(r, BE_PROTOCOL,
@@ -447,12 +384,12 @@ enum be_status ews_parse_subscribe(const char *data, size_t len,
 		goto out;
 	const xmlNode *n = xml_child(msg, EWS_NS_M, "SubscriptionId");
 	if (!n) {
-		fail(&p, "no SubscriptionId in the Subscribe answer");
+		ews_fail(&p, "no SubscriptionId in the Subscribe answer");
 		goto out;
 	}
 	*sub_id = trimmed_text(&p, n, EWS_ID_MAX, "SubscriptionId");
 	if (*sub_id && !**sub_id)
-		fail(&p, "empty SubscriptionId in the Subscribe answer");
+		ews_fail(&p, "empty SubscriptionId in the Subscribe answer");
 	n = xml_child(msg, EWS_NS_M, "Watermark");
 	if (n && !p.failed)
 		*watermark = trimmed_text(&p, n, EWS_ID_MAX, "Watermark");
@@ -572,7 +509,7 @@ static void parse_event(struct pctx *p, const xmlNode *ev, struct ews_events *e)
 	if (p->failed)
 		goto out;
 	if (!item && !folder) {
-		fail(p, "%.40s without ItemId or FolderId", name);
+		ews_fail(p, "%.40s without ItemId or FolderId", name);
 		goto out;
 	}
 	if (folder) {   /* a folder created, deleted, moved, renamed ... */
@@ -587,7 +524,7 @@ static void parse_event(struct pctx *p, const xmlNode *ev, struct ews_events *e)
 	if (p->failed)
 		goto out;
 	if (!parent || (mc && !old_parent)) {
-		fail(p, "%.40s of an item without %s", name,
+		ews_fail(p, "%.40s of an item without %s", name,
 		     parent ? "OldParentFolderId" : "ParentFolderId");
 		goto out;
 	}
@@ -614,7 +551,7 @@ static void parse_notification(struct pctx *p, const xmlNode *n,
 		char *v = trimmed_text(p, more, 64, "MoreEvents");
 		bool b = false;
 		if (v && xs_boolean(v, &b))
-			fail(p, "bad MoreEvents");
+			ews_fail(p, "bad MoreEvents");
 		e->more |= b;
 		free(v);
 	}
@@ -677,7 +614,7 @@ static void parse_events_message(struct pctx *p, const xmlNode *msg,
 			else if (!strcmp(v, "Closed"))
 				e->conn = EWS_CONN_CLOSED;
 			else
-				fail(p, "bad ConnectionStatus '%s'",
+				ews_fail(p, "bad ConnectionStatus '%s'",
 				     ews_quote(v, q));
 			free(v);
 		}
@@ -691,10 +628,10 @@ enum be_status ews_parse_events(const char *data, size_t len,
 	struct pctx p = { r, false };
 	memset(out, 0, sizeof(*out));
 	be_result_ok(r);
-	const xmlNode *body = envelope_body(data, len, &doc, r);
+	const xmlNode *body = ews_open_body(data, len, EWS_EVENTS_MAX, &doc, EWS_ON_FOLDER, r);
 	if (!body)
 		goto out;
-	const xmlNode *msgs = response_messages(body);
+	const xmlNode *msgs = ews_response_messages(body);
 	size_t n_msgs = 0;
 	for (const xmlNode *m = xml_child(msgs, NULL, NULL); m && !p.failed;
 	     m = xml_next(m, NULL, NULL))

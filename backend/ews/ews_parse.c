@@ -14,16 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Parse state shared by the helpers: the first failure wins. */
-struct pctx {
-	struct be_result *r;
-	bool failed;
-};
-
-static void fail(struct pctx *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void fail(struct pctx *p, const char *fmt, ...)
+void ews_fail(struct pctx *p, const char *fmt, ...)
 {
 	if (p->failed)
 		return;
@@ -36,13 +27,14 @@ static void fail(struct pctx *p, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Parse, check the envelope, handle a SOAP fault.  Returns the soap:Body
- * or NULL with r set. */
-static xmlNode *open_body(const char *data, size_t len, xmlDoc **doc,
-			  enum ews_ctx ctx, struct be_result *r)
+/* Parse an answer of at most max bytes and return its soap:Body, or NULL
+ * with r set (a SOAP fault graded in context ctx, or BE_PROTOCOL).  *doc is
+ * the caller's to free either way. */
+xmlNode *ews_open_body(const char *data, size_t len, size_t max, xmlDoc **doc,
+		       enum ews_ctx ctx, struct be_result *r)
 {
 	char err[200];
-	*doc = xml_parse(data, len, EWS_ANSWER_MAX, err, sizeof(err));
+	*doc = xml_parse(data, len, max, err, sizeof(err));
 	if (!*doc) {
 		be_result_set(r, BE_PROTOCOL, "%s", err);
 		return NULL;
@@ -68,8 +60,7 @@ static xmlNode *open_body(const char *data, size_t len, xmlDoc **doc,
 	return body;
 }
 
-/* m:ResponseMessages inside the operation's response element, or NULL. */
-static xmlNode *response_messages(const xmlNode *body)
+xmlNode *ews_response_messages(const xmlNode *body)
 {
 	xmlNode *msgs = NULL;
 	for (xmlNode *c = xml_child(body, NULL, NULL); c && !msgs;
@@ -84,10 +75,10 @@ static xmlNode *open_message(const char *data, size_t len, xmlDoc **doc,
 			     const char *name, enum ews_ctx ctx,
 			     struct be_result *r)
 {
-	xmlNode *body = open_body(data, len, doc, ctx, r);
+	xmlNode *body = ews_open_body(data, len, EWS_ANSWER_MAX, doc, ctx, r);
 	if (!body)
 		return NULL;
-	xmlNode *msg = xml_child(response_messages(body), EWS_NS_M, name);
+	xmlNode *msg = xml_child(ews_response_messages(body), EWS_NS_M, name);
 	if (!msg) {
 		be_result_set(r, BE_PROTOCOL, "no %s in the answer", name);
 		return NULL;
@@ -97,17 +88,17 @@ static xmlNode *open_message(const char *data, size_t len, xmlDoc **doc,
 	return msg;
 }
 
-/* An attribute that must be there: NULL after fail() otherwise. */
+/* An attribute that must be there: NULL after ews_fail() otherwise. */
 static char *need_attr(struct pctx *p, const xmlNode *n, const char *attr,
 		       size_t cap, const char *what)
 {
 	char *v = NULL;
 	if (!n)
-		fail(p, "%s missing", what);
+		ews_fail(p, "%s missing", what);
 	else if (xml_attr(n, attr, cap, &v))
-		fail(p, "%s %s longer than %zu bytes", what, attr, cap);
+		ews_fail(p, "%s %s longer than %zu bytes", what, attr, cap);
 	else if (!v || !*v)
-		fail(p, "%s without %s", what, attr);
+		ews_fail(p, "%s without %s", what, attr);
 	if (p->failed) {
 		free(v);
 		return NULL;
@@ -120,7 +111,7 @@ static char *opt_attr(struct pctx *p, const xmlNode *n, const char *attr,
 {
 	char *v = NULL;
 	if (n && xml_attr(n, attr, cap, &v))
-		fail(p, "%s %s longer than %zu bytes", what, attr, cap);
+		ews_fail(p, "%s %s longer than %zu bytes", what, attr, cap);
 	return v;
 }
 
@@ -131,7 +122,7 @@ static char *opt_text(struct pctx *p, const xmlNode *parent, const char *name,
 	char *v = NULL;
 	const xmlNode *n = xml_child(parent, EWS_NS_T, name);
 	if (n && xml_text(n, cap, &v))
-		fail(p, "%s longer than %zu bytes", name, cap);
+		ews_fail(p, "%s longer than %zu bytes", name, cap);
 	return v;
 }
 
@@ -141,7 +132,7 @@ static void opt_count(struct pctx *p, const xmlNode *parent, const char *name,
 	char *v = opt_text(p, parent, name, 64);
 	char q[48];
 	if (v && xs_nonneg_long(v, out))
-		fail(p, "bad %s '%s'", name, ews_quote(v, q));
+		ews_fail(p, "bad %s '%s'", name, ews_quote(v, q));
 	free(v);
 }
 
@@ -153,7 +144,7 @@ static void opt_bool(struct pctx *p, const xmlNode *parent, const char *name,
 	bool b;
 	if (v) {
 		if (xs_boolean(v, &b))
-			fail(p, "bad %s '%s'", name, ews_quote(v, q));
+			ews_fail(p, "bad %s '%s'", name, ews_quote(v, q));
 		else
 			*out = b;
 	}
@@ -166,7 +157,7 @@ static void opt_date(struct pctx *p, const xmlNode *parent, const char *name,
 	char *v = opt_text(p, parent, name, 128);
 	char q[48];
 	if (v && xs_datetime(v, out))
-		fail(p, "bad %s '%s'", name, ews_quote(v, q));
+		ews_fail(p, "bad %s '%s'", name, ews_quote(v, q));
 	free(v);
 }
 
@@ -190,18 +181,18 @@ static void sync_header(struct pctx *p, const xmlNode *msg, const char *last,
 	const char *t;
 	size_t len;
 	if (!n) {
-		fail(p, "no SyncState in the answer");
+		ews_fail(p, "no SyncState in the answer");
 		return;
 	}
 	if (xml_text(n, EWS_STATE_MAX + 64, &s)) {
-		fail(p, "SyncState longer than %zu bytes", EWS_STATE_MAX);
+		ews_fail(p, "SyncState longer than %zu bytes", EWS_STATE_MAX);
 		return;
 	}
 	t = trimmed(s, &len);
 	if (!len)
-		fail(p, "empty SyncState in the answer");
+		ews_fail(p, "empty SyncState in the answer");
 	else if (len > EWS_STATE_MAX)
-		fail(p, "SyncState longer than %zu bytes", EWS_STATE_MAX);
+		ews_fail(p, "SyncState longer than %zu bytes", EWS_STATE_MAX);
 	else
 		*state = xstrndup(t, len);
 	free(s);
@@ -213,7 +204,7 @@ static void sync_header(struct pctx *p, const xmlNode *msg, const char *last,
 	if (n) {
 		char *v = NULL;
 		if (xml_text(n, 64, &v) || xs_boolean(v, &b))
-			fail(p, "bad %s '%s'", last, ews_quote(v, q));
+			ews_fail(p, "bad %s '%s'", last, ews_quote(v, q));
 		free(v);
 	}
 	*more = !b;
@@ -274,7 +265,7 @@ static void parse_sync(const char *data, size_t len, const struct sync_kind *k,
 		const xmlNode *e = kind == BE_CREATE || kind == BE_UPDATE
 					   ? changed_entity(c, k->id_name) : c;
 		if (!e)
-			fail(&p, "%s without %s", (const char *)c->name,
+			ews_fail(&p, "%s without %s", (const char *)c->name,
 			     k->what);
 		else
 			k->add(&p, kind, e, batch);
@@ -300,7 +291,7 @@ enum be_status ews_parse_root(const char *data, size_t len, char **root_id,
 		const xmlNode *f = changed_entity(
 			xml_child(msg, EWS_NS_M, "Folders"), "FolderId");
 		if (!f)
-			fail(&p, "no folder in the GetFolder answer");
+			ews_fail(&p, "no folder in the GetFolder answer");
 		else
 			*root_id = need_attr(&p, xml_child(f, EWS_NS_T, "FolderId"),
 					     "Id", EWS_ID_MAX, "FolderId");
@@ -416,7 +407,7 @@ static void opt_flag(struct pctx *p, const xmlNode *it, int *out)
 	if (i < sizeof(st) / sizeof(st[0]))
 		*out = st[i].v;
 	else
-		fail(p, "bad FlagStatus '%s'", ews_quote(v, q));
+		ews_fail(p, "bad FlagStatus '%s'", ews_quote(v, q));
 	free(v);
 }
 
@@ -438,7 +429,7 @@ static char *parse_categories(struct pctx *p, const xmlNode *it)
 				*q = ' ';
 		if (big || (*v && ((b.len && buf_puts(&b, ",")) ||
 				   buf_puts(&b, v))))
-			fail(p, "Categories longer than %zu bytes",
+			ews_fail(p, "Categories longer than %zu bytes",
 			     EWS_TEXT_MAX);
 		free(v);
 	}
@@ -461,7 +452,7 @@ static void parse_item(struct pctx *p, const xmlNode *it, struct be_item *bi)
 	opt_bool(p, it, "IsRead", &bi->is_read);
 	if (bi->change == BE_READ_FLAG) {
 		if (bi->is_read < 0)
-			fail(p, "ReadFlagChange without IsRead");
+			ews_fail(p, "ReadFlagChange without IsRead");
 		return;
 	}
 	bi->subject = opt_text(p, it, "Subject", EWS_TEXT_MAX);
@@ -547,7 +538,7 @@ static void pull_id(struct pctx *p, const xmlNode *msg,
 	const xmlNode *holder = xml_child(msg, EWS_NS_M, k->holder);
 	if (k->inner) {
 		if (!holder) {
-			fail(p, "no %s in the answer", k->holder);
+			ews_fail(p, "no %s in the answer", k->holder);
 			return;
 		}
 		holder = xml_child(holder, EWS_NS_T, k->inner);
@@ -587,9 +578,9 @@ enum be_status ews_parse_write(const char *data, size_t len,
 	if (op == EWS_W_FIND_ITEM && !out->id)
 		be_result_set(r, BE_ITEM_GONE, "no item with that token");
 	else if (k->need >= 1 && !out->id)
-		fail(&p, "no %s in the answer", k->id_name);
+		ews_fail(&p, "no %s in the answer", k->id_name);
 	else if (k->need >= 2 && !out->change_key)
-		fail(&p, "%s without ChangeKey in the answer", k->id_name);
+		ews_fail(&p, "%s without ChangeKey in the answer", k->id_name);
 	else
 		be_result_ok(r);
 out:
@@ -607,16 +598,16 @@ enum be_status ews_parse_special(const char *data, size_t len,
 	const struct write_kind *k = &write_kinds[EWS_W_GET_FOLDER];
 	for (int i = 0; i < BE_SPECIAL_N; i++)
 		ids[i] = NULL;
-	const xmlNode *body = open_body(data, len, &doc, EWS_ON_FOLDER, r);
+	const xmlNode *body = ews_open_body(data, len, EWS_ANSWER_MAX, &doc, EWS_ON_FOLDER, r);
 	if (!body)
 		goto out;
-	const xmlNode *msg = xml_child(response_messages(body), EWS_NS_M,
+	const xmlNode *msg = xml_child(ews_response_messages(body), EWS_NS_M,
 				       k->message);
 	for (int i = 0; i < BE_SPECIAL_N && !p.failed; i++) {
 		struct be_result one;
 		struct be_new got = { NULL, NULL };
 		if (!msg) {
-			fail(&p, "%d of %d folders in the GetFolder answer", i,
+			ews_fail(&p, "%d of %d folders in the GetFolder answer", i,
 			     BE_SPECIAL_N);
 			break;
 		}
@@ -626,7 +617,7 @@ enum be_status ews_parse_special(const char *data, size_t len,
 			free(got.change_key);
 			ids[i] = got.id;
 			if (!ids[i])
-				fail(&p, "no FolderId in the answer");
+				ews_fail(&p, "no FolderId in the answer");
 		} else if (st != BE_FOLDER_GONE && st != BE_REFUSED) {
 			*r = one;  /* throttled, auth, ...: the whole call */
 			p.failed = true;
