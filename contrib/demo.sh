@@ -78,7 +78,7 @@ The demo mailbox is mounted on $mnt. Try:
   grep -rl 'invoice 4711' demo-mail    # fetches and searches every message
   getfattr -d demo-mail/Inbox/*.eml | head -20
   cat demo-mail/.exchangefs/status     # sync state and progress
-Deliver a new message on the server, then wait a minute (the sync interval):
+Deliver a new message on the server; it shows at once (watch with: inotifywait -m demo-mail/Inbox):
   curl -s --cacert .demo/cert.pem -d '{"folder_path":"Inbox","subject":"Hello demo"}' https://127.0.0.1:$port/control/deliver
 Unmount and stop the test server:
   fusermount3 -u demo-mail; ./contrib/demo.sh stop
