@@ -104,6 +104,10 @@ void cache_stats(struct cache *c, struct cache_stats *st);
 /* The visible folders, for the sync engine: owned array of owned nodes. */
 int cache_folders(struct cache *c, struct node **out, size_t *n);
 void cache_nodes_free(struct node *v, size_t n);
+/* A value that changes when the set cache_folders() lists changes (a folder
+ * added, removed, or given another server id) - whoever changed it: the
+ * sync engine, or a folder made through the mount getting its id. */
+uint64_t cache_folder_set_sig(struct cache *c);
 
 /* ---- Applying server changes (cache/sync_apply.c). ---- */
 

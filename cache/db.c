@@ -550,6 +550,23 @@ int cache_folders(struct cache *c, struct node **out, size_t *n)
 	return 0;
 }
 
+uint64_t cache_folder_set_sig(struct cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = db_cached(c, "SELECT count(*), total(ino), "
+				     "total(length(server_id)) FROM nodes "
+				     "WHERE kind = 1 AND visible = 1 AND ino != 1 "
+				     "AND server_id IS NOT NULL AND parent != 0");
+	uint64_t sig = 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		sig = (uint64_t)sqlite3_column_int64(st, 0) * 1000003u ^
+		      (uint64_t)sqlite3_column_double(st, 1) * 31u ^
+		      (uint64_t)sqlite3_column_double(st, 2) << 40;
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	return sig;
+}
+
 void cache_nodes_free(struct node *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

@@ -44,7 +44,6 @@ struct sync {
 	uint64_t dirty[MAX_DIRTY];  /* folders the server said changed */
 	size_t n_dirty;
 	bool hier_dirty;            /* ... and the folder tree */
-	unsigned hier_gen;          /* bumped when the folder tree changed */
 	uint64_t failed_ino;        /* last folder whose sync failed ... */
 	int failed_errno;           /* ... and why */
 	unsigned fail_seq;          /* bumped on every failed attempt */
@@ -155,24 +154,8 @@ void sync_free(struct sync *s)
 
 void sync_notify(struct sync *s, const struct cache_changes *ch)
 {
-	bool folders = false;
-	for (size_t i = 0; i < ch->n && !folders; i++)
-		folders = ch->v[i].dir;
-	if (folders) {
-		pthread_mutex_lock(&s->lock);
-		s->hier_gen++;
-		pthread_mutex_unlock(&s->lock);
-	}
 	if (ch->n && s->hooks.changed)
 		s->hooks.changed(s->hooks.arg, ch);
-}
-
-unsigned sync_hierarchy_gen(struct sync *s)
-{
-	pthread_mutex_lock(&s->lock);
-	unsigned g = s->hier_gen;
-	pthread_mutex_unlock(&s->lock);
-	return g;
 }
 
 void sync_changed(struct sync *s, const uint64_t *inos, size_t n,

@@ -64,8 +64,7 @@ void sync_kick(struct sync *s);
  * changed: sync them now; everything: sync all folders (cache/watch.c). */
 void sync_changed(struct sync *s, const uint64_t *inos, size_t n,
 		  bool hierarchy, bool everything);
-/* A number that changes whenever the folder tree in the cache changed. */
-unsigned sync_hierarchy_gen(struct sync *s);
+
 
 /* Make sure the body of item ino is in the cache (fetching it if needed,
  * sharing a fetch already under way).  0 or -errno. */

@@ -71,10 +71,13 @@ void cache_hint_move(struct cache *c, const char *old_id, const char *new_id,
 static const struct move_hint *hinted(struct cache *c, const char *id,
 				      bool by_old)
 {
+	/* on the path of every new and every deleted item: the slots ever
+	 * filled only (none, as long as no move was reported) */
+	size_t filled = c->next_hint < MOVE_HINTS ? c->next_hint : MOVE_HINTS;
 	time_t now = time(NULL);
-	for (size_t i = 0; i < MOVE_HINTS; i++) {
+	for (size_t i = 0; i < filled; i++) {
 		const struct move_hint *h = &c->hints[i];
-		if (!h->old_id || now - h->at > HINT_TTL_S)
+		if (now - h->at > HINT_TTL_S)
 			continue;
 		if (!strcmp(by_old ? h->old_id : h->new_id, id))
 			return h;

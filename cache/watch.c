@@ -2,8 +2,9 @@
  * watch.c - the watcher thread (see watch.h).  One backend session of its
  * own, one subscription covering every folder in the cache: watch() is
  * called in a loop, each call lasting up to the stream's lifetime; when the
- * folder tree changes the call is ended so the next one subscribes for the
- * new set.  A network failure keeps the session (the subscription lives
+ * set of folders in the cache changes (by a sync, or a folder made through
+ * the mount getting its server id) the call is ended so the next one
+ * subscribes for the new set.  A network failure keeps the session (the subscription lives
  * there, so the next call reconnects to it and nothing is missed) and backs
  * off 1 s, 2 s, ... 60 s; a refused sign-in opens a new session.  A server
  * with no notifications at all leaves the sync engine polling.
@@ -31,7 +32,7 @@ struct watcher {
 	time_t since;                /* when the current mode began */
 	time_t last_event;
 	unsigned long events;        /* batches received */
-	unsigned hier_gen;           /* folder tree of the subscription */
+	uint64_t folder_sig;         /* the folder set subscribed for */
 };
 
 static bool stopped(struct watcher *w)
@@ -50,9 +51,9 @@ static bool cancelled(void *arg)
 	if (stopped(w))
 		return true;
 	pthread_mutex_lock(&w->lock);
-	unsigned gen = w->hier_gen;
+	uint64_t sig = w->folder_sig;
 	pthread_mutex_unlock(&w->lock);
-	return sync_hierarchy_gen(w->sync) != gen;
+	return cache_folder_set_sig(sync_cache(w->sync)) != sig;
 }
 
 static void set_state(struct watcher *w, enum be_watch_mode mode,
@@ -129,11 +130,11 @@ static void *watch_main(void *arg)
 			backoff = backoff * 2 > 60000 ? 60000 : backoff * 2;
 			continue;
 		}
-		pthread_mutex_lock(&w->lock);
-		w->hier_gen = sync_hierarchy_gen(w->sync);
-		pthread_mutex_unlock(&w->lock);
 		struct node *folders;
 		size_t n;
+		pthread_mutex_lock(&w->lock);
+		w->folder_sig = cache_folder_set_sig(c);
+		pthread_mutex_unlock(&w->lock);
 		cache_folders(c, &folders, &n);
 		const char **ids = xcalloc(n + 1, sizeof(*ids));
 		size_t k = 0;

@@ -46,6 +46,18 @@
 
 static atomic_bool stopping;
 
+/* Copy the changes of src to the end of a queue. */
+static void append_changes(struct cache_changes *dst,
+			   const struct cache_changes *src)
+{
+	for (size_t i = 0; i < src->n; i++) {
+		const struct cache_change *c = &src->v[i];
+		cache_change_add(dst, c->what, c->ino, c->parent, c->name,
+				 c->new_parent, c->new_name);
+		dst->v[dst->n - 1].dir = c->dir;
+	}
+}
+
 static void inval_entry(struct xfs *fs, uint64_t parent, const char *name)
 {
 	if (!name || !*name || atomic_load(&stopping))
@@ -402,12 +414,7 @@ void notify_changes(void *arg, const struct cache_changes *ch)
 		invalidate(fs, ch);
 		return;
 	}
-	for (size_t i = 0; i < ch->n; i++) {
-		const struct cache_change *c = &ch->v[i];
-		cache_change_add(&rq, c->what, c->ino, c->parent, c->name,
-				 c->new_parent, c->new_name);
-		rq.v[rq.n - 1].dir = c->dir;
-	}
+	append_changes(&rq, ch);
 	pthread_cond_broadcast(&rq_cond);
 	pthread_mutex_unlock(&rq_lock);
 }
@@ -484,12 +491,7 @@ void notify_later(struct cache_changes *ch)
 		cache_changes_free(ch);
 		return;
 	}
-	for (size_t i = 0; i < ch->n; i++) {
-		const struct cache_change *c = &ch->v[i];
-		cache_change_add(&later, c->what, c->ino, c->parent, c->name,
-				 c->new_parent, c->new_name);
-		later.v[later.n - 1].dir = c->dir;
-	}
+	append_changes(&later, ch);
 	pthread_cond_broadcast(&later_cond);
 	pthread_mutex_unlock(&later_lock);
 	cache_changes_free(ch);
