@@ -9,8 +9,9 @@
  *   ews_parse.c    sync, GetFolder and write answers (tree parser)
  *   ews_mime.c     GetItem answers streamed -> MIME bytes (push parser)
  *   ews_errors.c   the one table of ResponseCodes and SOAP faults
- *   ews_notify.c   notifications: Subscribe, the GetStreamingEvents stream
- *                  (split into envelopes) or GetEvents, events -> batches
+ *   ews_events.c   notification requests, the GetStreamingEvents stream
+ *                  split into envelopes, events -> batches (pure, fuzzed)
+ *   ews_notify.c   the watch operation: streaming or pull subscription
  */
 #ifndef EXCHANGEFS_EWS_H
 #define EXCHANGEFS_EWS_H
@@ -219,10 +220,11 @@ void ews_mime_stream_fail_rest(struct ews_mime_stream *ms, enum be_status st,
 			       const char *msg);
 void ews_mime_stream_free(struct ews_mime_stream *ms);
 
-/* --- ews_notify.c: notifications (docs/ews-subset.md, "Client:
- * notifications").  The request builders, the stream splitter and the
- * events parser are pure functions over bytes (unit tests and the fuzzer
- * call them); ews_watch() is the watch operation of the ops table. --- */
+/* --- ews_events.c and ews_notify.c: notifications (docs/ews-subset.md,
+ * "Client: notifications").  The request builders, the stream splitter and
+ * the events parser (ews_events.c) are pure functions over bytes (unit
+ * tests and the fuzzer call them); ews_watch() (ews_notify.c) is the watch
+ * operation of the ops table. --- */
 #define EWS_VERSION_STREAMING "Exchange2010_SP1" /* streaming came with it */
 #define EWS_EVENTS_MAX ((size_t)4 << 20)   /* one envelope of the stream,
 					      one GetEvents answer */

@@ -1,6 +1,6 @@
 /*
  * fuzz_ews_events.c - libFuzzer target for the notification stream of
- * backend/ews/ews_notify.c: the splitter that cuts a GetStreamingEvents
+ * backend/ews/ews_events.c: the splitter that cuts a GetStreamingEvents
  * body into envelopes, and the parsers of an envelope's events and of a
  * Subscribe answer.  The first byte picks the splitter's cap (256 bytes to
  * 32 KiB, so the cap is hit) and how the input is cut; the rest is the
