@@ -1,12 +1,14 @@
 /*
  * sync.c - the sync thread: hierarchy first, then each folder's items page
  * by page (each page committed with its state, see sync_apply.c), folders
- * that readers wait for first, then again every interval.  Server errors
- * are handled by grade: throttling waits as long as the server asks,
- * network errors back off and retry, an invalid sync state starts a resync
- * that keeps names and inodes.  Also renders the status file.
+ * that readers wait for first, then again every interval; in between,
+ * quick passes over the folders the server's notifications name (watch.c).
+ * Server errors are handled by grade: throttling waits as long as the
+ * server asks, network errors back off and retry, an invalid sync state
+ * starts a resync that keeps names and inodes.  The status file's text is
+ * sync_status.c.
  */
-#include "sync.h"
+#include "sync_internal.h"
 #include "applier.h"
 #include "journal.h"
 #include "watch.h"
@@ -22,54 +24,6 @@
 #include <unistd.h>
 
 #define PAGE_SIZE 512
-#define MAX_WAITING 64
-#define MAX_DIRTY 256
-
-enum conn_state { CONN_NEW, CONN_ONLINE, CONN_OFFLINE, CONN_AUTH_FAILED };
-
-struct sync {
-	struct cache *cache;
-	struct sync_config cfg;
-	struct sync_hooks hooks;
-
-	pthread_t thread;
-	bool running;
-
-	pthread_mutex_t lock;       /* guards everything below */
-	pthread_cond_t cond;        /* wakes the sync thread */
-	pthread_cond_t done_cond;   /* wakes readers waiting for a folder */
-	bool stop, kicked;
-	uint64_t wanted[MAX_WAITING];   /* folders readers wait for */
-	size_t n_wanted;
-	uint64_t dirty[MAX_DIRTY];  /* folders the server said changed */
-	size_t n_dirty;
-	bool hier_dirty;            /* ... and the folder tree */
-	uint64_t failed_ino;        /* last folder whose sync failed ... */
-	int failed_errno;           /* ... and why */
-	unsigned fail_seq;          /* bumped on every failed attempt */
-	enum conn_state conn;
-	char last_error[400];
-	time_t last_error_at;
-	time_t last_sync_at;
-	uint32_t server_asked_ms;   /* Retry-After/BackOff of the last failure */
-	char current[256];          /* folder being synced, for status */
-	int64_t current_done;
-	bool first_pass_done;
-	int64_t started_ms;
-
-	struct be_session *session; /* used only by the sync thread */
-	char *root_id;
-
-	/* body fetching (fetch.c) */
-	struct fetch_pool *pool;
-
-	/* write-back (applier.c) */
-	pthread_mutex_t server_lock;
-	struct applier *applier;
-
-	/* server notifications (watch.c) */
-	struct watcher *watcher;
-};
 
 void sync_server_lock(struct sync *s) { pthread_mutex_lock(&s->server_lock); }
 void sync_server_unlock(struct sync *s) { pthread_mutex_unlock(&s->server_lock); }
@@ -806,87 +760,4 @@ int sync_wait_folder(struct sync *s, uint64_t ino)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;
-}
-
-/* "Inbox/Projects/2026": the path of folders[i] on the mount. */
-static char *folder_path(const struct node *folders, size_t n, size_t i)
-{
-	char *path = xstrdup(folders[i].name);
-	uint64_t parent = folders[i].parent;
-	for (int depth = 0; parent != CACHE_ROOT_INO && depth < 64; depth++) {
-		size_t j;
-		for (j = 0; j < n && folders[j].ino != parent; j++)
-			;
-		if (j == n)
-			break;
-		char *longer = xasprintf("%s/%s", folders[j].name, path);
-		free(path);
-		path = longer;
-		parent = folders[j].parent;
-	}
-	return path;
-}
-
-void sync_status(struct sync *s, struct buf *out)
-{
-	static const char *const conn_names[] = {
-		[CONN_NEW] = "connecting", [CONN_ONLINE] = "online",
-		[CONN_OFFLINE] = "offline (retrying)",
-		[CONN_AUTH_FAILED] = "sign-in refused (retrying)",
-	};
-	struct cache_stats cs;
-	cache_stats(s->cache, &cs);
-	pthread_mutex_lock(&s->lock);
-	buf_printf(out, "server: %s\n", s->cfg.be.url);
-	buf_printf(out, "protocol: %s\n", s->cfg.ops->name);
-	buf_printf(out, "connection: %s\n", conn_names[s->conn]);
-	if (s->last_sync_at) {
-		struct tm tm;
-		char when[64];
-		localtime_r(&s->last_sync_at, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-		buf_printf(out, "last complete sync: %s\n", when);
-	} else {
-		buf_printf(out, "last complete sync: never (first sync %s)\n",
-			   s->conn == CONN_ONLINE ? "in progress" : "pending");
-	}
-	if (s->current[0])
-		buf_printf(out, "syncing: %s (%lld changes so far)\n", s->current,
-			   (long long)s->current_done);
-	if (s->last_error[0]) {
-		struct tm tm;
-		char when[64];
-		localtime_r(&s->last_error_at, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-		buf_printf(out, "last error: %s %s\n", when, s->last_error);
-	} else {
-		buf_puts(out, "last error: none\n");
-	}
-	buf_printf(out, "sync interval: %u s\n", s->cfg.interval_s);
-	pthread_mutex_unlock(&s->lock);
-	watcher_status(s->watcher, s->cfg.notify, out);
-	if (s->hooks.status)
-		s->hooks.status(s->hooks.arg, out);
-	buf_printf(out, "folders: %lld\nmessages: %lld\n", (long long)cs.folders,
-		   (long long)cs.items);
-	if (s->applier)
-		applier_status(s->applier, out);
-	buf_printf(out, "cache: %s\n", cache_dir(s->cache));
-	buf_printf(out, "bodies cached: %lld (%lld bytes", (long long)cs.bodies,
-		   (long long)cs.body_bytes);
-	if (cs.body_limit)
-		buf_printf(out, " of %lld allowed", (long long)cs.body_limit);
-	buf_puts(out, ")\nfolder progress (messages synced / server count when the folder list was read):\n");
-	struct node *folders;
-	size_t n;
-	cache_folders(s->cache, &folders, &n);
-	for (size_t i = 0; i < n; i++) {
-		int64_t have = cache_folder_count(s->cache, folders[i].ino);
-		char *path = folder_path(folders, n, i);
-		buf_printf(out, "  %-40s %lld / %lld%s\n", path, (long long)have,
-			   (long long)folders[i].total,
-			   folders[i].synced ? "" : " (first sync pending)");
-		free(path);
-	}
-	cache_nodes_free(folders, n);
 }
