@@ -280,17 +280,7 @@ static void server_start(struct server *s, SSL_CTX *tls)
 	buf_init(&s->req_head, 0);
 	buf_init(&s->req_body, 0);
 	s->tls = tls;
-	s->lfd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof(a);
-	if (bind(s->lfd, (struct sockaddr *)&a, sizeof(a)) ||
-	    listen(s->lfd, 8) ||
-	    getsockname(s->lfd, (struct sockaddr *)&a, &al)) {
-		perror("server");
-		exit(2);
-	}
-	s->port = ntohs(a.sin_port);
+	s->lfd = listen_loopback(&s->port);
 	pthread_create(&s->th, NULL, server_main, s);
 }
 

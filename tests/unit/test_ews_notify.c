@@ -122,16 +122,7 @@ static void shape(const xmlNode *n, struct buf *out)
 /* The operation inside soap:Body of a request, its shape in *sh. */
 static xmlNode *request_op(const struct buf *b, xmlDoc **doc, struct buf *sh)
 {
-	char err[200];
-	*doc = xml_parse(b->data, b->len, 1 << 20, err, sizeof(err));
-	CHECK(*doc != NULL);
-	if (!*doc) {
-		printf("  %s\n", err);
-		return NULL;
-	}
-	xmlNode *env = xmlDocGetRootElement(*doc);
-	CHECK(xml_is(env, EWS_NS_SOAP, "Envelope"));
-	xmlNode *op = xml_child(xml_child(env, EWS_NS_SOAP, "Body"), NULL, NULL);
+	xmlNode *op = request_op_v(b, doc, NULL);
 	buf_reset(sh);
 	if (op)
 		shape(op, sh);
@@ -876,16 +867,7 @@ static void server_start(struct server *s)
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->mu, NULL);
 	s->fallback = (struct reply){ 500, "script exhausted", NULL, 0, END_DONE };
-	s->lfd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof(a);
-	if (bind(s->lfd, (struct sockaddr *)&a, sizeof(a)) || listen(s->lfd, 8) ||
-	    getsockname(s->lfd, (struct sockaddr *)&a, &al)) {
-		perror("server");
-		exit(2);
-	}
-	s->port = ntohs(a.sin_port);
+	s->lfd = listen_loopback(&s->port);
 	pthread_create(&s->th, NULL, server_main, s);
 }
 

@@ -11,34 +11,6 @@
 
 #include <stdbool.h>
 
-/* Parse a request asking for schema version `version`; returns the
- * operation element inside soap:Body. */
-static xmlNode *op_of_v(const struct buf *b, xmlDoc **doc,
-			const char *version)
-{
-	char err[200];
-	*doc = xml_parse(b->data, b->len, 1 << 24, err, sizeof(err));
-	CHECK(*doc != NULL);
-	if (!*doc) {
-		printf("  %s\n", err);
-		return NULL;
-	}
-	xmlNode *env = xmlDocGetRootElement(*doc);
-	CHECK(xml_is(env, EWS_NS_SOAP, "Envelope"));
-	xmlNode *ver = xml_child(xml_child(env, EWS_NS_SOAP, "Header"),
-				 EWS_NS_T, "RequestServerVersion");
-	char *v = NULL;
-	CHECK(ver && !xml_attr(ver, "Version", 64, &v));
-	CHECK_STR(v, version);
-	free(v);
-	return xml_child(xml_child(env, EWS_NS_SOAP, "Body"), NULL, NULL);
-}
-
-static xmlNode *op_of(const struct buf *b, xmlDoc **doc)
-{
-	return op_of_v(b, doc, "Exchange2013_SP1");
-}
-
 /* Whether AdditionalProperties of an ItemShape asks for field uri. */
 static bool asks_for(const xmlNode *op, const char *uri)
 {
@@ -185,7 +157,7 @@ static void test_requests(void)
 	for (size_t i = 0; i < 3; i++) {
 		buf_init(&b, 0);
 		ews_req_sync_items(&b, old_versions[i], "f", NULL, 10);
-		op = op_of_v(&b, &doc, old_versions[i]);
+		op = request_op_v(&b, &doc, old_versions[i]);
 		CHECK_INT(count(xml_child(xml_child(op, EWS_NS_M, "ItemShape"),
 					  EWS_NS_T, "AdditionalProperties"),
 				EWS_NS_T, "FieldURI"), 11);

@@ -8,11 +8,16 @@
 #define EXCHANGEFS_TEST_EWS_UTIL_H
 
 #include "check.h"
+#include "backend/ews/ews.h"
 #include "backend/util.h"
+#include "backend/xml.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static const char *case_name;
 static int case_failed_before;
@@ -71,6 +76,84 @@ static inline char *data_file(const char *name, size_t *len)
 		       __LINE__, #got, g_, w_); \
 	} \
 } while (0)
+
+/* A listening TCP socket on 127.0.0.1 and a free port, for the tests'
+ * small HTTP servers; exits the test on failure. */
+static inline int listen_loopback(int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(fd, 8) || getsockname(fd, (struct sockaddr *)&a, &al)) {
+		perror("test server");
+		exit(2);
+	}
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* Parse a request we built; the operation element inside soap:Body, with
+ * RequestServerVersion checked to be version (unless NULL).  *doc is the
+ * caller's to free. */
+static inline xmlNode *request_op_v(const struct buf *b, xmlDoc **doc,
+				    const char *version)
+{
+	char err[200];
+	*doc = xml_parse(b->data, b->len, (size_t)1 << 28, err, sizeof(err));
+	CHECK(*doc != NULL);
+	if (!*doc) {
+		printf("  %s\n", err);
+		return NULL;
+	}
+	xmlNode *env = xmlDocGetRootElement(*doc);
+	CHECK(xml_is(env, EWS_NS_SOAP, "Envelope"));
+	if (version) {
+		xmlNode *ver = xml_child(xml_child(env, EWS_NS_SOAP, "Header"),
+					 EWS_NS_T, "RequestServerVersion");
+		char *v = NULL;
+		CHECK(ver && !xml_attr(ver, "Version", 64, &v));
+		CHECK_STR(v, version);
+		free(v);
+	}
+	return xml_child(xml_child(env, EWS_NS_SOAP, "Body"), NULL, NULL);
+}
+
+/* The same, asking for the default version. */
+static inline xmlNode *op_of(const struct buf *b, xmlDoc **doc)
+{
+	return request_op_v(b, doc, EWS_VERSION_DEFAULT);
+}
+
+/* One case per answer file: every truncation of it (up to its last '>')
+ * given to bad_cut as an exactly sized copy (so ASan sees reads past it),
+ * which returns how many things went wrong with that cut (0: it failed
+ * cleanly). */
+static inline void check_truncations(const char *file,
+				     int (*bad_cut)(const char *data,
+						    size_t len, void *arg),
+				     void *arg)
+{
+	char name[128];
+	size_t len;
+	char *d = data_file(file, &len);
+	size_t end = (size_t)(strrchr(d, '>') - d) + 1;
+	int bad = 0;
+	snprintf(name, sizeof(name), "every truncation of %s (%zu cuts)", file,
+		 end);
+	case_begin(name);
+	for (size_t cut = 0; cut < end; cut++) {
+		char *copy = xmalloc(cut + 1);  /* exact size: ASan */
+		memcpy(copy, d, cut);
+		copy[cut] = 0;
+		bad += bad_cut(copy, cut, arg);
+		free(copy);
+	}
+	CHECK_INT(bad, 0);
+	free(d);
+	case_end();
+}
 
 /* A string field that may be NULL. */
 #define CHECK_OPT_STR(got, want) do { \
