@@ -103,6 +103,9 @@ class Handler(BaseHTTPRequestHandler):
     # ---- plumbing ----------------------------------------------------------------
 
     def send(self, status, body, ctype="text/xml; charset=utf-8", headers=()):
+        # recorded before the client can read the answer: a client that
+        # asks for the stats next must find this request in them
+        self.record_once(status)
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -244,6 +247,7 @@ class Handler(BaseHTTPRequestHandler):
             op_elem, op_name, parse_fault = None, "(invalid)", f
         fault = self.server.faults.take(op_name)
         kind = fault["kind"] if fault else None
+        self.in_flight = (op_name, kind, t0)    # reset() records it before cutting
         status = self.apply_fault(fault, op_name) if fault else None
         if status is None:
             if self.server.latency_ms:
@@ -257,7 +261,7 @@ class Handler(BaseHTTPRequestHandler):
                     if op_name == "GetStreamingEvents" and op_elem.tag == soap.m(op_name):
                         # A kept-open chunked answer; reset_after cuts it after the first envelope.
                         status = notify.serve_stream(self, op_elem, kind)
-                        self.server.stats.record(self.conn_id, op_name, status, kind, t0)
+                        self.record_once(status)
                         return
                     out = ops.dispatch(self.server.mailbox, op_elem)
                     if kind == "reset_after":
@@ -267,7 +271,14 @@ class Handler(BaseHTTPRequestHandler):
                         self.send(200, out)
                 except soap.Fault as f:
                     status = self.reset() if kind == "reset_after" else self.soap_fault(f)
-        self.server.stats.record(self.conn_id, op_name, status, kind, t0)
+        self.record_once(status)
+
+    def record_once(self, status):
+        """Record the request in flight in the stats (once)."""
+        if getattr(self, "in_flight", None):
+            op_name, kind, t0 = self.in_flight
+            self.in_flight = None
+            self.server.stats.record(self.conn_id, op_name, status, kind, t0)
 
     def soap_fault(self, f):
         self.send(f.http_status, soap.fault(f.code, f.text, f.message_xml))
@@ -328,7 +339,10 @@ class Handler(BaseHTTPRequestHandler):
         return None
 
     def reset(self):
-        """Drop the connection with a TCP RST; returns the status recorded (0)."""
+        """Drop the connection with a TCP RST; returns the status recorded (0).
+        The request is recorded first: a client that retries at once must
+        not find its retry listed before the request it retried."""
+        self.record_once(0)
         self.close_connection = True
         try:
             self.wfile.flush()
