@@ -28,28 +28,6 @@ static bool asks_for(const xmlNode *op, const char *uri)
 	return false;
 }
 
-static char *text(const xmlNode *n)
-{
-	char *s = NULL;
-	if (n)
-		xml_text(n, 1 << 20, &s);
-	return s;
-}
-
-static char *attr(const xmlNode *n, const char *name)
-{
-	char *s = NULL;
-	if (n)
-		xml_attr(n, name, 1 << 20, &s);
-	return s;
-}
-
-#define CHECK_OWNED_STR(expr, want) do { \
-	char *s_ = (expr); \
-	CHECK_STR(s_, want); \
-	free(s_); \
-} while (0)
-
 static int count(const xmlNode *parent, const char *ns, const char *name)
 {
 	int n = 0;

@@ -120,7 +120,31 @@ static inline xmlNode *request_op_v(const struct buf *b, xmlDoc **doc,
 	return xml_child(xml_child(env, EWS_NS_SOAP, "Body"), NULL, NULL);
 }
 
-/* The same, asking for the default version. */
+/* Text and attributes of a request element read back (owned; NULL when n
+ * is NULL or has none). */
+static inline char *text(const xmlNode *n)
+{
+	char *s = NULL;
+	if (n)
+		xml_text(n, (size_t)1 << 28, &s);
+	return s;
+}
+
+static inline char *attr(const xmlNode *n, const char *name)
+{
+	char *s = NULL;
+	if (n)
+		xml_attr(n, name, 1 << 20, &s);
+	return s;
+}
+
+#define CHECK_OWNED_STR(expr, want) do { \
+	char *s_ = (expr); \
+	CHECK_STR(s_, want); \
+	free(s_); \
+} while (0)
+
+/* request_op_v() asking for the default version. */
 static inline xmlNode *op_of(const struct buf *b, xmlDoc **doc)
 {
 	return request_op_v(b, doc, EWS_VERSION_DEFAULT);

@@ -17,28 +17,6 @@ static const char nasty_out[] = "id\"<&'>\xc3\xa9=\t";  /* control dropped */
 
 /* ---- reading requests back ---- */
 
-static char *text(const xmlNode *n)
-{
-	char *s = NULL;
-	if (n)
-		xml_text(n, (size_t)1 << 28, &s);
-	return s;
-}
-
-static char *attr(const xmlNode *n, const char *name)
-{
-	char *s = NULL;
-	if (n)
-		xml_attr(n, name, 1 << 20, &s);
-	return s;
-}
-
-#define CHECK_OWNED_STR(expr, want) do { \
-	char *s_ = (expr); \
-	CHECK_STR(s_, want); \
-	free(s_); \
-} while (0)
-
 #define CHECK_NO_ATTR(node, name) do { \
 	char *a_ = attr((node), (name)); \
 	CHECK(a_ == NULL); \
