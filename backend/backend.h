@@ -385,7 +385,10 @@ struct backend_ops {
 	 * right after the subscription is in place, has lost = true: what
 	 * happened before that moment may not have been reported, and the
 	 * core syncs everything once.  A dropped connection returns BE_NETWORK (the next
-	 * call reconnects to the same subscription).  BE_UNSUPPORTED: the
+	 * call reconnects to the same subscription).  BE_FOLDER_GONE: a
+	 * folder of the set no longer exists (deleted on the server since the
+	 * core last synced the tree), so no subscription could be made; the
+	 * core syncs the tree and calls again with the new set.  BE_UNSUPPORTED: the
 	 * server offers neither push nor pull; the core polls.  *mode tells
 	 * which form is in use. */
 	enum be_status (*watch)(struct be_session *s, const struct be_watch *w,
