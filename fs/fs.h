@@ -155,6 +155,12 @@ const char *options_host(const struct options *o, size_t *len);
 /* $XDG_CACHE_HOME/exchangefs/<account> unless --cache-dir.  Owned. */
 char *options_cache_dir(const struct options *o);
 
+/* unix.c: "exchangefs status MOUNTPOINT" and "exchangefs unmount
+ * ACCOUNT|MOUNTPOINT" (argv[1] is the subcommand; returns the exit
+ * status), and a state ("READY=1") for systemd when $NOTIFY_SOCKET is set. */
+int unix_command(int argc, char **argv);
+void unix_notify(const char *state);
+
 /* config.c: the accounts file.  An entry with key NULL marks a
  * "[section]" line; section NULL is the part before the first section. */
 struct cfg_entry {
