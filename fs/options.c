@@ -1,7 +1,8 @@
 /*
- * options.c - the command line of exchangefs: parsing, the help text, where
- * the password comes from (never the command line), and the default cache
- * directory.
+ * options.c - the command line of exchangefs: parsing (with the accounts
+ * file of config.c underneath: its keys are the long options), the help
+ * text, where the password comes from (never the command line), and the
+ * default cache directory.
  */
 #include "fs.h"
 
@@ -105,7 +106,8 @@ void options_usage(const char *prog)
 "  -h, --help              this text\n"
 "  -V, --version           version\n"
 "\n"
-"Unmount with: fusermount3 -u MOUNTPOINT (or Ctrl-C / SIGTERM with -f).\n"
+"Unmount with: fusermount3 -u MOUNTPOINT or exchangefs unmount ACCOUNT|MOUNTPOINT\n"
+"(or Ctrl-C / SIGTERM with -f).\n"
 "Status: exchangefs status MOUNTPOINT (or cat MOUNTPOINT/.exchangefs/status)\n",
 	prog, prog, prog);
 }

@@ -281,10 +281,10 @@ def test_man_page_and_install(tmp_path):
     with open(page) as f:
         text = f.read()
     for words in ("ACCOUNTS FILE", "status", "mount.exchangefs", "exchangefs@",
-                  "noauto,user", "--account", "--config"):
+                  "noauto,user", r"\-\-account", r"\-\-config"):
         assert words in text, words
     if shutil.which("groff"):
-        r = subprocess.run(["groff", "-man", "-ww", "-z", page], capture_output=True, text=True)
+        r = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", page], capture_output=True, text=True)
         assert r.returncode == 0 and not r.stderr.strip(), r.stderr
     r = subprocess.run(["meson", "introspect", "--installed", BUILD], capture_output=True,
                        text=True)
