@@ -126,7 +126,12 @@ static int status_command(const char *arg)
 {
 	char real[PATH_MAX];
 	if (!realpath(arg, real)) {
-		fprintf(stderr, "exchangefs: %s: %s\n", arg, strerror(errno));
+		if (errno == ENOTCONN)
+			fprintf(stderr, "exchangefs: %s: the daemon is gone "
+				"(fusermount3 -u %s)\n", arg, arg);
+		else
+			fprintf(stderr, "exchangefs: %s: %s\n", arg,
+				strerror(errno));
 		return 1;
 	}
 	char *source = mount_source(real);
