@@ -425,6 +425,12 @@ static int choose_account(struct options *o, const struct config *cfg,
 	    section_sets(cfg, pos[0], "mountpoint")) {
 		set_str(&o->account, pos[0]);
 		*npos = 0;
+	} else if (*npos == 1 && !o->account && have_cfg &&
+		   config_has_section(cfg, pos[0]) && access(pos[0], F_OK)) {
+		fprintf(stderr, "exchangefs: account [%s] of %s sets no "
+			"mountpoint: give one (exchangefs %s DIR)\n", pos[0],
+			o->config, pos[0]);
+		return -1;
 	}
 	if (*npos == 2) {
 		if (o->account) {

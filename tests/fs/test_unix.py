@@ -153,6 +153,8 @@ def test_accounts_file_refusals(tmp_path):
     r = run(["--config", str(tmp_path / "missing"), "--account", "work", str(tmp_path)],
             tmp_path)
     assert r.returncode == 2 and "cannot read accounts file" in one_line(r)
+    r = run(["work"], tmp_path, cwd=tmp_path)
+    assert r.returncode == 2 and "sets no mountpoint" in one_line(r)
     os.unlink(path)
     r = run(["--account", "work", str(tmp_path)], tmp_path)
     assert r.returncode == 2 and "no accounts file" in one_line(r)
