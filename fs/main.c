@@ -96,6 +96,9 @@ static char *fuse_options(const struct options *o)
 
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && (!strcmp(argv[1], "status") ||
+			  !strcmp(argv[1], "unmount")))
+		return unix_command(argc, argv);
 	struct options o;
 	if (options_parse(argc, argv, &o)) {
 		options_free(&o);
@@ -221,6 +224,7 @@ int main(int argc, char **argv)
 	}
 
 	notify_start(&fs);
+	unix_notify("READY=1");
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 16);
 	fuse_loop_cfg_set_idle_threads(lc, 4);
@@ -228,6 +232,7 @@ int main(int argc, char **argv)
 	 * clean), -errno on a failure */
 	ret = fuse_session_loop_mt(fs.se, lc) < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
+	unix_notify("STOPPING=1");
 	sync_stop(fs.sync);
 	notify_stop();
 	stopped_notify = true;

@@ -117,6 +117,7 @@ class EwsServer:
         self.ca_cert = self.tls_key = None
         if tls:
             self.ca_cert, self.tls_key = make_self_signed_cert(self.dir)
+        self._register_secret()
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -194,7 +195,22 @@ class EwsServer:
 
     def cleanup(self):
         self.stop()
+        self._keep_log()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- the session's log directory (tests/logcheck.py) -------------------------------
+
+    def _register_secret(self):
+        d = os.environ.get("EXCHANGEFS_TEST_LOGS")
+        if d and self.password and os.path.isdir(d):
+            with open(os.path.join(d, "secrets"), "a", encoding="utf-8") as f:
+                f.write(json.dumps({"secret": self.password, "user": self.user}) + "\n")
+
+    def _keep_log(self):
+        d = os.environ.get("EXCHANGEFS_TEST_LOGS")
+        if d and os.path.isdir(d) and os.path.exists(self.log_path):
+            shutil.copy(self.log_path, os.path.join(
+                d, "server-%s-%d.log" % (os.path.basename(self.dir), os.getpid())))
 
     def __enter__(self):
         return self.start()
