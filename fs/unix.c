@@ -122,16 +122,23 @@ static void print_aligned(const char *text)
 	}
 }
 
+/* One line for a mount point (arg) or a file in it (what) that could not be
+ * read, with errno set: a dead daemon says how to clear its mount. */
+static void say_unreadable(const char *arg, const char *what)
+{
+	if (errno == ENOTCONN)
+		fprintf(stderr, "exchangefs: %s: the daemon is gone "
+			"(fusermount3 -u %s)\n", arg, arg);
+	else
+		fprintf(stderr, "exchangefs: cannot read %s: %s\n", what,
+			strerror(errno));
+}
+
 static int status_command(const char *arg)
 {
 	char real[PATH_MAX];
 	if (!realpath(arg, real)) {
-		if (errno == ENOTCONN)
-			fprintf(stderr, "exchangefs: %s: the daemon is gone "
-				"(fusermount3 -u %s)\n", arg, arg);
-		else
-			fprintf(stderr, "exchangefs: %s: %s\n", arg,
-				strerror(errno));
+		say_unreadable(arg, arg);
 		return 1;
 	}
 	char *source = mount_source(real);
@@ -155,12 +162,7 @@ static int status_command(const char *arg)
 	}
 	int rc = 0;
 	if (!text) {
-		if (errno == ENOTCONN)
-			fprintf(stderr, "exchangefs: %s: the daemon is gone "
-				"(fusermount3 -u %s)\n", arg, arg);
-		else
-			fprintf(stderr, "exchangefs: cannot read %s: %s\n", path,
-				strerror(errno));
+		say_unreadable(arg, path);
 		rc = 1;
 	} else {
 		text[n] = 0;
