@@ -21,6 +21,10 @@
 #   POST move_folder {path, to_path} | delete_folder {path}
 #   POST fault {kind, count, operation?, ms?, backoff_ms?, retry_after?, where?} | clear_faults
 #   POST reset_stats | clear_sent
+# ActiveSync (eas.py): POST eas_config {versions?, provision?, policy?, min_heartbeat?, max_heartbeat?,
+#   max_folders?, empty_sync?, string_data?, max_window?} -> the whole config; GET eas_devices
+#   {config, devices:[{id, type, policy_key, revoked, hierarchy_key, collections}]}. Faults hit EAS
+#   commands by their Cmd name; kind "reprovision" (EAS only) answers 449 and revokes policy keys.
 # Notifications (notify.py):
 #   POST notify_config {keepalive_s?, subscription_expiry_s?, minute_s?, split_chunks?, event_log_limit?,
 #                       refuse?: "streaming"|"all"|"quota"|null} -> the whole config
@@ -47,7 +51,7 @@ from mailbox import MailboxError
 
 # reset_after: the operation is carried out, then the connection is dropped unanswered.
 FAULT_KINDS = {"http500", "http503", "http429", "reset", "reset_after", "truncate", "slow", "busy", "auth",
-               "garbage", "invalid_sync"}
+               "garbage", "invalid_sync", "reprovision"}   # reprovision: EAS only (449, policy keys revoked)
 
 
 class ControlError(Exception):
@@ -264,6 +268,9 @@ def _route(server, mb, method, path, q, req):
             return mb.markers
         if name == "stats":
             return dict(server.stats.snapshot(), faults=server.faults.snapshot())
+        if name == "eas_devices":
+            import eas
+            return eas.control(server, name, q)
         if name == "subscriptions":
             return mb.hub.describe(lambda fid: "/".join(mb.folder_path(mb.folders[fid]))
                                    if fid in mb.folders else None)
@@ -333,6 +340,9 @@ def _route(server, mb, method, path, q, req):
     if name == "reset_stats":
         server.stats.reset()
         return {"ok": True}
+    if name == "eas_config":
+        import eas
+        return eas.control(server, name, req)
     if name == "notify_config":
         return mb.hub.configure(req)
     if name == "drop_streams":
