@@ -16,7 +16,8 @@
 #   GET  markers           {"invoice 4711": [id], ...}            GET stats
 #   POST deliver {folder_path, subject?, body?, mime_b64?, is_read?, received?, size?} -> {id}
 #   POST delete {id} | move {id, to_path} -> {new_id} | mark_read {id, read} | update_item {id, subject}
-#   POST set_flag {id, status} | set_categories {id, categories} -> {change_key}
+#   POST set_flag {id, status} | set_categories {id, categories} | set_received {id, received}
+#        -> {change_key}
 #   POST create_folder {parent_path, name} -> {id} | rename_folder {path, new_name}
 #   POST move_folder {path, to_path} | delete_folder {path}
 #   POST fault {kind, count, operation?, ms?, backoff_ms?, retry_after?, where?} | clear_faults
@@ -305,6 +306,10 @@ def _route(server, mb, method, path, q, req):
         if req.get("status") not in ("NotFlagged", "Flagged", "Complete"):
             raise ControlError(400, "status is NotFlagged, Flagged or Complete")
         mb.change_item(it, flag=req["status"])
+        return {"change_key": it.change_key}
+    if name == "set_received":
+        it = _item(mb, req["id"])
+        mb.change_item(it, received=int(req["received"]))
         return {"change_key": it.change_key}
     if name == "set_categories":
         it = _item(mb, req["id"])

@@ -287,6 +287,10 @@ class EwsServer:
     def set_flag(self, item_id, status):
         return self.control("POST", "set_flag", {"id": item_id, "status": status})
 
+    def set_received(self, item_id, received):
+        """Change an item's received time (e.g. to age it out of an EAS FilterType window)."""
+        return self.control("POST", "set_received", {"id": item_id, "received": int(received)})
+
     def set_categories(self, item_id, categories):
         return self.control("POST", "set_categories", {"id": item_id, "categories": list(categories)})
 
