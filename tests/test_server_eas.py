@@ -657,3 +657,57 @@ def test_faults(srv, c):
     assert [s["subject"] for s in srv.sent()] == ["reset after"]
     st = srv.stats()
     assert st["requests"].get("Sync", 0) >= 1 and st["requests"].get("FolderSync", 0) >= 3
+
+
+# ---- restarts and the codec -------------------------------------------------------------
+
+def test_sync_keys_survive_a_restart_with_state_only(tmp_path):
+    with EwsServer(messages=8, seed=4, state=str(tmp_path / "mbx.state")) as s:
+        c = EasClient.from_url(s.eas_url, s.user, s.password, device_id="RESTART1")
+        inbox = c.folders()["Inbox"]
+        first, _, _, _ = c.sync_all(inbox)
+        s.restart()
+        new_id = s.deliver("Inbox", subject="After restart")
+        assert c.folder_sync()["status"] == "1"                   # the hierarchy key is still known
+        adds, _, _, _ = c.sync_all(inbox)                         # so is the collection's
+        assert [body_data(a) for a in adds.values()] == [s.item_mime(new_id)]
+    with EwsServer(messages=8, seed=4) as s:
+        c = EasClient.from_url(s.eas_url, s.user, s.password, device_id="RESTART2")
+        inbox = c.folders()["Inbox"]
+        c.sync_all(inbox)
+        key = c.keys[inbox]
+        s.restart()
+        assert c.folder_sync()["status"] == "9"
+        assert status_of(c.sync([{"id": inbox, "key": key}]).body, inbox) == "3"
+
+
+def test_wbxml_codec_round_trip_and_malformed_input():
+    doc = E("AirSync:Sync", [E("AirSync:Collections", [E("AirSync:Collection", [
+        E("AirSync:SyncKey", "{x}1"), E("AirSync:CollectionId", "5"), E("AirSync:GetChanges"),
+        E("AirSync:Commands", [E("AirSync:Add", [E("AirSync:ServerId", "5:1"), E("AirSync:ApplicationData", [
+            E("Email:Subject", "\u00e9t\u00e9 \U0001f600"),
+            E("AirSyncBase:Body", [E("AirSyncBase:Type", "4"), E("AirSyncBase:Data", b"\x00\xff" * 200)])])])])])])])
+    data = wbxml.encode(doc)
+    assert wbxml.decode(data) == doc
+    for i in range(1, len(data)):                       # every truncation is an error, never a crash
+        with pytest.raises(wbxml.WbxmlError):
+            wbxml.decode(data[:i])
+    bad = [b"\x09\x01\x6a\x00\x45\x01",                 # unknown version
+           b"\x03\x01\x04\x00\x45\x01",                 # not UTF-8
+           b"\x03\x01\x6a\x03abc\x45\x01",              # a string table
+           b"\x03\x01\x6a\x00\x85\x01",                 # attributes
+           b"\x03\x01\x6a\x00\x45\x01\x45\x01",         # two roots
+           b"\x03\x01\x6a\x00\x01",                     # END without an element
+           b"\x03\x01\x6a\x00\x45\xc3\xff\xff\xff\xff\x7f\x01",   # opaque longer than the input
+           b"\x03\x01\x6a\x00\x45\x03\xff\xfe\x00\x01",  # a string that is not UTF-8
+           b"\x03\x01\x6a\x00\x45\x04\x01",             # an unsupported global token
+           b"\x03\x01\x6a\x00" + b"\x45" * 100 + b"\x01" * 100]   # nested too deep
+    for b in bad:
+        with pytest.raises(wbxml.WbxmlError):
+            wbxml.decode(b)
+    # the server answers such a body with the command's status 102, not a crash
+    with EwsServer(messages=1, seed=1) as s:
+        c = EasClient.from_url(s.eas_url, s.user, s.password)
+        for b in bad:
+            r = c.cmd("Sync", b)
+            assert r.status == 200 and text(r.body, "AirSync:Status") == "102"

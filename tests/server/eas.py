@@ -10,8 +10,9 @@
 # Fetch, SendMail, MoveItems, Ping, ResolveRecipients. SyncKeys are server-side
 # states per device and collection: the current and the previous key are
 # accepted (a retried request), anything else is status 3 (Sync) or 9
-# (FolderSync); the control API's invalid_sync fault and a server restart
-# forget them all. Faults armed through the control API hit EAS commands by
+# (FolderSync); the control API's invalid_sync fault and a restart without
+# --state forget them all (with --state FILE they survive a restart, kept in FILE.eas).
+# Faults armed through the control API hit EAS commands by
 # their Cmd name (operation="Sync"); "reprovision" answers 449 and revokes the
 # policy keys. Settings: control eas_config (see Config).
 
@@ -21,7 +22,10 @@ import email.message
 import email.policy
 import email.utils
 import html
+import json
 import math
+import os
+import sys
 import threading
 import time
 import urllib.parse
@@ -172,11 +176,42 @@ class Device:
 
 
 class EasState:
-    def __init__(self):
+    def __init__(self, path=None):
         self.config = Config()
         self.devices = {}
         self.lock = threading.Lock()
         self.next_policy = 1000 + int(time.time()) % 100000
+        self.path = path                # with --state: device states survive a restart
+        if path and os.path.exists(path):
+            self.load()
+
+    # ---- persistence (--state FILE keeps them in FILE.eas, rewritten after each change) ----
+
+    def save(self):
+        if not self.path:
+            return
+        with self.lock:
+            doc = {"v": 1, "next_policy": self.next_policy, "config": self.config.describe(),
+                   "devices": [_dev_dump(d) for d in self.devices.values()]}
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f, separators=(",", ":"))
+        os.replace(tmp, self.path)
+
+    def load(self):
+        try:
+            with open(self.path) as f:
+                doc = json.load(f)
+            if doc.get("v") != 1:
+                return
+            self.next_policy = doc["next_policy"]
+            self.config.update(doc["config"])
+            for dd in doc["devices"]:
+                d = _dev_load(dd)
+                self.devices[d.id] = d
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            sys.stderr.write(f"eas: device states not restored from {self.path}: {e!r}\n")
+            self.devices = {}
 
     def device(self, dev_id, dev_type):
         with self.lock:
@@ -195,10 +230,61 @@ class EasState:
             return {"config": self.config.describe(), "devices": [d.describe() for d in self.devices.values()]}
 
 
+def _ranges(nums):
+    out = []
+    for n in sorted(nums):
+        if out and n == out[-1][1] + 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return out
+
+
+def _keyed_dump(k):
+    if k is None:
+        return None
+    return {"prefix": k.prefix, "n": k.n, "cur": k.cur, "options": k.options, "client_ids": k.client_ids,
+            "snaps": {key: [s.cn, _ranges(s.given), sorted(s.echo.items()), s.epoch, s.instance]
+                      for key, s in k.snaps.items()}}
+
+
+def _tuples(e):
+    if isinstance(e, list) and len(e) == 2 and isinstance(e[0], str):
+        return (e[0], [_tuples(c) for c in e[1]] if isinstance(e[1], list) else e[1])
+    return e
+
+
+def _keyed_load(d):
+    if d is None:
+        return None
+    k = Keyed()
+    k.prefix, k.n, k.cur, k.client_ids = d["prefix"], d["n"], d["cur"], dict(d["client_ids"])
+    k.options = _tuples(d["options"]) if d["options"] is not None else None
+    for key, (cn, ranges, echo, epoch, instance) in d["snaps"].items():
+        given = {n for a, b in ranges for n in range(a, b + 1)}
+        k.snaps[key] = Snap(cn, given, {int(a): b for a, b in echo}, epoch, instance)
+    return k
+
+
+def _dev_dump(d):
+    return {"id": d.id, "type": d.type, "policy_key": d.policy_key, "temp_key": d.temp_key, "revoked": d.revoked,
+            "hier": _keyed_dump(d.hier), "cols": {cid: _keyed_dump(k) for cid, k in d.cols.items()},
+            "sent_client_ids": sorted(d.sent_client_ids)}
+
+
+def _dev_load(dd):
+    d = Device(dd["id"], dd["type"])
+    d.policy_key, d.temp_key, d.revoked = dd["policy_key"], dd["temp_key"], dd["revoked"]
+    d.hier = _keyed_load(dd["hier"])
+    d.cols = {cid: _keyed_load(k) for cid, k in dd["cols"].items()}
+    d.sent_client_ids = set(dd["sent_client_ids"])
+    return d
+
+
 def state(server):
     st = getattr(server, "eas", None)
     if st is None:
-        st = server.eas = EasState()
+        st = server.eas = EasState(getattr(server, "eas_state_path", None))
     return st
 
 
@@ -206,7 +292,9 @@ def control(server, name, req):
     """Control endpoints: POST eas_config {...}; GET eas_devices."""
     st = state(server)
     if name == "eas_config":
-        return st.config.update(req)
+        out = st.config.update(req)
+        st.save()
+        return out
     if name == "eas_devices":
         return st.describe()
     return None
@@ -566,6 +654,9 @@ def handle(h, method, query, body):
           "Provision": cmd_provision, "ItemOperations": cmd_item_operations, "SendMail": cmd_send_mail,
           "MoveItems": cmd_move_items, "ResolveRecipients": cmd_resolve_recipients}[cmd]
     out = fn(r, elem)
+    if cmd not in ("Ping", "ItemOperations", "ResolveRecipients"):
+        with r.mb.lock:
+            st.save()
     if kind == "reset_after":
         h.reset()
         return

@@ -401,6 +401,7 @@ def main(argv=None):
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
     srv = EwsHttpServer((args.host, args.port), mb, args.user, args.password, args.latency_ms, tls, args.verbose)
+    srv.eas_state_path = args.state + ".eas" if args.state else None   # EAS device states (eas.py)
     if args.known_versions:
         srv.known_versions = set(args.known_versions.split(","))
     port = srv.server_address[1]
