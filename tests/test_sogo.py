@@ -4,6 +4,7 @@
 # Fetch, SendMail to the SMTP sink, and one fresh mailbox per test. Skipped
 # (with the reason) where SOGo is not installed: contrib/install-deps.sh --sogo.
 
+import base64
 import os
 import sys
 import time
@@ -96,3 +97,32 @@ def test_sogo_sync_sees_new_mail_and_sendmail_reaches_smtp(sogo_user):
         time.sleep(0.1)
     sent = [m for m in u.sent() if marker.encode() in m]
     assert sent and b"Subject: sent " + marker.encode() in sent[0]
+
+
+def test_sogo_view_matches_eas_and_reports_changes(sogo_user):
+    """The harness API over IMAP (what mount tests use against SOGo) and SOGo's
+    own ActiveSync agree: the seeded corpus, then changes made over IMAP."""
+    srv = sogo_user.view()
+    markers = srv.populate(messages=30, seed=3)
+    assert markers["invoice 4711"] and all("@" in i for v in markers.values() for i in v)
+    dump = srv.mailbox(mime=True)
+    by_path = {}
+    for it in dump["items"]:
+        by_path.setdefault(it["folder_path"], set()).add(base64.b64decode(it["mime_b64"]))
+    assert sum(len(v) for v in by_path.values()) >= 20
+    c = client(sogo_user)
+    ids = c.folders()
+    for path, mimes in by_path.items():
+        adds, _, _, _ = c.sync_all(ids[path])
+        assert {body_data(a) for a in adds.values()} == mimes, path
+    # changes made elsewhere (IMAP) reach ActiveSync
+    inbox = ids["INBOX"]
+    first = srv.items("INBOX")[0]
+    srv.mark_read(first["id"], not first["is_read"])
+    new_id = srv.deliver("INBOX", subject="View delivery", body="hello")
+    moved = srv.move(srv.items("INBOX")[-1]["id"], "Archive" if "Archive" in ids else "Trash")
+    assert moved and srv.item_mime(moved)
+    adds, changes, deletes, _ = c.sync_all(inbox)
+    assert [text(a, "Email:Subject") for a in adds.values()] == ["View delivery"]
+    assert len(changes) == 1 and len(deletes) == 1
+    assert srv.item_info(new_id)["subject"] == "View delivery"

@@ -16,6 +16,9 @@
         u.enable_modseq()          # after creating a mailbox by IMAP or EAS (Dovecot CONDSTORE trap)
         u.sent()                   # [bytes] messages SOGo sent for this user (SMTP sink)
         u.folders()                # IMAP mailbox names
+        srv = u.view()             # tests/server/harness.py's API over IMAP: deliver, items,
+                                   # item_info, item_mime, mark_read, set_flag, delete, move,
+                                   # create/rename/move/delete_folder, sent, mailbox, populate
 
 Without the packages (contrib/install-deps.sh --sogo) or without root, the
 fixtures skip with the reason. An instance already answering on the port (a
@@ -24,6 +27,10 @@ left running; one started here is stopped when the process exits.
 """
 
 import atexit
+import base64
+import email.parser
+import email.policy
+import email.utils
 import http.client
 import imaplib
 import os
@@ -147,7 +154,8 @@ class SogoUser:
             if "\\Noselect" in ln:
                 continue
             name = re.match(r'\(.*?\) (?:"[^"]*"|NIL) (.*)$', ln).group(1)
-            out.append(name[1:-1].replace('\\"', '"').replace("\\\\", "\\") if name.startswith('"') else name)
+            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\") if name.startswith('"') else name
+            out.append(_unmutf7(name))
         return out
 
     def folders(self):
@@ -157,11 +165,12 @@ class SogoUser:
         finally:
             m.logout()
 
-    def deliver(self, mime, folder="INBOX", seen=False):
+    def deliver(self, mime, folder="INBOX", seen=False, received=None):
         """Store the exact bytes in a mailbox (IMAP APPEND); returns the new UID."""
         m = self.imap()
         try:
-            typ, data = m.append(_quote(folder), "(\\Seen)" if seen else None, None, mime)
+            date = imaplib.Time2Internaldate(received) if received is not None else None
+            typ, data = m.append(_quote(folder), "(\\Seen)" if seen else None, date, mime)
             if typ != "OK":
                 raise RuntimeError(f"IMAP APPEND to {folder}: {data}")
             hit = re.search(rb"APPENDUID \d+ (\d+)", data[0] or b"")
@@ -169,8 +178,13 @@ class SogoUser:
         finally:
             m.logout()
 
-    def sent(self):
-        """Messages SOGo handed to SMTP for this user, oldest first (X-Sink-* headers stripped)."""
+    def view(self):
+        """The test server's harness API for this user (ImapView), for mount tests."""
+        return ImapView(self)
+
+    def sent(self, with_envelope=False):
+        """Messages SOGo handed to SMTP for this user, oldest first (X-Sink-* headers
+        stripped); with_envelope: [(recipients header value, mime)]."""
         d = os.path.join(STATE, "smtp-sink")
         out = []
         for fn in sorted(os.listdir(d)) if os.path.isdir(d) else ():
@@ -180,7 +194,9 @@ class SogoUser:
                 data = f.read()
             head, _, rest = data.partition(b"\r\n")
             if self.address.encode() in head:
-                out.append(rest.split(b"\r\n", 1)[1] if rest.startswith(b"X-Sink-To:") else rest)
+                to, _, mime = rest.partition(b"\r\n") if rest.startswith(b"X-Sink-To:") else (b"", b"", rest)
+                out.append((to[len(b"X-Sink-To:"):].decode("utf-8", "replace").strip(), mime)
+                           if with_envelope else mime)
         return out
 
     def remove(self):
@@ -197,7 +213,310 @@ class SogoUser:
             self.sogo.users.remove(self)
 
 
+# ---- the test server's harness API over IMAP (for mount tests parametrised over servers) ----
+
+# model folder names (tests/server/generate.py) -> SOGo's IMAP mailboxes (= its EAS display names)
+MODEL_TO_IMAP = {"Inbox": "INBOX", "Sent Items": "Sent", "Deleted Items": "Trash", "Junk Email": "Junk",
+                 "Drafts": "Drafts"}
+SPECIAL = {"INBOX": "inbox", "Drafts": "drafts", "Sent": "sentitems", "Trash": "deleteditems", "Junk": "junkemail"}
+
+
+def _split_id(item_id):
+    uid, _, box = item_id.partition("@")
+    if not uid.isdigit() or not box:
+        raise KeyError(f"no item {item_id!r}")
+    return box, int(uid)
+
+
+class ImapView:
+    """What tests/server/harness.py's EwsServer offers to mount tests, for a SOGo
+    user, done over IMAP: ids are "UID@mailbox", folder paths are IMAP names
+    ("INBOX/Projects"), which are also SOGo's EAS display names. Messages flagged
+    \\Deleted (SOGo's EAS Delete never expunges) are not listed."""
+
+    def __init__(self, user):
+        self.u = user
+        self._markers = {}
+
+    # harness-like attributes
+    @property
+    def user(self):
+        return self.u.name
+
+    @property
+    def password(self):
+        return self.u.password
+
+    ca_cert = None
+    ews_url = None
+
+    @property
+    def eas_url(self):
+        return self.u.eas_url
+
+    def _with(self, fn):
+        m = self.u.imap()
+        try:
+            return fn(m)
+        finally:
+            try:
+                m.logout()
+            except (imaplib.IMAP4.error, OSError):
+                pass
+
+    def _select(self, m, box, readonly=True):
+        typ, data = m.select(_quote(box), readonly=readonly)
+        if typ != "OK":
+            raise KeyError(f"no folder {box!r}: {data}")
+
+    def _fetch(self, m, box, uids="1:*", mime=True):
+        self._select(m, box)
+        what = "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])" if mime else \
+            "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])"
+        typ, data = m.uid("FETCH", uids, what)
+        out = []
+        for part in data:
+            if not isinstance(part, tuple):
+                continue
+            meta = part[0].decode()
+            uid = int(re.search(r"UID (\d+)", meta).group(1))
+            flags = re.search(r"FLAGS \(([^)]*)\)", meta).group(1).split()
+            if "\\Deleted" in flags:
+                continue
+            size = int(re.search(r"RFC822.SIZE (\d+)", meta).group(1))
+            date = re.search(r'INTERNALDATE "([^"]+)"', meta)
+            received = int(time.mktime(imaplib.Internaldate2tuple(
+                f'INTERNALDATE "{date.group(1)}"'.encode()))) if date else 0
+            out.append(self._info(box, uid, flags, size, received, part[1], mime))
+        out.sort(key=lambda i: (-i["received"], -i["uid"]))
+        return out
+
+    def _info(self, box, uid, flags, size, received, data, with_mime):
+        head = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(data)
+        subject = head["Subject"]
+        d = {"id": f"{uid}@{box}", "uid": uid, "folder_id": box, "folder_path": box,
+             "subject": str(subject) if subject is not None else None,
+             "from_addr": email.utils.parseaddr(str(head["From"] or ""))[1], "to": str(head["To"] or ""),
+             "message_id": str(head["Message-ID"]) if head["Message-ID"] else None,
+             "is_read": "\\Seen" in flags, "is_draft": "\\Draft" in flags,
+             "flag": "Flagged" if "\\Flagged" in flags else "NotFlagged", "categories": [],
+             "size": size, "mime_len": size, "received": received, "flags": flags}
+        if with_mime:
+            d["mime_b64"] = base64.b64encode(data).decode("ascii")
+        return d
+
+    # ---- reading ----
+
+    def folders(self):
+        out = []
+        for box in sorted(self.u.folders()):
+            parts = box.split("/")
+            out.append({"id": box, "parent_id": "/".join(parts[:-1]) or None, "name": parts[-1], "path": box,
+                        "path_parts": parts, "folder_class": "IPF.Note", "distinguished": SPECIAL.get(box)})
+        return out
+
+    def mailbox(self, mime=False):
+        folders = self.folders()
+        items = self._with(lambda m: [i for f in folders for i in self._fetch(m, f["path"], mime=mime)])
+        return {"folders": folders, "items": items}
+
+    def folder(self, path):
+        f = next((f for f in self.folders() if f["path"] == path), None)
+        if f is None:
+            raise KeyError(f"no folder {path!r}")
+        return dict(f, items=[i["id"] for i in self.items(path)])
+
+    def items(self, path, subject=None):
+        got = self._with(lambda m: self._fetch(m, path, mime=False))
+        return [i for i in got if subject is None or i["subject"] == subject]
+
+    def find_subject(self, subject, path=None):
+        if path is not None:
+            return [i["id"] for i in self.items(path, subject)]
+        return [i["id"] for i in self.mailbox()["items"] if i["subject"] == subject]
+
+    def item_info(self, item_id):
+        box, uid = _split_id(item_id)
+        got = self._with(lambda m: self._fetch(m, box, str(uid), mime=False))
+        if not got:
+            raise KeyError(f"no item {item_id!r}")
+        return got[0]
+
+    def item_mime(self, item_id):
+        box, uid = _split_id(item_id)
+        got = self._with(lambda m: self._fetch(m, box, str(uid), mime=True))
+        if not got:
+            raise KeyError(f"no item {item_id!r}")
+        return base64.b64decode(got[0]["mime_b64"])
+
+    def markers(self):
+        return self._markers
+
+    def sent(self):
+        out = []
+        for raw in self.u.sent(with_envelope=True):
+            env, mime = raw
+            head = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(mime)
+            out.append({"mime": mime.decode("utf-8", "replace"), "mime_b64": base64.b64encode(mime).decode(),
+                        "recipients": [a.strip().strip("<>") for a in env.split(",") if a.strip()],
+                        "subject": str(head["Subject"]) if head["Subject"] is not None else None,
+                        "message_id": str(head["Message-ID"]) if head["Message-ID"] else None})
+        return out
+
+    # ---- changes made "elsewhere" ----
+
+    def deliver(self, folder_path="INBOX", subject="Test message", body=None, mime=None, is_read=False,
+                received=None):
+        if mime is None:
+            mime = (f"From: Test Sender <sender@example.com>\r\nTo: {self.u.address}\r\n"
+                    f"Subject: {subject}\r\nDate: {email.utils.formatdate(received)}\r\n"
+                    f"Message-ID: {email.utils.make_msgid(domain='example.com')}\r\nMIME-Version: 1.0\r\n"
+                    f"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+                    f"{body if body is not None else 'Delivered by the test harness.'}\r\n").encode("utf-8")
+        uid = self.u.deliver(mime, folder_path, seen=is_read, received=received)
+        return f"{uid}@{folder_path}"
+
+    def _store(self, item_id, op, flags):
+        box, uid = _split_id(item_id)
+
+        def run(m):
+            self._select(m, box, readonly=False)
+            typ, data = m.uid("STORE", str(uid), op, flags)
+            if typ != "OK":
+                raise KeyError(f"STORE on {item_id!r}: {data}")
+        self._with(run)
+
+    def mark_read(self, item_id, read=True):
+        self._store(item_id, "+FLAGS" if read else "-FLAGS", "(\\Seen)")
+
+    def set_flag(self, item_id, status):
+        self._store(item_id, "+FLAGS" if status == "Flagged" else "-FLAGS", "(\\Flagged)")
+
+    def delete(self, item_id):
+        box, uid = _split_id(item_id)
+
+        def run(m):
+            self._select(m, box, readonly=False)
+            m.uid("STORE", str(uid), "+FLAGS", "(\\Deleted)")
+            m.uid("EXPUNGE", str(uid))
+        self._with(run)
+
+    def move(self, item_id, to_path):
+        box, uid = _split_id(item_id)
+
+        def run(m):
+            self._select(m, box, readonly=False)
+            typ, data = m.uid("MOVE", str(uid), _quote(to_path))
+            if typ != "OK":
+                raise KeyError(f"MOVE {item_id!r}: {data}")
+            hit = re.search(rb"COPYUID \d+ \S+ (\d+)", b" ".join(x for x in [*data, *(
+                m.untagged_responses.get("OK") or [])] if isinstance(x, bytes)))
+            return f"{int(hit.group(1))}@{to_path}" if hit else None
+        return self._with(run)
+
+    def create_folder(self, parent_path, name, folder_class="IPF.Note"):
+        path = f"{parent_path}/{name}" if parent_path else name
+        self._with(lambda m: m.create(_quote(path)))
+        self.u.enable_modseq()
+        return path
+
+    def rename_folder(self, path, new_name):
+        new = "/".join(path.split("/")[:-1] + [new_name])
+        self._with(lambda m: m.rename(_quote(path), _quote(new)))
+        self.u.enable_modseq()
+
+    def move_folder(self, path, to_path):
+        new = f"{to_path}/{path.split('/')[-1]}" if to_path else path.split("/")[-1]
+        self._with(lambda m: m.rename(_quote(path), _quote(new)))
+        self.u.enable_modseq()
+
+    def delete_folder(self, path):
+        def run(m):
+            for box in sorted((b for b in self.u._list(m) if b == path or b.startswith(path + "/")),
+                              key=len, reverse=True):
+                m.delete(_quote(box))
+        self._with(run)
+
+    # ---- a seeded corpus, like the test server's ----
+
+    def populate(self, messages=200, seed=1, big=0.0):
+        """The test server's generated mailbox (same MIME, same markers) copied
+        into SOGo: folders mapped as MODEL_TO_IMAP, folders whose name holds "/"
+        and non-mail folders left out. Returns and keeps the markers ({text: [ids]})."""
+        import sys as _sys
+        _sys.path.insert(0, os.path.join(os.path.dirname(HERE), "server"))
+        from generate import generate
+        from mailbox import Mailbox
+        mb = Mailbox(uid=f"sogo-{seed}")
+        info = generate(mb, messages, seed, big)
+        ids, made = {}, set()
+
+        def imap_path(f):
+            parts = mb.folder_path(f)
+            if not parts or any("/" in p for p in parts) or not f.is_mail() or parts[0] == "Outbox":
+                return None
+            return "/".join([MODEL_TO_IMAP.get(parts[0], parts[0])] + parts[1:])
+
+        def run(m):
+            existing = set(self.u._list(m))
+            for f in [mb.msgroot] + mb.descendants(mb.msgroot):
+                p = imap_path(f)
+                if p and p not in existing and p not in made:
+                    m.create(_quote(p))
+                    made.add(p)
+            for it in sorted(mb.items.values(), key=lambda i: i.received):
+                p = imap_path(it.folder)
+                if p is None:
+                    continue
+                flags = "(\\Seen)" if it.is_read else None
+                typ, data = m.append(_quote(p), flags, imaplib.Time2Internaldate(it.received), it.mime)
+                hit = re.search(rb"APPENDUID \d+ (\d+)", data[0] or b"")
+                if hit:
+                    ids[it.id] = f"{int(hit.group(1))}@{p}"
+        self._with(run)
+        self.u.enable_modseq()
+        self._markers = {k: [ids[i] for i in v if i in ids] for k, v in info["markers"].items()}
+        return self._markers
+
+    # not available on SOGo: the test server's request statistics and fault knobs
+    def stats(self):
+        raise NotImplementedError("SOGo keeps no request statistics for tests")
+
+    def fault(self, *a, **kw):
+        raise NotImplementedError("SOGo has no fault knobs (the test server has)")
+
+
+def _mutf7(name):
+    """An IMAP mailbox name in modified UTF-7 (RFC 3501 5.1.3)."""
+    out, run = [], []
+
+    def flush():
+        if run:
+            b = base64.b64encode("".join(run).encode("utf-16-be")).decode().rstrip("=").replace("/", ",")
+            out.append("&" + b + "-")
+            run.clear()
+    for ch in name:
+        if 0x20 <= ord(ch) <= 0x7E:
+            flush()
+            out.append("&-" if ch == "&" else ch)
+        else:
+            run.append(ch)
+    flush()
+    return "".join(out)
+
+
+def _unmutf7(name):
+    def dec(mo):
+        b = mo.group(1)
+        if not b:
+            return "&"
+        b = b.replace(",", "/")
+        return base64.b64decode(b + "=" * (-len(b) % 4)).decode("utf-16-be")
+    return re.sub(r"&([A-Za-z0-9+,]*)-", dec, name)
+
+
 def _quote(name):
+    name = _mutf7(name)
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
