@@ -711,3 +711,27 @@ def test_wbxml_codec_round_trip_and_malformed_input():
         for b in bad:
             r = c.cmd("Sync", b)
             assert r.status == 200 and text(r.body, "AirSync:Status") == "102"
+
+
+def test_sync_wait_returns_on_a_change_or_empty_on_timeout(srv, c):
+    inbox = c.ids["Inbox"]
+    srv.eas_config(min_heartbeat=1)
+    c.sync_all(inbox, key="0")
+    req = c.sync_request([{"id": inbox, "key": c.keys[inbox]}])
+    req[1].append(E("AirSync:HeartbeatInterval", "1"))
+    t0 = time.monotonic()
+    r = c.ok("Sync", req)
+    assert r.data == b"" and time.monotonic() - t0 >= 0.9          # nothing within the interval
+    timer = threading.Timer(0.3, lambda: srv.deliver("Inbox", subject="While waiting"))
+    timer.start()
+    req = c.sync_request([{"id": inbox, "key": c.keys[inbox], "options": mime_options()}])
+    req[1].append(E("AirSync:HeartbeatInterval", "20"))
+    t0 = time.monotonic()
+    r = c.ok("Sync", req)
+    timer.join()
+    assert time.monotonic() - t0 < 10
+    adds = children(child(collection(r.body, inbox), "AirSync:Commands"))
+    assert [text(child(a, "AirSync:ApplicationData"), "Email:Subject") for a in adds] == ["While waiting"]
+    req[1][-1] = E("AirSync:HeartbeatInterval", "5000")
+    r = c.ok("Sync", req)
+    assert text(r.body, "AirSync:Status") == "14" and text(r.body, "AirSync:Limit") == "3540"

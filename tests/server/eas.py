@@ -485,7 +485,8 @@ def app_data(it, bo, cfg, version, tag="AirSync:ApplicationData"):
             kids.append(E(t, v))
     add("Email:To", it.to)
     add("Email:Cc", it.cc)
-    add("Email:From", email.utils.formataddr((it.from_name, it.from_addr)) if it.from_addr else None)
+    add("Email:From", (f'"{it.from_name}" <{it.from_addr}>' if it.from_name else it.from_addr)
+        if it.from_addr else None)          # UTF-8 as it is, not RFC 2047
     add("Email:Subject", it.subject)
     add("Email:DateReceived", iso(it.received))
     add("Email:DisplayTo", it.to)
