@@ -5,7 +5,8 @@ set -eu
 # --sogo: also the packages of the SOGo ActiveSync test server (tests/sogo/; CI uses it,
 # the demo does not need it): installed by tests/sogo/setup-sogo.sh, daemons not started
 if [ "${1:-}" = --sogo ]; then
-	"$(dirname "$0")/../tests/sogo/setup-sogo.sh" --install-only >/dev/null || exit 1
+	if [ "$(id -u)" -eq 0 ]; then s=""; else s=sudo; fi
+	$s "$(dirname "$0")/../tests/sogo/setup-sogo.sh" --install-only >/dev/null || exit 1
 fi
 pkgs="build-essential clang meson ninja-build pkg-config libfuse3-dev fuse3
 libcurl4-openssl-dev libxml2-dev libsqlite3-dev libssl-dev openssl attr
