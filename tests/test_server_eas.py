@@ -735,3 +735,20 @@ def test_sync_wait_returns_on_a_change_or_empty_on_timeout(srv, c):
     req[1][-1] = E("AirSync:HeartbeatInterval", "5000")
     r = c.ok("Sync", req)
     assert text(r.body, "AirSync:Status") == "14" and text(r.body, "AirSync:Limit") == "3540"
+
+
+def test_mount_targets_of_the_test_server():
+    """tests/fs/servers.py: the EWS and EAS targets the mount suite is parametrised over."""
+    sys.path.insert(0, os.path.join(HERE, "fs"))
+    from servers import open_target
+    for kind, want_args in (("ews", []), ("eas", ["--protocol", "eas"])):
+        t = open_target(kind, messages=5, seed=2)
+        try:
+            assert t.args == want_args and t.inbox == "Inbox" and t.can("faults")
+            assert t.url == (t.srv.ews_url if kind == "ews" else t.srv.eas_url)
+            if kind == "eas":
+                cl = EasClient.from_url(t.url, t.srv.user, t.srv.password)
+                assert "Inbox" in cl.folders()
+                assert t.srv.eas_config()["min_heartbeat"] == 1
+        finally:
+            t.close()

@@ -126,3 +126,18 @@ def test_sogo_view_matches_eas_and_reports_changes(sogo_user):
     assert [text(a, "Email:Subject") for a in adds.values()] == ["View delivery"]
     assert len(changes) == 1 and len(deletes) == 1
     assert srv.item_info(new_id)["subject"] == "View delivery"
+
+
+def test_sogo_mount_target(sogo):
+    """tests/fs/servers.py's SOGo target: a fresh user with the seeded corpus, EAS URL and args."""
+    sys.path.insert(0, os.path.join(HERE, "fs"))
+    from servers import open_target
+    t = open_target("sogo", messages=5, seed=2)
+    try:
+        assert t.args == ["--protocol", "eas"] and t.inbox == "INBOX" and not t.can("faults")
+        c = EasClient.from_url(t.url, t.srv.user, t.srv.password, version="14.1")
+        ids = c.folders()
+        total = sum(len(c.sync_all(cid)[0]) for p, cid in ids.items() if p in {f["path"] for f in t.srv.folders()})
+        assert total == len(t.srv.mailbox()["items"]) > 0
+    finally:
+        t.close()
