@@ -13,9 +13,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "server"))
 sys.path.insert(0, os.path.join(HERE, "sogo"))
 
-from eas_client import E, EasClient, body_data, collection, mime_options  # noqa: E402
+from eas_client import E, EasClient, body_data, mime_options  # noqa: E402
 from sogo_server import sogo, sogo_user  # noqa: E402,F401  (pytest fixtures)
-from wbxml import child, children, text  # noqa: E402
+from wbxml import child, text  # noqa: E402
 
 
 def client(u, device="XFSSOGOTEST"):

@@ -1077,7 +1077,7 @@ def _apply_props(mb, it, app):
 
 
 def cmd_sync(r, elem):
-    mb, d, cfg = r.mb, r.device, r.cfg
+    d, cfg = r.device, r.cfg
     if elem is None:                        # an empty Sync repeats the last full one
         if d.last_sync is None:
             return E("AirSync:Sync", [E("AirSync:Status", "13")])
