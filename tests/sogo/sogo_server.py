@@ -247,6 +247,10 @@ class ImapView:
     def password(self):
         return self.u.password
 
+    @property
+    def address(self):
+        return self.u.address
+
     ca_cert = None
     ews_url = None
 
