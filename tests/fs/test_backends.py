@@ -17,8 +17,9 @@ SOGO_WAIT = 60          # SOGo looks for changes every 5 s; its Ping answers wit
 
 
 def has_eas():
+    """Whether this exchangefs has the ActiveSync backend (its --help names eas)."""
     r = subprocess.run([EXE, "--help"], capture_output=True, text=True)
-    return "--protocol" in r.stdout + r.stderr
+    return any("--protocol" in ln and "eas" in ln for ln in (r.stdout + r.stderr).splitlines())
 
 
 @pytest.fixture(params=KINDS)
