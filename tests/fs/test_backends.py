@@ -27,7 +27,8 @@ def target(request):
     if request.param != "ews" and not has_eas():
         pytest.skip("this exchangefs has no ActiveSync backend (--protocol eas)")
     try:
-        t = open_target(request.param, messages=40, seed=5)
+        # SOGo serves about 50 messages/s: a smaller corpus there keeps the suite short
+        t = open_target(request.param, messages=12 if request.param == "sogo" else 40, seed=5)
     except RuntimeError as e:       # SOGo not installed or not startable
         if os.environ.get("EXCHANGEFS_REQUIRE_SOGO") == "1":
             pytest.fail(str(e))
@@ -74,7 +75,7 @@ def test_tree_exact_bytes_and_grep(target, mount):
     import base64
     for it in dump["items"]:
         want.setdefault(it["folder_id"], set()).add(base64.b64decode(it["mime_b64"]))
-    assert sum(len(v) for v in want.values()) >= 30
+    assert sum(len(v) for v in want.values()) >= (10 if target.kind == "sogo" else 30)
     for fid, mimes in want.items():
         assert set(emls(dirs[fid]).values()) == mimes, dirs[fid]
     r = subprocess.run(["grep", "-rl", "--include=*.eml", "needle-5f3c1e", m.mountpoint],
