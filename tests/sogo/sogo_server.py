@@ -20,8 +20,9 @@
                                    # item_info, item_mime, mark_read, set_flag, delete, move,
                                    # create/rename/move/delete_folder, sent, mailbox, populate
 
-Without the packages (contrib/install-deps.sh --sogo) or without root, the
-fixtures skip with the reason. An instance already answering on the port (a
+Without the packages (contrib/install-deps.sh --sogo) or without root (or
+password-less sudo), the fixtures skip with the reason (fail with
+EXCHANGEFS_REQUIRE_SOGO=1, as in CI). An instance already answering on the port (a
 developer's, started by setup-sogo.sh with the same SOGO_TEST_BASE) is used and
 left running; one started here is stopped when the process exits.
 """
@@ -56,9 +57,19 @@ def unavailable():
                            "/usr/lib/postgresql/15/bin/postgres") if not os.path.exists(p)]
     if missing:
         return "SOGo test server not installed (" + ", ".join(missing) + "): run contrib/install-deps.sh --sogo"
-    if os.geteuid() != 0:
-        return "the SOGo test server needs root (it starts PostgreSQL, Dovecot and sogod as their users)"
+    if os.geteuid() != 0 and subprocess.run(["sudo", "-n", "true"], stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL).returncode != 0:
+        return ("the SOGo test server needs root or password-less sudo (it starts PostgreSQL, "
+                "Dovecot and sogod as their users)")
     return None
+
+
+def as_root(argv):
+    """argv run as root: as it is when we are root, else through sudo with the SOGO_* settings."""
+    if os.geteuid() == 0:
+        return argv
+    env = [f"{k}={v}" for k, v in os.environ.items() if k.startswith("SOGO_")]
+    return ["sudo", "-n", "env", "SKIP_INSTALL=1", *env, *argv]
 
 
 def endpoint_up(timeout=3):
@@ -87,7 +98,7 @@ class Sogo:
         # an instance already running (a developer's, same SOGO_TEST_BASE) is used and left
         # running; the script is idempotent and brings its configuration up to date
         running = endpoint_up()
-        r = subprocess.run([os.path.join(HERE, "setup-sogo.sh")], env=dict(os.environ, SKIP_INSTALL="1"),
+        r = subprocess.run(as_root([os.path.join(HERE, "setup-sogo.sh")]), env=dict(os.environ, SKIP_INSTALL="1"),
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
         if r.returncode != 0:
             raise RuntimeError("setup-sogo.sh failed:\n" + r.stdout.decode(errors="replace")[-4000:])
@@ -99,7 +110,7 @@ class Sogo:
         for u in list(self.users):
             u.remove()
         if self.started_here:
-            subprocess.run([os.path.join(HERE, "stop-sogo.sh")], stdout=subprocess.DEVNULL,
+            subprocess.run(as_root([os.path.join(HERE, "stop-sogo.sh")]), stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=120)
             self.started_here = False
 
@@ -208,7 +219,7 @@ class SogoUser:
                 self.sogo.psql(f"DELETE FROM sogo_users WHERE c_uid = '{self.name}'")
             except RuntimeError:
                 pass
-        subprocess.run(["rm", "-rf", "--", os.path.join(STATE, "mail", self.name)], check=False)
+        subprocess.run(as_root(["rm", "-rf", "--", os.path.join(STATE, "mail", self.name)]), check=False)
         if self in self.sogo.users:
             self.sogo.users.remove(self)
 
