@@ -16,11 +16,16 @@
 #   GET  markers           {"invoice 4711": [id], ...}            GET stats
 #   POST deliver {folder_path, subject?, body?, mime_b64?, is_read?, received?, size?} -> {id}
 #   POST delete {id} | move {id, to_path} -> {new_id} | mark_read {id, read} | update_item {id, subject}
-#   POST set_flag {id, status} | set_categories {id, categories} -> {change_key}
+#   POST set_flag {id, status} | set_categories {id, categories} | set_received {id, received}
+#        -> {change_key}
 #   POST create_folder {parent_path, name} -> {id} | rename_folder {path, new_name}
 #   POST move_folder {path, to_path} | delete_folder {path}
 #   POST fault {kind, count, operation?, ms?, backoff_ms?, retry_after?, where?} | clear_faults
 #   POST reset_stats | clear_sent
+# ActiveSync (eas.py): POST eas_config {versions?, provision?, policy?, min_heartbeat?, max_heartbeat?,
+#   max_folders?, empty_sync?, string_data?, max_window?} -> the whole config; GET eas_devices
+#   {config, devices:[{id, type, policy_key, revoked, hierarchy_key, collections}]}. Faults hit EAS
+#   commands by their Cmd name; kind "reprovision" (EAS only) answers 449 and revokes policy keys.
 # Notifications (notify.py):
 #   POST notify_config {keepalive_s?, subscription_expiry_s?, minute_s?, split_chunks?, event_log_limit?,
 #                       refuse?: "streaming"|"all"|"quota"|null} -> the whole config
@@ -47,7 +52,7 @@ from mailbox import MailboxError
 
 # reset_after: the operation is carried out, then the connection is dropped unanswered.
 FAULT_KINDS = {"http500", "http503", "http429", "reset", "reset_after", "truncate", "slow", "busy", "auth",
-               "garbage", "invalid_sync"}
+               "garbage", "invalid_sync", "reprovision"}   # reprovision: EAS only (449, policy keys revoked)
 
 
 class ControlError(Exception):
@@ -264,6 +269,9 @@ def _route(server, mb, method, path, q, req):
             return mb.markers
         if name == "stats":
             return dict(server.stats.snapshot(), faults=server.faults.snapshot())
+        if name == "eas_devices":
+            import eas
+            return eas.control(server, name, q)
         if name == "subscriptions":
             return mb.hub.describe(lambda fid: "/".join(mb.folder_path(mb.folders[fid]))
                                    if fid in mb.folders else None)
@@ -299,6 +307,10 @@ def _route(server, mb, method, path, q, req):
             raise ControlError(400, "status is NotFlagged, Flagged or Complete")
         mb.change_item(it, flag=req["status"])
         return {"change_key": it.change_key}
+    if name == "set_received":
+        it = _item(mb, req["id"])
+        mb.change_item(it, received=int(req["received"]))
+        return {"change_key": it.change_key}
     if name == "set_categories":
         it = _item(mb, req["id"])
         cats = req.get("categories")
@@ -333,6 +345,9 @@ def _route(server, mb, method, path, q, req):
     if name == "reset_stats":
         server.stats.reset()
         return {"ok": True}
+    if name == "eas_config":
+        import eas
+        return eas.control(server, name, req)
     if name == "notify_config":
         return mb.hub.configure(req)
     if name == "drop_streams":

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # The test EWS server: a faithful model of an Exchange mailbox (mailbox.py)
 # spoken over real HTTP/1.1 (keep-alive, Basic auth, optional TLS) at
-# POST /EWS/Exchange.asmx, plus a JSON control interface under /control/
+# POST /EWS/Exchange.asmx, ActiveSync 16.1 at /Microsoft-Server-ActiveSync
+# (eas.py, same mailbox), plus a JSON control interface under /control/
 # (control.py) for tests. GetStreamingEvents holds its connection open and
 # streams (notify.py). Only the Python standard library is used.
 #
@@ -26,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import control  # noqa: E402
+import eas  # noqa: E402
 import ops  # noqa: E402
 import notify  # noqa: E402
 import persist  # noqa: E402
@@ -207,6 +209,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self.route("POST")
 
+    def do_OPTIONS(self):
+        self.route("OPTIONS")
+
     def route(self, method):
         try:
             url = urllib.parse.urlsplit(self.path)
@@ -219,6 +224,8 @@ class Handler(BaseHTTPRequestHandler):
                 q = dict(urllib.parse.parse_qsl(url.query))
                 status, ctype, out = control.handle(self.server, method, url.path, q, body)
                 return self.send(status, out, ctype)
+            if url.path.lower() == eas.PATH:        # ActiveSync front-end (eas.py)
+                return eas.handle(self, method, url.query, body)
             if url.path.lower() != EWS_PATH:
                 return self.send(404, b"<html><body>404 Not Found</body></html>", "text/html")
             if method != "POST":
@@ -394,6 +401,7 @@ def main(argv=None):
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
     srv = EwsHttpServer((args.host, args.port), mb, args.user, args.password, args.latency_ms, tls, args.verbose)
+    srv.eas_state_path = args.state + ".eas" if args.state else None   # EAS device states (eas.py)
     if args.known_versions:
         srv.known_versions = set(args.known_versions.split(","))
     port = srv.server_address[1]

@@ -40,6 +40,10 @@
         srv.drop_streams()        # reset open GetStreamingEvents connections, no Closed envelope
         srv.expire_subscriptions()   # forget every subscription, as a restarted server would
         srv.restart()             # same port and --state file (if any): ids survive
+        srv.eas_url               # "http://127.0.0.1:PORT/Microsoft-Server-ActiveSync" (same user)
+        srv.eas_config(provision="449", min_heartbeat=1)   # EAS settings (eas.Config)
+        srv.eas_devices()         # [{"id", "policy_key", "hierarchy_key", "collections"}...]
+        srv.fault("reprovision")  # EAS: 449 and every policy key revoked
 
 Constructor options: messages, seed, big (ratio of big attachments), user and
 password (user=None turns auth off), tls, state (path of a --state file),
@@ -132,6 +136,11 @@ class EwsServer:
     @property
     def ews_url(self):
         return self.base_url + "/EWS/Exchange.asmx"
+
+    @property
+    def eas_url(self):
+        """The ActiveSync (EAS 16.1) endpoint over the same mailbox, same user (eas.py)."""
+        return self.base_url + "/Microsoft-Server-ActiveSync"
 
     def start(self):
         port_file = os.path.join(self.dir, "port")
@@ -294,6 +303,10 @@ class EwsServer:
     def set_flag(self, item_id, status):
         return self.control("POST", "set_flag", {"id": item_id, "status": status})
 
+    def set_received(self, item_id, received):
+        """Change an item's received time (e.g. to age it out of an EAS FilterType window)."""
+        return self.control("POST", "set_received", {"id": item_id, "received": int(received)})
+
     def set_categories(self, item_id, categories):
         return self.control("POST", "set_categories", {"id": item_id, "categories": list(categories)})
 
@@ -379,3 +392,12 @@ class EwsServer:
 
     def reset_stats(self):
         self.control("POST", "reset_stats", {})
+
+    # ---- ActiveSync ------------------------------------------------------------------
+
+    def eas_config(self, **settings):
+        """Settings of the EAS front-end (see eas.Config); returns all of them."""
+        return self.control("POST", "eas_config", settings)
+
+    def eas_devices(self):
+        return self.control("GET", "eas_devices")["devices"]
