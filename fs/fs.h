@@ -138,6 +138,12 @@ struct options {
 	unsigned sync_interval;     /* seconds */
 	long timeout;               /* seconds */
 	int64_t cache_size;         /* bytes, 0 = unlimited */
+	/* sign-in (fs/signin.c) */
+	char *auth;                 /* basic|ntlm|kerberos|oauth2, NULL = auto */
+	char *address;              /* e-mail address (Autodiscover, login) */
+	char *oauth_authority, *oauth_tenant, *oauth_client_id, *oauth_scope;
+	bool login;                 /* `exchangefs login ADDRESS` */
+	bool browser;               /* login --browser: PKCE, not device code */
 };
 /* Parse argv; on a usage error prints one line and returns -1. */
 int options_parse(int argc, char **argv, struct options *o);
@@ -150,5 +156,19 @@ char *options_password(const struct options *o);
 const char *options_host(const struct options *o, size_t *len);
 /* $XDG_CACHE_HOME/exchangefs/<account> unless --cache-dir.  Owned. */
 char *options_cache_dir(const struct options *o);
+
+/* signin.c: how the mount signs in. */
+struct signin {
+	char *password;             /* owned, secret; NULL without one */
+	int auth;                   /* enum http_auth */
+	struct oauth2 *oauth2;      /* owned: the token source, or NULL */
+};
+/* Choose the sign-in method, get the password or the tokens, and run
+ * Autodiscover when there is no --url (sets o->url).  0, or -1 with one
+ * line printed. */
+int signin_prepare(struct options *o, struct signin *si);
+void signin_free(struct signin *si);
+/* `exchangefs login`: OAuth2 sign-in; the exit status. */
+int signin_login(const struct options *o);
 
 #endif

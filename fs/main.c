@@ -114,12 +114,18 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_debug(o.debug);
+	if (o.login) {
+		int lrc = signin_login(&o);
+		options_free(&o);
+		return lrc;
+	}
 	if (check_mountpoint(o.mountpoint)) {
 		options_free(&o);
 		return 1;
 	}
-	char *password = options_password(&o);
-	if (!password) {
+	struct signin si;
+	if (signin_prepare(&o, &si)) {
+		signin_free(&si);
 		options_free(&o);
 		return 1;
 	}
@@ -135,7 +141,8 @@ int main(int argc, char **argv)
 	struct sync_config scfg = {
 		.ops = ops,
 		.be = {
-			.url = o.url, .user = o.user, .password = password,
+			.url = o.url, .user = o.user, .password = si.password,
+			.auth = si.auth, .oauth2 = si.oauth2,
 			.mailbox = o.mailbox, .ca_file = o.ca_file,
 			.insecure = o.insecure,
 			.connect_timeout_s = o.timeout < 15 ? o.timeout : 15,
@@ -246,8 +253,7 @@ out_session:
 out_free:
 	cache_close(cache);
 	free(cache_dir);
-	explicit_bzero(password, strlen(password));
-	free(password);
+	signin_free(&si);
 	options_free(&o);
 	return ret;
 }

@@ -42,13 +42,23 @@ static void add_fuse_options(struct buf *b, const char *list, bool *ro)
 void options_usage(const char *prog)
 {
 	printf(
-"usage: %s [options] MOUNTPOINT\n"
+"usage: %s [options] [ADDRESS] MOUNTPOINT\n"
+"       %s login [--browser] [options] ADDRESS   (OAuth2 sign-in)\n"
 "\n"
 "Mount a Microsoft Exchange mailbox as a directory tree: folders are\n"
 "directories, messages are .eml files (the server's exact MIME).\n"
 "\n"
 "Server and sign-in:\n"
+"  ADDRESS                 e-mail address: without --url, Autodiscover finds the\n"
+"                          server; it is also the default --user and --mailbox\n"
 "  --url URL               EWS endpoint, e.g. https://mail.example.com/EWS/Exchange.asmx\n"
+"  --auth METHOD           basic, ntlm, kerberos (ticket cache, see kinit) or\n"
+"                          oauth2 (tokens of exchangefs login); default: oauth2\n"
+"                          if signed in with login, else Basic or NTLM\n"
+"  --oauth-authority URL   OAuth2 authority (default https://login.microsoftonline.com)\n"
+"  --oauth-tenant TENANT   tenant (default organizations)\n"
+"  --oauth-client-id ID    application (client) id (default: Microsoft Office)\n"
+"  --oauth-scope SCOPES    scopes (default: EWS.AccessAsUser.All offline_access)\n"
 "  --user NAME             user name (user@example.com or DOMAIN\\user)\n"
 "  --mailbox ADDRESS       SMTP address of the mailbox (default: --user if it has @)\n"
 "  --password-file FILE    read the password from the first line of FILE (mode 0600)\n"
@@ -81,13 +91,15 @@ void options_usage(const char *prog)
 "  -V, --version           version\n"
 "\n"
 "Unmount with: fusermount3 -u MOUNTPOINT (or Ctrl-C / SIGTERM with -f).\n"
-"Status: cat MOUNTPOINT/.exchangefs/status\n", prog);
+"Status: cat MOUNTPOINT/.exchangefs/status\n", prog, prog);
 }
 
 enum { OPT_URL = 256, OPT_USER, OPT_MAILBOX, OPT_PWFILE, OPT_PWCMD,
        OPT_PROTOCOL, OPT_CACHEDIR, OPT_CACHESIZE, OPT_CAFILE, OPT_INSECURE,
        OPT_INTERVAL, OPT_TIMEOUT, OPT_PASSWORD, OPT_OPENREQ, OPT_TRASHDEL,
-       OPT_NONOTIFY };
+       OPT_NONOTIFY,
+       OPT_AUTH, OPT_OAUTH_AUTHORITY, OPT_OAUTH_TENANT, OPT_OAUTH_CLIENT,
+       OPT_OAUTH_SCOPE, OPT_BROWSER };
 
 static int parse_size(const char *s, int64_t *out)
 {
@@ -167,6 +179,12 @@ int options_parse(int argc, char **argv, struct options *o)
 		{ "open-requests", no_argument, NULL, OPT_OPENREQ },
 		{ "delete-in-trash", required_argument, NULL, OPT_TRASHDEL },
 		{ "no-notify", no_argument, NULL, OPT_NONOTIFY },
+		{ "auth", required_argument, NULL, OPT_AUTH },
+		{ "oauth-authority", required_argument, NULL, OPT_OAUTH_AUTHORITY },
+		{ "oauth-tenant", required_argument, NULL, OPT_OAUTH_TENANT },
+		{ "oauth-client-id", required_argument, NULL, OPT_OAUTH_CLIENT },
+		{ "oauth-scope", required_argument, NULL, OPT_OAUTH_SCOPE },
+		{ "browser", no_argument, NULL, OPT_BROWSER },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", optional_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -183,6 +201,10 @@ int options_parse(int argc, char **argv, struct options *o)
 	int c;
 	unsigned u;
 	opterr = 0;
+	if (argc > 1 && !strcmp(argv[1], "login")) {
+		o->login = true;
+		optind = 2;
+	}
 	while ((c = getopt_long(argc, argv, ":fdho:V", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_URL: set_str(&o->url, optarg); break;
@@ -201,6 +223,20 @@ int options_parse(int argc, char **argv, struct options *o)
 		case OPT_INSECURE: o->insecure = true; break;
 		case OPT_OPENREQ: o->open_requests = true; break;
 		case OPT_NONOTIFY: o->no_notify = true; break;
+		case OPT_AUTH:
+			if (strcmp(optarg, "basic") && strcmp(optarg, "ntlm") &&
+			    strcmp(optarg, "kerberos") && strcmp(optarg, "oauth2")) {
+				fprintf(stderr, "exchangefs: --auth: '%s' is not basic, "
+					"ntlm, kerberos or oauth2\n", optarg);
+				goto fail;
+			}
+			set_str(&o->auth, optarg);
+			break;
+		case OPT_OAUTH_AUTHORITY: set_str(&o->oauth_authority, optarg); break;
+		case OPT_OAUTH_TENANT: set_str(&o->oauth_tenant, optarg); break;
+		case OPT_OAUTH_CLIENT: set_str(&o->oauth_client_id, optarg); break;
+		case OPT_OAUTH_SCOPE: set_str(&o->oauth_scope, optarg); break;
+		case OPT_BROWSER: o->browser = true; break;
 		case OPT_TRASHDEL:
 			if (strcmp(optarg, "hard") && strcmp(optarg, "soft")) {
 				fprintf(stderr, "exchangefs: --delete-in-trash: '%s' "
@@ -261,18 +297,37 @@ int options_parse(int argc, char **argv, struct options *o)
 	o->fuse_opts = fopts.data;
 	if (o->show_help || o->show_version)
 		return 0;
+	if (o->login) {   /* exchangefs login [options] ADDRESS */
+		if (optind + 1 != argc || !strchr(argv[optind], '@')) {
+			fprintf(stderr, "exchangefs: login needs one e-mail "
+				"address (see --help)\n");
+			return -1;
+		}
+		o->address = xstrdup(argv[optind]);
+		return absolutize(&o->ca_file);
+	}
+	if (optind + 2 == argc && strchr(argv[optind], '@'))
+		o->address = xstrdup(argv[optind++]);
 	if (optind + 1 != argc) {
 		fprintf(stderr, "exchangefs: %s (see --help)\n", optind >= argc
 			? "no mount point given" : "more than one mount point given");
 		return -1;
 	}
 	o->mountpoint = xstrdup(argv[optind]);
-	if (!o->url) {
+	if (!o->address && o->mailbox && strchr(o->mailbox, '@'))
+		o->address = xstrdup(o->mailbox);
+	if (!o->address && o->user && strchr(o->user, '@'))
+		o->address = xstrdup(o->user);
+	if (!o->user && o->address)
+		o->user = xstrdup(o->address);
+	if (!o->url && !o->address) {
 		fprintf(stderr, "exchangefs: --url is required (the EWS endpoint, "
-			"e.g. https://mail.example.com/EWS/Exchange.asmx)\n");
+			"e.g. https://mail.example.com/EWS/Exchange.asmx), or an "
+			"e-mail address to find it with Autodiscover\n");
 		return -1;
 	}
-	if (strncmp(o->url, "https://", 8) && strncmp(o->url, "http://", 7)) {
+	if (o->url && strncmp(o->url, "https://", 8) &&
+	    strncmp(o->url, "http://", 7)) {
 		fprintf(stderr, "exchangefs: --url '%s' is not an http(s) URL\n",
 			o->url);
 		return -1;
@@ -310,6 +365,12 @@ void options_free(struct options *o)
 	free(o->ca_file);
 	free(o->mountpoint);
 	free(o->fuse_opts);
+	free(o->auth);
+	free(o->address);
+	free(o->oauth_authority);
+	free(o->oauth_tenant);
+	free(o->oauth_client_id);
+	free(o->oauth_scope);
 	memset(o, 0, sizeof(*o));
 }
 

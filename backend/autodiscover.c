@@ -1,0 +1,709 @@
+/*
+ * autodiscover.c - Autodiscover (see autodiscover.h): the candidate URLs,
+ * POX and v2 JSON requests, redirections with a hop limit and loop check,
+ * the SRV lookup, the parsers of the answers and the result cache.
+ */
+#include "autodiscover.h"
+#include "http.h"
+#include "json.h"
+#include "oauth2.h"
+#include "xml.h"
+
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <resolv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POX_REQUEST_NS \
+	"http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
+#define POX_RESPONSE_SCHEMA \
+	"http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
+
+void ad_result_free(struct ad_result *res)
+{
+	free(res->ews_url);
+	free(res->eas_url);
+	free(res->mapi_url);
+	free(res->address);
+	memset(res, 0, sizeof(*res));
+}
+
+void ad_answer_free(struct ad_answer *a)
+{
+	free(a->redirect);
+	ad_result_free(&a->urls);
+	memset(a, 0, sizeof(*a));
+}
+
+/* --- parsers ---------------------------------------------------------- */
+
+/* Element children are matched by local name: Exchange versions and
+ * other servers differ in the namespaces (http/https schema URIs). */
+static xmlNode *child(const xmlNode *p, const char *name)
+{
+	for (xmlNode *n = p ? p->children : NULL; n; n = n->next)
+		if (n->type == XML_ELEMENT_NODE &&
+		    !strcmp((const char *)n->name, name))
+			return n;
+	return NULL;
+}
+
+static xmlNode *next(const xmlNode *n, const char *name)
+{
+	for (n = n->next; n; n = n->next)
+		if (n->type == XML_ELEMENT_NODE &&
+		    !strcmp((const char *)n->name, name))
+			return (xmlNode *)n;
+	return NULL;
+}
+
+/* Text of a child, trimmed; owned or NULL (absent, empty or too long). */
+static char *child_text(const xmlNode *p, const char *name)
+{
+	char *t = NULL;
+	xmlNode *n = child(p, name);
+	if (!n || xml_text(n, 2048, &t))
+		return NULL;
+	char *s = t;
+	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+		s++;
+	size_t len = strlen(s);
+	while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' ||
+		       s[len - 1] == '\r' || s[len - 1] == '\n'))
+		len--;
+	char *out = len ? xstrndup(s, len) : NULL;
+	free(t);
+	return out;
+}
+
+static bool is_https(const char *url)
+{
+	return url && !strncasecmp(url, "https://", 8) && url[8];
+}
+
+int ad_parse_pox(const char *data, size_t len, struct ad_answer *a,
+		 struct be_result *r)
+{
+	char err[200];
+	int rc = -1;
+
+	memset(a, 0, sizeof(*a));
+	be_result_ok(r);
+	xmlDoc *doc = xml_parse(data, len, AD_ANSWER_MAX, err, sizeof(err));
+	if (!doc) {
+		be_result_set(r, BE_PROTOCOL, "not an Autodiscover answer: %s",
+			      err);
+		return -1;
+	}
+	xmlNode *root = xmlDocGetRootElement(doc);
+	xmlNode *resp = root && !strcmp((const char *)root->name,
+					"Autodiscover")
+				? child(root, "Response") : NULL;
+	if (!resp) {
+		be_result_set(r, BE_PROTOCOL,
+			      "not an Autodiscover answer (no Autodiscover/Response)");
+		goto out;
+	}
+	xmlNode *error = child(resp, "Error");
+	xmlNode *acct = child(resp, "Account");
+	if (error || !acct) {
+		char *code = child_text(error, "ErrorCode");
+		char *msg = child_text(error, "Message");
+		be_result_set(r, BE_REFUSED, "Autodiscover error %s: %.200s",
+			      code ? code : "?", msg ? msg : "no settings");
+		free(code);
+		free(msg);
+		goto out;
+	}
+	char *action = child_text(acct, "Action");
+	if (action && !strcasecmp(action, "redirectAddr")) {
+		a->action = AD_REDIRECT_ADDR;
+		a->redirect = child_text(acct, "RedirectAddr");
+		if (!a->redirect || !strchr(a->redirect, '@'))
+			be_result_set(r, BE_PROTOCOL,
+				      "Autodiscover redirectAddr without an address");
+	} else if (action && !strcasecmp(action, "redirectUrl")) {
+		a->action = AD_REDIRECT_URL;
+		a->redirect = child_text(acct, "RedirectUrl");
+		if (!is_https(a->redirect))
+			be_result_set(r, BE_PROTOCOL,
+				      "Autodiscover redirectUrl is not an https URL");
+	} else if (!action || !strcasecmp(action, "settings")) {
+		a->action = AD_SETTINGS;
+		/* EXPR (from outside) before EXCH (inside the network) */
+		char *expr = NULL, *exch = NULL;
+		for (xmlNode *p = child(acct, "Protocol"); p;
+		     p = next(p, "Protocol")) {
+			char *type = child_text(p, "Type"), *attr = NULL;
+			xml_attr(p, "Type", 64, &attr);
+			if (type && !strcmp(type, "EXPR") && !expr)
+				expr = child_text(p, "EwsUrl");
+			else if (type && !strcmp(type, "EXCH") && !exch)
+				exch = child_text(p, "EwsUrl");
+			else if (attr && !strcasecmp(attr, "mapiHttp") &&
+				 !a->urls.mapi_url) {
+				xmlNode *ms = child(p, "MailStore");
+				a->urls.mapi_url = child_text(ms, "ExternalUrl");
+				if (!a->urls.mapi_url)
+					a->urls.mapi_url =
+						child_text(ms, "InternalUrl");
+			} else if (type && !strcasecmp(type, "MobileSync") &&
+				   !a->urls.eas_url) {
+				a->urls.eas_url = child_text(p, "Url");
+			}
+			free(type);
+			free(attr);
+		}
+		a->urls.ews_url = expr ? expr : exch;
+		free(expr == a->urls.ews_url ? exch : expr);
+		if (!a->urls.ews_url)
+			be_result_set(r, BE_REFUSED,
+				      "Autodiscover answer names no EWS URL");
+	} else {
+		be_result_set(r, BE_PROTOCOL,
+			      "Autodiscover answer with unknown Action '%.40s'",
+			      action);
+	}
+	free(action);
+	rc = r->status == BE_OK ? 0 : -1;
+out:
+	xmlFreeDoc(doc);
+	return rc;
+}
+
+int ad_parse_json(const char *data, size_t len, struct ad_answer *a,
+		  struct be_result *r)
+{
+	struct json_obj o;
+	char err[200];
+
+	memset(a, 0, sizeof(*a));
+	be_result_ok(r);
+	if (json_parse_object(data, len, &o, err, sizeof(err))) {
+		be_result_set(r, BE_PROTOCOL,
+			      "not an Autodiscover v2 answer: %s", err);
+		json_free(&o);
+		return -1;
+	}
+	const char *url = json_str(&o, "Url");
+	const char *ecode = json_str(&o, "ErrorCode");
+	if (ecode || !url) {
+		const char *m = json_str(&o, "ErrorMessage");
+		be_result_set(r, BE_REFUSED, "Autodiscover v2 error %.60s: %.200s",
+			      ecode ? ecode : "?", m ? m : "no URL");
+	} else if (!is_https(url)) {
+		be_result_set(r, BE_PROTOCOL,
+			      "Autodiscover v2 URL is not an https URL");
+	} else {
+		a->action = AD_SETTINGS;
+		a->urls.ews_url = xstrdup(url);
+	}
+	json_free(&o);
+	return r->status == BE_OK ? 0 : -1;
+}
+
+int ad_parse_srv(const unsigned char *msg, size_t len, char **target)
+{
+	ns_msg h;
+	ns_rr rr;
+	int best_prio = 1 << 17, best_weight = -1;
+
+	*target = NULL;
+	if (len > 65535 || ns_initparse(msg, (int)len, &h) < 0)
+		return -1;
+	for (int i = 0; i < ns_msg_count(h, ns_s_an); i++) {
+		char name[NS_MAXDNAME];
+		if (ns_parserr(&h, ns_s_an, i, &rr) < 0)
+			break;
+		if (ns_rr_type(rr) != ns_t_srv || ns_rr_rdlen(rr) < 7)
+			continue;
+		const unsigned char *rd = ns_rr_rdata(rr);
+		int prio = rd[0] << 8 | rd[1], weight = rd[2] << 8 | rd[3];
+		int port = rd[4] << 8 | rd[5];
+		if (ns_name_uncompress(ns_msg_base(h), ns_msg_end(h), rd + 6,
+				       name, sizeof(name)) < 0 ||
+		    !name[0] || !strcmp(name, ".") || port == 0)
+			continue;
+		if (prio < best_prio || (prio == best_prio && weight > best_weight)) {
+			free(*target);
+			size_t n = strlen(name);
+			if (n && name[n - 1] == '.')
+				name[n - 1] = 0;
+			*target = xasprintf("%s:%d", name, port);
+			best_prio = prio;
+			best_weight = weight;
+		}
+	}
+	return *target ? 0 : -1;
+}
+
+/* --- requests --------------------------------------------------------- */
+
+struct run {
+	const struct ad_config *cfg;
+	char *visited[2 * AD_MAX_HOPS + 16];  /* owned: addresses and URLs */
+	size_t nvisited;
+	int hops;
+	int tries;
+	char last[200];           /* the last failure, for the final line */
+};
+
+static bool seen(struct run *run, const char *what)
+{
+	for (size_t i = 0; i < run->nvisited; i++)
+		if (!strcasecmp(run->visited[i], what))
+			return true;
+	if (run->nvisited < sizeof(run->visited) / sizeof(run->visited[0]))
+		run->visited[run->nvisited++] = xstrdup(what);
+	return false;
+}
+
+static void attempt_failed(struct run *run, const char *url, const char *why)
+{
+	log_dbg(LC_MAIN, "autodiscover: %s: %s", url, why);
+	snprintf(run->last, sizeof(run->last), "%.199s", why);
+}
+
+/* One request to url.  BE_OK with the answer in resp (free it). */
+static enum be_status request(struct run *run, const char *url, bool get,
+			      bool creds, const struct buf *body,
+			      struct http_response *resp, struct be_result *r)
+{
+	const struct ad_config *cfg = run->cfg;
+	const char *headers[] = {
+		get ? "Accept: application/json" : "Content-Type: text/xml; charset=utf-8",
+		"User-Agent: exchangefs/" EXCHANGEFS_VERSION, NULL,
+	};
+	struct http_config hc = {
+		.url = url, .ca_file = cfg->ca_file, .insecure = cfg->insecure,
+		.connect_timeout_s = 10, .headers = headers,
+		.verbose = cfg->verbose,
+	};
+	if (creds) {
+		hc.auth = (enum http_auth)cfg->auth;
+		hc.user = cfg->user;
+		hc.password = cfg->password;
+		if (cfg->oauth2) {
+			hc.bearer = oauth2_bearer;
+			hc.bearer_arg = cfg->oauth2;
+		}
+	}
+	struct http_request rq = {
+		.get = get, .body = body ? body->data : NULL,
+		.body_len = body ? body->len : 0, .cap = AD_ANSWER_MAX,
+		.timeout_s = cfg->timeout_s > 0 ? cfg->timeout_s : 30,
+		.what = "Autodiscover",
+	};
+	memset(resp, 0, sizeof(*resp));
+	run->tries++;
+	log_dbg(LC_MAIN, "autodiscover: trying %s %s", get ? "GET" : "POST",
+		url);
+	struct http_session *h = http_open(&hc, r);
+	if (!h)
+		return r->status;
+	http_post(h, &rq, resp, r);
+	http_close(h);
+	return r->status;
+}
+
+/* Where a 3xx answer points, if it may be followed (https only). */
+static char *redirect_target(struct run *run, const char *url,
+			     const struct http_response *resp)
+{
+	if (resp->status / 100 != 3)
+		return NULL;
+	if (!is_https(resp->location)) {
+		attempt_failed(run, url, resp->location[0]
+			       ? "redirected to a URL that is not https (not followed)"
+			       : "redirected without a Location");
+		return NULL;
+	}
+	return xstrdup(resp->location);
+}
+
+/* POX at url (following redirectUrl and https 3xx).  0 with *a filled
+ * (settings or redirectAddr), 1 to try the next candidate, -1 to stop
+ * with r set (the hop limit, a loop). */
+static int try_pox(struct run *run, const char *address, const char *start,
+		   struct ad_answer *a, struct be_result *r)
+{
+	struct buf body;
+	char *url = xstrdup(start);
+	int rc = 1;
+
+	buf_init(&body, 0);
+	buf_puts(&body, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+		 "<Autodiscover xmlns=\"" POX_REQUEST_NS "\">\n<Request>\n"
+		 "<EMailAddress>");
+	buf_put_xml_escaped(&body, address);
+	buf_puts(&body, "</EMailAddress>\n<AcceptableResponseSchema>"
+		 POX_RESPONSE_SCHEMA "</AcceptableResponseSchema>\n"
+		 "</Request>\n</Autodiscover>\n");
+	for (;;) {
+		struct http_response resp;
+		struct be_result hr;
+		if (request(run, url, false, true, &body, &resp, &hr) != BE_OK) {
+			attempt_failed(run, url, hr.msg);
+			http_response_free(&resp);
+			break;
+		}
+		char *to = redirect_target(run, url, &resp);
+		if (to || resp.status / 100 != 2) {
+			if (!to && resp.status / 100 != 3) {
+				char why[160];
+				snprintf(why, sizeof(why), "HTTP %ld%s",
+					 resp.status, resp.status == 401
+					 ? " (sign-in refused)" : "");
+				attempt_failed(run, url, why);
+			}
+			http_response_free(&resp);
+			if (!to)
+				break;
+			free(url);
+			url = to;
+			goto hop;
+		}
+		if (ad_parse_pox(resp.body.data, resp.body.len, a, &hr)) {
+			attempt_failed(run, url, hr.msg);
+			http_response_free(&resp);
+			ad_answer_free(a);
+			break;
+		}
+		http_response_free(&resp);
+		if (a->action != AD_REDIRECT_URL) {
+			log_dbg(LC_MAIN, "autodiscover: %s: %s", url,
+				a->action == AD_SETTINGS ? "settings"
+							 : "redirectAddr");
+			rc = 0;
+			break;
+		}
+		log_dbg(LC_MAIN, "autodiscover: %s: redirectUrl to %s", url,
+			a->redirect);
+		free(url);
+		url = a->redirect;
+		a->redirect = NULL;
+		ad_answer_free(a);
+hop:
+		if (++run->hops > AD_MAX_HOPS) {
+			be_result_set(r, BE_PROTOCOL,
+				      "Autodiscover for %s: more than %d redirections, giving up",
+				      run->cfg->address, AD_MAX_HOPS);
+			rc = -1;
+			break;
+		}
+		if (seen(run, url)) {
+			be_result_set(r, BE_PROTOCOL,
+				      "Autodiscover for %s: redirection loop (back to %.150s)",
+				      run->cfg->address, url);
+			rc = -1;
+			break;
+		}
+	}
+	free(url);
+	buf_free(&body);
+	return rc;
+}
+
+/* v2 JSON at https://autodiscover.<domain>/... (following https 3xx). */
+static int try_json(struct run *run, const char *address, const char *domain,
+		    struct ad_answer *a, struct be_result *r)
+{
+	char *url = xasprintf("https://autodiscover.%s/autodiscover/autodiscover.json/v1.0/%s?Protocol=EWS",
+			      domain, address);
+	int rc = 1;
+	for (int n = 0; n <= AD_MAX_HOPS; n++) {
+		struct http_response resp;
+		struct be_result hr;
+		if (request(run, url, true, false, NULL, &resp, &hr) != BE_OK) {
+			attempt_failed(run, url, hr.msg);
+			http_response_free(&resp);
+			break;
+		}
+		char *to = redirect_target(run, url, &resp);
+		if (to) {
+			http_response_free(&resp);
+			free(url);
+			url = to;
+			continue;
+		}
+		if (resp.status / 100 != 2) {
+			char why[64];
+			snprintf(why, sizeof(why), "HTTP %ld", resp.status);
+			attempt_failed(run, url, why);
+		} else if (ad_parse_json(resp.body.data ? resp.body.data : "",
+					 resp.body.len, a, &hr)) {
+			attempt_failed(run, url, hr.msg);
+		} else {
+			log_dbg(LC_MAIN, "autodiscover: %s: settings", url);
+			rc = 0;
+		}
+		http_response_free(&resp);
+		break;
+	}
+	(void)r;
+	free(url);
+	return rc;
+}
+
+/* The HTTP redirect method: plain GET without credentials; only a 3xx to
+ * https is taken, and POX goes there. */
+static char *http_redirect_url(struct run *run, const char *domain)
+{
+	char *url = xasprintf("http://autodiscover.%s/autodiscover/autodiscover.xml",
+			      domain);
+	struct http_response resp;
+	struct be_result hr;
+	char *to = NULL;
+	if (request(run, url, true, false, NULL, &resp, &hr) != BE_OK)
+		attempt_failed(run, url, hr.msg);
+	else if (!(to = redirect_target(run, url, &resp)) &&
+		 resp.status / 100 != 3)
+		attempt_failed(run, url, "no redirection to https");
+	else if (to)
+		log_dbg(LC_MAIN, "autodiscover: %s: redirected to %s", url, to);
+	http_response_free(&resp);
+	free(url);
+	return to;
+}
+
+/* The SRV record's target as an https Autodiscover URL, or NULL. */
+static char *srv_url(struct run *run, const char *domain)
+{
+	char *name = xasprintf("_autodiscover._tcp.%s", domain);
+	unsigned char ans[4096];
+	struct __res_state rs;
+	char *target = NULL, *url = NULL;
+
+	memset(&rs, 0, sizeof(rs));
+	if (res_ninit(&rs)) {
+		attempt_failed(run, name, "cannot initialise the DNS resolver");
+		free(name);
+		return NULL;
+	}
+	const char *server = getenv("EXCHANGEFS_DNS_SERVER");
+	if (server && *server) {
+		char ip[64];
+		unsigned port = 53;
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+		if (sscanf(server, "%63[0-9.]:%u", ip, &port) >= 1 &&
+		    inet_pton(AF_INET, ip, &sa.sin_addr) == 1 && port < 65536) {
+			sa.sin_port = htons((uint16_t)port);
+			rs.nsaddr_list[0] = sa;
+			rs.nscount = 1;
+		}
+	}
+	run->tries++;
+	log_dbg(LC_MAIN, "autodiscover: looking up DNS SRV %s", name);
+	int n = res_nquery(&rs, name, ns_c_in, ns_t_srv, ans, sizeof(ans));
+	if (n < 0)
+		attempt_failed(run, name, "no SRV record");
+	else if (ad_parse_srv(ans, (size_t)n, &target))
+		attempt_failed(run, name, "no usable SRV record");
+	else {
+		char *colon = strrchr(target, ':');
+		url = !strcmp(colon, ":443")
+			? xasprintf("https://%.*s/autodiscover/autodiscover.xml",
+				    (int)(colon - target), target)
+			: xasprintf("https://%s/autodiscover/autodiscover.xml",
+				    target);
+		log_dbg(LC_MAIN, "autodiscover: %s: %s", name, url);
+	}
+	res_nclose(&rs);
+	free(target);
+	free(name);
+	return url;
+}
+
+/* Every method for one address.  0 with a (settings or redirectAddr),
+ * 1 when none answered, -1 to stop (r set). */
+static int discover_address(struct run *run, const char *address,
+			    struct ad_answer *a, struct be_result *r)
+{
+	const char *domain = strrchr(address, '@') + 1;
+	bool json_first = run->cfg->oauth2 != NULL;
+	int rc = 1;
+	char *url;
+
+	if (json_first && (rc = try_json(run, address, domain, a, r)) != 1)
+		return rc;
+	url = xasprintf("https://%s/autodiscover/autodiscover.xml", domain);
+	rc = try_pox(run, address, url, a, r);
+	free(url);
+	if (rc != 1)
+		return rc;
+	url = xasprintf("https://autodiscover.%s/autodiscover/autodiscover.xml",
+			domain);
+	rc = try_pox(run, address, url, a, r);
+	free(url);
+	if (rc != 1)
+		return rc;
+	if ((url = http_redirect_url(run, domain))) {
+		rc = try_pox(run, address, url, a, r);
+		free(url);
+		if (rc != 1)
+			return rc;
+	}
+	if ((url = srv_url(run, domain))) {
+		rc = try_pox(run, address, url, a, r);
+		free(url);
+		if (rc != 1)
+			return rc;
+	}
+	if (!json_first)
+		rc = try_json(run, address, domain, a, r);
+	return rc;
+}
+
+/* --- cache ------------------------------------------------------------ */
+
+static int cache_read(const char *path, struct ad_result *res)
+{
+	char data[8192];
+	struct json_obj o;
+	int64_t exp = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, data, sizeof(data));
+	close(fd);
+	if (n <= 0 || json_parse_object(data, (size_t)n, &o, NULL, 0)) {
+		if (n > 0)
+			json_free(&o);
+		return -1;
+	}
+	if (!json_int(&o, "expires_at", &exp) && exp > (int64_t)time(NULL) &&
+	    is_https(json_str(&o, "ews_url"))) {
+		res->ews_url = xstrdup(json_str(&o, "ews_url"));
+		res->eas_url = xstrdup(json_str(&o, "eas_url"));
+		res->mapi_url = xstrdup(json_str(&o, "mapi_url"));
+		res->from_cache = true;
+		rc = 0;
+	}
+	json_free(&o);
+	return rc;
+}
+
+static void cache_write(const char *path, const struct ad_result *res)
+{
+	struct buf b;
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	if (slash) {
+		*slash = 0;
+		for (char *p = dir + 1; *p; p++)
+			if (*p == '/') {
+				*p = 0;
+				mkdir(dir, 0700);
+				*p = '/';
+			}
+		mkdir(dir, 0700);
+	}
+	free(dir);
+	buf_init(&b, 0);
+	buf_puts(&b, "{\"ews_url\": ");
+	json_put_string(&b, res->ews_url);
+	if (res->eas_url) {
+		buf_puts(&b, ", \"eas_url\": ");
+		json_put_string(&b, res->eas_url);
+	}
+	if (res->mapi_url) {
+		buf_puts(&b, ", \"mapi_url\": ");
+		json_put_string(&b, res->mapi_url);
+	}
+	buf_printf(&b, ", \"expires_at\": %lld}\n",
+		   (long long)time(NULL) + AD_CACHE_TTL_S);
+	char *tmp = xasprintf("%s.tmp%ld", path, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0 && !write_all(fd, b.data, b.len) && !close(fd)) {
+		if (rename(tmp, path))
+			unlink(tmp);
+	} else {
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		log_dbg(LC_MAIN, "autodiscover: cannot write the cache %s", path);
+	}
+	free(tmp);
+	buf_free(&b);
+}
+
+enum be_status autodiscover(const struct ad_config *cfg, struct ad_result *res,
+			    struct be_result *r)
+{
+	struct run run = { .cfg = cfg };
+	char *address = xstrdup(cfg->address);
+	struct ad_answer a;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	be_result_ok(r);
+	if (!strchr(address, '@') || !strrchr(address, '@')[1]) {
+		be_result_set(r, BE_REFUSED,
+			      "Autodiscover needs an e-mail address, not '%.100s'",
+			      address);
+		free(address);
+		return r->status;
+	}
+	if (cfg->cache_file && !cache_read(cfg->cache_file, res)) {
+		log_dbg(LC_MAIN, "autodiscover: %s from the cache %s: %s",
+			address, cfg->cache_file, res->ews_url);
+		res->address = address;
+		return BE_OK;
+	}
+	seen(&run, address);
+	for (;;) {
+		memset(&a, 0, sizeof(a));
+		rc = discover_address(&run, address, &a, r);
+		if (rc)
+			break;
+		if (a.action == AD_SETTINGS) {
+			*res = a.urls;
+			memset(&a.urls, 0, sizeof(a.urls));
+			ad_answer_free(&a);
+			break;
+		}
+		log_dbg(LC_MAIN, "autodiscover: %s: redirectAddr to %s",
+			address, a.redirect);
+		free(address);
+		address = a.redirect;
+		a.redirect = NULL;
+		ad_answer_free(&a);
+		if (++run.hops > AD_MAX_HOPS) {
+			be_result_set(r, BE_PROTOCOL,
+				      "Autodiscover for %s: more than %d redirections, giving up",
+				      cfg->address, AD_MAX_HOPS);
+			rc = -1;
+			break;
+		}
+		if (seen(&run, address)) {
+			be_result_set(r, BE_PROTOCOL,
+				      "Autodiscover for %s: redirection loop (back to %.150s)",
+				      cfg->address, address);
+			rc = -1;
+			break;
+		}
+	}
+	if (rc == 1)
+		be_result_set(r, BE_REFUSED,
+			      "Autodiscover found no server for %s (%d attempts; the last: %s; -d shows each)",
+			      cfg->address, run.tries, run.last);
+	if (rc == 0) {
+		res->address = address;
+		address = NULL;
+		log_dbg(LC_MAIN, "autodiscover: EWS URL %s", res->ews_url);
+		if (cfg->cache_file)
+			cache_write(cfg->cache_file, res);
+	}
+	free(address);
+	for (size_t i = 0; i < run.nvisited; i++)
+		free(run.visited[i]);
+	return r->status;
+}
