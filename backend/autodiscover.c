@@ -652,7 +652,7 @@ enum be_status autodiscover(const struct ad_config *cfg, struct ad_result *res,
 		free(address);
 		return r->status;
 	}
-	if (cfg->cache_file && !cache_read(cfg->cache_file, res)) {
+	if (cfg->cache_file && !cfg->fresh && !cache_read(cfg->cache_file, res)) {
 		log_dbg(LC_MAIN, "autodiscover: %s from the cache %s: %s",
 			address, cfg->cache_file, res->ews_url);
 		res->address = address;

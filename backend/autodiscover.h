@@ -46,6 +46,7 @@ struct ad_config {
 	long timeout_s;           /* per request; 0 = 30 */
 	int verbose;
 	const char *cache_file;   /* NULL = no cache */
+	bool fresh;               /* ignore a cached result (then cache anew) */
 };
 
 struct ad_result {

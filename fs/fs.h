@@ -143,6 +143,7 @@ struct options {
 	char *address;              /* e-mail address (Autodiscover, login) */
 	char *oauth_authority, *oauth_tenant, *oauth_client_id, *oauth_scope;
 	bool login;                 /* `exchangefs login ADDRESS` */
+	bool discover;              /* `exchangefs autodiscover ADDRESS` */
 	bool browser;               /* login --browser: PKCE, not device code */
 };
 /* Parse argv; on a usage error prints one line and returns -1. */
@@ -170,5 +171,8 @@ int signin_prepare(struct options *o, struct signin *si);
 void signin_free(struct signin *si);
 /* `exchangefs login`: OAuth2 sign-in; the exit status. */
 int signin_login(const struct options *o);
+/* `exchangefs autodiscover`: Autodiscover afresh, print the URLs; the exit
+ * status. */
+int signin_discover(struct options *o);
 
 #endif

@@ -114,8 +114,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_debug(o.debug);
-	if (o.login) {
-		int lrc = signin_login(&o);
+	if (o.login || o.discover) {
+		int lrc = o.login ? signin_login(&o) : signin_discover(&o);
 		options_free(&o);
 		return lrc;
 	}

@@ -44,6 +44,7 @@ void options_usage(const char *prog)
 	printf(
 "usage: %s [options] [ADDRESS] MOUNTPOINT\n"
 "       %s login [--browser] [options] ADDRESS   (OAuth2 sign-in)\n"
+"       %s autodiscover [options] ADDRESS        (show the server's URLs)\n"
 "\n"
 "Mount a Microsoft Exchange mailbox as a directory tree: folders are\n"
 "directories, messages are .eml files (the server's exact MIME).\n"
@@ -91,7 +92,7 @@ void options_usage(const char *prog)
 "  -V, --version           version\n"
 "\n"
 "Unmount with: fusermount3 -u MOUNTPOINT (or Ctrl-C / SIGTERM with -f).\n"
-"Status: cat MOUNTPOINT/.exchangefs/status\n", prog, prog);
+"Status: cat MOUNTPOINT/.exchangefs/status\n", prog, prog, prog);
 }
 
 enum { OPT_URL = 256, OPT_USER, OPT_MAILBOX, OPT_PWFILE, OPT_PWCMD,
@@ -204,6 +205,9 @@ int options_parse(int argc, char **argv, struct options *o)
 	if (argc > 1 && !strcmp(argv[1], "login")) {
 		o->login = true;
 		optind = 2;
+	} else if (argc > 1 && !strcmp(argv[1], "autodiscover")) {
+		o->discover = true;
+		optind = 2;
 	}
 	while ((c = getopt_long(argc, argv, ":fdho:V", longopts, NULL)) != -1) {
 		switch (c) {
@@ -297,13 +301,15 @@ int options_parse(int argc, char **argv, struct options *o)
 	o->fuse_opts = fopts.data;
 	if (o->show_help || o->show_version)
 		return 0;
-	if (o->login) {   /* exchangefs login [options] ADDRESS */
+	if (o->login || o->discover) {   /* login|autodiscover ADDRESS */
 		if (optind + 1 != argc || !strchr(argv[optind], '@')) {
-			fprintf(stderr, "exchangefs: login needs one e-mail "
-				"address (see --help)\n");
+			fprintf(stderr, "exchangefs: %s needs one e-mail "
+				"address (see --help)\n", argv[1]);
 			return -1;
 		}
 		o->address = xstrdup(argv[optind]);
+		if (!o->user)
+			o->user = xstrdup(o->address);
 		return absolutize(&o->ca_file);
 	}
 	if (optind + 2 == argc && strchr(argv[optind], '@'))

@@ -51,7 +51,8 @@ static char *autodiscover_cache(const char *address)
 	return path;
 }
 
-int signin_prepare(struct options *o, struct signin *si)
+static int prepare(struct options *o, struct signin *si, bool fresh,
+		   struct ad_result *found)
 {
 	struct be_result r;
 	struct oauth2_config oc;
@@ -87,7 +88,7 @@ int signin_prepare(struct options *o, struct signin *si)
 		if (!si->password)
 			return -1;
 	}
-	if (o->url)
+	if (o->url && !fresh)
 		return 0;
 
 	char *cache = autodiscover_cache(o->address);
@@ -97,10 +98,10 @@ int signin_prepare(struct options *o, struct signin *si)
 		.oauth2 = si->oauth2, .ca_file = o->ca_file,
 		.insecure = o->insecure, .timeout_s = o->timeout,
 		.verbose = log_debug_on(LC_HTTP) ? 2 : 0,
-		.cache_file = cache,
+		.cache_file = cache, .fresh = fresh,
 	};
 	struct ad_result res;
-	if (o->foreground)
+	if (o->foreground && !fresh)
 		fprintf(stderr, "exchangefs: looking up the server of %s "
 			"(Autodiscover)...\n", o->address);
 	enum be_status st = autodiscover(&ac, &res, &r);
@@ -109,14 +110,40 @@ int signin_prepare(struct options *o, struct signin *si)
 		fprintf(stderr, "exchangefs: %s\n", r.msg);
 		return -1;
 	}
-	if (o->foreground)
+	if (o->foreground && !fresh)
 		fprintf(stderr, "exchangefs: %s is served by %s%s\n",
 			o->address, res.ews_url,
 			res.from_cache ? " (cached; Autodiscover again in a day)"
 				       : "");
+	if (found) {
+		*found = res;
+		return 0;
+	}
 	o->url = xstrdup(res.ews_url);
 	ad_result_free(&res);
 	return 0;
+}
+
+int signin_prepare(struct options *o, struct signin *si)
+{
+	return prepare(o, si, false, NULL);
+}
+
+int signin_discover(struct options *o)
+{
+	struct signin si;
+	struct ad_result res;
+	int rc = prepare(o, &si, true, &res);
+	if (!rc) {
+		printf("address: %s\news_url: %s\n", res.address, res.ews_url);
+		if (res.eas_url)
+			printf("activesync_url: %s\n", res.eas_url);
+		if (res.mapi_url)
+			printf("mapi_url: %s\n", res.mapi_url);
+		ad_result_free(&res);
+	}
+	signin_free(&si);
+	return rc ? 1 : 0;
 }
 
 void signin_free(struct signin *si)

@@ -29,6 +29,7 @@ import control  # noqa: E402
 import ops  # noqa: E402
 import notify  # noqa: E402
 import persist  # noqa: E402
+import signin  # noqa: E402
 import soap  # noqa: E402
 from generate import generate  # noqa: E402
 from mailbox import Mailbox  # noqa: E402
@@ -54,6 +55,8 @@ class EwsHttpServer(ThreadingHTTPServer):
         self.tls = tls                  # ssl.SSLContext or None
         self.verbose = verbose
         self.faults = control.Faults()
+        self.signin = signin.State()    # OAuth2 authority and Autodiscover (signin.py)
+        self.offer_negotiate = False
         self.stats = control.Stats()
         self.conn_seq = 0
         self.conn_lock = threading.Lock()
@@ -187,6 +190,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.user is None:
             return True
         h = self.headers.get("Authorization") or ""
+        if h.lower().startswith("bearer "):
+            return self.server.signin.bearer_ok(h[7:].strip())
         if not h.lower().startswith("basic "):
             return False
         try:
@@ -212,6 +217,8 @@ class Handler(BaseHTTPRequestHandler):
             url = urllib.parse.urlsplit(self.path)
             body = self.read_body() if method == "POST" else b""
             if body is None:
+                return
+            if signin.route(self, method, url, body):
                 return
             if url.path.startswith("/control/"):
                 if not self.is_loopback():
@@ -285,7 +292,9 @@ class Handler(BaseHTTPRequestHandler):
         return f.http_status
 
     def unauthorized(self):
-        self.send(401, b"", "text/html", [("WWW-Authenticate", f'Basic realm="{REALM}"')])
+        offer = [("WWW-Authenticate", "Negotiate")] if self.server.offer_negotiate else []
+        self.send(401, b"", "text/html", offer + [("WWW-Authenticate", f'Basic realm="{REALM}"'),
+                                                  ("WWW-Authenticate", 'Bearer realm="exchangefs-test"')])
         return 401
 
     def apply_fault(self, fault, op_name):
@@ -384,6 +393,8 @@ def main(argv=None):
                     help="how characters XML 1.0 forbids are sent: &#x1; like Exchange, or dropped")
     ap.add_argument("--known-versions", help="comma-separated RequestServerVersion values to accept "
                     "(e.g. up to Exchange2010_SP2, to play an Exchange 2010 server)")
+    ap.add_argument("--offer-negotiate", action="store_true",
+                    help="also offer Negotiate (Kerberos) in 401 answers; never accepts it")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -394,6 +405,7 @@ def main(argv=None):
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
     srv = EwsHttpServer((args.host, args.port), mb, args.user, args.password, args.latency_ms, tls, args.verbose)
+    srv.offer_negotiate = args.offer_negotiate
     if args.known_versions:
         srv.known_versions = set(args.known_versions.split(","))
     port = srv.server_address[1]
