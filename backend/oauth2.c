@@ -748,7 +748,6 @@ static int refresh(struct oauth2 *o, struct be_result *r)
 			      o->address);
 		o->dead = true;
 		o->dead_r = *r;
-		log_err("%s", r->msg);
 		return -1;
 	}
 	buf_init(&form, 0);
@@ -776,7 +775,6 @@ static int refresh(struct oauth2 *o, struct be_result *r)
 				 a.error ? a.error : "");
 			o->dead = true;
 			o->dead_r = *r;
-			log_err("%s", r->msg);
 		}
 	} else if (!take_tokens(&o->t, &a, o->t.endpoint, r) &&
 		   !tokens_save(o->path, &o->t, r)) {

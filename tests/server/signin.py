@@ -232,6 +232,8 @@ def autodiscover(h, method, low, url, body, rule):
             return h.send(int(rule.get("http_status", 302)), b"", "text/html",
                           [("Location", rule["http_redirect"])])
         return h.send(404, b"", "text/html")
+    if not any(k in rule for k in ("settings", "redirect_addr", "redirect_url", "error")):
+        return h.send(404, b"", "text/html")
     if not rule.get("anonymous") and not h.authorized():
         return h.unauthorized()
     if "redirect_url" in rule and rule.get("http_status"):
