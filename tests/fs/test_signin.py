@@ -414,7 +414,29 @@ def test_not_signed_in(world, env, tmp_path):
     assert "not signed in: run exchangefs login alice@example.test" in m.log_text()
 
 
-# ---- Kerberos ----------------------------------------------------------------------
+# ---- NTLM and Kerberos -------------------------------------------------------------
+
+@pytest.mark.parametrize("auth", ["ntlm", None])
+def test_ntlm_sign_in(tmp_path, mount, auth):
+    """The server verifies NTLMv2 (tests/server/ntlm.py); curl picks NTLM over Basic by itself too."""
+    with EwsServer(messages=20, tls=True, user="alice", password=PASSWORD, extra_args=["--ntlm"]) as srv:
+        m = mount(srv, extra=["--auth", auth] if auth else [])
+        m.wait_synced()
+        assert "Inbox" in os.listdir(m.mountpoint)
+        m.stop()
+        st = srv.control("GET", "ntlm_stats")
+        assert st["authenticated"] >= 1 and st["refused"] == 0 and st["v1_refused"] == 0
+
+
+def test_ntlm_wrong_password(tmp_path, mount):
+    with EwsServer(messages=1, tls=True, user="alice", password=PASSWORD, extra_args=["--ntlm"]) as srv:
+        m = mount(srv, password="wrong", extra=["--auth", "ntlm"], start=False)
+        m.start(expect_mount=False)
+        assert m.proc.wait(60) != 0
+        assert "refused the user name or password" in m.log_text()
+        assert srv.control("GET", "ntlm_stats")["refused"] >= 1
+
+
 
 def test_kerberos_selects_gssapi_and_fails_clearly(tmp_path):
     with EwsServer(messages=1, tls=True, user=ADDR, password=PASSWORD,

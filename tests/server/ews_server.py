@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import control  # noqa: E402
 import ops  # noqa: E402
 import notify  # noqa: E402
+import ntlm  # noqa: E402
 import persist  # noqa: E402
 import signin  # noqa: E402
 import soap  # noqa: E402
@@ -57,6 +58,8 @@ class EwsHttpServer(ThreadingHTTPServer):
         self.faults = control.Faults()
         self.signin = signin.State()    # OAuth2 authority and Autodiscover (signin.py)
         self.offer_negotiate = False
+        self.ntlm = False               # offer and accept NTLM (ntlm.py)
+        self.ntlm_stats = {"negotiate": 0, "authenticated": 0, "refused": 0, "v1_refused": 0}
         self.stats = control.Stats()
         self.conn_seq = 0
         self.conn_lock = threading.Lock()
@@ -190,6 +193,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.user is None:
             return True
         h = self.headers.get("Authorization") or ""
+        if self.server.ntlm and h[:5].lower() == "ntlm ":
+            res = ntlm.step(self, h[5:].strip())
+            self.ntlm_ok = res is True
+            self.ntlm_challenge = res if isinstance(res, str) else None
+            return self.ntlm_ok
+        if not h and getattr(self, "ntlm_ok", False):
+            return True                 # NTLM signs in the connection
         if h.lower().startswith("bearer "):
             return self.server.signin.bearer_ok(h[7:].strip())
         if not h.lower().startswith("basic "):
@@ -293,6 +303,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def unauthorized(self):
         offer = [("WWW-Authenticate", "Negotiate")] if self.server.offer_negotiate else []
+        if self.server.ntlm:
+            ch, self.ntlm_challenge = getattr(self, "ntlm_challenge", None), None
+            offer.append(("WWW-Authenticate", "NTLM " + ch if ch else "NTLM"))
         self.send(401, b"", "text/html", offer + [("WWW-Authenticate", f'Basic realm="{REALM}"'),
                                                   ("WWW-Authenticate", 'Bearer realm="exchangefs-test"')])
         return 401
@@ -395,6 +408,7 @@ def main(argv=None):
                     "(e.g. up to Exchange2010_SP2, to play an Exchange 2010 server)")
     ap.add_argument("--offer-negotiate", action="store_true",
                     help="also offer Negotiate (Kerberos) in 401 answers; never accepts it")
+    ap.add_argument("--ntlm", action="store_true", help="also offer and accept NTLM (NTLMv2)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -406,6 +420,7 @@ def main(argv=None):
         tls.load_cert_chain(args.tls_cert, args.tls_key)
     srv = EwsHttpServer((args.host, args.port), mb, args.user, args.password, args.latency_ms, tls, args.verbose)
     srv.offer_negotiate = args.offer_negotiate
+    srv.ntlm = args.ntlm
     if args.known_versions:
         srv.known_versions = set(args.known_versions.split(","))
     port = srv.server_address[1]

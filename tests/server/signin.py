@@ -20,6 +20,7 @@
 #   GET  /control/oauth_state        {grants: {type: n}, polls, pending, access_tokens, ...}
 #   POST /control/autodiscover {rules: {"host" or "host/path?query": rule}}  (replaces all)
 #   GET  /control/autodiscover_log   [{method, host, path, auth}] of every Autodiscover request
+#   GET  /control/ntlm_stats         {negotiate, authenticated, refused, v1_refused} (--ntlm, ntlm.py)
 # A rule: {"settings": {"ews_url", "mapi_url"?, "eas_url"?}} | {"redirect_addr": address} |
 #         {"redirect_url": url} | {"status": n} | {"http_redirect": url, "http_status"?: 302} |
 #         {"json": {...}}; POX answers need valid credentials unless "anonymous": true.
@@ -85,12 +86,14 @@ def route(h, method, url, body):
     if path.startswith("/control/"):
         name = path[len("/control/"):]
         if name not in ("oauth", "oauth_approve", "oauth_revoke", "oauth_expire", "oauth_state",
-                        "autodiscover", "autodiscover_log"):
+                        "autodiscover", "autodiscover_log", "ntlm_stats"):
             return False
         if not h.is_loopback():
             h.send(403, b"control interface is loopback-only", "text/plain")
             return True
         req = json.loads(body or b"{}") if method == "POST" else {}
+        if name == "ntlm_stats":
+            return _json(h, 200, dict(h.server.ntlm_stats)) or True
         _json(h, *control(st, name, req))
         return True
     if len(parts) == 5 and parts[2:4] == ["oauth2", "v2.0"]:
