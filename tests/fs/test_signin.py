@@ -407,6 +407,29 @@ def test_revoked_refresh_token_one_clear_message(world, env, tmp_path):
     assert not os.path.ismount(m.mountpoint)
 
 
+def test_sign_in_again_while_mounted(world, env, tmp_path):
+    """A refused refresh token mid-mount: the status says so, the cache stays
+    readable, and after exchangefs login the mount carries on by itself."""
+    srv = world["srv"]
+    assert login(world, env)[0] == 0
+    m = token_mount(world, env, tmp_path).start()
+    try:
+        m.wait_synced()
+        srv.control("POST", "oauth_revoke")
+        srv.control("POST", "oauth_expire")
+        subject = "while-signed-out-%d" % time.time()
+        srv.control("POST", "deliver", {"folder_path": "Inbox", "subject": subject})
+        wait_for(lambda: "sign-in expired: run exchangefs login alice@example.test" in m.status(), 60,
+                 what="the status to name the expired sign-in")
+        assert os.listdir(m.path("Inbox"))            # the cache still serves
+        assert login(world, env)[0] == 0
+        wait_for(lambda: any(subject in n for n in os.listdir(m.path("Inbox"))), 90,
+                 what="the message after signing in again")
+        assert "signed in again" in m.log_text()
+    finally:
+        m.stop()
+
+
 def test_not_signed_in(world, env, tmp_path):
     m = token_mount(world, env, tmp_path, extra=["--auth", "oauth2"])
     m.start(expect_mount=False)
