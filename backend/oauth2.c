@@ -20,6 +20,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -507,8 +508,7 @@ static char *query_value(const char *q, const char *name)
 			struct buf v;
 			buf_init(&v, 0);
 			for (const char *p = q + nl + 1; p < q + len; p++) {
-				if (*p == '%' && p + 2 < q + len + 0 + 1 &&
-				    p[1] && p[2]) {
+				if (*p == '%' && p + 2 < q + len) {
 					char hx[3] = { p[1], p[2], 0 };
 					char ch = (char)strtol(hx, NULL, 16);
 					if (ch)
@@ -529,49 +529,58 @@ static char *query_value(const char *q, const char *name)
 	return NULL;
 }
 
-/* Wait for the browser's one request on the listener; the query of its
- * request line into *query (owned). */
+/* Wait (up to timeout_ms in all) for the browser's redirect on the
+ * listener: the first GET whose query carries a state; other requests
+ * (a favicon, an empty speculative connection) get a 404 and are passed
+ * over.  The query into *query (owned). */
 static int take_redirect(int lfd, int timeout_ms, char **query,
 			 struct be_result *r)
 {
-	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
-	char req[8192];
-	size_t got = 0;
-	int fd;
-
-	if (poll(&pfd, 1, timeout_ms) <= 0 ||
-	    (fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
-		be_result_set(r, BE_AUTH,
-			      "no answer from the browser within %d minutes",
-			      timeout_ms / 60000);
-		return -1;
-	}
-	struct timeval tv = { .tv_sec = 10 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	while (got < sizeof(req) - 1 && !memchr(req, '\n', got)) {
-		ssize_t n = read(fd, req + got, sizeof(req) - 1 - got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	req[got] = 0;
 	static const char page[] =
 		"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
 		"Connection: close\r\n\r\n<html><body><p>exchangefs: sign-in "
 		"finished; you can close this window.</p></body></html>\n";
-	(void)!write(fd, page, sizeof(page) - 1);
-	close(fd);
-	char *q = strchr(req, '?');
-	if (strncmp(req, "GET ", 4) || !q) {
-		be_result_set(r, BE_AUTH,
-			      "the browser's redirect carried no answer");
-		return -1;
+	static const char not_found[] =
+		"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+		"Connection: close\r\n\r\n";
+	int64_t end = now_ms() + timeout_ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+		char req[8192];
+		size_t got = 0;
+		int64_t left = end - now_ms();
+		int fd;
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0 ||
+		    (fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
+			be_result_set(r, BE_AUTH,
+				      "no answer from the browser within %d minutes",
+				      timeout_ms / 60000);
+			return -1;
+		}
+		struct timeval tv = { .tv_sec = 10 };
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		while (got < sizeof(req) - 1 && !memchr(req, '\n', got)) {
+			ssize_t n = read(fd, req + got, sizeof(req) - 1 - got);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		req[got] = 0;
+		char *q = strchr(req, '?');
+		if (q)
+			q[strcspn(q, " \r\n")] = 0;
+		bool ours = !strncmp(req, "GET ", 4) && q && strstr(q, "state=");
+		(void)!write(fd, ours ? page : not_found,
+			     ours ? sizeof(page) - 1 : sizeof(not_found) - 1);
+		close(fd);
+		if (ours) {
+			*query = xstrdup(q + 1);
+			explicit_bzero(req, sizeof(req));
+			return 0;
+		}
 	}
-	q++;
-	q[strcspn(q, " \r\n")] = 0;
-	*query = xstrdup(q);
-	explicit_bzero(req, sizeof(req));
-	return 0;
 }
 
 enum be_status oauth2_login_browser(const char *address,
@@ -628,17 +637,23 @@ enum be_status oauth2_login_browser(const char *address,
 		url.data);
 	fflush(out);
 	if (open_browser) {
+		/* xdg-open in a grandchild, so no zombie is left behind */
+		char *u = xasprintf("%s?%s", auth_url, url.data);
 		pid_t pid = fork();
 		if (pid == 0) {
-			char *u = xasprintf("%s?%s", auth_url, url.data);
-			int nul = open("/dev/null", O_RDWR);
-			if (nul >= 0) {
-				dup2(nul, 1);
-				dup2(nul, 2);
+			if (fork() == 0) {
+				int nul = open("/dev/null", O_RDWR);
+				if (nul >= 0) {
+					dup2(nul, 1);
+					dup2(nul, 2);
+				}
+				execlp("xdg-open", "xdg-open", u, (char *)NULL);
 			}
-			execlp("xdg-open", "xdg-open", u, (char *)NULL);
-			_exit(127);
+			_exit(0);
 		}
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+		free(u);
 	}
 	if (take_redirect(lfd, 5 * 60 * 1000, &query, r))
 		goto out;

@@ -19,6 +19,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import ssl
@@ -338,6 +339,10 @@ def test_pkce_browser_login(world, env):
     assert r.status == 302
     to = r.getheader("Location")
     assert to.startswith(q["redirect_uri"])
+    # a stray request first (a favicon) is passed over
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(q["redirect_uri"].replace("localhost", "127.0.0.1") + "favicon.ico", timeout=30)
+    assert e.value.code == 404
     page = urllib.request.urlopen(to.replace("localhost", "127.0.0.1"), timeout=30).read()
     assert b"sign-in finished" in page
     out, err = p.communicate(timeout=60)
