@@ -79,6 +79,8 @@ int ad_parse_pox(const char *data, size_t len, struct ad_answer *a,
 /* An Autodiscover v2 JSON answer ({"Protocol":"EWS","Url":...}). */
 int ad_parse_json(const char *data, size_t len, struct ad_answer *a,
 		  struct be_result *r);
+/* Whether url is https://something. */
+bool ad_is_https(const char *url);
 /* A DNS answer to an SRV query: the best target ("host:port", owned; the
  * lowest priority, then the highest weight) or -1. */
 int ad_parse_srv(const unsigned char *msg, size_t len, char **target);
