@@ -195,12 +195,12 @@ hop:
 	return rc;
 }
 
-/* v2 JSON at https://autodiscover.<domain>/... (following https 3xx). */
-static int try_json(struct run *run, const char *address, const char *domain,
-		    struct ad_answer *a, struct be_result *r)
+/* v2 JSON at https://<host>/... (following https 3xx). */
+static int try_json_at(struct run *run, const char *address, const char *host,
+		       struct ad_answer *a, struct be_result *r)
 {
-	char *url = xasprintf("https://autodiscover.%s/autodiscover/autodiscover.json/v1.0/%s?Protocol=EWS",
-			      domain, address);
+	char *url = xasprintf("https://%s/autodiscover/autodiscover.json/v1.0/%s?Protocol=EWS",
+			      host, address);
 	int rc = 1;
 	for (int n = 0; n <= AD_MAX_HOPS; n++) {
 		struct http_response resp;
@@ -233,6 +233,20 @@ static int try_json(struct run *run, const char *address, const char *domain,
 	}
 	(void)r;
 	free(url);
+	return rc;
+}
+
+/* v2 JSON on autodiscover.<domain>, then on Exchange Online's global
+ * endpoint (which answers for every mailbox it hosts, whatever the
+ * domain's DNS says). */
+static int try_json(struct run *run, const char *address, const char *domain,
+		    struct ad_answer *a, struct be_result *r)
+{
+	char *host = xasprintf("autodiscover.%s", domain);
+	int rc = try_json_at(run, address, host, a, r);
+	free(host);
+	if (rc == 1)
+		rc = try_json_at(run, address, AD_GLOBAL_V2_HOST, a, r);
 	return rc;
 }
 

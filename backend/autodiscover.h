@@ -9,8 +9,9 @@
  *      without credentials, and only a 301/302 to an https URL is followed;
  *   3. the DNS SRV record _autodiscover._tcp.<domain>: POX at its target;
  *   4. Autodiscover v2 (JSON): GET https://autodiscover.<domain>/autodiscover/
- *      autodiscover.json/v1.0/<address>?Protocol=EWS (tried first with
- *      OAuth2, as Exchange Online answers it without sign-in).
+ *      autodiscover.json/v1.0/<address>?Protocol=EWS, then the same on
+ *      Exchange Online's AD_GLOBAL_V2_HOST (tried first with OAuth2, as
+ *      Exchange Online answers it without sign-in).
  *
  * An answer may redirect to another address (redirectAddr: start over for
  * it) or URL (redirectUrl, https only); at most AD_MAX_HOPS redirections,
@@ -34,6 +35,7 @@
 #define AD_MAX_HOPS 10
 #define AD_ANSWER_MAX ((size_t)1 << 20)
 #define AD_CACHE_TTL_S (24 * 3600)
+#define AD_GLOBAL_V2_HOST "outlook.office365.com"
 
 struct ad_config {
 	const char *address;      /* the e-mail address */

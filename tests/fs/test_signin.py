@@ -30,7 +30,7 @@ from harness import EwsServer
 from mountlib import EXE, Mount, wait_for
 
 NAMES = ["example.test", "autodiscover.example.test", "mail.example.test", "login.example.test",
-         "other.test", "autodiscover.other.test"]
+         "other.test", "autodiscover.other.test", "outlook.office365.com"]
 ADDR = "alice@example.test"
 PASSWORD = "s3cret-pw-4711"
 EWS = "https://mail.example.test/EWS/Exchange.asmx"
@@ -198,6 +198,19 @@ def test_json_v2(world, env):
     assert found(r)["ews_url"] == EWS
     # tried last without OAuth2, and anonymously
     assert ad_log(world)[-1][0] == "GET" and ad_log(world)[-1][3] is False
+
+
+def test_json_v2_global_endpoint_first_with_oauth2(world, env):
+    """Signed in with OAuth2, v2 JSON goes first: autodiscover.<domain>, then
+    Exchange Online's global endpoint (here the test server, by name)."""
+    assert login(world, env)[0] == 0
+    rules(world, tls={"outlook.office365.com": {"json": {"Protocol": "EWS", "Url": EWS}},
+                      "example.test": settings("https://wrong.example.test/EWS/Exchange.asmx")})
+    r = discover(world, env)
+    assert found(r)["ews_url"] == EWS
+    log = ad_log(world)
+    assert [h for _, h, _, _ in log] == ["autodiscover.example.test", "outlook.office365.com"]
+    assert all(m == "GET" and not auth for m, _, _, auth in log)
 
 
 def test_redirect_addr_then_redirect_url(world, env):
