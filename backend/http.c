@@ -26,6 +26,7 @@ struct http_session {
 	http_bearer_fn bearer;
 	void *bearer_arg;
 	char *token;                 /* owned: the Bearer token in use */
+	char gss_err[200];           /* Negotiate: why GSS-API gave no token */
 	char *url;                   /* normalised, without user info */
 	char *host;                  /* "host:port" for messages */
 	char errbuf[CURL_ERROR_SIZE];
@@ -116,6 +117,22 @@ out:
 	return rc;
 }
 
+/* Negotiate sessions only: curl tells why GSS-API produced no token only
+ * as verbose text ("gss_init_sec_context() failed: ..."); keep that line
+ * for the error message.  Headers and data are ignored, never stored. */
+static int on_curl_debug(CURL *c, curl_infotype type, char *data, size_t n,
+			 void *arg)
+{
+	struct http_session *h = arg;
+	(void)c;
+	if (type == CURLINFO_TEXT && n > 4 && !strncmp(data, "gss_", 4)) {
+		while (n && (data[n - 1] == '\n' || data[n - 1] == ' '))
+			n--;
+		snprintf(h->gss_err, sizeof(h->gss_err), "%.*s", (int)n, data);
+	}
+	return 0;
+}
+
 struct http_session *http_open(const struct http_config *cfg,
 			       struct be_result *r)
 {
@@ -200,6 +217,9 @@ struct http_session *http_open(const struct http_config *cfg,
 		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_NEGOTIATE);
 		curl_easy_setopt(c, CURLOPT_USERNAME, "");
 		curl_easy_setopt(c, CURLOPT_PASSWORD, "");
+		curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, on_curl_debug);
+		curl_easy_setopt(c, CURLOPT_DEBUGDATA, h);
+		curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
 		break;
 	}
 	default:
@@ -456,6 +476,7 @@ static enum be_status post_once(struct http_session *h,
 	memset(resp, 0, sizeof(*resp));
 	buf_init(&resp->body, HTTP_ERROR_BODY_CAP);
 	h->errbuf[0] = 0;
+	h->gss_err[0] = 0;
 
 	curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, rq->once ? 1L : 0L);
 	if (rq->get) {
@@ -583,7 +604,11 @@ enum be_status http_grade(const struct http_session *h,
 		return BE_OK;
 	snprintf(r->code, sizeof(r->code), "HTTP %ld", st);
 	r->retry_after_ms = resp->retry_after_ms;
-	if (st == 401 && h->auth == HTTP_AUTH_NEGOTIATE)
+	if (st == 401 && h->auth == HTTP_AUTH_NEGOTIATE && h->gss_err[0])
+		be_result_set(r, BE_AUTH,
+			      "Kerberos sign-in failed (HTTP 401): %s; is there a valid ticket (klist, kinit)?",
+			      h->gss_err);
+	else if (st == 401 && h->auth == HTTP_AUTH_NEGOTIATE)
 		be_result_set(r, BE_AUTH,
 			      "server refused Kerberos sign-in (HTTP 401): is there a valid ticket (klist, kinit) and does the server offer Negotiate?");
 	else if (st == 401 && h->auth == HTTP_AUTH_BEARER)
