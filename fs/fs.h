@@ -163,12 +163,17 @@ struct signin {
 	char *password;             /* owned, secret; NULL without one */
 	int auth;                   /* enum http_auth */
 	struct oauth2 *oauth2;      /* owned: the token source, or NULL */
+	char *ad_cache;             /* owned: the Autodiscover cache file the
+				       URL came from, or NULL */
 };
 /* Choose the sign-in method, get the password or the tokens, and run
  * Autodiscover when there is no --url (sets o->url).  0, or -1 with one
  * line printed. */
 int signin_prepare(struct options *o, struct signin *si);
 void signin_free(struct signin *si);
+/* The mount failed: drop a cached Autodiscover answer it used, so the next
+ * start looks the server up again. */
+void signin_forget(struct signin *si);
 /* `exchangefs login`: OAuth2 sign-in; the exit status. */
 int signin_login(const struct options *o);
 /* `exchangefs autodiscover`: Autodiscover afresh, print the URLs; the exit

@@ -166,8 +166,10 @@ int main(int argc, char **argv)
 	/* SQLite connections must not cross fork(): reopen after daemonizing */
 	cache_close(cache);
 	cache = NULL;
-	if (rc)
+	if (rc) {
+		signin_forget(&si);   /* a cached Autodiscover answer: ask anew */
 		goto out_free;
+	}
 
 	struct xfs fs = {
 		.uid = getuid(), .gid = getgid(),

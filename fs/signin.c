@@ -120,6 +120,8 @@ static int prepare(struct options *o, struct signin *si, bool fresh,
 		return 0;
 	}
 	o->url = xstrdup(res.ews_url);
+	if (res.from_cache)
+		si->ad_cache = autodiscover_cache(o->address);
 	ad_result_free(&res);
 	return 0;
 }
@@ -153,7 +155,15 @@ void signin_free(struct signin *si)
 		free(si->password);
 	}
 	oauth2_free(si->oauth2);
+	free(si->ad_cache);
 	memset(si, 0, sizeof(*si));
+}
+
+void signin_forget(struct signin *si)
+{
+	if (si->ad_cache && unlink(si->ad_cache) == 0)
+		log_dbg(LC_MAIN, "autodiscover: dropped the cached answer %s",
+			si->ad_cache);
 }
 
 int signin_login(const struct options *o)

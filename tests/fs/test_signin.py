@@ -284,6 +284,13 @@ def test_mount_by_address_alone(world, env, tmp_path):
         assert len(ad_log(world)) == n
     finally:
         m2.stop()
+    # a start that fails with the cached URL drops it: the next start asks again
+    cached = os.path.join(env["XDG_CACHE_HOME"], "exchangefs", "autodiscover", ADDR + ".json")
+    assert os.path.exists(cached)
+    m3 = address_mount(world, env, tmp_path, name="m3", extra=["--ca-file", "/etc/ssl/certs/ca-certificates.crt"])
+    m3.start(expect_mount=False)
+    assert m3.proc.wait(60) != 0 and "not trusted" in m3.log_text()
+    assert not os.path.exists(cached)
 
 
 # ---- OAuth2 ------------------------------------------------------------------------
