@@ -9,6 +9,8 @@
 #include "json.h"
 #include "oauth2.h"
 
+#include <curl/curl.h>
+
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <errno.h>
@@ -37,6 +39,7 @@ struct run {
 	int hops;
 	int tries;
 	char last[200];           /* the last failure, for the final line */
+	char hint[256];           /* a refused untrusted target: said instead */
 };
 
 static bool seen(struct run *run, const char *what)
@@ -319,6 +322,54 @@ static char *srv_url(struct run *run, const char *domain)
 	return url;
 }
 
+/* Whether host is name or below it ("mail.example.com" under
+ * "example.com"), case-insensitively. */
+static bool host_under(const char *host, const char *name, size_t nlen)
+{
+	size_t hl = strlen(host);
+	while (nlen && name[nlen - 1] == '.')
+		nlen--;
+	if (!nlen || hl < nlen || strncasecmp(host + hl - nlen, name, nlen))
+		return false;
+	return hl == nlen || host[hl - nlen - 1] == '.';
+}
+
+/* A target learnt without authentication (a plain-http redirect, an SRV
+ * record) gets the credentials only inside the address's domain or a
+ * domain the user trusts (--autodiscover-trust): anyone on the path could
+ * have answered, and an https host of theirs has a valid certificate too.
+ * Outlook asks the user at this point; a daemon cannot. */
+static bool target_trusted(struct run *run, const char *domain,
+			   const char *url)
+{
+	CURLU *u = curl_url();
+	char *host = NULL;
+	bool ok = false;
+	if (!u) {
+		fprintf(stderr, "exchangefs: out of memory (curl_url)\n");
+		abort();
+	}
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		ok = host_under(host, domain, strlen(domain));
+		for (const char *t = run->cfg->trust; !ok && t && *t;) {
+			size_t n = strcspn(t, ", ");
+			ok = n && host_under(host, t, n);
+			t += n;
+			t += strspn(t, ", ");
+		}
+		if (!ok) {
+			snprintf(run->hint, sizeof(run->hint),
+				 "an unauthenticated lookup leads outside %.60s to %.60s, not followed (use --url, or --autodiscover-trust if that server is yours)",
+				 domain, host);
+			log_dbg(LC_MAIN, "autodiscover: %s", run->hint);
+		}
+	}
+	curl_free(host);
+	curl_url_cleanup(u);
+	return ok;
+}
+
 /* Every method for one address.  0 with a (settings or redirectAddr),
  * 1 when none answered, -1 to stop (r set). */
 static int discover_address(struct run *run, const char *address,
@@ -342,18 +393,18 @@ static int discover_address(struct run *run, const char *address,
 	free(url);
 	if (rc != 1)
 		return rc;
-	if ((url = http_redirect_url(run, domain))) {
+	url = http_redirect_url(run, domain);
+	if (url && target_trusted(run, domain, url))
 		rc = try_pox(run, address, url, a, r);
-		free(url);
-		if (rc != 1)
-			return rc;
-	}
-	if ((url = srv_url(run, domain))) {
+	free(url);
+	if (rc != 1)
+		return rc;
+	url = srv_url(run, domain);
+	if (url && target_trusted(run, domain, url))
 		rc = try_pox(run, address, url, a, r);
-		free(url);
-		if (rc != 1)
-			return rc;
-	}
+	free(url);
+	if (rc != 1)
+		return rc;
 	if (!json_first)
 		rc = try_json(run, address, domain, a, r);
 	return rc;
@@ -487,7 +538,11 @@ enum be_status autodiscover(const struct ad_config *cfg, struct ad_result *res,
 			break;
 		}
 	}
-	if (rc == 1)
+	if (rc == 1 && run.hint[0])
+		be_result_set(r, BE_REFUSED,
+			      "Autodiscover found no server for %s: %s",
+			      cfg->address, run.hint);
+	else if (rc == 1)
 		be_result_set(r, BE_REFUSED,
 			      "Autodiscover found no server for %s (%d attempts; the last: %s; -d shows each)",
 			      cfg->address, run.tries, run.last);

@@ -7,7 +7,9 @@
  *      https://autodiscover.<domain>/autodiscover/autodiscover.xml;
  *   2. the HTTP redirect method: GET http://autodiscover.<domain>/...
  *      without credentials, and only a 301/302 to an https URL is followed;
- *   3. the DNS SRV record _autodiscover._tcp.<domain>: POX at its target;
+ *   3. the DNS SRV record _autodiscover._tcp.<domain>: POX at its target.
+ *      The targets of 2 and 3 are learnt without authentication: they get
+ *      the credentials only inside <domain> or a domain in cfg->trust;
  *   4. Autodiscover v2 (JSON): GET https://autodiscover.<domain>/autodiscover/
  *      autodiscover.json/v1.0/<address>?Protocol=EWS, then the same on
  *      Exchange Online's AD_GLOBAL_V2_HOST (tried first with OAuth2, as
@@ -47,6 +49,10 @@ struct ad_config {
 	bool insecure;
 	long timeout_s;           /* per request; 0 = 30 */
 	int verbose;
+	const char *trust;        /* comma-separated domains whose hosts may
+				     get the credentials when a plain-http
+				     redirect or an SRV record names them
+				     (besides the address's own domain) */
 	const char *cache_file;   /* NULL = no cache */
 	bool fresh;               /* ignore a cached result (then cache anew) */
 };

@@ -142,6 +142,7 @@ struct options {
 	char *auth;                 /* basic|ntlm|kerberos|oauth2, NULL = auto */
 	char *address;              /* e-mail address (Autodiscover, login) */
 	char *oauth_authority, *oauth_tenant, *oauth_client_id, *oauth_scope;
+	char *autodiscover_trust;   /* comma-separated domains */
 	bool login;                 /* `exchangefs login ADDRESS` */
 	bool discover;              /* `exchangefs autodiscover ADDRESS` */
 	bool browser;               /* login --browser: PKCE, not device code */

@@ -60,6 +60,9 @@ void options_usage(const char *prog)
 "  --oauth-tenant TENANT   tenant (default organizations)\n"
 "  --oauth-client-id ID    application (client) id (default: Microsoft Office)\n"
 "  --oauth-scope SCOPES    scopes (default: EWS.AccessAsUser.All offline_access)\n"
+"  --autodiscover-trust DOMAINS  hosts under these domains may get the\n"
+"                          credentials when an http redirect or DNS SRV record\n"
+"                          names them (default: only the address's domain)\n"
 "  --user NAME             user name (user@example.com or DOMAIN\\user)\n"
 "  --mailbox ADDRESS       SMTP address of the mailbox (default: --user if it has @)\n"
 "  --password-file FILE    read the password from the first line of FILE (mode 0600)\n"
@@ -100,7 +103,7 @@ enum { OPT_URL = 256, OPT_USER, OPT_MAILBOX, OPT_PWFILE, OPT_PWCMD,
        OPT_INTERVAL, OPT_TIMEOUT, OPT_PASSWORD, OPT_OPENREQ, OPT_TRASHDEL,
        OPT_NONOTIFY,
        OPT_AUTH, OPT_OAUTH_AUTHORITY, OPT_OAUTH_TENANT, OPT_OAUTH_CLIENT,
-       OPT_OAUTH_SCOPE, OPT_BROWSER };
+       OPT_OAUTH_SCOPE, OPT_BROWSER, OPT_AD_TRUST };
 
 static int parse_size(const char *s, int64_t *out)
 {
@@ -186,6 +189,7 @@ int options_parse(int argc, char **argv, struct options *o)
 		{ "oauth-client-id", required_argument, NULL, OPT_OAUTH_CLIENT },
 		{ "oauth-scope", required_argument, NULL, OPT_OAUTH_SCOPE },
 		{ "browser", no_argument, NULL, OPT_BROWSER },
+		{ "autodiscover-trust", required_argument, NULL, OPT_AD_TRUST },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", optional_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -241,6 +245,7 @@ int options_parse(int argc, char **argv, struct options *o)
 		case OPT_OAUTH_CLIENT: set_str(&o->oauth_client_id, optarg); break;
 		case OPT_OAUTH_SCOPE: set_str(&o->oauth_scope, optarg); break;
 		case OPT_BROWSER: o->browser = true; break;
+		case OPT_AD_TRUST: set_str(&o->autodiscover_trust, optarg); break;
 		case OPT_TRASHDEL:
 			if (strcmp(optarg, "hard") && strcmp(optarg, "soft")) {
 				fprintf(stderr, "exchangefs: --delete-in-trash: '%s' "
@@ -377,6 +382,7 @@ void options_free(struct options *o)
 	free(o->oauth_tenant);
 	free(o->oauth_client_id);
 	free(o->oauth_scope);
+	free(o->autodiscover_trust);
 	memset(o, 0, sizeof(*o));
 }
 

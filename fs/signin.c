@@ -99,6 +99,7 @@ static int prepare(struct options *o, struct signin *si, bool fresh,
 		.insecure = o->insecure, .timeout_s = o->timeout,
 		.verbose = log_debug_on(LC_HTTP) ? 2 : 0,
 		.cache_file = cache, .fresh = fresh,
+		.trust = o->autodiscover_trust,
 	};
 	struct ad_result res;
 	if (o->foreground && !fresh)

@@ -176,6 +176,20 @@ def test_http_redirect_method(world, env):
     assert ("POST", "mail.example.test", "/autodiscover/autodiscover.xml", True) in ad_log(world)
 
 
+def test_unauthenticated_redirect_outside_the_domain(world, env):
+    """An http redirect (or SRV record) to a host outside the address's domain
+    gets no credentials unless the user trusts that domain."""
+    rules(world, tls={"autodiscover.other.test": settings()},
+          plain={"autodiscover.example.test": {"http_redirect":
+                                               "https://autodiscover.other.test/autodiscover/autodiscover.xml"}})
+    r = discover(world, env)
+    assert "leads outside example.test to autodiscover.other.test, not followed" in one_error_line(r)
+    assert not any(h == "autodiscover.other.test" for _, h, _, _ in ad_log(world))
+    world["dns"].table["_autodiscover._tcp.example.test"] = ("autodiscover.other.test", 443)
+    r = discover(world, env, extra=["--autodiscover-trust", "other.test"])
+    assert found(r)["ews_url"] == EWS
+
+
 def test_http_redirect_to_plain_http_is_not_followed(world, env):
     rules(world, plain={"autodiscover.example.test": {"http_redirect": "http://evil.test/autodiscover/autodiscover.xml"}})
     r = discover(world, env)
