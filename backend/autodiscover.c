@@ -239,16 +239,17 @@ static int try_json_at(struct run *run, const char *address, const char *host,
 	return rc;
 }
 
-/* v2 JSON on autodiscover.<domain>, then on Exchange Online's global
- * endpoint (which answers for every mailbox it hosts, whatever the
- * domain's DNS says). */
+/* v2 JSON on autodiscover.<domain>, then, with OAuth2, on Exchange
+ * Online's global endpoint (which answers for every mailbox it hosts,
+ * whatever the domain's DNS says; it gives its own URL even for addresses
+ * it does not host, and Exchange Online takes no passwords anyway). */
 static int try_json(struct run *run, const char *address, const char *domain,
 		    struct ad_answer *a, struct be_result *r)
 {
 	char *host = xasprintf("autodiscover.%s", domain);
 	int rc = try_json_at(run, address, host, a, r);
 	free(host);
-	if (rc == 1)
+	if (rc == 1 && run->cfg->oauth2)
 		rc = try_json_at(run, address, AD_GLOBAL_V2_HOST, a, r);
 	return rc;
 }

@@ -11,9 +11,9 @@
  *      The targets of 2 and 3 are learnt without authentication: they get
  *      the credentials only inside <domain> or a domain in cfg->trust;
  *   4. Autodiscover v2 (JSON): GET https://autodiscover.<domain>/autodiscover/
- *      autodiscover.json/v1.0/<address>?Protocol=EWS, then the same on
- *      Exchange Online's AD_GLOBAL_V2_HOST (tried first with OAuth2, as
- *      Exchange Online answers it without sign-in).
+ *      autodiscover.json/v1.0/<address>?Protocol=EWS, and with OAuth2 the
+ *      same on Exchange Online's AD_GLOBAL_V2_HOST (with OAuth2 these go
+ *      first, as Exchange Online answers them without sign-in).
  *
  * An answer may redirect to another address (redirectAddr: start over for
  * it) or URL (redirectUrl, https only); at most AD_MAX_HOPS redirections,
