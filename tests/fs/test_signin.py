@@ -196,6 +196,8 @@ def test_http_redirect_to_plain_http_is_not_followed(world, env):
     line = one_error_line(r)
     assert "Autodiscover found no server for alice@example.test" in line
     assert "not https (not followed)" in r.stderr
+    # a password user is never sent to Exchange Online's global endpoint
+    assert "outlook.office365.com" not in [h for _, h, _, _ in ad_log(world)]
 
 
 def test_dns_srv(world, env):
