@@ -395,7 +395,7 @@ def main(argv=None):
     ap.add_argument("--port-file", help="write the bound port here once listening")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
-    ap.add_argument("--user", help="require Basic auth with this user (DOMAIN\\ prefix accepted)")
+    ap.add_argument("--user", help="require sign-in as this user: Basic (DOMAIN\\ prefix accepted), NTLM with --ntlm, or an issued Bearer token")
     ap.add_argument("--password", default="")
     ap.add_argument("--messages", type=int, default=200, help="messages to generate for a new mailbox")
     ap.add_argument("--seed", type=int, default=1)
