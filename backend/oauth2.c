@@ -147,7 +147,7 @@ out:
 	return rc;
 }
 
-int oa_tokens_load(const char *path, struct tokens *t, time_t *mtime,
+int oa_tokens_load(const char *path, struct tokens *t, struct timespec *mtime,
 		       struct be_result *r, const char *address)
 {
 	struct json_obj o;
@@ -171,7 +171,7 @@ int oa_tokens_load(const char *path, struct tokens *t, time_t *mtime,
 	char *data = xmalloc((size_t)st.st_size + 1);
 	ssize_t n = read(fd, data, (size_t)st.st_size);
 	close(fd);
-	*mtime = st.st_mtime;
+	*mtime = st.st_mtim;
 	int rc = -1;
 	if (n != st.st_size ||
 	    json_parse_object(data, (size_t)n, &o, err, sizeof(err))) {
@@ -345,7 +345,7 @@ struct oauth2 {
 	char *path;             /* owned: the token file */
 	struct oauth2_config cfg; /* strings borrowed from the caller */
 	struct tokens t;        /* protected by lock */
-	time_t file_mtime;      /* of the file t came from */
+	struct timespec file_mtime; /* of the file t came from */
 	bool dead;              /* the refresh token was refused */
 	struct be_result dead_r; /* what to say while dead */
 };
@@ -423,7 +423,7 @@ static int refresh(struct oauth2 *o, struct be_result *r)
 		   !oa_tokens_save(o->path, &o->t, r)) {
 		struct stat st;
 		if (!stat(o->path, &st))
-			o->file_mtime = st.st_mtime;
+			o->file_mtime = st.st_mtim;
 		rc = 0;
 	}
 	oa_answer_free(&a);
@@ -433,23 +433,33 @@ out:
 	return rc;
 }
 
-/* After a refused refresh token: a new `exchangefs login` renews the file;
- * take it.  Under o->lock. */
-static void reload_if_renewed(struct oauth2 *o)
+/* Take the token file if it changed since we read or wrote it: a new
+ * `exchangefs login`, or another process of the same account that
+ * refreshed (and so spent the refresh token we hold).  Whether it did.
+ * Under o->lock. */
+static bool reload_if_renewed(struct oauth2 *o)
 {
 	struct stat st;
 	struct tokens t;
 	struct be_result r;
-	time_t mt;
-	if (stat(o->path, &st) || st.st_mtime == o->file_mtime)
-		return;
+	struct timespec mt;
+	if (stat(o->path, &st) ||
+	    (st.st_mtim.tv_sec == o->file_mtime.tv_sec &&
+	     st.st_mtim.tv_nsec == o->file_mtime.tv_nsec))
+		return false;
 	if (oa_tokens_load(o->path, &t, &mt, &r, o->address))
-		return;
+		return false;
 	oa_tokens_free(&o->t);
 	o->t = t;
 	o->file_mtime = mt;
+	if (o->dead)
+		log_notice("signed in again: using the new tokens of %s",
+			   o->address);
+	else
+		log_dbg(LC_HTTP, "the token file of %s changed: using its tokens",
+			o->address);
 	o->dead = false;
-	log_notice("signed in again: using the new tokens of %s", o->address);
+	return true;
 }
 
 /* How long before expiry to refresh: OAUTH2_REFRESH_MARGIN_S, or a
@@ -478,6 +488,21 @@ int oauth2_bearer(void *arg, const char *rejected, char **token,
 	} else if ((rejected && !strcmp(rejected, o->t.access)) ||
 		   o->t.expires_at - (int64_t)time(NULL) < margin(&o->t)) {
 		rc = refresh(o, r);
+		/* refused: another process may have refreshed first (spending
+		 * our refresh token) and written the file; take its tokens */
+		if (rc && o->dead) {
+			o->dead = false;
+			if (!reload_if_renewed(o)) {
+				o->dead = true;
+			} else {
+				be_result_ok(r);
+				rc = 0;
+				if ((rejected && !strcmp(rejected, o->t.access)) ||
+				    o->t.expires_at - (int64_t)time(NULL) <
+					    margin(&o->t))
+					rc = refresh(o, r);
+			}
+		}
 		/* a transient failure while the old token still works: use it */
 		if (rc && !o->dead && !rejected &&
 		    o->t.expires_at > (int64_t)time(NULL)) {

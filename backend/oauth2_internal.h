@@ -41,7 +41,7 @@ const char *oa_or(const char *v, const char *dflt);
 int oa_tokens_save(const char *path, const struct tokens *t, struct be_result *r);
 /* Read it: BE_AUTH "not signed in: run exchangefs login ADDRESS" when
  * missing, "damaged"/"incomplete" likewise. */
-int oa_tokens_load(const char *path, struct tokens *t, time_t *mtime,
+int oa_tokens_load(const char *path, struct tokens *t, struct timespec *mtime,
 		struct be_result *r, const char *address);
 /* Append name=value, form-encoded, to b. */
 void oa_form_put(struct buf *b, const char *name, const char *value);

@@ -433,6 +433,40 @@ def test_tokens_refresh_mid_sync_unnoticed(world, env, tmp_path):
     check_no_secrets(env, [m.log_path])
 
 
+def test_tokens_rotated_by_another_process(world, env, tmp_path):
+    """Another exchangefs of the same account refreshed first (spending the
+    refresh token this mount holds) and wrote the file: the mount takes it."""
+    srv = world["srv"]
+    assert login(world, env)[0] == 0
+    m = token_mount(world, env, tmp_path, extra=["--debug=http"]).start()
+    try:
+        m.wait_synced()
+        srv.control("POST", "oauth_expire")
+        path = token_file(env)
+        tok = json.load(open(path))
+        # the other process: a refresh grant, then the file written anew
+        ctx = ssl.create_default_context(cafile=srv.ca_cert)
+        conn = __import__("http.client").client.HTTPSConnection("127.0.0.1", srv.port, context=ctx)
+        conn.request("POST", "/contoso/oauth2/v2.0/token", urllib.parse.urlencode(
+            {"grant_type": "refresh_token", "client_id": "test-client", "refresh_token": tok["refresh_token"]}),
+            {"Host": "login.example.test", "Content-Type": "application/x-www-form-urlencoded"})
+        new = json.loads(conn.getresponse().read())
+        tok.update(access_token=new["access_token"], refresh_token=new["refresh_token"],
+                   obtained_at=int(time.time()), expires_at=int(time.time()) + new["expires_in"])
+        with open(path + ".tmp", "w") as f:
+            json.dump(tok, f)
+        os.chmod(path + ".tmp", 0o600)
+        os.replace(path + ".tmp", path)
+        subject = "after-rotation-%d" % time.time()
+        srv.control("POST", "deliver", {"folder_path": "Inbox", "subject": subject})
+        wait_for(lambda: any(subject in n for n in os.listdir(m.path("Inbox"))), 60,
+                 what="the new message with the other process's tokens")
+        assert "the token file of alice@example.test changed: using its tokens" in m.log_text()
+        assert "sign-in expired" not in m.log_text()
+    finally:
+        m.stop()
+
+
 def test_revoked_refresh_token_one_clear_message(world, env, tmp_path):
     srv = world["srv"]
     assert login(world, env)[0] == 0
