@@ -77,9 +77,11 @@ void oauth2_free(struct oauth2 *o);
 /* An http_bearer_fn (arg: struct oauth2 *): the current access token,
  * refreshed first when it expires within OAUTH2_REFRESH_MARGIN_S or when
  * it is the rejected one.  A refused refresh token gives BE_AUTH "sign-in
- * expired: run exchangefs login ADDRESS" (the caller reports it); later
- * calls give the same at once, without asking the server again, unless the
- * token file was renewed meanwhile (a new login is taken up by itself). */
+ * expired: run exchangefs login ADDRESS" (the caller reports it) unless the
+ * token file changed meanwhile (another process of the account refreshed
+ * first: its tokens are taken); later calls give the same at once, without
+ * asking the server again, until the file is renewed (a new login is taken
+ * up by itself). */
 int oauth2_bearer(void *arg, const char *rejected, char **token,
 		  struct be_result *r);
 
