@@ -129,7 +129,6 @@ void fill_entry(struct xfs *fs, const struct node *n,
 struct options {
 	char *url, *user, *mailbox, *password_file, *password_command;
 	char *account;              /* --account, or NAME in NAME MOUNTPOINT */
-	char *email;                /* --email, or ADDRESS in ADDRESS MOUNTPOINT */
 	char *config;               /* --config, else config_default_path() */
 	char *password;             /* "password" in a 0600 accounts file */
 	char *protocol, *cache_dir, *ca_file, *mountpoint, *fuse_opts;
@@ -142,6 +141,15 @@ struct options {
 	unsigned sync_interval;     /* seconds */
 	long timeout;               /* seconds */
 	int64_t cache_size;         /* bytes, 0 = unlimited */
+	/* sign-in (fs/signin.c) */
+	char *auth;                 /* basic|ntlm|kerberos|oauth2, NULL = auto */
+	char *address;              /* e-mail address: ADDRESS, --email (Autodiscover,
+				       login, default --user and --mailbox) */
+	char *oauth_authority, *oauth_tenant, *oauth_client_id, *oauth_scope;
+	char *autodiscover_trust;   /* comma-separated domains */
+	bool login;                 /* `exchangefs login ADDRESS` */
+	bool discover;              /* `exchangefs autodiscover ADDRESS` */
+	bool browser;               /* login --browser: PKCE, not device code */
 };
 /* Parse argv; on a usage error prints one line and returns -1. */
 int options_parse(int argc, char **argv, struct options *o);
@@ -185,5 +193,27 @@ bool config_has_section(const struct config *c, const char *name);
 /* "work, home" (owned), for messages. */
 char *config_sections(const struct config *c);
 void config_free(struct config *c);
+
+/* signin.c: how the mount signs in. */
+struct signin {
+	char *password;             /* owned, secret; NULL without one */
+	int auth;                   /* enum http_auth */
+	struct oauth2 *oauth2;      /* owned: the token source, or NULL */
+	char *ad_cache;             /* owned: the Autodiscover cache file the
+				       URL came from, or NULL */
+};
+/* Choose the sign-in method, get the password or the tokens, and run
+ * Autodiscover when there is no --url (sets o->url).  0, or -1 with one
+ * line printed. */
+int signin_prepare(struct options *o, struct signin *si);
+void signin_free(struct signin *si);
+/* The mount failed: drop a cached Autodiscover answer it used, so the next
+ * start looks the server up again. */
+void signin_forget(struct signin *si);
+/* `exchangefs login`: OAuth2 sign-in; the exit status. */
+int signin_login(const struct options *o);
+/* `exchangefs autodiscover`: Autodiscover afresh, print the URLs; the exit
+ * status. */
+int signin_discover(struct options *o);
 
 #endif

@@ -117,12 +117,18 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_debug(o.debug);
+	if (o.login || o.discover) {
+		int lrc = o.login ? signin_login(&o) : signin_discover(&o);
+		options_free(&o);
+		return lrc;
+	}
 	if (check_mountpoint(o.mountpoint)) {
 		options_free(&o);
 		return 1;
 	}
-	char *password = options_password(&o);
-	if (!password) {
+	struct signin si;
+	if (signin_prepare(&o, &si)) {
+		signin_free(&si);
 		options_free(&o);
 		return 1;
 	}
@@ -138,7 +144,8 @@ int main(int argc, char **argv)
 	struct sync_config scfg = {
 		.ops = ops,
 		.be = {
-			.url = o.url, .user = o.user, .password = password,
+			.url = o.url, .user = o.user, .password = si.password,
+			.auth = si.auth, .oauth2 = si.oauth2,
 			.mailbox = o.mailbox, .ca_file = o.ca_file,
 			.insecure = o.insecure,
 			.connect_timeout_s = o.timeout < 15 ? o.timeout : 15,
@@ -162,8 +169,10 @@ int main(int argc, char **argv)
 	/* SQLite connections must not cross fork(): reopen after daemonizing */
 	cache_close(cache);
 	cache = NULL;
-	if (rc)
+	if (rc) {
+		signin_forget(&si);   /* a cached Autodiscover answer: ask anew */
 		goto out_free;
+	}
 
 	struct xfs fs = {
 		.uid = getuid(), .gid = getgid(),
@@ -251,8 +260,7 @@ out_session:
 out_free:
 	cache_close(cache);
 	free(cache_dir);
-	explicit_bzero(password, strlen(password));
-	free(password);
+	signin_free(&si);
 	options_free(&o);
 	return ret;
 }

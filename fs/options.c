@@ -60,9 +60,11 @@ static void add_fuse_options(struct buf *b, const char *list, bool *ro)
 void options_usage(const char *prog)
 {
 	printf(
-"usage: %s [options] MOUNTPOINT\n"
+"usage: %s [options] [ADDRESS] MOUNTPOINT\n"
 "       %s [options] ACCOUNT [MOUNTPOINT]    an account of the accounts file\n"
 "       %s status MOUNTPOINT                 what a mounted daemon is doing\n"
+"       %s login [--browser] [options] ADDRESS   (OAuth2 sign-in)\n"
+"       %s autodiscover [options] ADDRESS        (show the server's URLs)\n"
 "\n"
 "Mount a Microsoft Exchange mailbox as a directory tree: folders are\n"
 "directories, messages are .eml files (the server's exact MIME).\n"
@@ -73,8 +75,19 @@ void options_usage(const char *prog)
 "  --account NAME          use the [NAME] section; the command line overrides it\n"
 "\n"
 "Server and sign-in:\n"
-"  --email ADDRESS         the mailbox's e-mail address (default for --user)\n"
+"  ADDRESS, --email ADDRESS  e-mail address: without --url, Autodiscover finds\n"
+"                          the server; also the default --user and --mailbox\n"
 "  --url URL               EWS endpoint, e.g. https://mail.example.com/EWS/Exchange.asmx\n"
+"  --auth METHOD           basic, ntlm, kerberos (ticket cache, see kinit) or\n"
+"                          oauth2 (tokens of exchangefs login); default: oauth2\n"
+"                          if signed in with login, else Basic or NTLM\n"
+"  --oauth-authority URL   OAuth2 authority (default https://login.microsoftonline.com)\n"
+"  --oauth-tenant TENANT   tenant (default organizations)\n"
+"  --oauth-client-id ID    application (client) id (default: Microsoft Office)\n"
+"  --oauth-scope SCOPES    scopes (default: EWS.AccessAsUser.All offline_access)\n"
+"  --autodiscover-trust DOMAINS  hosts under these domains may get the\n"
+"                          credentials when an http redirect or DNS SRV record\n"
+"                          names them (default: only the address's domain)\n"
 "  --user NAME             user name (user@example.com or DOMAIN\\user)\n"
 "  --mailbox ADDRESS       SMTP address of the mailbox (default: --user if it has @)\n"
 "  --password-file FILE    read the password from the first line of FILE (mode 0600)\n"
@@ -109,13 +122,15 @@ void options_usage(const char *prog)
 "Unmount with: fusermount3 -u MOUNTPOINT or exchangefs unmount ACCOUNT|MOUNTPOINT\n"
 "(or Ctrl-C / SIGTERM with -f).\n"
 "Status: exchangefs status MOUNTPOINT (or cat MOUNTPOINT/.exchangefs/status)\n",
-	prog, prog, prog);
+	prog, prog, prog, prog, prog);
 }
 
 enum { OPT_URL = 256, OPT_USER, OPT_MAILBOX, OPT_PWFILE, OPT_PWCMD,
        OPT_PROTOCOL, OPT_CACHEDIR, OPT_CACHESIZE, OPT_CAFILE, OPT_INSECURE,
        OPT_INTERVAL, OPT_TIMEOUT, OPT_PASSWORD, OPT_OPENREQ, OPT_TRASHDEL,
-       OPT_NONOTIFY, OPT_CONFIG, OPT_ACCOUNT, OPT_EMAIL };
+       OPT_NONOTIFY, OPT_CONFIG, OPT_ACCOUNT, OPT_EMAIL,
+       OPT_AUTH, OPT_OAUTH_AUTHORITY, OPT_OAUTH_TENANT, OPT_OAUTH_CLIENT,
+       OPT_OAUTH_SCOPE, OPT_BROWSER, OPT_AD_TRUST };
 
 /* The long options.  Each one is also a key of the accounts file (same
  * name, '_' or '-'), except the ones in not_in_file[]. */
@@ -139,6 +154,13 @@ static const struct option longopts[] = {
 	{ "no-notify", no_argument, NULL, OPT_NONOTIFY },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "account", required_argument, NULL, OPT_ACCOUNT },
+	{ "auth", required_argument, NULL, OPT_AUTH },
+	{ "oauth-authority", required_argument, NULL, OPT_OAUTH_AUTHORITY },
+	{ "oauth-tenant", required_argument, NULL, OPT_OAUTH_TENANT },
+	{ "oauth-client-id", required_argument, NULL, OPT_OAUTH_CLIENT },
+	{ "oauth-scope", required_argument, NULL, OPT_OAUTH_SCOPE },
+	{ "browser", no_argument, NULL, OPT_BROWSER },
+	{ "autodiscover-trust", required_argument, NULL, OPT_AD_TRUST },
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "debug", optional_argument, NULL, 'd' },
 	{ "help", no_argument, NULL, 'h' },
@@ -230,7 +252,7 @@ static int apply_option(struct options *o, int c, const char *arg,
 	switch (c) {
 	case OPT_URL: set_str(&o->url, arg); break;
 	case OPT_USER: set_str(&o->user, arg); break;
-	case OPT_EMAIL: set_str(&o->email, arg); break;
+	case OPT_EMAIL: set_str(&o->address, arg); break;
 	case OPT_MAILBOX: set_str(&o->mailbox, arg); break;
 	case OPT_PWFILE: set_str(&o->password_file, arg); break;
 	case OPT_PWCMD: set_str(&o->password_command, arg); break;
@@ -247,6 +269,21 @@ static int apply_option(struct options *o, int c, const char *arg,
 	case OPT_INSECURE: o->insecure = true; break;
 	case OPT_OPENREQ: o->open_requests = true; break;
 	case OPT_NONOTIFY: o->no_notify = true; break;
+	case OPT_AUTH:
+		if (strcmp(arg, "basic") && strcmp(arg, "ntlm") &&
+		    strcmp(arg, "kerberos") && strcmp(arg, "oauth2")) {
+			opt_err("--auth: '%s' is not basic, ntlm, kerberos or "
+				"oauth2", arg);
+			return -1;
+		}
+		set_str(&o->auth, arg);
+		break;
+	case OPT_OAUTH_AUTHORITY: set_str(&o->oauth_authority, arg); break;
+	case OPT_OAUTH_TENANT: set_str(&o->oauth_tenant, arg); break;
+	case OPT_OAUTH_CLIENT: set_str(&o->oauth_client_id, arg); break;
+	case OPT_OAUTH_SCOPE: set_str(&o->oauth_scope, arg); break;
+	case OPT_BROWSER: o->browser = true; break;
+	case OPT_AD_TRUST: set_str(&o->autodiscover_trust, arg); break;
 	case OPT_TRASHDEL:
 		if (strcmp(arg, "hard") && strcmp(arg, "soft")) {
 			opt_err("--delete-in-trash: '%s' is not hard or soft", arg);
@@ -441,7 +478,7 @@ static int choose_account(struct options *o, const struct config *cfg,
 		if (have_cfg && config_has_section(cfg, pos[0]))
 			set_str(&o->account, pos[0]);
 		else if (strchr(pos[0], '@'))
-			set_str(&o->email, pos[0]);
+			set_str(&o->address, pos[0]);
 		else
 			set_str(&o->account, pos[0]);
 	}
@@ -475,6 +512,17 @@ int options_parse(int argc, char **argv, struct options *o)
 	memset(&cfg, 0, sizeof(cfg));
 	int c;
 	opterr = 0;
+	/* "login ADDRESS" and "autodiscover ADDRESS" take the options too */
+	int first = 0;
+	if (argc > 1 && !strcmp(argv[1], "login")) {
+		o->login = true;
+		first = 1;
+	} else if (argc > 1 && !strcmp(argv[1], "autodiscover")) {
+		o->discover = true;
+		first = 1;
+	}
+	argc -= first;
+	argv += first;
 	/* first pass: which accounts file and account (errors: second pass) */
 	optind = 0;
 	while ((c = getopt_long(argc, argv, SHORTOPTS, longopts, NULL)) != -1)
@@ -518,24 +566,41 @@ int options_parse(int argc, char **argv, struct options *o)
 	}
 	config_free(&cfg);
 	o->fuse_opts = fopts.data;
+	if (o->login || o->discover) {   /* login|autodiscover ADDRESS */
+		if (npos != 1 || !strchr(pos[0], '@')) {
+			fprintf(stderr, "exchangefs: %s needs one e-mail "
+				"address (see --help)\n", argv[0]);
+			return -1;
+		}
+		set_str(&o->address, pos[0]);
+		if (!o->user)
+			o->user = xstrdup(o->address);
+		return absolutize(&o->ca_file);
+	}
 	if (npos >= 1)
 		set_str(&o->mountpoint, pos[npos - 1]);
 	if (!o->mountpoint) {
 		fprintf(stderr, "exchangefs: no mount point given (see --help)\n");
 		return -1;
 	}
-	if (!o->url) {
+	if (!o->address && o->mailbox && strchr(o->mailbox, '@'))
+		o->address = xstrdup(o->mailbox);
+	if (!o->address && o->user && strchr(o->user, '@'))
+		o->address = xstrdup(o->user);
+	if (!o->user && o->address)
+		o->user = xstrdup(o->address);
+	if (!o->url && !o->address) {
 		fprintf(stderr, "exchangefs: --url is required (the EWS endpoint, "
-			"e.g. https://mail.example.com/EWS/Exchange.asmx)\n");
+			"e.g. https://mail.example.com/EWS/Exchange.asmx), or an "
+			"e-mail address to find it with Autodiscover\n");
 		return -1;
 	}
-	if (strncmp(o->url, "https://", 8) && strncmp(o->url, "http://", 7)) {
+	if (o->url && strncmp(o->url, "https://", 8) &&
+	    strncmp(o->url, "http://", 7)) {
 		fprintf(stderr, "exchangefs: --url '%s' is not an http(s) URL\n",
 			o->url);
 		return -1;
 	}
-	if (!o->user && o->email)
-		o->user = xstrdup(o->email);
 	if (!o->user) {
 		fprintf(stderr, "exchangefs: --user is required\n");
 		return -1;
@@ -545,8 +610,8 @@ int options_parse(int argc, char **argv, struct options *o)
 			"(supported: ews)\n", o->protocol);
 		return -1;
 	}
-	if (!o->mailbox && o->email)
-		o->mailbox = xstrdup(o->email);
+	if (!o->mailbox && o->address)
+		o->mailbox = xstrdup(o->address);
 	if (!o->mailbox && strchr(o->user, '@'))
 		o->mailbox = xstrdup(o->user);
 	/* the daemon changes to / when it goes to the background */
@@ -573,12 +638,18 @@ void options_free(struct options *o)
 	free(o->mountpoint);
 	free(o->fuse_opts);
 	free(o->account);
-	free(o->email);
 	free(o->config);
 	if (o->password) {
 		explicit_bzero(o->password, strlen(o->password));
 		free(o->password);
 	}
+	free(o->auth);
+	free(o->address);
+	free(o->oauth_authority);
+	free(o->oauth_tenant);
+	free(o->oauth_client_id);
+	free(o->oauth_scope);
+	free(o->autodiscover_trust);
 	memset(o, 0, sizeof(*o));
 }
 

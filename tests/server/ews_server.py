@@ -30,7 +30,9 @@ import control  # noqa: E402
 import eas  # noqa: E402
 import ops  # noqa: E402
 import notify  # noqa: E402
+import ntlm  # noqa: E402
 import persist  # noqa: E402
+import signin  # noqa: E402
 import soap  # noqa: E402
 from generate import generate  # noqa: E402
 from mailbox import Mailbox  # noqa: E402
@@ -56,6 +58,10 @@ class EwsHttpServer(ThreadingHTTPServer):
         self.tls = tls                  # ssl.SSLContext or None
         self.verbose = verbose
         self.faults = control.Faults()
+        self.signin = signin.State()    # OAuth2 authority and Autodiscover (signin.py)
+        self.offer_negotiate = False
+        self.ntlm = False               # offer and accept NTLM (ntlm.py)
+        self.ntlm_stats = {"negotiate": 0, "authenticated": 0, "refused": 0, "v1_refused": 0}
         self.stats = control.Stats()
         self.conn_seq = 0
         self.conn_lock = threading.Lock()
@@ -189,6 +195,15 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.user is None:
             return True
         h = self.headers.get("Authorization") or ""
+        if self.server.ntlm and h[:5].lower() == "ntlm ":
+            res = ntlm.step(self, h[5:].strip())
+            self.ntlm_ok = res is True
+            self.ntlm_challenge = res if isinstance(res, str) else None
+            return self.ntlm_ok
+        if not h and getattr(self, "ntlm_ok", False):
+            return True                 # NTLM signs in the connection
+        if h.lower().startswith("bearer "):
+            return self.server.signin.bearer_ok(h[7:].strip())
         if not h.lower().startswith("basic "):
             return False
         try:
@@ -217,6 +232,8 @@ class Handler(BaseHTTPRequestHandler):
             url = urllib.parse.urlsplit(self.path)
             body = self.read_body() if method == "POST" else b""
             if body is None:
+                return
+            if signin.route(self, method, url, body):
                 return
             if url.path.startswith("/control/"):
                 if not self.is_loopback():
@@ -292,7 +309,12 @@ class Handler(BaseHTTPRequestHandler):
         return f.http_status
 
     def unauthorized(self):
-        self.send(401, b"", "text/html", [("WWW-Authenticate", f'Basic realm="{REALM}"')])
+        offer = [("WWW-Authenticate", "Negotiate")] if self.server.offer_negotiate else []
+        if self.server.ntlm:
+            ch, self.ntlm_challenge = getattr(self, "ntlm_challenge", None), None
+            offer.append(("WWW-Authenticate", "NTLM " + ch if ch else "NTLM"))
+        self.send(401, b"", "text/html", offer + [("WWW-Authenticate", f'Basic realm="{REALM}"'),
+                                                  ("WWW-Authenticate", 'Bearer realm="exchangefs-test"')])
         return 401
 
     def apply_fault(self, fault, op_name):
@@ -380,7 +402,7 @@ def main(argv=None):
     ap.add_argument("--port-file", help="write the bound port here once listening")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
-    ap.add_argument("--user", help="require Basic auth with this user (DOMAIN\\ prefix accepted)")
+    ap.add_argument("--user", help="require sign-in as this user: Basic (DOMAIN\\ prefix accepted), NTLM with --ntlm, or an issued Bearer token")
     ap.add_argument("--password", default="")
     ap.add_argument("--messages", type=int, default=200, help="messages to generate for a new mailbox")
     ap.add_argument("--seed", type=int, default=1)
@@ -391,6 +413,9 @@ def main(argv=None):
                     help="how characters XML 1.0 forbids are sent: &#x1; like Exchange, or dropped")
     ap.add_argument("--known-versions", help="comma-separated RequestServerVersion values to accept "
                     "(e.g. up to Exchange2010_SP2, to play an Exchange 2010 server)")
+    ap.add_argument("--offer-negotiate", action="store_true",
+                    help="also offer Negotiate (Kerberos) in 401 answers; never accepts it")
+    ap.add_argument("--ntlm", action="store_true", help="also offer and accept NTLM (NTLMv2)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -402,6 +427,8 @@ def main(argv=None):
         tls.load_cert_chain(args.tls_cert, args.tls_key)
     srv = EwsHttpServer((args.host, args.port), mb, args.user, args.password, args.latency_ms, tls, args.verbose)
     srv.eas_state_path = args.state + ".eas" if args.state else None   # EAS device states (eas.py)
+    srv.offer_negotiate = args.offer_negotiate
+    srv.ntlm = args.ntlm
     if args.known_versions:
         srv.known_versions = set(args.known_versions.split(","))
     port = srv.server_address[1]

@@ -94,12 +94,13 @@ class ControlError(Exception):
         self.message = message
 
 
-def make_self_signed_cert(directory):
-    """Write cert.pem/key.pem for 127.0.0.1 and localhost; returns (cert, key)."""
+def make_self_signed_cert(directory, names=()):
+    """Write cert.pem/key.pem for 127.0.0.1, localhost and the DNS names given; returns (cert, key)."""
     cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    san = ",".join(["IP:127.0.0.1", "DNS:localhost"] + ["DNS:" + n for n in names])
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                     "-nodes", "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                    "-addext", "subjectAltName=" + san],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return cert, key
 
@@ -107,7 +108,7 @@ def make_self_signed_cert(directory):
 class EwsServer:
     def __init__(self, messages=200, seed=1, big=None, user="alice", password="secret", tls=False,
                  state=None, latency_ms=0, xml_invalid_chars=None, extra_args=(), start_timeout=120,
-                 python=None, host="127.0.0.1"):
+                 python=None, host="127.0.0.1", tls_names=()):
         self.messages, self.seed, self.big = messages, seed, big
         self.user, self.password = user, password
         self.tls, self.state, self.latency_ms = tls, state, latency_ms
@@ -120,7 +121,7 @@ class EwsServer:
         self.port = 0
         self.ca_cert = self.tls_key = None
         if tls:
-            self.ca_cert, self.tls_key = make_self_signed_cert(self.dir)
+            self.ca_cert, self.tls_key = make_self_signed_cert(self.dir, tls_names)
         self._register_secret()
 
     # ---- lifecycle -------------------------------------------------------------------
