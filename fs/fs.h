@@ -138,6 +138,8 @@ struct options {
 	unsigned sync_interval;     /* seconds */
 	long timeout;               /* seconds */
 	int64_t cache_size;         /* bytes, 0 = unlimited */
+	char *prefetch;             /* --prefetch as given, or NULL */
+	int prefetch_days;          /* ... parsed (prefetch_parse) */
 };
 /* Parse argv; on a usage error prints one line and returns -1. */
 int options_parse(int argc, char **argv, struct options *o);

@@ -4,6 +4,7 @@
  * directory.
  */
 #include "fs.h"
+#include "cache/prefetch.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -64,6 +65,9 @@ void options_usage(const char *prog)
 "  --cache-size SIZE       limit of cached message bodies, e.g. 500M, 4G, 0 = none\n"
 "                          (default 4G)\n"
 "  --sync-interval SECONDS re-sync every SECONDS (default 60)\n"
+"  --prefetch WHAT         download bodies in the background: all, none, or\n"
+"                          Nd (received in the last N days); remembered for\n"
+"                          the account (default 30d)\n"
 "  --no-notify             do not subscribe to server notifications (new mail\n"
 "                          then shows at the next re-sync, with no inotify event)\n"
 "  --delete-in-trash MODE  what rm inside Deleted Items does: hard (gone for\n"
@@ -87,7 +91,7 @@ void options_usage(const char *prog)
 enum { OPT_URL = 256, OPT_USER, OPT_MAILBOX, OPT_PWFILE, OPT_PWCMD,
        OPT_PROTOCOL, OPT_CACHEDIR, OPT_CACHESIZE, OPT_CAFILE, OPT_INSECURE,
        OPT_INTERVAL, OPT_TIMEOUT, OPT_PASSWORD, OPT_OPENREQ, OPT_TRASHDEL,
-       OPT_NONOTIFY };
+       OPT_NONOTIFY, OPT_PREFETCH };
 
 static int parse_size(const char *s, int64_t *out)
 {
@@ -167,6 +171,7 @@ int options_parse(int argc, char **argv, struct options *o)
 		{ "open-requests", no_argument, NULL, OPT_OPENREQ },
 		{ "delete-in-trash", required_argument, NULL, OPT_TRASHDEL },
 		{ "no-notify", no_argument, NULL, OPT_NONOTIFY },
+		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", optional_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -201,6 +206,15 @@ int options_parse(int argc, char **argv, struct options *o)
 		case OPT_INSECURE: o->insecure = true; break;
 		case OPT_OPENREQ: o->open_requests = true; break;
 		case OPT_NONOTIFY: o->no_notify = true; break;
+		case OPT_PREFETCH:
+			if (prefetch_parse(optarg, &o->prefetch_days)) {
+				fprintf(stderr, "exchangefs: --prefetch: '%s' is not "
+					"all, none or a number of days (e.g. 90d)\n",
+					optarg);
+				goto fail;
+			}
+			set_str(&o->prefetch, optarg);
+			break;
 		case OPT_TRASHDEL:
 			if (strcmp(optarg, "hard") && strcmp(optarg, "soft")) {
 				fprintf(stderr, "exchangefs: --delete-in-trash: '%s' "
@@ -310,6 +324,7 @@ void options_free(struct options *o)
 	free(o->ca_file);
 	free(o->mountpoint);
 	free(o->fuse_opts);
+	free(o->prefetch);
 	memset(o, 0, sizeof(*o));
 }
 

@@ -21,6 +21,8 @@
 #   POST move_folder {path, to_path} | delete_folder {path}
 #   POST fault {kind, count, operation?, ms?, backoff_ms?, retry_after?, where?} | clear_faults
 #   POST reset_stats | clear_sent
+#   POST item_cost {ms}    GetItem costs ms per item asked for (server work a batch shares
+#                          across connections); stats count "get_item_ids" (ids asked for)
 # Notifications (notify.py):
 #   POST notify_config {keepalive_s?, subscription_expiry_s?, minute_s?, split_chunks?, event_log_limit?,
 #                       refuse?: "streaming"|"all"|"quota"|null} -> the whole config
@@ -108,6 +110,19 @@ class Stats:
             self.ews_connections = set()
             self.connections = 0        # accepted since reset (any path)
             self.recent = deque(maxlen=2000)
+            self.get_item_ids = 0       # item ids GetItem was asked for
+            self.get_item_max = 0       # most ids in one GetItem
+            self.get_item_active = 0    # GetItem calls being answered now ...
+            self.get_item_peak = 0      # ... and the most at once
+
+    def get_item(self, n, delta):
+        """A GetItem of n ids starts (delta 1) or ends (delta -1)."""
+        with self.lock:
+            if delta > 0:
+                self.get_item_ids += n
+                self.get_item_max = max(self.get_item_max, n)
+            self.get_item_active += delta
+            self.get_item_peak = max(self.get_item_peak, self.get_item_active)
 
     def connection(self):
         with self.lock:
@@ -125,7 +140,9 @@ class Stats:
         with self.lock:
             return {"requests": dict(self.requests), "total": sum(self.requests.values()),
                     "statuses": dict(self.statuses), "connections": len(self.ews_connections),
-                    "connections_accepted": self.connections, "recent": list(self.recent)}
+                    "connections_accepted": self.connections, "recent": list(self.recent),
+                    "get_item_ids": self.get_item_ids, "get_item_max": self.get_item_max,
+                    "get_item_peak": self.get_item_peak}
 
 
 # ---- handlers ----------------------------------------------------------------------
@@ -330,6 +347,9 @@ def _route(server, mb, method, path, q, req):
     if name == "clear_faults":
         server.faults.clear()
         return {"ok": True}
+    if name == "item_cost":
+        server.item_cost_ms = max(0, int(req.get("ms", 0)))
+        return {"ok": True, "ms": server.item_cost_ms}
     if name == "reset_stats":
         server.stats.reset()
         return {"ok": True}
