@@ -283,8 +283,10 @@ static void done(void *arg, size_t index, enum be_status st, const char *msg)
 		it->err = -EIO;
 		return;
 	}
-	it->err = b->background ? cache_body_commit_within(w)
-				: cache_body_commit(w, &b->evicted);
+	/* only the body a reader waits for may evict others; read-ahead
+	 * and prefetch stop at the limit */
+	it->err = b->background || index ? cache_body_commit_within(w)
+					 : cache_body_commit(w, &b->evicted);
 }
 
 enum be_status fetch_batch(struct fetch_pool *p, struct fetch_item *v,

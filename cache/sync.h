@@ -102,8 +102,9 @@ struct fetch_item {
 	char msg[330];
 };
 /* Fetch the bodies of v[] (claimed) in one call and commit each as it
- * completes; background: through the background share of the pool,
- * committed only within the cache size limit.  Messages the server no
+ * completes; background: through the background share of the pool.
+ * Only v[0] of a foreground call (the body a reader waits for) may evict
+ * others; the rest are committed only within the cache size limit.  Messages the server no
  * longer has are removed.  Returns the call's grade (r filled). */
 enum be_status fetch_batch(struct fetch_pool *p, struct fetch_item *v,
 			   size_t n, bool background, struct be_result *r);
