@@ -65,6 +65,8 @@ struct prefetch {
 	uint64_t ra_folder, ra_after;
 	int64_t ra_until_ms;
 	bool at_limit;              /* stopped at --cache-size */
+	int64_t need;               /* smallest body refused at the limit:
+				       no batch until it would fit */
 	bool idle;                  /* nothing left to fetch ... */
 	unsigned active;            /* ... once no batch is under way */
 	int64_t net_backoff_ms;
@@ -240,9 +242,14 @@ static size_t pick(struct prefetch *p, struct fetch_item *v,
 			break;
 		bytes += est;
 	}
-	bool room = !n || cache_body_room(p->c, picks[0].size > 0
-					  ? picks[0].size : 0);
 	pthread_mutex_lock(&p->lock);
+	int64_t need = p->need;
+	pthread_mutex_unlock(&p->lock);
+	int64_t first = n && picks[0].size > 0 ? picks[0].size : 0;
+	bool room = !n || cache_body_room(p->c, first > need ? first : need);
+	pthread_mutex_lock(&p->lock);
+	if (room)
+		p->need = 0;
 	p->at_limit = !room;
 	p->idle = !got;
 	if (!room)
@@ -262,7 +269,7 @@ static void account(struct prefetch *p, struct fetch_item *v, size_t n,
 		    enum be_status st, const struct be_result *r)
 {
 	int64_t now = now_ms();
-	int64_t ok = 0, bytes = 0;
+	int64_t ok = 0, bytes = 0, need = 0;
 	bool full = false;
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].st == BE_OK && !v[i].err) {
@@ -271,6 +278,8 @@ static void account(struct prefetch *p, struct fetch_item *v, size_t n,
 			continue;
 		}
 		if (v[i].err == -ENOSPC) {
+			if (!full || v[i].bytes < need)
+				need = v[i].bytes;
 			full = true;
 			continue;
 		}
@@ -300,8 +309,10 @@ static void account(struct prefetch *p, struct fetch_item *v, size_t n,
 				cache_prefetch_succeeded(p->c, v[i].ino);
 	(void)r;
 	pthread_mutex_lock(&p->lock);
-	if (full)
+	if (full) {
 		p->at_limit = true;
+		p->need = need;
+	}
 	if (ok) {
 		if (!p->run_fetched || p->announced ||
 		    now - p->run_end_ms > 10000) {
