@@ -230,26 +230,38 @@ static int commit(struct body_writer *w, struct cache_changes *evicted,
 		rc = -errno;
 		unlinkat(c->bodies_fd, w->tmp, 0);
 	} else {
+		/* one transaction (unless inside one already): one WAL
+		 * commit per body, not three */
+		bool txn = sqlite3_get_autocommit(c->db) && !db_begin(c);
 		/* a body fetched twice (two readers raced) replaces the
 		 * first copy: count its bytes once */
-		sqlite3_stmt *st = db_prepare(c, "DELETE FROM bodies WHERE ino = ? "
-					      "RETURNING size");
+		int64_t old = 0;
+		sqlite3_stmt *st = db_cached(c, "DELETE FROM bodies WHERE ino = ? "
+					     "RETURNING size");
 		sqlite3_bind_int64(st, 1, (int64_t)w->ino);
 		if (sqlite3_step(st) == SQLITE_ROW)
-			c->body_bytes -= sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-		st = db_prepare(c, "INSERT INTO bodies(ino, size, atime) "
-				"VALUES(?, ?, ?)");
+			old = sqlite3_column_int64(st, 0);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			;
+		sqlite3_reset(st);
+		st = db_cached(c, "INSERT INTO bodies(ino, size, atime) "
+			       "VALUES(?, ?, ?)");
 		sqlite3_bind_int64(st, 1, (int64_t)w->ino);
 		sqlite3_bind_int64(st, 2, w->len);
 		sqlite3_bind_int64(st, 3, time(NULL));
-		rc = db_step_done(c, st);
+		rc = db_run(c, st);
 		if (!rc) {
-			st = db_prepare(c, "UPDATE nodes SET body_size = ? WHERE ino = ?");
+			st = db_cached(c, "UPDATE nodes SET body_size = ? WHERE ino = ?");
 			sqlite3_bind_int64(st, 1, w->len);
 			sqlite3_bind_int64(st, 2, (int64_t)w->ino);
-			rc = db_step_done(c, st);
-			c->body_bytes += w->len;
+			rc = db_run(c, st);
+		}
+		if (txn && rc)
+			db_rollback(c);
+		else if (txn)
+			rc = db_commit(c);
+		if (!rc) {
+			c->body_bytes += w->len - old;
 			if (!within)
 				evict(c, w->ino, evicted);
 		}
