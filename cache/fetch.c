@@ -34,6 +34,7 @@
 #define FETCH_TRIES 4
 #define RA_AFTER 2        /* uncached reads in a row in one folder ... */
 #define RA_BATCH 16       /* ... then fetch this many per call */
+#define RA_BUDGET (8 << 20) /* estimated bytes per call */
 #define GROW_AFTER 32     /* calls without throttling before growing */
 
 struct fetch_pool {
@@ -359,6 +360,15 @@ static size_t read_ahead(struct fetch_pool *p, const struct node *n,
 	size_t n_skip = fetch_inflight(p, skip, MAX_INFLIGHT);
 	size_t got = cache_prefetch_pick(sync_cache(p->sync), &q, skip, n_skip,
 					 picks, RA_BATCH - 1);
+	/* the same byte budget as a prefetch batch (server estimates) */
+	int64_t bytes = n->size > 0 ? n->size : 0;
+	for (size_t i = 0; i < got; i++) {
+		bytes += picks[i].size > 0 ? picks[i].size : 64 << 10;
+		if (bytes > RA_BUDGET) {
+			got = i;
+			break;
+		}
+	}
 	for (size_t i = 0; i < got; i++) {
 		v[1 + i].ino = picks[i].ino;
 		v[1 + i].server_id = picks[i].server_id;

@@ -175,8 +175,8 @@ static void progress_text(struct prefetch *p, char *line, size_t len)
 	double secs = (double)(end - p->run_start_ms) / 1000;
 	double rate = p->run_fetched && secs > 0.2 ? p->run_fetched / secs : 0;
 	bool idle = p->idle && !p->active;
-	if (p->days < 0 && !p->run_fetched)
-		;
+	if (p->days < 0)
+		;   /* read-ahead only: no goal to measure against */
 	else if (!pc.total)
 		snprintf(line + o, len - (size_t)o, ", waiting for the first sync");
 	else if (pc.cached >= pc.total)
@@ -218,10 +218,9 @@ static size_t pick(struct prefetch *p, struct fetch_item *v,
 		pthread_mutex_lock(&p->lock);
 		if (!got && p->ra_folder == ra_folder)
 			p->ra_folder = 0;   /* read to the end of the folder */
-		else if (got && p->ra_folder == ra_folder)
-			p->ra_after = picks[got - 1].ino;
 		pthread_mutex_unlock(&p->lock);
 	}
+	bool from_ra = got > 0;
 	for (size_t h = 0; !got && p->days >= 0 && h < PF_HOT && hot[h]; h++) {
 		q.folder = hot[h];
 		got = cache_prefetch_pick(p->c, &q, skip, n_skip, picks,
@@ -254,6 +253,8 @@ static size_t pick(struct prefetch *p, struct fetch_item *v,
 	p->idle = !got;
 	if (!room)
 		n = 0;
+	if (from_ra && n && p->ra_folder == ra_folder)
+		p->ra_after = picks[n - 1].ino;
 	for (size_t i = 0; i < n; i++) {
 		v[i].ino = picks[i].ino;
 		v[i].server_id = picks[i].server_id;

@@ -14,7 +14,7 @@ the same server.  Then `grep -r` over the copy with the server stopped.
 The test server is Python: on a small machine it, not the client, is the
 bottleneck, so the ratio to the minimal client is the figure to read.
 
-usage: tests/bench/bench_prefetch.py [--sizes 10000,100000] [--build DIR]
+usage: tests/bench/bench_prefetch.py [--sizes 10000,100000] [--build DIR] [--dir DIR]
                                      [--batch 16] [--sessions 4] [--batches 4,16,32]
 """
 import argparse
@@ -39,7 +39,14 @@ sys.path.insert(0, os.path.join(TOP, "tests", "fs"))
 
 from harness import EwsServer  # noqa: E402
 import mountlib  # noqa: E402
-from bench import cpu_seconds, rss_kb  # noqa: E402
+from bench import TICK, rss_kb  # noqa: E402
+
+
+def cpu_split(pid):
+    """(user, system) CPU seconds of a process."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 NS_T = "http://schemas.microsoft.com/exchange/services/2006/types"
@@ -92,7 +99,7 @@ def minimal_client(srv, ids, out_dir, batch, sessions):
                 total[0] += n
         conn.close()
 
-    c0 = time.process_time()
+    c0 = os.times()
     t0 = time.monotonic()
     threads = [threading.Thread(target=worker) for _ in range(sessions)]
     for t in threads:
@@ -102,7 +109,8 @@ def minimal_client(srv, ids, out_dir, batch, sessions):
     wall = time.monotonic() - t0
     if errors:
         print("minimal client: %d failed batches, e.g. %r" % (len(errors), errors[0]))
-    return wall, time.process_time() - c0, total[0]
+    c1 = os.times()
+    return wall, (c1.user - c0.user, c1.system - c0.system), total[0]
 
 
 def progress(m):
@@ -150,16 +158,17 @@ def bench_daemon(srv, tmp, n, batch, sessions, cpu_sync):
                 break
     wall = t_last - t0
     phase = t_last - t_first
-    cpu = cpu_seconds(pid)
+    cpu = cpu_split(pid)
     mem = rss_kb(pid)
     st = m.status()
     mb = sum(os.path.getsize(os.path.join(m.cache_dir, "bodies", f))
              for f in os.listdir(os.path.join(m.cache_dir, "bodies"))) / 1e6
-    per_msg = (cpu - cpu_sync) * 1000 / cached if cpu_sync is not None else cpu * 1000 / cached
+    user, system = cpu[0] - cpu_sync[0], cpu[1] - cpu_sync[1]
     print("exchangefs --prefetch all (batch %d, %d connections): %d bodies, %.1f MB; %.2f s from "
           "the first body to the last = %.0f msg/s, %.1f MB/s (%.2f s from the mount); daemon CPU "
-          "%.2f s, %.3f ms per message for the bodies; RSS peak %.1f MB"
-          % (batch, sessions, cached, mb, phase, cached / phase, mb / phase, wall, cpu, per_msg,
+          "for the bodies %.3f ms per message (user %.3f + system %.3f); RSS peak %.1f MB"
+          % (batch, sessions, cached, mb, phase, cached / phase, mb / phase, wall,
+             (user + system) * 1000 / cached, user * 1000 / cached, system * 1000 / cached,
              mem["VmHWM"] / 1024), flush=True)
     for line in st.splitlines():
         if line.startswith(("prefetch", "bodies cached")):
@@ -167,8 +176,8 @@ def bench_daemon(srv, tmp, n, batch, sessions, cpu_sync):
     return m, phase
 
 
-def bench_size(n, build, batch, sessions, batches):
-    tmp = tempfile.mkdtemp(prefix="exchangefs-benchpf-")
+def bench_size(n, build, batch, sessions, batches, where):
+    tmp = tempfile.mkdtemp(prefix="exchangefs-benchpf-", dir=where)
     print("\n== full offline copy of %d messages" % n, flush=True)
     mountlib.EXE = os.path.join(build, "fs", "exchangefs")
     try:
@@ -182,18 +191,19 @@ def bench_size(n, build, batch, sessions, batches):
         m, t0 = mount(srv, tmp, "none", "none")
         mountlib.wait_for(lambda: "last complete sync: never" not in m.status(), 3600,
                           interval=0.5, what="first sync")
-        cpu_sync = cpu_seconds(m.proc.pid)
+        cpu_sync = cpu_split(m.proc.pid)
         print("header sync only (--prefetch none): %.1f s, daemon CPU %.2f s"
-              % (time.monotonic() - t0, cpu_sync), flush=True)
+              % (time.monotonic() - t0, sum(cpu_sync)), flush=True)
         m.stop()
 
         out = os.path.join(tmp, "client")
         os.mkdir(out)
         wall_c, cpu_c, nbytes = minimal_client(srv, ids, out, batch, sessions)
         print("minimal Python client (GetItem, batch %d, %d connections): %d bodies, %.1f MB in %.1f s "
-              "= %.0f msg/s, %.1f MB/s; its CPU %.3f ms per message"
+              "= %.0f msg/s, %.1f MB/s; its CPU %.3f ms per message (user %.3f + system %.3f)"
               % (batch, sessions, len(ids), nbytes / 1e6, wall_c, len(ids) / wall_c,
-                 nbytes / 1e6 / wall_c, cpu_c * 1000 / len(ids)), flush=True)
+                 nbytes / 1e6 / wall_c, sum(cpu_c) * 1000 / len(ids), cpu_c[0] * 1000 / len(ids),
+                 cpu_c[1] * 1000 / len(ids)), flush=True)
         shutil.rmtree(out)
 
         for b in batches:
@@ -223,11 +233,12 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--sessions", type=int, default=4, help="the daemon's default pool")
     ap.add_argument("--batches", default="", help="also run the daemon with these batch sizes")
+    ap.add_argument("--dir", help="where the caches and the client's files go (default $TMPDIR)")
     args = ap.parse_args()
     print("exchangefs prefetch benchmark; build %s; %d cores" % (args.build, os.cpu_count()))
     batches = [int(b) for b in args.batches.split(",") if b]
     for n in (int(s) for s in args.sizes.split(",") if s):
-        bench_size(n, args.build, args.batch, args.sessions, batches)
+        bench_size(n, args.build, args.batch, args.sessions, batches, args.dir)
 
 
 if __name__ == "__main__":
