@@ -211,3 +211,31 @@ def test_read_ahead_batches_a_folder_read_in_a_row(small, mount):
     assert calls <= len(names) // 4
     assert st["get_item_max"] > 1
     m.stop()
+
+
+def without_prefetch_option(m):
+    argv = m.argv()
+    i = argv.index("--prefetch")
+    del argv[i:i + 2]
+    m.argv = lambda: argv
+    return m.start()
+
+
+def test_policy_remembered_for_the_account_and_bad_values_refused(small, mount, tmp_path):
+    import subprocess
+    from mountlib import EXE
+    for bad in ("soon", "0d", "-3d", "7"):
+        r = subprocess.run([EXE, "--url", "https://x/", "--user", "a", "--prefetch", bad, "/tmp"],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and "--prefetch: '%s' is not all, none or a number of days" % bad in r.stderr
+    # a new account: the default
+    m = without_prefetch_option(mount(small, start=False, cache=str(tmp_path / "other")))
+    assert "prefetch policy: 30d" in m.status()
+    m.stop()
+    m = mount(small, extra=["--prefetch", "7d"])
+    assert "prefetch policy: 7d" in m.status()
+    m.stop()
+    # no --prefetch at all: the account's remembered setting
+    m = without_prefetch_option(mount(small, start=False))
+    assert "prefetch policy: 7d" in m.status()
+    m.stop()
