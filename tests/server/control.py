@@ -21,8 +21,10 @@
 #   POST move_folder {path, to_path} | delete_folder {path}
 #   POST fault {kind, count, operation?, ms?, backoff_ms?, retry_after?, where?} | clear_faults
 #   POST reset_stats | clear_sent
-#   POST item_cost {ms}    GetItem costs ms per item asked for (server work a batch shares
-#                          across connections); stats count "get_item_ids" (ids asked for)
+#   POST item_cost {ms}    GetItem sleeps ms per id it is asked for (as a server's work per
+#                          item; concurrent calls overlap); GET stats then also has get_item_ids
+#                          (ids GetItem worked on), get_item_max (most in one call), get_item_peak
+#                          (most GetItem calls at once)
 # Notifications (notify.py):
 #   POST notify_config {keepalive_s?, subscription_expiry_s?, minute_s?, split_chunks?, event_log_limit?,
 #                       refuse?: "streaming"|"all"|"quota"|null} -> the whole config
