@@ -318,6 +318,17 @@ enum be_status fetch_batch(struct fetch_pool *p, struct fetch_item *v,
 		cache_body_abort(b.w);
 	give_back(p, s, !background,
 		  st == BE_NETWORK || st == BE_TLS || st == BE_AUTH);
+
+	/* A body nobody was reading that is larger than the estimate stat
+	 * showed: the kernel must ask for the size again before a read, or
+	 * the read stops at the estimate (attributes only; a smaller body is
+	 * left to the kernel's short-read path, see docs/architecture.md).
+	 * The reader's own body (v[0] of a foreground call) is its READ
+	 * handler's to announce. */
+	for (size_t i = background ? 0 : 1; i < n; i++)
+		if (v[i].st == BE_OK && !v[i].err && v[i].bytes > v[i].shown)
+			cache_change_add(&b.evicted, CC_ATTR, v[i].ino, 0, NULL,
+					 0, NULL);
 	sync_notify(p->sync, &b.evicted);
 	cache_changes_free(&b.evicted);
 
@@ -372,6 +383,7 @@ static size_t read_ahead(struct fetch_pool *p, const struct node *n,
 	for (size_t i = 0; i < got; i++) {
 		v[1 + i].ino = picks[i].ino;
 		v[1 + i].server_id = picks[i].server_id;
+		v[1 + i].shown = picks[i].size;
 	}
 	size_t kept = fetch_claim(p, v + 1, got);
 	/* the prefetcher goes on from the last one this call fetches */

@@ -258,6 +258,7 @@ static size_t pick(struct prefetch *p, struct fetch_item *v,
 	for (size_t i = 0; i < n; i++) {
 		v[i].ino = picks[i].ino;
 		v[i].server_id = picks[i].server_id;
+		v[i].shown = picks[i].size;
 	}
 	n = fetch_claim(p->pool, v, n);
 	if (n)

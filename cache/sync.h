@@ -95,6 +95,7 @@ void fetch_pool_free(struct fetch_pool *p);
 struct fetch_item {
 	uint64_t ino;
 	const char *server_id;      /* borrowed */
+	int64_t shown;              /* size stat showed (the estimate) */
 	enum be_status st;          /* the server's answer for it */
 	int err;                    /* -errno storing it (-ENOSPC: a
 				       background body did not fit) */

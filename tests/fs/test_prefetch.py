@@ -239,3 +239,32 @@ def test_policy_remembered_for_the_account_and_bad_values_refused(small, mount, 
     m = without_prefetch_option(mount(small, start=False))
     assert "prefetch policy: 7d" in m.status()
     m.stop()
+
+
+@pytest.mark.parametrize("how", ["prefetch", "read-ahead"])
+def test_body_larger_than_the_estimate_reads_whole(small, mount, how):
+    """stat showed the server's estimate (100 bytes); the body fetched in
+    the background is larger: a later read still gets every byte."""
+    big = "line of text that makes the message longer than its estimate\r\n" * 200
+    old = int(time.time()) - 400 * 86400                 # the last one prefetch reaches
+    ids = [small.deliver("Archive", subject="Estimate %d" % i, body=big, received=old + i, size=100)
+           for i in range(3)]
+    small.item_cost(20)
+    m = mount(small, extra=["--prefetch", "all" if how == "prefetch" else "none"])
+    m.wait_synced()
+    names = {}
+    for n in os.listdir(m.path("Archive")):
+        if "Estimate" in n:
+            names[os.getxattr(m.path("Archive", n), "user.exchangefs.id").decode()] = n
+    assert all(os.stat(m.path("Archive", names[i])).st_size == 100 for i in ids)
+    if how == "prefetch":
+        wait_complete(m)
+    else:                                                # the first read fetches the others ahead
+        with open(m.path("Archive", names[ids[0]]), "rb") as f:
+            f.read()
+        with open(m.path("Archive", names[ids[1]]), "rb") as f:
+            f.read()
+    for i in ids:
+        with open(m.path("Archive", names[i]), "rb") as f:
+            assert f.read() == small.item_mime(i)
+    m.stop()
