@@ -268,3 +268,24 @@ def test_body_larger_than_the_estimate_reads_whole(small, mount, how):
         with open(m.path("Archive", names[i]), "rb") as f:
             assert f.read() == small.item_mime(i)
     m.stop()
+
+
+def test_folder_looked_at_goes_first(small, mount):
+    small.item_cost(20)
+    m = mount(small, extra=["--prefetch", "all"])
+    folder = m.path("Inbox", "Receipts")
+    os.listdir(folder)                                   # the user looks at it
+    ino = os.stat(folder).st_ino
+
+    def uncached():
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(m.cache_dir, "cache.db"), uri=True)
+        try:
+            return db.execute("SELECT count(*) FROM nodes WHERE parent = ? AND kind = 2 AND "
+                              "body_size < 0", (ino,)).fetchone()[0]
+        finally:
+            db.close()
+    wait_for(lambda: uncached() == 0, 60, interval=0.02, what="the folder's bodies")
+    cached, total = progress(m)
+    print("folder looked at complete when prefetch was at %d / %d" % (cached, total))
+    assert cached < total
+    m.stop()
