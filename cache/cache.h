@@ -230,6 +230,8 @@ struct prefetch_counts {
 /* Messages received since `since`, and how many have a cached body. */
 void cache_prefetch_counts(struct cache *c, int64_t since,
 			   struct prefetch_counts *out);
+/* Bodies recorded as failed that are still not cached. */
+int64_t cache_prefetch_failed_count(struct cache *c);
 /* A body could not be fetched: record why; it is tried again after a
  * minute, then doubling up to 6 hours. */
 void cache_prefetch_failed(struct cache *c, uint64_t ino, const char *reason,

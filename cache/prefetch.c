@@ -46,6 +46,7 @@
 #define PF_IDLE_MS 5000             /* look again this often when idle */
 #define PF_RA_MS 30000              /* read-ahead ends without reads */
 #define PF_LINE_MS 2000             /* foreground progress line period */
+#define PF_COUNT_MS 10000           /* recount the messages this often */
 
 struct prefetch {
 	struct sync *s;
@@ -76,6 +77,12 @@ struct prefetch {
 	int64_t last_line_ms;
 	bool announced;             /* the end of the run was printed */
 	bool fail_rows;             /* prefetch_fail may have rows */
+	/* the counts of the status line: counting 100,000 messages reads
+	 * the whole table, so it is done at most every PF_COUNT_MS and the
+	 * bodies fetched since are added */
+	struct prefetch_counts pc;
+	int64_t pc_ms, pc_fetched, pc_bytes;
+	int64_t bytes;              /* body bytes fetched since start */
 };
 
 int prefetch_parse(const char *s, int *days)
@@ -161,7 +168,32 @@ static void bytes_text(int64_t b, char *buf, size_t len)
 static void progress_text(struct prefetch *p, char *line, size_t len)
 {
 	struct prefetch_counts pc;
-	cache_prefetch_counts(p->c, since_of(p), &pc);
+	pthread_mutex_lock(&p->lock);
+	int64_t age = now_ms() - p->pc_ms;
+	bool recount = !p->pc_ms || age >= PF_COUNT_MS || !p->pc.total ||
+		       (p->idle && !p->active && age >= 500);
+	int64_t fetched = p->fetched, bytes = p->bytes;
+	/* "complete" is only ever said from a fresh count */
+	if (!recount && p->pc.cached + fetched - p->pc_fetched >= p->pc.total)
+		recount = true;
+	pthread_mutex_unlock(&p->lock);
+	if (recount) {
+		cache_prefetch_counts(p->c, since_of(p), &pc);
+		pthread_mutex_lock(&p->lock);
+		p->pc = pc;
+		p->pc_ms = now_ms();
+		p->pc_fetched = fetched;
+		p->pc_bytes = bytes;
+		pthread_mutex_unlock(&p->lock);
+	} else {
+		pthread_mutex_lock(&p->lock);
+		pc = p->pc;
+		pc.cached += fetched - p->pc_fetched;
+		pc.cached_bytes += bytes - p->pc_bytes;
+		pthread_mutex_unlock(&p->lock);
+		if (pc.cached > pc.total)
+			pc.cached = pc.total;
+	}
 	char a[32], b[32], by[32];
 	bytes_text(pc.cached_bytes, by, sizeof(by));
 	int o = snprintf(line, len, "%s / %s bodies, %s",
@@ -325,6 +357,7 @@ static void account(struct prefetch *p, struct fetch_item *v, size_t n,
 		p->run_fetched += ok;
 		p->run_bytes += bytes;
 		p->fetched += ok;
+		p->bytes += bytes;
 		p->run_end_ms = now;
 	}
 	if (st == BE_OK || ok)
@@ -424,9 +457,7 @@ struct prefetch *prefetch_start(struct sync *s)
 		p->batch = (unsigned)atoi(env);
 	if (cache_prefetch_init(p->c))
 		log_warn("prefetch: cannot prepare the cache index; going on");
-	struct prefetch_counts pc;
-	cache_prefetch_counts(p->c, INT64_MIN, &pc);
-	p->fail_rows = pc.failed > 0;
+	p->fail_rows = cache_prefetch_failed_count(p->c) > 0;
 	pthread_mutex_init(&p->pick_lock, NULL);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_condattr_t ca;
@@ -524,11 +555,10 @@ void prefetch_status(struct prefetch *p, struct buf *out)
 	fetch_pool_info(p->pool, &limit, &max, &thr);
 	buf_printf(out, "prefetch connections: %u of %u%s\n", limit, max,
 		   limit < max ? " (server throttling)" : "");
-	struct prefetch_counts pc;
-	cache_prefetch_counts(p->c, INT64_MIN, &pc);
-	if (pc.failed) {
+	int64_t failed = cache_prefetch_failed_count(p->c);
+	if (failed) {
 		buf_printf(out, "prefetch errors: %lld (retried later)\n",
-			   (long long)pc.failed);
+			   (long long)failed);
 		cache_prefetch_failures(p->c, out, 20);
 	} else {
 		buf_puts(out, "prefetch errors: none\n");

@@ -118,12 +118,21 @@ void cache_prefetch_counts(struct cache *c, int64_t since,
 		out->cached_bytes = sqlite3_column_int64(st, 2);
 	}
 	sqlite3_reset(st);
-	st = db_cached(c, "SELECT count(*) FROM prefetch_fail f JOIN nodes n "
-		       "USING(ino) WHERE n.body_size < 0");
+	pthread_mutex_unlock(&c->lock);
+	out->failed = cache_prefetch_failed_count(c);
+}
+
+int64_t cache_prefetch_failed_count(struct cache *c)
+{
+	int64_t n = 0;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = db_cached(c, "SELECT count(*) FROM prefetch_fail f "
+				     "JOIN nodes n USING(ino) WHERE n.body_size < 0");
 	if (sqlite3_step(st) == SQLITE_ROW)
-		out->failed = sqlite3_column_int64(st, 0);
+		n = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	pthread_mutex_unlock(&c->lock);
+	return n;
 }
 
 void cache_prefetch_failed(struct cache *c, uint64_t ino, const char *reason,
