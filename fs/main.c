@@ -47,8 +47,6 @@ static int check_mountpoint(const char *path)
 	return 0;
 }
 
-/* Sign in and read the folder list before mounting.  Returns 0 to go on
- * (online, or offline with a usable cache), -1 to exit. */
 /* --prefetch is remembered for the account (in its cache); without it the
  * remembered policy, else the last 30 days (see README: recent mail is
  * what is read and searched, and a first mount of a large mailbox does
@@ -68,6 +66,8 @@ static void prefetch_policy(struct cache *cache, const struct options *o,
 	free(v);
 }
 
+/* Sign in and read the folder list before mounting.  Returns 0 to go on
+ * (online, or offline with a usable cache), -1 to exit. */
 static int first_contact(struct cache *cache, const struct sync_config *scfg)
 {
 	struct sync *s = sync_new(cache, scfg);
