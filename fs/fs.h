@@ -150,6 +150,8 @@ struct options {
 	bool login;                 /* `exchangefs login ADDRESS` */
 	bool discover;              /* `exchangefs autodiscover ADDRESS` */
 	bool browser;               /* login --browser: PKCE, not device code */
+	char *prefetch;             /* --prefetch as given, or NULL */
+	int prefetch_days;          /* ... parsed (prefetch_parse) */
 };
 /* Parse argv; on a usage error prints one line and returns -1. */
 int options_parse(int argc, char **argv, struct options *o);

@@ -6,6 +6,7 @@
  * SIGTERM, then unmount cleanly.
  */
 #include "fs.h"
+#include "cache/prefetch.h"
 #include "cache/journal.h"
 
 #include <curl/curl.h>
@@ -44,6 +45,25 @@ static int check_mountpoint(const char *path)
 		return -1;
 	}
 	return 0;
+}
+
+/* --prefetch is remembered for the account (in its cache); without it the
+ * remembered policy, else the last 30 days (see README: recent mail is
+ * what is read and searched, and a first mount of a large mailbox does
+ * not start by downloading years of it). */
+static void prefetch_policy(struct cache *cache, const struct options *o,
+			    struct sync_config *scfg)
+{
+	scfg->prefetch_days = 30;
+	if (o->prefetch) {
+		scfg->prefetch_days = o->prefetch_days;
+		cache_meta_set(cache, "prefetch", o->prefetch);
+		return;
+	}
+	char *v = cache_meta_get(cache, "prefetch");
+	if (v && prefetch_parse(v, &scfg->prefetch_days))
+		scfg->prefetch_days = 30;
+	free(v);
 }
 
 /* Sign in and read the folder list before mounting.  Returns 0 to go on
@@ -165,6 +185,7 @@ int main(int argc, char **argv)
 		goto out_free;
 	}
 	cache_set_body_limit(cache, o.cache_size);
+	prefetch_policy(cache, &o, &scfg);
 	int rc = first_contact(cache, &scfg);
 	/* SQLite connections must not cross fork(): reopen after daemonizing */
 	cache_close(cache);

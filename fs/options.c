@@ -5,6 +5,7 @@
  * default cache directory.
  */
 #include "fs.h"
+#include "cache/prefetch.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -103,6 +104,9 @@ void options_usage(const char *prog)
 "  --cache-size SIZE       limit of cached message bodies, e.g. 500M, 4G, 0 = none\n"
 "                          (default 4G)\n"
 "  --sync-interval SECONDS re-sync every SECONDS (default 60)\n"
+"  --prefetch WHAT         download bodies in the background: all, none, or\n"
+"                          Nd (received in the last N days); remembered for\n"
+"                          the account (default 30d)\n"
 "  --no-notify             do not subscribe to server notifications (new mail\n"
 "                          then shows at the next re-sync, with no inotify event)\n"
 "  --delete-in-trash MODE  what rm inside Deleted Items does: hard (gone for\n"
@@ -130,7 +134,7 @@ enum { OPT_URL = 256, OPT_USER, OPT_MAILBOX, OPT_PWFILE, OPT_PWCMD,
        OPT_INTERVAL, OPT_TIMEOUT, OPT_PASSWORD, OPT_OPENREQ, OPT_TRASHDEL,
        OPT_NONOTIFY, OPT_CONFIG, OPT_ACCOUNT, OPT_EMAIL,
        OPT_AUTH, OPT_OAUTH_AUTHORITY, OPT_OAUTH_TENANT, OPT_OAUTH_CLIENT,
-       OPT_OAUTH_SCOPE, OPT_BROWSER, OPT_AD_TRUST };
+       OPT_OAUTH_SCOPE, OPT_BROWSER, OPT_AD_TRUST, OPT_PREFETCH };
 
 /* The long options.  Each one is also a key of the accounts file (same
  * name, '_' or '-'), except the ones in not_in_file[]. */
@@ -161,6 +165,7 @@ static const struct option longopts[] = {
 	{ "oauth-scope", required_argument, NULL, OPT_OAUTH_SCOPE },
 	{ "browser", no_argument, NULL, OPT_BROWSER },
 	{ "autodiscover-trust", required_argument, NULL, OPT_AD_TRUST },
+	{ "prefetch", required_argument, NULL, OPT_PREFETCH },
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "debug", optional_argument, NULL, 'd' },
 	{ "help", no_argument, NULL, 'h' },
@@ -284,6 +289,14 @@ static int apply_option(struct options *o, int c, const char *arg,
 	case OPT_OAUTH_SCOPE: set_str(&o->oauth_scope, arg); break;
 	case OPT_BROWSER: o->browser = true; break;
 	case OPT_AD_TRUST: set_str(&o->autodiscover_trust, arg); break;
+	case OPT_PREFETCH:
+		if (prefetch_parse(arg, &o->prefetch_days)) {
+			opt_err("--prefetch: '%s' is not all, none or a number "
+				"of days (e.g. 90d)", arg);
+			return -1;
+		}
+		set_str(&o->prefetch, arg);
+		break;
 	case OPT_TRASHDEL:
 		if (strcmp(arg, "hard") && strcmp(arg, "soft")) {
 			opt_err("--delete-in-trash: '%s' is not hard or soft", arg);
@@ -650,6 +663,7 @@ void options_free(struct options *o)
 	free(o->oauth_client_id);
 	free(o->oauth_scope);
 	free(o->autodiscover_trust);
+	free(o->prefetch);
 	memset(o, 0, sizeof(*o));
 }
 

@@ -26,6 +26,10 @@
 #   max_folders?, empty_sync?, string_data?, max_window?} -> the whole config; GET eas_devices
 #   {config, devices:[{id, type, policy_key, revoked, hierarchy_key, collections}]}. Faults hit EAS
 #   commands by their Cmd name; kind "reprovision" (EAS only) answers 449 and revokes policy keys.
+#   POST item_cost {ms}    GetItem sleeps ms per id it is asked for (as a server's work per
+#                          item; concurrent calls overlap); GET stats then also has get_item_ids
+#                          (ids GetItem worked on), get_item_max (most in one call), get_item_peak
+#                          (most GetItem calls at once)
 # Notifications (notify.py):
 #   POST notify_config {keepalive_s?, subscription_expiry_s?, minute_s?, split_chunks?, event_log_limit?,
 #                       refuse?: "streaming"|"all"|"quota"|null} -> the whole config
@@ -113,6 +117,19 @@ class Stats:
             self.ews_connections = set()
             self.connections = 0        # accepted since reset (any path)
             self.recent = deque(maxlen=2000)
+            self.get_item_ids = 0       # item ids GetItem was asked for
+            self.get_item_max = 0       # most ids in one GetItem
+            self.get_item_active = 0    # GetItem calls being answered now ...
+            self.get_item_peak = 0      # ... and the most at once
+
+    def get_item(self, n, delta):
+        """A GetItem of n ids starts (delta 1) or ends (delta -1)."""
+        with self.lock:
+            if delta > 0:
+                self.get_item_ids += n
+                self.get_item_max = max(self.get_item_max, n)
+            self.get_item_active += delta
+            self.get_item_peak = max(self.get_item_peak, self.get_item_active)
 
     def connection(self):
         with self.lock:
@@ -130,7 +147,9 @@ class Stats:
         with self.lock:
             return {"requests": dict(self.requests), "total": sum(self.requests.values()),
                     "statuses": dict(self.statuses), "connections": len(self.ews_connections),
-                    "connections_accepted": self.connections, "recent": list(self.recent)}
+                    "connections_accepted": self.connections, "recent": list(self.recent),
+                    "get_item_ids": self.get_item_ids, "get_item_max": self.get_item_max,
+                    "get_item_peak": self.get_item_peak}
 
 
 # ---- handlers ----------------------------------------------------------------------
@@ -342,6 +361,9 @@ def _route(server, mb, method, path, q, req):
     if name == "clear_faults":
         server.faults.clear()
         return {"ok": True}
+    if name == "item_cost":
+        server.item_cost_ms = max(0, int(req.get("ms", 0)))
+        return {"ok": True, "ms": server.item_cost_ms}
     if name == "reset_stats":
         server.stats.reset()
         return {"ok": True}

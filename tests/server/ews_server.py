@@ -54,6 +54,7 @@ class EwsHttpServer(ThreadingHTTPServer):
         self.mailbox = mailbox
         self.user, self.password = user, password
         self.latency_ms = latency_ms
+        self.item_cost_ms = 0           # GetItem: delay per item asked for (control item_cost)
         self.known_versions = None  # None: every version Exchange 2016 knows
         self.tls = tls                  # ssl.SSLContext or None
         self.verbose = verbose
@@ -272,6 +273,7 @@ class Handler(BaseHTTPRequestHandler):
         fault = self.server.faults.take(op_name)
         kind = fault["kind"] if fault else None
         self.in_flight = (op_name, kind, t0)    # reset() records it before cutting
+        self.op_elem = op_elem
         status = self.apply_fault(fault, op_name) if fault else None
         if status is None:
             if self.server.latency_ms:
@@ -287,7 +289,12 @@ class Handler(BaseHTTPRequestHandler):
                         status = notify.serve_stream(self, op_elem, kind)
                         self.record_once(status)
                         return
-                    out = ops.dispatch(self.server.mailbox, op_elem)
+                    n_ids = self.get_item_begin(op_name, op_elem)
+                    try:
+                        out = ops.dispatch(self.server.mailbox, op_elem)
+                    finally:
+                        if n_ids is not None:
+                            self.server.stats.get_item(n_ids, -1)
                     if kind == "reset_after":
                         status = self.reset()    # done, but the client never hears of it
                     else:
@@ -296,6 +303,17 @@ class Handler(BaseHTTPRequestHandler):
                 except soap.Fault as f:
                     status = self.reset() if kind == "reset_after" else self.soap_fault(f)
         self.record_once(status)
+
+    def get_item_begin(self, op_name, op_elem):
+        """Count a GetItem's ids and charge its per-item cost; None for other operations."""
+        if op_name != "GetItem" or op_elem is None:
+            return None
+        ids = op_elem.find(soap.m("ItemIds"))
+        n = len(ids) if ids is not None else 0
+        self.server.stats.get_item(n, 1)
+        if self.server.item_cost_ms:
+            time.sleep(n * self.server.item_cost_ms / 1000)
+        return n
 
     def record_once(self, status):
         """Record the request in flight in the stats (once)."""
@@ -342,9 +360,10 @@ class Handler(BaseHTTPRequestHandler):
                         "SyncFolderHierarchy": "<m:SyncState/><m:IncludesLastFolderInRange>true</m:IncludesLastFolderInRange>",
                         "CreateItem": "<m:Items/>", "UpdateItem": "<m:Items/>",
                         "MoveItem": "<m:Items/>", "CopyItem": "<m:Items/>", "CreateFolder": "<m:Folders/>",
-                        "UpdateFolder": "<m:Folders/>", "MoveFolder": "<m:Folders/>"}
+                        "UpdateFolder": "<m:Folders/>", "MoveFolder": "<m:Folders/>", "GetItem": "<m:Items/>"}
                 msg = soap.error_message(op_name, "ErrorServerBusy", text, tail.get(op_name, ""), backoff)
-                self.send(200, soap.response(op_name, [msg]))
+                ids = self.op_elem.find(soap.m("ItemIds")) if op_name == "GetItem" else None
+                self.send(200, soap.response(op_name, [msg] * max(1, len(ids) if ids is not None else 1)))
                 return 200
             self.send(500, soap.busy_fault(fault["backoff_ms"]))
             return 500
@@ -409,6 +428,7 @@ def main(argv=None):
     ap.add_argument("--big", type=float, default=0.0005, help="fraction of messages with big attachments")
     ap.add_argument("--state", help="JSON-lines file keeping the mailbox across restarts")
     ap.add_argument("--latency-ms", type=int, default=0, help="delay added to every EWS request")
+    ap.add_argument("--item-cost-ms", type=int, default=0, help="delay per item a GetItem asks for")
     ap.add_argument("--xml-invalid-chars", choices=("charref", "strip"), default="charref",
                     help="how characters XML 1.0 forbids are sent: &#x1; like Exchange, or dropped")
     ap.add_argument("--known-versions", help="comma-separated RequestServerVersion values to accept "
@@ -429,6 +449,7 @@ def main(argv=None):
     srv.eas_state_path = args.state + ".eas" if args.state else None   # EAS device states (eas.py)
     srv.offer_negotiate = args.offer_negotiate
     srv.ntlm = args.ntlm
+    srv.item_cost_ms = args.item_cost_ms
     if args.known_versions:
         srv.known_versions = set(args.known_versions.split(","))
     port = srv.server_address[1]

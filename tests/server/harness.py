@@ -363,6 +363,10 @@ class EwsServer:
     def stats(self):
         return self.control("GET", "stats")
 
+    def item_cost(self, ms):
+        """Make GetItem cost ms per item asked for."""
+        return self.control("POST", "item_cost", {"ms": ms})
+
     # ---- notifications ---------------------------------------------------------------
 
     def notify_config(self, **settings):
