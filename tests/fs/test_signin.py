@@ -27,12 +27,14 @@ import ssl
 import pytest
 
 from harness import EwsServer
+import logcheck
 from mountlib import EXE, Mount, wait_for
 
 NAMES = ["example.test", "autodiscover.example.test", "mail.example.test", "login.example.test",
          "other.test", "autodiscover.other.test", "outlook.office365.com"]
 ADDR = "alice@example.test"
 PASSWORD = "s3cret-pw-4711"
+logcheck.add_secret(PASSWORD)
 EWS = "https://mail.example.test/EWS/Exchange.asmx"
 
 

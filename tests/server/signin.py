@@ -28,6 +28,7 @@
 import base64
 import hashlib
 import json
+import os
 import secrets
 import threading
 import time
@@ -61,6 +62,8 @@ class State:
         acc, ref = "at-" + secrets.token_urlsafe(24), "rt-" + secrets.token_urlsafe(24)
         self.access[acc] = time.time() + self.access_lifetime_s
         self.refresh.add(ref)
+        register_secret(acc)
+        register_secret(ref)
         return {"token_type": "Bearer", "access_token": acc, "refresh_token": ref,
                 "expires_in": self.access_lifetime_s, "scope": "EWS.AccessAsUser.All"}
 
@@ -68,6 +71,15 @@ class State:
         with self.lock:
             exp = self.access.get(token)
             return exp is not None and exp > time.time()
+
+
+def register_secret(secret):
+    """Tell the test session's log check (tests/logcheck.py) about a secret
+    this server hands out: no log may ever show it."""
+    d = os.environ.get("EXCHANGEFS_TEST_LOGS")
+    if d and os.path.isdir(d):
+        with open(os.path.join(d, "secrets"), "a", encoding="utf-8") as f:
+            f.write(json.dumps({"secret": secret, "user": None}) + "\n")
 
 
 def _json(h, status, obj, headers=()):
@@ -155,6 +167,7 @@ def oauth(h, st, what, method, form, q):
         if not form.get("client_id"):
             return _oauth_error(h, "invalid_request", "client_id missing")
         dc, uc = secrets.token_urlsafe(32), secrets.token_hex(4).upper()
+        register_secret(dc)
         st.devices[dc] = {"user_code": uc, "state": "pending", "last_poll": 0.0,
                           "expires": time.time() + st.device_expires_s}
         host = h.headers.get("Host") or "localhost"
