@@ -725,11 +725,12 @@ void sync_stop(struct sync *s)
 	pthread_mutex_unlock(&s->lock);
 	watcher_stop(s->watcher);
 	s->watcher = NULL;
-	prefetch_stop(s->prefetch);
-	s->prefetch = NULL;
 	applier_stop(s->applier);
 	s->applier = NULL;
 	pthread_join(s->thread, NULL);
+	/* after the sync thread: it kicks the prefetcher after every page */
+	prefetch_stop(s->prefetch);
+	s->prefetch = NULL;
 	s->running = false;
 }
 

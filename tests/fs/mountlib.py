@@ -114,16 +114,33 @@ class Mount:
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            stacks = self.stacks()
             self.kill()
-            raise AssertionError("daemon did not exit after unmount:\n" + self.log_text()[-3000:])
+            raise AssertionError("daemon did not exit after unmount:\n" + self.log_text()[-3000:] + stacks)
         self.proc = None
         self.log.close()
         assert rc == 0, "daemon exited with %d:\n%s" % (rc, self.log_text()[-3000:])
         self.check_log()
 
+    def stacks(self):
+        """Every thread's stack of a daemon that hangs (gdb), for the failure
+        message: a hang in CI must say where it hung."""
+        try:
+            r = subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-ex", "thread apply all bt"],
+                               capture_output=True, text=True, timeout=60)
+            return "\n--- daemon threads (gdb) ---\n" + r.stdout[-12000:]
+        except (OSError, subprocess.SubprocessError) as e:
+            return "\n(no stacks: %s)" % e
+
     def signal(self, sig, timeout=30):
         self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            stacks = self.stacks()
+            self.kill()
+            raise AssertionError("daemon did not exit after signal %d:\n%s%s"
+                                 % (sig, self.log_text()[-3000:], stacks))
         self.proc = None
         self.log.close()
         return rc
