@@ -403,8 +403,27 @@ enum be_status http_post(struct http_session *h, const struct http_request *rq,
 	buf_init(&resp->body, HTTP_ERROR_BODY_CAP);
 	h->errbuf[0] = 0;
 
+	struct curl_slist *extra = NULL;
+	char *url = NULL;
+	if (rq->query) {
+		url = xasprintf("%s%s", h->url, rq->query);
+		curl_easy_setopt(c, CURLOPT_URL, url);
+	}
+	if (rq->headers) {
+		for (struct curl_slist *l = h->headers; l; l = l->next)
+			extra = curl_slist_append(extra, l->data);
+		for (const char *const *p = rq->headers; *p; p++)
+			extra = curl_slist_append(extra, *p);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, extra);
+	}
+	if (rq->options) {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 0L);
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "OPTIONS");
+	}
 	curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, rq->once ? 1L : 0L);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body);
+	if (!rq->options)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
 			 (curl_off_t)rq->body_len);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -416,12 +435,25 @@ enum be_status http_post(struct http_session *h, const struct http_request *rq,
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
 			 rq->stall_s > 0 ? rq->stall_s : 60L);
 
-	log_dbg(LC_HTTP, "POST %s %s (%zu bytes)", h->url, what, rq->body_len);
+	log_dbg(LC_HTTP, "%s %s %s (%zu bytes)", rq->options ? "OPTIONS" : "POST",
+		h->url, what, rq->body_len);
 	if (h->verbose >= 2)
 		log_body(">", rq->body, rq->body_len);
 
 	CURLcode rc = perform(h, &x);
 	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &secs);
+	if (url) {
+		curl_easy_setopt(c, CURLOPT_URL, h->url);
+		free(url);
+	}
+	if (extra) {
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+		curl_slist_free_all(extra);
+	}
+	if (rq->options) {
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+	}
 	if (!x.received)   /* no body: still learn the status */
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
@@ -465,6 +497,17 @@ enum be_status http_post(struct http_session *h, const struct http_request *rq,
 			secs * 1000, r->msg);
 	}
 	return r->status;
+}
+
+bool http_header(struct http_session *h, const char *name, char *out,
+		 size_t len)
+{
+	struct curl_header *hh = NULL;
+	if (curl_easy_header(h->curl, name, 0, CURLH_HEADER, -1, &hh) !=
+		    CURLHE_OK || !hh->value)
+		return false;
+	snprintf(out, len, "%s", hh->value);
+	return true;
 }
 
 enum be_status http_grade(const struct http_session *h,
