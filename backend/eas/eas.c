@@ -44,6 +44,8 @@ struct be_session {
 	long call_timeout_s;
 	long stall_s;
 	char *watch_sig;      /* eas_write.c: the folder set of the last Ping */
+	unsigned heartbeat;   /* the server's Ping bound, 0 unknown */
+	unsigned max_folders; /* the server's Ping folder limit, 0 unknown */
 };
 
 /* ---- small files in the cache directory ---- */
@@ -212,7 +214,8 @@ static enum be_status provision(struct be_session *s, struct be_result *r);
 
 /* One POST of command cmd; no provisioning. */
 static enum be_status post(struct be_session *s, const char *cmd,
-			   const struct buf *req, bool once,
+			   const struct buf *req, bool once, long timeout_s,
+			   bool (*cancelled)(void *arg), void *cancel_arg,
 			   struct http_response *resp, struct be_result *r)
 {
 	char ver[48], pol[EAS_KEY_MAX + 32];
@@ -230,13 +233,17 @@ static enum be_status post(struct be_session *s, const char *cmd,
 		.body = req ? req->data : "",
 		.body_len = req ? req->len : 0,
 		.cap = EAS_ANSWER_MAX,
-		.timeout_s = req && req->len > ((size_t)1 << 20) ? 0
+		.timeout_s = timeout_s ? timeout_s
+			   : req && req->len > ((size_t)1 << 20) ? 0
 							       : s->call_timeout_s,
-		.stall_s = s->stall_s,
+		.stall_s = timeout_s ? timeout_s : s->stall_s,
+		.stall_bps = timeout_s ? 1 : 0,
 		.what = cmd,
 		.query = query,
 		.headers = headers,
 		.once = once,
+		.cancelled = cancelled,
+		.cancel_arg = cancel_arg,
 	};
 	enum be_status st = http_post(s->http, &rq, resp, r);
 	free(query);
@@ -293,16 +300,23 @@ static enum be_status grade(struct be_session *s, const char *cmd,
 	return r->status;
 }
 
-enum be_status eas_call(struct be_session *s, const char *cmd,
-			const struct buf *req, bool once, struct buf *answer,
-			struct be_result *r)
+static enum be_status call(struct be_session *s, const char *cmd,
+			   const struct buf *req, bool once, long timeout_s,
+			   bool (*cancelled)(void *arg), void *arg,
+			   struct buf *answer, struct be_result *r)
 {
 	struct http_response resp;
 	buf_init(answer, 0);
 	for (int attempt = 0;; attempt++) {
-		if (post(s, cmd, req, once, &resp, r) != BE_OK) {
+		if (post(s, cmd, req, once, timeout_s, cancelled, arg, &resp,
+			 r) != BE_OK) {
 			http_response_free(&resp);
 			return r->status;
+		}
+		if (resp.cancelled) {
+			http_response_free(&resp);
+			be_result_ok(r);
+			return BE_OK;
 		}
 		bool again = resp.status == 449 ||
 			     (resp.status / 100 == 2 &&
@@ -329,6 +343,21 @@ enum be_status eas_call(struct be_session *s, const char *cmd,
 	}
 }
 
+enum be_status eas_call(struct be_session *s, const char *cmd,
+			const struct buf *req, bool once, struct buf *answer,
+			struct be_result *r)
+{
+	return call(s, cmd, req, once, 0, NULL, NULL, answer, r);
+}
+
+enum be_status eas_call_long(struct be_session *s, const char *cmd,
+			     const struct buf *req, long timeout_s,
+			     bool (*cancelled)(void *arg), void *arg,
+			     struct buf *answer, struct be_result *r)
+{
+	return call(s, cmd, req, false, timeout_s, cancelled, arg, answer, r);
+}
+
 /* ---- Provision ---- */
 
 static enum be_status provision(struct be_session *s, struct be_result *r)
@@ -347,7 +376,8 @@ static enum be_status provision(struct be_session *s, struct be_result *r)
 		free(s->policy_key);
 		s->policy_key = key;
 		key = NULL;
-		enum be_status st = post(s, "Provision", &req, false, &resp, r);
+		enum be_status st = post(s, "Provision", &req, false, 0, NULL,
+					 NULL, &resp, r);
 		buf_free(&req);
 		if (st == BE_OK && grade(s, "Provision", &resp, r) == BE_OK)
 			eas_parse_provision(resp.body.data, resp.body.len, &key, r);
@@ -485,6 +515,42 @@ const char *eas_session_version(const struct be_session *s)
 	return s->version;
 }
 
+const char *eas_session_device(const struct be_session *s)
+{
+	return s->device_id;
+}
+
+const char *eas_session_watch_sig(const struct be_session *s)
+{
+	return s->watch_sig;
+}
+
+void eas_session_set_watch_sig(struct be_session *s, const char *sig)
+{
+	free(s->watch_sig);
+	s->watch_sig = xstrdup(sig);
+}
+
+unsigned eas_session_heartbeat(const struct be_session *s)
+{
+	return s->heartbeat;
+}
+
+void eas_session_set_heartbeat(struct be_session *s, unsigned hb)
+{
+	s->heartbeat = hb;
+}
+
+unsigned eas_session_max_folders(const struct be_session *s)
+{
+	return s->max_folders;
+}
+
+void eas_session_set_max_folders(struct be_session *s, unsigned n)
+{
+	s->max_folders = n;
+}
+
 static const char *eas_root_id(struct be_session *s)
 {
 	(void)s;
@@ -570,9 +636,25 @@ static enum be_status eas_sync_folders(struct be_session *s, const char *state,
 		return r->status;
 	buf_init(&req, 0);
 	eas_req_folder_sync(&req, state);
-	if (eas_call(s, "FolderSync", &req, false, &ans, r) == BE_OK) {
-		if (eas_parse_folder_sync(ans.data, ans.len, out, r) == BE_OK)
-			remember_special(s, &ans);
+	if (eas_call(s, "FolderSync", &req, false, &ans, r) == BE_OK &&
+	    eas_parse_folder_sync(ans.data, ans.len, out, r) == BE_OK) {
+		char *ids[BE_SPECIAL_N];
+		struct be_result r2;
+		remember_special(s, &ans);
+		/* a full list without an Outbox: add ours */
+		if ((!state || !*state || !strcmp(state, "0")) &&
+		    eas_parse_special(ans.data, ans.len, ids, &r2) == BE_OK) {
+			if (!ids[BE_OUTBOX]) {
+				struct be_folder *f = be_folder_batch_add(out);
+				f->change = BE_CREATE;
+				f->id = xstrdup(EAS_VIRTUAL_OUTBOX);
+				f->parent_id = xstrdup("0");
+				f->name = xstrdup("Outbox");
+				f->folder_class = xstrdup("IPF.Note");
+			}
+			for (int k = 0; k < BE_SPECIAL_N; k++)
+				free(ids[k]);
+		}
 	}
 	buf_free(&req);
 	buf_free(&ans);
@@ -597,6 +679,16 @@ static enum be_status eas_sync_items(struct be_session *s,
 	if (!key_ok(key, r)) {
 		free(key);
 		return r->status;
+	}
+	if (!strcmp(folder_id, EAS_VIRTUAL_OUTBOX)) {
+		out->new_state = key;  /* never holds anything */
+		return BE_OK;
+	}
+	eas_sync_lock();
+	if (strcmp(key, "0")) {
+		char *k = eas_key_for_read(s->device_id, folder_id, key);
+		free(key);
+		key = k;
 	}
 	for (int round = 0; round < 2; round++) {
 		bool start = !strcmp(key, "0");
@@ -628,6 +720,12 @@ static enum be_status eas_sync_items(struct be_session *s,
 			break;
 		}
 	}
+	if (r->status == BE_OK)
+		eas_key_note(s->device_id, folder_id, NULL, out->new_state,
+			     false);
+	else if (r->status == BE_SYNC_INVALID)
+		eas_key_note(s->device_id, folder_id, NULL, NULL, false);
+	eas_sync_unlock();
 	if (r->status != BE_OK)
 		be_item_batch_free(out);
 	free(key);
@@ -802,6 +900,8 @@ static enum be_status eas_special_folders(struct be_session *s,
 				ids[k] = xstrdup(line + 2);
 		}
 		fclose(f);
+		if (!ids[BE_OUTBOX])
+			ids[BE_OUTBOX] = xstrdup(EAS_VIRTUAL_OUTBOX);
 		return BE_OK;
 	}
 	/* no hierarchy synced yet: a FolderSync from 0 is what the first
@@ -809,8 +909,10 @@ static enum be_status eas_special_folders(struct be_session *s,
 	struct buf req, ans;
 	buf_init(&req, 0);
 	eas_req_folder_sync(&req, NULL);
-	if (eas_call(s, "FolderSync", &req, false, &ans, r) == BE_OK)
-		eas_parse_special(ans.data, ans.len, ids, r);
+	if (eas_call(s, "FolderSync", &req, false, &ans, r) == BE_OK &&
+	    eas_parse_special(ans.data, ans.len, ids, r) == BE_OK &&
+	    !ids[BE_OUTBOX])
+		ids[BE_OUTBOX] = xstrdup(EAS_VIRTUAL_OUTBOX);
 	buf_free(&req);
 	buf_free(&ans);
 	return r->status;
@@ -825,4 +927,10 @@ const struct backend_ops eas_backend = {
 	.sync_items = eas_sync_items,
 	.fetch_mime = eas_fetch_mime,
 	.special_folders = eas_special_folders,
+	.create_item = eas_create_item,
+	.find_token = eas_find_token,
+	.update_props = eas_update_props,
+	.delete_item = eas_delete_item,
+	.move_item = eas_move_item,
+	.watch = eas_watch,
 };

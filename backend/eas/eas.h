@@ -167,7 +167,53 @@ void eas_ping_free(struct eas_ping *p);
 enum be_status eas_call(struct be_session *s, const char *cmd,
 			const struct buf *req, bool once,
 			struct buf *answer, struct be_result *r);
+/* The same for a long call (Ping): up to timeout_s, ended early when
+ * cancelled(arg) says so (then BE_OK with an empty answer). */
+enum be_status eas_call_long(struct be_session *s, const char *cmd,
+			     const struct buf *req, long timeout_s,
+			     bool (*cancelled)(void *arg), void *arg,
+			     struct buf *answer, struct be_result *r);
 const char *eas_session_version(const struct be_session *s);
+const char *eas_session_device(const struct be_session *s);
+const char *eas_session_watch_sig(const struct be_session *s);
+void eas_session_set_watch_sig(struct be_session *s, const char *sig);
+unsigned eas_session_heartbeat(const struct be_session *s);
+void eas_session_set_heartbeat(struct be_session *s, unsigned hb);
+unsigned eas_session_max_folders(const struct be_session *s);
+void eas_session_set_max_folders(struct be_session *s, unsigned n);
+
+/* The Outbox a server without one (SOGo) gets, so that sending works as
+ * on Exchange: a folder of the tree that never holds anything. */
+#define EAS_VIRTUAL_OUTBOX "exchangefs-outbox"
+
+/* ---- eas_write.c ---- */
+/* Every Sync request of the process runs under this lock, so the reads
+ * and writes of one device's key chains never cross. */
+void eas_sync_lock(void);
+void eas_sync_unlock(void);
+char *eas_key_latest(const char *device, const char *collection);
+void eas_key_note(const char *device, const char *collection,
+		  const char *old_key, const char *new_key, bool by_write);
+char *eas_key_for_read(const char *device, const char *collection,
+		       const char *state);
+void eas_keys_free_all(void);
+enum be_status eas_update_props(struct be_session *s, const char *id,
+				const char *change_key,
+				const struct be_props *p, struct be_new *out,
+				struct be_result *r);
+enum be_status eas_delete_item(struct be_session *s, const char *id,
+			       enum be_delete how, struct be_result *r);
+enum be_status eas_move_item(struct be_session *s, const char *id,
+			     const char *to_folder_id, struct be_new *out,
+			     struct be_result *r);
+enum be_status eas_create_item(struct be_session *s, const char *folder_id,
+			       const void *mime, size_t len,
+			       enum be_disposition how, int64_t date,
+			       const char *token, struct be_new *out,
+			       struct be_result *r);
+enum be_status eas_find_token(struct be_session *s, const char *folder_id,
+			      const char *token, struct be_new *out,
+			      struct be_result *r);
 enum be_status eas_watch(struct be_session *s, const struct be_watch *w,
 			 enum be_watch_mode *mode, struct be_result *r);
 

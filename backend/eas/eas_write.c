@@ -1,0 +1,428 @@
+/*
+ * eas_write.c - the ActiveSync write operations and Ping (watch).
+ *
+ * Sync keys.  A Sync Change or Delete needs the collection's current
+ * SyncKey and gives a new one; the core keeps the key of its last item
+ * sync and hands it back to sync_items().  All sessions of this process
+ * are the same device, so the keys form one chain per collection: the
+ * chain's newest key is kept here (struct keys, process-wide) and every
+ * Sync of a collection - the core's reads and these writes - is
+ * serialised by one lock.  A key that a write of ours replaced is
+ * "superseded": when the core asks for changes since it, sync_items()
+ * asks since the newest key instead (the changes in between are our own,
+ * already in the cache), which is what a server that keeps one state per
+ * device (Exchange) requires.  SOGo's keys are stateless; the newest key
+ * after a write there is the one given.
+ *
+ * Sending: SendMail (14.0+) with the MIME as opaque data and the journal
+ * token as ClientId, which servers use to drop a duplicate; find_token()
+ * therefore says "not found" and the journal sends again with the same
+ * ClientId.  Storing a message in a folder (Sync Add of mail) needs 16.0;
+ * 14.1 cannot: create_item says so (BE_UNSUPPORTED).
+ *
+ * A server without an Outbox folder (SOGo) gets a virtual one, so a file
+ * written there is sent like on Exchange (eas.c adds it to the tree).
+ */
+#include "backend/eas/eas.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the key chains ---- */
+
+#define SUPERSEDED_MAX 16
+struct keys {
+	char *device, *collection;
+	char *latest;
+	char *superseded[SUPERSEDED_MAX];
+	unsigned next;
+	struct keys *link;
+};
+static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct keys *keys_list;
+
+static struct keys *keys_find(const char *device, const char *collection,
+			      bool make)
+{
+	for (struct keys *k = keys_list; k; k = k->link)
+		if (!strcmp(k->device, device) && !strcmp(k->collection, collection))
+			return k;
+	if (!make)
+		return NULL;
+	struct keys *k = xcalloc(1, sizeof(*k));
+	k->device = xstrdup(device);
+	k->collection = xstrdup(collection);
+	k->link = keys_list;
+	keys_list = k;
+	return k;
+}
+
+void eas_sync_lock(void)
+{
+	pthread_mutex_lock(&sync_lock);
+}
+
+void eas_sync_unlock(void)
+{
+	pthread_mutex_unlock(&sync_lock);
+}
+
+/* The newest key of a collection (owned), or NULL. */
+char *eas_key_latest(const char *device, const char *collection)
+{
+	pthread_mutex_lock(&keys_lock);
+	struct keys *k = keys_find(device, collection, false);
+	char *v = k && k->latest ? xstrdup(k->latest) : NULL;
+	pthread_mutex_unlock(&keys_lock);
+	return v;
+}
+
+/* A Sync of collection gave new_key; by_write: a write of ours replaced
+ * old_key with it. */
+void eas_key_note(const char *device, const char *collection,
+		  const char *old_key, const char *new_key, bool by_write)
+{
+	pthread_mutex_lock(&keys_lock);
+	struct keys *k = keys_find(device, collection, true);
+	if (by_write && old_key && new_key && strcmp(old_key, new_key)) {
+		free(k->superseded[k->next]);
+		k->superseded[k->next] = xstrdup(old_key);
+		k->next = (k->next + 1) % SUPERSEDED_MAX;
+	}
+	if (new_key) {
+		free(k->latest);
+		k->latest = xstrdup(new_key);
+	} else {
+		free(k->latest);
+		k->latest = NULL;
+	}
+	pthread_mutex_unlock(&keys_lock);
+}
+
+/* The key to sync collection from when the core has state (owned). */
+char *eas_key_for_read(const char *device, const char *collection,
+		       const char *state)
+{
+	char *v = xstrdup(state);
+	pthread_mutex_lock(&keys_lock);
+	struct keys *k = keys_find(device, collection, false);
+	for (unsigned i = 0; k && k->latest && state && i < SUPERSEDED_MAX; i++)
+		if (k->superseded[i] && !strcmp(k->superseded[i], state)) {
+			free(v);
+			v = xstrdup(k->latest);
+			break;
+		}
+	pthread_mutex_unlock(&keys_lock);
+	return v;
+}
+
+void eas_keys_free_all(void)
+{
+	pthread_mutex_lock(&keys_lock);
+	while (keys_list) {
+		struct keys *k = keys_list;
+		keys_list = k->link;
+		free(k->device);
+		free(k->collection);
+		free(k->latest);
+		for (int i = 0; i < SUPERSEDED_MAX; i++)
+			free(k->superseded[i]);
+		free(k);
+	}
+	pthread_mutex_unlock(&keys_lock);
+}
+
+/* ---- Sync writes ---- */
+
+/* A key to write with: the newest known, else a fresh one (Sync from 0,
+ * then once for a key the server accepts writes with). */
+static enum be_status write_key(struct be_session *s, const char *coll,
+				char **key, struct be_result *r)
+{
+	*key = eas_key_latest(eas_session_device(s), coll);
+	if (*key)
+		return BE_OK;
+	struct buf req, ans;
+	buf_init(&req, 0);
+	eas_req_sync(&req, coll, "0", 1);
+	if (eas_call(s, "Sync", &req, false, &ans, r) == BE_OK) {
+		struct be_item_batch b;
+		if (eas_parse_sync(ans.data, ans.len, coll, &b, r) == BE_OK) {
+			*key = b.new_state;
+			b.new_state = NULL;
+		}
+		be_item_batch_free(&b);
+	}
+	buf_free(&req);
+	buf_free(&ans);
+	if (*key)
+		eas_key_note(eas_session_device(s), coll, NULL, *key, false);
+	return r->status;
+}
+
+typedef void (*sync_write_fn)(struct buf *b, const char *coll,
+			      const char *key, const char *sid,
+			      const void *arg);
+
+/* Send one Sync write (Change, Delete) of item id; retried once with a
+ * fresh key if the server refused the key. */
+static enum be_status sync_write(struct be_session *s, const char *id,
+				 sync_write_fn build, const void *arg,
+				 struct be_result *r)
+{
+	char *buf;
+	const char *coll, *sid;
+	be_result_ok(r);
+	if (!eas_item_split(id, &buf, &coll, &sid)) {
+		be_result_set(r, BE_ITEM_GONE, "not an ActiveSync item id");
+		return r->status;
+	}
+	eas_sync_lock();
+	for (int attempt = 0; attempt < 2; attempt++) {
+		char *key = NULL, *new_key = NULL;
+		struct buf req, ans;
+		if (write_key(s, coll, &key, r) != BE_OK) {
+			free(key);
+			break;
+		}
+		buf_init(&req, 0);
+		build(&req, coll, key, sid, arg);
+		if (eas_call(s, "Sync", &req, false, &ans, r) == BE_OK)
+			eas_parse_sync_write(ans.data, ans.len, &new_key, r);
+		buf_free(&req);
+		buf_free(&ans);
+		if (r->status == BE_OK)
+			eas_key_note(eas_session_device(s), coll, key,
+				     new_key ? new_key : key, true);
+		else if (r->status == BE_SYNC_INVALID)
+			eas_key_note(eas_session_device(s), coll, NULL, NULL,
+				     false);
+		free(key);
+		free(new_key);
+		if (r->status != BE_SYNC_INVALID)
+			break;
+	}
+	eas_sync_unlock();
+	free(buf);
+	if (r->status == BE_SYNC_INVALID)
+		r->status = BE_NETWORK;  /* the next attempt starts afresh */
+	return r->status;
+}
+
+static void build_change(struct buf *b, const char *coll, const char *key,
+			 const char *sid, const void *arg)
+{
+	eas_req_change(b, coll, key, sid, arg);
+}
+
+static void build_delete(struct buf *b, const char *coll, const char *key,
+			 const char *sid, const void *arg)
+{
+	eas_req_delete(b, coll, key, sid, *(const bool *)arg);
+}
+
+enum be_status eas_update_props(struct be_session *s, const char *id,
+				const char *change_key,
+				const struct be_props *p, struct be_new *out,
+				struct be_result *r)
+{
+	(void)change_key;
+	memset(out, 0, sizeof(*out));
+	if (!(p->mask & (BE_PROP_READ | BE_PROP_FLAG | BE_PROP_CATEGORIES))) {
+		be_result_ok(r);
+		return BE_OK;
+	}
+	if (sync_write(s, id, build_change, p, r) == BE_OK)
+		out->id = xstrdup(id);
+	return r->status;
+}
+
+enum be_status eas_delete_item(struct be_session *s, const char *id,
+			       enum be_delete how, struct be_result *r)
+{
+	bool to_trash = how == BE_DEL_TO_TRASH;
+	sync_write(s, id, build_delete, &to_trash, r);
+	if (r->status == BE_ITEM_GONE)
+		be_result_ok(r);  /* gone already: what was asked */
+	return r->status;
+}
+
+enum be_status eas_move_item(struct be_session *s, const char *id,
+			     const char *to_folder_id, struct be_new *out,
+			     struct be_result *r)
+{
+	char *buf, *dst = NULL;
+	const char *coll, *sid;
+	memset(out, 0, sizeof(*out));
+	be_result_ok(r);
+	if (!eas_item_split(id, &buf, &coll, &sid)) {
+		be_result_set(r, BE_ITEM_GONE, "not an ActiveSync item id");
+		return r->status;
+	}
+	struct buf req, ans;
+	buf_init(&req, 0);
+	eas_req_move(&req, coll, sid, to_folder_id);
+	if (eas_call(s, "MoveItems", &req, true, &ans, r) == BE_OK &&
+	    eas_parse_move(ans.data, ans.len, &dst, r) == BE_OK)
+		out->id = eas_item_id(to_folder_id, dst);
+	free(dst);
+	buf_free(&req);
+	buf_free(&ans);
+	free(buf);
+	return r->status;
+}
+
+/* ---- sending ---- */
+
+enum be_status eas_create_item(struct be_session *s, const char *folder_id,
+			       const void *mime, size_t len,
+			       enum be_disposition how, int64_t date,
+			       const char *token, struct be_new *out,
+			       struct be_result *r)
+{
+	(void)folder_id;
+	(void)date;
+	memset(out, 0, sizeof(*out));
+	be_result_ok(r);
+	if (how != BE_SEND) {
+		be_result_set(r, BE_UNSUPPORTED,
+			      "ActiveSync %s cannot store a message in a folder (only 16.0 and later can); sending through Outbox works",
+			      eas_session_version(s));
+		return r->status;
+	}
+	if (!eas_version_at_least(eas_session_version(s), "14.0")) {
+		be_result_set(r, BE_UNSUPPORTED,
+			      "sending needs ActiveSync 14.0 or later (the server speaks %s)",
+			      eas_session_version(s));
+		return r->status;
+	}
+	char cid[41];
+	snprintf(cid, sizeof(cid), "%s", token && *token ? token : "exchangefs");
+	struct buf req, ans;
+	buf_init(&req, 0);
+	eas_req_send_mail(&req, cid, mime, len, true);
+	if (eas_call(s, "SendMail", &req, true, &ans, r) == BE_OK)
+		eas_parse_send_mail(ans.data, ans.len, r);
+	buf_free(&req);
+	buf_free(&ans);
+	return r->status;
+}
+
+enum be_status eas_find_token(struct be_session *s, const char *folder_id,
+			      const char *token, struct be_new *out,
+			      struct be_result *r)
+{
+	(void)s;
+	(void)folder_id;
+	(void)token;
+	memset(out, 0, sizeof(*out));
+	be_result_set(r, BE_ITEM_GONE,
+		      "ActiveSync cannot search by token; a send is repeated with the same ClientId");
+	return r->status;
+}
+
+/* ---- Ping ---- */
+
+#define HEARTBEAT_MIN 10
+#define HEARTBEAT_MAX 3540
+
+static bool is_virtual(const char *id)
+{
+	return !strcmp(id, EAS_VIRTUAL_OUTBOX);
+}
+
+enum be_status eas_watch(struct be_session *s, const struct be_watch *w,
+			 enum be_watch_mode *mode, struct be_result *r)
+{
+	be_result_ok(r);
+	*mode = BE_WATCH_PUSH;
+	/* Ping reports changes against the device's sync state: nothing
+	 * between two calls is missed, only what came before the first */
+	struct buf sig;
+	buf_init(&sig, 0);
+	for (size_t i = 0; i < w->n; i++)
+		buf_printf(&sig, "%s\n", w->folder_ids[i]);
+	if (!eas_session_watch_sig(s) ||
+	    strcmp(eas_session_watch_sig(s), sig.data ? sig.data : "")) {
+		eas_session_set_watch_sig(s, sig.data ? sig.data : "");
+		struct be_events ev = { .lost = true, .mode = BE_WATCH_PUSH };
+		if (w->events(w->arg, &ev)) {
+			buf_free(&sig);
+			return BE_OK;
+		}
+	}
+	buf_free(&sig);
+
+	const char **ids = xcalloc(w->n ? w->n : 1, sizeof(char *));
+	size_t n = 0;
+	unsigned most = eas_session_max_folders(s);
+	for (size_t i = 0; i < w->n; i++)
+		if (!is_virtual(w->folder_ids[i]) && (!most || n < most))
+			ids[n++] = w->folder_ids[i];
+	unsigned hb = w->timeout_s > 30 ? w->timeout_s - 20 : HEARTBEAT_MIN;
+	unsigned bound = eas_session_heartbeat(s);
+	if (bound && hb > bound)
+		hb = bound;
+	if (hb < HEARTBEAT_MIN)
+		hb = HEARTBEAT_MIN;
+	if (hb > HEARTBEAT_MAX)
+		hb = HEARTBEAT_MAX;
+
+	for (int round = 0; round < 3; round++) {
+		struct buf req, ans;
+		struct eas_ping p = { 0 };
+		buf_init(&req, 0);
+		eas_req_ping(&req, hb, ids, n);
+		enum be_status st = eas_call_long(s, "Ping", &req, hb + 30,
+						  w->cancelled, w->arg, &ans, r);
+		buf_free(&req);
+		if (st != BE_OK || !ans.len) {
+			/* cancelled, or an empty answer: nothing to say */
+			buf_free(&ans);
+			break;
+		}
+		eas_parse_ping(ans.data, ans.len, &p, r);
+		buf_free(&ans);
+		if (r->status == BE_SYNC_INVALID) {
+			/* status 7: the folder tree changed */
+			be_result_ok(r);
+			struct be_events ev = { .hierarchy = true,
+						.mode = BE_WATCH_PUSH };
+			w->events(w->arg, &ev);
+			break;
+		}
+		if (r->status != BE_OK) {
+			eas_ping_free(&p);
+			break;
+		}
+		if (p.status == 5 && p.heartbeat_s) {
+			/* out of the server's range: use its bound */
+			eas_session_set_heartbeat(s, p.heartbeat_s);
+			hb = p.heartbeat_s;
+			eas_ping_free(&p);
+			continue;
+		}
+		if (p.status == 6 && p.max_folders) {
+			eas_session_set_max_folders(s, p.max_folders);
+			if (n > p.max_folders)
+				n = p.max_folders;
+			eas_ping_free(&p);
+			continue;
+		}
+		if (p.status == 2 && p.n_changed) {
+			struct be_events ev = {
+				.folder_ids = (const char *const *)p.changed,
+				.n_folders = p.n_changed,
+				.mode = BE_WATCH_PUSH,
+			};
+			w->events(w->arg, &ev);
+		}
+		eas_ping_free(&p);
+		break;
+	}
+	free(ids);
+	return r->status;
+}
