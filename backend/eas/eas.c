@@ -69,6 +69,28 @@ static char *state_read(const struct be_session *s, const char *name)
 	return v;
 }
 
+char *eas_state_read_all(const struct be_session *s, const char *name)
+{
+	if (!s->state_dir)
+		return NULL;
+	char *path = xasprintf("%s/%s", s->state_dir, name);
+	FILE *f = fopen(path, "r");
+	free(path);
+	if (!f)
+		return NULL;
+	struct buf b;
+	char chunk[4096];
+	size_t n;
+	buf_init(&b, (size_t)16 << 20);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (buf_append(&b, chunk, n))
+			break;
+	fclose(f);
+	if (!b.data)
+		return xstrdup("");
+	return b.data;
+}
+
 /* Replace a file atomically (write a temporary, rename). */
 static void state_write(const struct be_session *s, const char *name,
 			const char *text)
@@ -85,6 +107,12 @@ static void state_write(const struct be_session *s, const char *name,
 	}
 	free(tmp);
 	free(path);
+}
+
+void eas_state_write(const struct be_session *s, const char *name,
+		     const char *text)
+{
+	state_write(s, name, text);
 }
 
 /* The DeviceId: 32 hex digits, made once per account (cache directory);
@@ -634,10 +662,15 @@ static enum be_status eas_sync_folders(struct be_session *s, const char *state,
 	be_result_ok(r);
 	if (!key_ok(state, r))
 		return r->status;
+	eas_sync_lock();
+	char *key = state && *state && strcmp(state, "0")
+		? eas_key_for_read(s->device_id, "", state) : NULL;
 	buf_init(&req, 0);
-	eas_req_folder_sync(&req, state);
+	eas_req_folder_sync(&req, key);
 	if (eas_call(s, "FolderSync", &req, false, &ans, r) == BE_OK &&
 	    eas_parse_folder_sync(ans.data, ans.len, out, r) == BE_OK) {
+		eas_key_note(s->device_id, "", NULL, out->new_state, false);
+		eas_folders_note(s, out);
 		char *ids[BE_SPECIAL_N];
 		struct be_result r2;
 		remember_special(s, &ans);
@@ -655,7 +688,11 @@ static enum be_status eas_sync_folders(struct be_session *s, const char *state,
 			for (int k = 0; k < BE_SPECIAL_N; k++)
 				free(ids[k]);
 		}
+	} else if (r->status == BE_SYNC_INVALID) {
+		eas_key_note(s->device_id, "", NULL, NULL, false);
 	}
+	eas_sync_unlock();
+	free(key);
 	buf_free(&req);
 	buf_free(&ans);
 	return r->status;
@@ -932,5 +969,9 @@ const struct backend_ops eas_backend = {
 	.update_props = eas_update_props,
 	.delete_item = eas_delete_item,
 	.move_item = eas_move_item,
+	.create_folder = eas_create_folder,
+	.rename_folder = eas_rename_folder,
+	.move_folder = eas_move_folder,
+	.delete_folder = eas_delete_folder,
 	.watch = eas_watch,
 };

@@ -216,5 +216,24 @@ enum be_status eas_find_token(struct be_session *s, const char *folder_id,
 			      struct be_result *r);
 enum be_status eas_watch(struct be_session *s, const struct be_watch *w,
 			 enum be_watch_mode *mode, struct be_result *r);
+/* Folders the device knows (id -> parent, name), from hierarchy answers. */
+void eas_folders_note(struct be_session *s, const struct be_folder_batch *b);
+void eas_folders_free_all(void);
+enum be_status eas_create_folder(struct be_session *s, const char *parent_id,
+				 const char *name, struct be_new *out,
+				 struct be_result *r);
+enum be_status eas_rename_folder(struct be_session *s, const char *id,
+				 const char *name, struct be_new *out,
+				 struct be_result *r);
+enum be_status eas_move_folder(struct be_session *s, const char *id,
+			       const char *to_parent_id, struct be_new *out,
+			       struct be_result *r);
+enum be_status eas_delete_folder(struct be_session *s, const char *id,
+				 bool hard, struct be_result *r);
+/* Small files in the cache directory (eas.c); read_all: owned, NULL if
+ * none. */
+char *eas_state_read_all(const struct be_session *s, const char *name);
+void eas_state_write(const struct be_session *s, const char *name,
+		     const char *text);
 
 #endif

@@ -426,3 +426,303 @@ enum be_status eas_watch(struct be_session *s, const struct be_watch *w,
 	free(ids);
 	return r->status;
 }
+
+/* ---- folders ----
+ * FolderCreate/Update/Delete need the hierarchy SyncKey (the chain of
+ * collection "" above) and FolderUpdate the folder's parent and name
+ * together: the folders this device knows are kept (process-wide, and in
+ * the cache directory for the next run) from every hierarchy answer. */
+
+struct folder_ent {
+	char *device, *id, *parent, *name;
+	struct folder_ent *link;
+};
+static struct folder_ent *folders;
+static pthread_mutex_t folders_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct folder_ent *folder_find(const char *device, const char *id)
+{
+	for (struct folder_ent *f = folders; f; f = f->link)
+		if (!strcmp(f->device, device) && !strcmp(f->id, id))
+			return f;
+	return NULL;
+}
+
+static void folder_set_locked(const char *device, const char *id,
+			      const char *parent, const char *name)
+{
+	struct folder_ent *f = folder_find(device, id);
+	if (!f) {
+		f = xcalloc(1, sizeof(*f));
+		f->device = xstrdup(device);
+		f->id = xstrdup(id);
+		f->link = folders;
+		folders = f;
+	}
+	if (parent) {
+		free(f->parent);
+		f->parent = xstrdup(parent);
+	}
+	if (name) {
+		free(f->name);
+		f->name = xstrdup(name);
+	}
+}
+
+static void folders_save_locked(struct be_session *s)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	for (struct folder_ent *f = folders; f; f = f->link)
+		if (!strcmp(f->device, eas_session_device(s)) && f->parent &&
+		    f->name)
+			buf_printf(&b, "%s\t%s\t%s\n", f->id, f->parent, f->name);
+	eas_state_write(s, "eas-folders", b.data ? b.data : "");
+	buf_free(&b);
+}
+
+static bool folders_loaded_for(const char *device)
+{
+	for (struct folder_ent *f = folders; f; f = f->link)
+		if (!strcmp(f->device, device))
+			return true;
+	return false;
+}
+
+static void folders_load_locked(struct be_session *s)
+{
+	if (folders_loaded_for(eas_session_device(s)))
+		return;
+	char *text = eas_state_read_all(s, "eas-folders");
+	for (char *l = text, *nl; l && *l; l = nl) {
+		nl = strchr(l, '\n');
+		if (nl)
+			*nl++ = 0;
+		char *t1 = strchr(l, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+		if (!t2)
+			continue;
+		*t1 = *t2 = 0;
+		folder_set_locked(eas_session_device(s), l, t1 + 1, t2 + 1);
+	}
+	free(text);
+}
+
+void eas_folders_note(struct be_session *s, const struct be_folder_batch *b)
+{
+	pthread_mutex_lock(&folders_lock);
+	folders_load_locked(s);
+	for (size_t i = 0; i < b->n; i++) {
+		const struct be_folder *f = &b->v[i];
+		if (f->change == BE_DELETE) {
+			struct folder_ent *e = folder_find(eas_session_device(s), f->id);
+			if (e) {
+				free(e->name);
+				e->name = NULL;  /* not saved */
+			}
+		} else {
+			folder_set_locked(eas_session_device(s), f->id,
+					  f->parent_id, f->name);
+		}
+	}
+	folders_save_locked(s);
+	pthread_mutex_unlock(&folders_lock);
+}
+
+static bool folder_get(struct be_session *s, const char *id, char **parent,
+		       char **name)
+{
+	pthread_mutex_lock(&folders_lock);
+	folders_load_locked(s);
+	struct folder_ent *e = folder_find(eas_session_device(s), id);
+	bool ok = e && e->parent && e->name;
+	if (ok) {
+		*parent = xstrdup(e->parent);
+		*name = xstrdup(e->name);
+	}
+	pthread_mutex_unlock(&folders_lock);
+	return ok;
+}
+
+static void folder_put(struct be_session *s, const char *id,
+		       const char *parent, const char *name, bool gone)
+{
+	pthread_mutex_lock(&folders_lock);
+	folders_load_locked(s);
+	folder_set_locked(eas_session_device(s), id, parent, name);
+	if (gone) {
+		struct folder_ent *e = folder_find(eas_session_device(s), id);
+		free(e->name);
+		e->name = NULL;
+	}
+	folders_save_locked(s);
+	pthread_mutex_unlock(&folders_lock);
+}
+
+void eas_folders_free_all(void)
+{
+	pthread_mutex_lock(&folders_lock);
+	while (folders) {
+		struct folder_ent *f = folders;
+		folders = f->link;
+		free(f->device);
+		free(f->id);
+		free(f->parent);
+		free(f->name);
+		free(f);
+	}
+	pthread_mutex_unlock(&folders_lock);
+}
+
+/* The hierarchy key to write with (owned): the newest known, else a
+ * fresh FolderSync (only before any hierarchy sync of this device). */
+static enum be_status hierarchy_key(struct be_session *s, char **key,
+				    struct be_result *r)
+{
+	be_result_ok(r);
+	*key = eas_key_latest(eas_session_device(s), "");
+	if (*key)
+		return BE_OK;
+	struct buf req, ans;
+	struct be_folder_batch b;
+	buf_init(&req, 0);
+	eas_req_folder_sync(&req, NULL);
+	if (eas_call(s, "FolderSync", &req, false, &ans, r) == BE_OK &&
+	    eas_parse_folder_sync(ans.data, ans.len, &b, r) == BE_OK) {
+		eas_folders_note(s, &b);
+		*key = b.new_state;
+		b.new_state = NULL;
+		be_folder_batch_free(&b);
+		eas_key_note(eas_session_device(s), "", NULL, *key, false);
+	}
+	buf_free(&req);
+	buf_free(&ans);
+	return r->status;
+}
+
+enum op { OP_CREATE, OP_UPDATE, OP_DELETE };
+
+/* One hierarchy write; a refused key is fetched again once. */
+static enum be_status folder_op(struct be_session *s, enum op op,
+				const char *id, const char *parent,
+				const char *name, char **new_id,
+				struct be_result *r)
+{
+	static const char *const cmds[] = { "FolderCreate", "FolderUpdate",
+					    "FolderDelete" };
+	const char *cmd = cmds[op];
+	if (new_id)
+		*new_id = NULL;
+	eas_sync_lock();
+	for (int attempt = 0; attempt < 2; attempt++) {
+		char *key = NULL, *new_key = NULL;
+		if (hierarchy_key(s, &key, r) != BE_OK)
+			break;
+		struct buf req, ans;
+		buf_init(&req, 0);
+		if (op == OP_CREATE)
+			eas_req_folder_create(&req, key, parent, name);
+		else if (op == OP_UPDATE)
+			eas_req_folder_update(&req, key, id, parent, name);
+		else
+			eas_req_folder_delete(&req, key, id);
+		if (eas_call(s, cmd, &req, op == OP_CREATE, &ans, r) == BE_OK)
+			eas_parse_folder_op(ans.data, ans.len, cmd, &new_key,
+					    op == OP_CREATE ? new_id : NULL, r);
+		buf_free(&req);
+		buf_free(&ans);
+		if (r->status == BE_OK)
+			eas_key_note(eas_session_device(s), "", key, new_key, true);
+		else if (r->status == BE_SYNC_INVALID)
+			eas_key_note(eas_session_device(s), "", NULL, NULL, false);
+		free(key);
+		free(new_key);
+		if (r->status != BE_SYNC_INVALID)
+			break;
+	}
+	eas_sync_unlock();
+	if (r->status == BE_SYNC_INVALID)
+		r->status = BE_NETWORK;
+	return r->status;
+}
+
+static bool name_ok(const char *name, struct be_result *r)
+{
+	if (!name || !*name || strlen(name) > 255) {
+		be_result_set(r, BE_REFUSED, "invalid folder name");
+		return false;
+	}
+	return true;
+}
+
+enum be_status eas_create_folder(struct be_session *s, const char *parent_id,
+				 const char *name, struct be_new *out,
+				 struct be_result *r)
+{
+	memset(out, 0, sizeof(*out));
+	be_result_ok(r);
+	if (!name_ok(name, r))
+		return r->status;
+	char *id = NULL;
+	if (folder_op(s, OP_CREATE, NULL, parent_id, name, &id, r) == BE_OK) {
+		folder_put(s, id, parent_id, name, false);
+		out->id = id;
+	}
+	return r->status;
+}
+
+static enum be_status update(struct be_session *s, const char *id,
+			     const char *parent, const char *name,
+			     struct be_new *out, struct be_result *r)
+{
+	char *old_parent = NULL, *old_name = NULL;
+	memset(out, 0, sizeof(*out));
+	be_result_ok(r);
+	if (!folder_get(s, id, &old_parent, &old_name)) {
+		be_result_set(r, BE_FOLDER_GONE,
+			      "folder unknown to this device (resync needed)");
+		return r->status;
+	}
+	if (!parent)
+		parent = old_parent;
+	if (!name)
+		name = old_name;
+	if (name_ok(name, r) &&
+	    folder_op(s, OP_UPDATE, id, parent, name, NULL, r) == BE_OK) {
+		folder_put(s, id, parent, name, false);
+		out->id = xstrdup(id);
+	}
+	free(old_parent);
+	free(old_name);
+	return r->status;
+}
+
+enum be_status eas_rename_folder(struct be_session *s, const char *id,
+				 const char *name, struct be_new *out,
+				 struct be_result *r)
+{
+	return update(s, id, NULL, name, out, r);
+}
+
+enum be_status eas_move_folder(struct be_session *s, const char *id,
+			       const char *to_parent_id, struct be_new *out,
+			       struct be_result *r)
+{
+	return update(s, id, to_parent_id, NULL, out, r);
+}
+
+enum be_status eas_delete_folder(struct be_session *s, const char *id,
+				 bool hard, struct be_result *r)
+{
+	(void)hard;
+	be_result_ok(r);
+	if (!strcmp(id, EAS_VIRTUAL_OUTBOX)) {
+		be_result_set(r, BE_REFUSED, "the Outbox cannot be deleted");
+		return r->status;
+	}
+	if (folder_op(s, OP_DELETE, id, NULL, NULL, NULL, r) == BE_OK ||
+	    r->status == BE_FOLDER_GONE) {
+		be_result_ok(r);
+		folder_put(s, id, NULL, NULL, true);
+	}
+	return r->status;
+}
