@@ -123,7 +123,8 @@ enum be_status eas_status(const char *cmd, const char *status,
 			      cmd);
 		return r->status;
 	}
-	if (st == 1)
+	/* MoveItems alone counts from 1 = failure, 3 = success */
+	if (st == 1 && strcmp(cmd, "MoveItems"))
 		return BE_OK;
 	if (common_status((int)st, r))
 		return r->status;
