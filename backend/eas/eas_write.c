@@ -327,7 +327,8 @@ enum be_status eas_find_token(struct be_session *s, const char *folder_id,
 /* ---- Ping ---- */
 
 #define HEARTBEAT_MIN 10
-#define HEARTBEAT_MAX 3540
+#define HEARTBEAT_MAX 900   /* Exchange allows 3540; NATs drop idle
+			      connections sooner */
 
 static bool is_virtual(const char *id)
 {
@@ -376,6 +377,7 @@ enum be_status eas_watch(struct be_session *s, const struct be_watch *w,
 		struct eas_ping p = { 0 };
 		buf_init(&req, 0);
 		eas_req_ping(&req, hb, ids, n);
+		log_dbg(LC_HTTP, "Ping: %zu folders, heartbeat %u s", n, hb);
 		enum be_status st = eas_call_long(s, "Ping", &req, hb + 30,
 						  w->cancelled, w->arg, &ans, r);
 		buf_free(&req);
@@ -386,6 +388,8 @@ enum be_status eas_watch(struct be_session *s, const struct be_watch *w,
 		}
 		eas_parse_ping(ans.data, ans.len, &p, r);
 		buf_free(&ans);
+		log_dbg(LC_HTTP, "Ping: status %d, %zu folders changed", p.status,
+			p.n_changed);
 		if (r->status == BE_SYNC_INVALID) {
 			/* status 7: the folder tree changed */
 			be_result_ok(r);
