@@ -244,6 +244,7 @@ static enum be_status provision(struct be_session *s, struct be_result *r);
 static enum be_status post(struct be_session *s, const char *cmd,
 			   const struct buf *req, bool once, long timeout_s,
 			   bool (*cancelled)(void *arg), void *cancel_arg,
+			   http_sink_fn sink, void *sink_arg,
 			   struct http_response *resp, struct be_result *r)
 {
 	char ver[48], pol[EAS_KEY_MAX + 32];
@@ -272,7 +273,11 @@ static enum be_status post(struct be_session *s, const char *cmd,
 		.once = once,
 		.cancelled = cancelled,
 		.cancel_arg = cancel_arg,
+		.sink = sink,
+		.sink_arg = sink_arg,
 	};
+	if (sink)  /* a streamed answer takes as long as it takes */
+		rq.timeout_s = 0;
 	enum be_status st = http_post(s->http, &rq, resp, r);
 	free(query);
 	return st;
@@ -336,8 +341,8 @@ static enum be_status call(struct be_session *s, const char *cmd,
 	struct http_response resp;
 	buf_init(answer, 0);
 	for (int attempt = 0;; attempt++) {
-		if (post(s, cmd, req, once, timeout_s, cancelled, arg, &resp,
-			 r) != BE_OK) {
+		if (post(s, cmd, req, once, timeout_s, cancelled, arg, NULL,
+			 NULL, &resp, r) != BE_OK) {
 			http_response_free(&resp);
 			return r->status;
 		}
@@ -405,7 +410,7 @@ static enum be_status provision(struct be_session *s, struct be_result *r)
 		s->policy_key = key;
 		key = NULL;
 		enum be_status st = post(s, "Provision", &req, false, 0, NULL,
-					 NULL, &resp, r);
+					 NULL, NULL, NULL, &resp, r);
 		buf_free(&req);
 		if (st == BE_OK && grade(s, "Provision", &resp, r) == BE_OK)
 			eas_parse_provision(resp.body.data, resp.body.len, &key, r);
@@ -799,8 +804,9 @@ static enum be_status fetch_one(struct be_session *s, const char *const *ids,
 	const char *coll, *sid;
 	struct fetch_io io = { 0 };
 	be_result_ok(r);
+	/* the parser numbers this item 0: the caller's sink and done map
+	 * it back to i */
 	io.f = eas_fetch_new(ids + i, 1, sink, done, arg);
-	/* the fetch parser reports index 0: map it back */
 	if (!eas_item_split(ids[i], &buf, &coll, &sid)) {
 		be_result_set(r, BE_REFUSED, "invalid item id");
 		eas_fetch_fail_rest(io.f, BE_ITEM_GONE, r->msg);
@@ -812,31 +818,9 @@ static enum be_status fetch_one(struct be_session *s, const char *const *ids,
 	buf_init(&req, 0);
 	eas_req_fetch(&req, coll, sid);
 	for (int attempt = 0; attempt < 2; attempt++) {
-		char ver[48], pol[EAS_KEY_MAX + 32];
-		const char *headers[3];
-		int nh = 0;
-		snprintf(ver, sizeof(ver), "MS-ASProtocolVersion: %s", s->version);
-		headers[nh++] = ver;
-		if (s->policy_key) {
-			snprintf(pol, sizeof(pol), "X-MS-PolicyKey: %s",
-				 s->policy_key);
-			headers[nh++] = pol;
-		}
-		headers[nh] = NULL;
-		char *query = xasprintf("?Cmd=ItemOperations%s", s->query);
-		struct http_request rq = {
-			.body = req.data,
-			.body_len = req.len,
-			.stall_s = s->stall_s,
-			.sink = fetch_sink,
-			.sink_arg = &io,
-			.what = "ItemOperations",
-			.query = query,
-			.headers = headers,
-		};
 		struct http_response resp;
-		enum be_status st = http_post(s->http, &rq, &resp, r);
-		free(query);
+		enum be_status st = post(s, "ItemOperations", &req, false, 0,
+					 NULL, NULL, fetch_sink, &io, &resp, r);
 		if (st == BE_OK && resp.status == 449 && attempt == 0) {
 			http_response_free(&resp);
 			if (provision(s, r) != BE_OK)
@@ -853,6 +837,17 @@ static enum be_status fetch_one(struct be_session *s, const char *const *ids,
 			if (r->status == BE_OK)
 				be_result_set(r, BE_PROTOCOL,
 					      "server did not answer ItemOperations as ActiveSync");
+		} else if (st == BE_OK && attempt == 0 &&
+			   eas_fetch_wants_provision(io.f)) {
+			/* status 142-144 in the answer: nothing was
+			 * delivered; provision and ask again */
+			http_response_free(&resp);
+			eas_fetch_free(io.f);
+			io = (struct fetch_io){ .f = eas_fetch_new(ids + i, 1, sink,
+								    done, arg) };
+			if (provision(s, r) != BE_OK)
+				break;
+			continue;
 		} else if (st == BE_OK || (st == BE_REFUSED && io.checked)) {
 			struct be_result net = *r;
 			eas_fetch_finish(io.f, r);

@@ -108,6 +108,9 @@ enum be_status eas_fetch_finish(struct eas_fetch *f, struct be_result *r);
 /* Items not reported yet get done(st, msg). */
 void eas_fetch_fail_rest(struct eas_fetch *f, enum be_status st,
 			 const char *msg);
+/* The answer said only "provision first" (status 142-144), nothing
+ * reported yet. */
+bool eas_fetch_wants_provision(const struct eas_fetch *f);
 void eas_fetch_free(struct eas_fetch *f);
 
 /* ---- Writes ---- */

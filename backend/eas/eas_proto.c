@@ -820,6 +820,15 @@ enum be_status eas_fetch_finish(struct eas_fetch *f, struct be_result *r)
 	return r->status;
 }
 
+bool eas_fetch_wants_provision(const struct eas_fetch *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (f->reported[i])
+			return false;
+	return !strcmp(f->top_status, "142") || !strcmp(f->top_status, "143") ||
+	       !strcmp(f->top_status, "144");
+}
+
 void eas_fetch_free(struct eas_fetch *f)
 {
 	if (!f)

@@ -638,6 +638,26 @@ static void test_fetch(void)
 		}
 		buf_free(&b);
 	}
+	/* "provision first": nothing reported until finish */
+	{
+		struct buf b;
+		struct wbxml_enc e;
+		struct got g = { 0 };
+		struct be_result r;
+		buf_init(&b, 0);
+		wbxml_enc_init(&e, &b);
+		wbxml_start(&e, WB_IO_ITEM_OPERATIONS);
+		wbxml_str(&e, WB_IO_STATUS, "142");
+		wbxml_end(&e);
+		struct eas_fetch *f = eas_fetch_new(ids, 1, g_sink, g_done, &g);
+		eas_fetch_feed(f, b.data, b.len);
+		CHECK(eas_fetch_wants_provision(f));
+		CHECK(g.done_n == 0);
+		CHECK(eas_fetch_finish(f, &r) == BE_AUTH && eas_needs_provision(&r));
+		CHECK(g.done_n == 1 && g.done_st[0] == BE_AUTH);
+		eas_fetch_free(f);
+		buf_free(&b);
+	}
 	/* SOGo's answer: the exact MIME of the message */
 	size_t n;
 	char *sogo = corpus("05-itemops", &n);
