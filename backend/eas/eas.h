@@ -141,6 +141,21 @@ void eas_req_folder_delete(struct buf *b, const char *key, const char *id);
 enum be_status eas_parse_folder_op(const void *p, size_t n, const char *cmd,
 				   char **new_key, char **id,
 				   struct be_result *r);
+/* Drafts (16.0+): the fields Sync Add takes, from RFC 5322 bytes (a
+ * single text/plain or text/html part; quoted-printable and base64 are
+ * decoded); -1 with r set (BE_UNSUPPORTED) for anything else. */
+struct eas_draft {
+	char *to, *cc, *bcc, *subject, *body;
+	bool html;
+};
+int eas_draft_from_mime(const void *mime, size_t len, struct eas_draft *d,
+			struct be_result *r);
+void eas_draft_free(struct eas_draft *d);
+void eas_req_add_draft(struct buf *b, const char *collection, const char *key,
+		       const char *client_id, const struct eas_draft *d);
+/* The Add's new ServerId (owned) and the collection's new key. */
+enum be_status eas_parse_sync_add(const void *p, size_t n, char **new_key,
+				  char **server_id, struct be_result *r);
 /* SendMail (14.0+: WBXML; the MIME as opaque data). */
 void eas_req_send_mail(struct buf *b, const char *client_id,
 		       const void *mime, size_t len, bool save_in_sent);

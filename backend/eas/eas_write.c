@@ -275,7 +275,53 @@ enum be_status eas_move_item(struct be_session *s, const char *id,
 	return r->status;
 }
 
-/* ---- sending ---- */
+/* ---- sending, drafts ---- */
+
+/* Sync Add of a draft (16.0+): the server builds the message from the
+ * fields, so the stored bytes are the server's rendering of them. */
+static enum be_status add_draft(struct be_session *s, const char *folder_id,
+				const void *mime, size_t len, const char *token,
+				struct be_new *out, struct be_result *r)
+{
+	struct eas_draft d;
+	if (eas_draft_from_mime(mime, len, &d, r))
+		return r->status;
+	char cid[41];
+	snprintf(cid, sizeof(cid), "%s", token && *token ? token : "exchangefs");
+	eas_sync_lock();
+	for (int attempt = 0; attempt < 2; attempt++) {
+		char *key = NULL, *new_key = NULL, *sid = NULL;
+		struct buf req, ans;
+		if (write_key(s, folder_id, &key, r) != BE_OK) {
+			free(key);
+			break;
+		}
+		buf_init(&req, 0);
+		eas_req_add_draft(&req, folder_id, key, cid, &d);
+		if (eas_call(s, "Sync", &req, true, &ans, r) == BE_OK)
+			eas_parse_sync_add(ans.data, ans.len, &new_key, &sid, r);
+		buf_free(&req);
+		buf_free(&ans);
+		if (r->status == BE_OK) {
+			eas_key_note(eas_session_device(s), folder_id, key,
+				     new_key ? new_key : key, true);
+			out->id = eas_item_id(folder_id, sid);
+		} else if (r->status == BE_SYNC_INVALID) {
+			eas_key_note(eas_session_device(s), folder_id, NULL,
+				     NULL, false);
+		}
+		free(key);
+		free(new_key);
+		free(sid);
+		if (r->status != BE_SYNC_INVALID)
+			break;
+	}
+	eas_sync_unlock();
+	eas_draft_free(&d);
+	if (r->status == BE_SYNC_INVALID)
+		r->status = BE_NETWORK;
+	return r->status;
+}
 
 enum be_status eas_create_item(struct be_session *s, const char *folder_id,
 			       const void *mime, size_t len,
@@ -287,10 +333,18 @@ enum be_status eas_create_item(struct be_session *s, const char *folder_id,
 	(void)date;
 	memset(out, 0, sizeof(*out));
 	be_result_ok(r);
+	if (how == BE_SAVE_DRAFT &&
+	    eas_version_at_least(eas_session_version(s), "16.0"))
+		return add_draft(s, folder_id, mime, len, token, out, r);
+	if (how == BE_SAVE_DRAFT) {
+		be_result_set(r, BE_UNSUPPORTED,
+			      "ActiveSync %s cannot store a draft (16.0 and later can); sending through Outbox works",
+			      eas_session_version(s));
+		return r->status;
+	}
 	if (how != BE_SEND) {
 		be_result_set(r, BE_UNSUPPORTED,
-			      "ActiveSync %s cannot store a message in a folder (only 16.0 and later can); sending through Outbox works",
-			      eas_session_version(s));
+			      "ActiveSync cannot store a message in a folder (only drafts, from 16.0 on); sending through Outbox works");
 		return r->status;
 	}
 	if (!eas_version_at_least(eas_session_version(s), "14.0")) {

@@ -75,7 +75,8 @@ static const char *const page_asb[] = {
 	"Data", "EstimatedDataSize", "Truncated", "Attachments", "Attachment",
 	"DisplayName", "FileReference", "Method", "ContentId", "ContentLocation",
 	"IsInline", "NativeBodyType", "ContentType", "Preview",
-	"BodyPartPreference", "BodyPart", "Status",
+	"BodyPartPreference", "BodyPart", "Status", "Add", "Delete", "ClientId",
+	"Content", "Location",
 };
 static const char *const page_set[] = {
 	"Settings", "Status", "Get", "Set", "Oof", "OofState", "StartTime",
@@ -104,6 +105,7 @@ static const char *const page_em2[] = {
 	"ConversationId", "ConversationIndex", "LastVerbExecuted",
 	"LastVerbExecutionTime", "ReceivedAsBcc", "Sender", "CalendarType",
 	"IsLeapMonth", "AccountId", "FirstDayOfWeek", "MeetingMessageType",
+	NULL, "IsDraft", "Bcc", "Send",
 };
 
 #define PAGE(n, name, v) [n] = { name, v, sizeof(v) / sizeof(v[0]) }

@@ -151,6 +151,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *key;
 		if (eas_parse_sync_write(p, n, &key, &r) == BE_OK)
 			free(key);
+		char *sid;
+		if (eas_parse_sync_add(p, n, &key, &sid, &r) == BE_OK) {
+			free(key);
+			free(sid);
+		}
 		eas_parse_send_mail(p, n, &r);
 		break;
 	}
@@ -167,6 +172,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			free(buf);
 		eas_status("Sync", s, &r);
 		free(s);
+		struct eas_draft d;
+		if (eas_draft_from_mime(p, n, &d, &r) == 0)
+			eas_draft_free(&d);
 		break;
 	}
 	}

@@ -808,6 +808,81 @@ static void test_small_answers(void)
 	buf_free(&b);
 }
 
+static void test_drafts(void)
+{
+	struct eas_draft d;
+	struct be_result r;
+	const char *m1 = "From: a@x\r\nTo: Bob <bob@example.com>,\r\n carol@example.com\r\n"
+			 "Subject: =?utf-8?q?caf=C3=A9?=\r\nBcc: dan@example.com\r\n"
+			 "Content-Type: text/html; charset=utf-8\r\n"
+			 "Content-Transfer-Encoding: base64\r\n\r\nPGI+aGk8L2I+\r\n";
+	CHECK(eas_draft_from_mime(m1, strlen(m1), &d, &r) == 0);
+	CHECK_STR(d.to, "Bob <bob@example.com>, carol@example.com");
+	CHECK_STR(d.subject, "=?utf-8?q?caf=C3=A9?=");
+	CHECK_STR(d.bcc, "dan@example.com");
+	CHECK(d.cc == NULL);
+	CHECK(d.html);
+	CHECK_STR(d.body, "<b>hi</b>");
+	struct buf b;
+	buf_init(&b, 0);
+	eas_req_add_draft(&b, "drafts", "k5", "tok-9", &d);
+	struct wbxml_node *t = tree_of(&b);
+	struct wbxml_node *c = wbxml_path(t, WB_AS_SYNC, WB_AS_COLLECTIONS,
+					  WB_AS_COLLECTION, 0);
+	CHECK_STR(wbxml_child_text(c, WB_AS_SYNC_KEY), "k5");
+	CHECK_STR(wbxml_child_text(c, WB_AS_GET_CHANGES), "0");
+	struct wbxml_node *add = wbxml_path(c, WB_AS_COMMANDS, WB_AS_ADD, 0);
+	CHECK_STR(wbxml_child_text(add, WB_AS_CLIENT_ID), "tok-9");
+	struct wbxml_node *app = wbxml_child(add, WB_AS_APPLICATION_DATA);
+	CHECK_STR(wbxml_child_text(app, WB_EM2_BCC), "dan@example.com");
+	CHECK_STR(wbxml_child_text(app, WB_EM2_IS_DRAFT), "1");
+	CHECK_STR(wbxml_child_text(wbxml_child(app, WB_ASB_BODY), WB_ASB_TYPE), "2");
+	CHECK_STR(wbxml_child_text(wbxml_child(app, WB_ASB_BODY), WB_ASB_DATA), "<b>hi</b>");
+	wbxml_free(t);
+	eas_draft_free(&d);
+
+	const char *m2 = "Subject: qp\nContent-Transfer-Encoding: quoted-printable\n\n"
+			 "a=3Db soft=\nbreak =C3=A9\n";
+	CHECK(eas_draft_from_mime(m2, strlen(m2), &d, &r) == 0);
+	CHECK_STR(d.body, "a=b softbreak \xc3\xa9\n");
+	CHECK(!d.html && !d.to);
+	eas_draft_free(&d);
+	const char *m3 = "Subject: att\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x--\r\n";
+	CHECK(eas_draft_from_mime(m3, strlen(m3), &d, &r) == -1 && r.status == BE_UNSUPPORTED);
+	CHECK(strstr(r.msg, "multipart/mixed") != NULL);
+	CHECK(eas_draft_from_mime("", 0, &d, &r) == 0 && d.body && !*d.body);
+	eas_draft_free(&d);
+
+	/* the answer: the new ServerId */
+	buf_reset(&b);
+	struct wbxml_enc e;
+	wbxml_enc_init(&e, &b);
+	wbxml_start(&e, WB_AS_SYNC);
+	wbxml_start(&e, WB_AS_COLLECTIONS);
+	wbxml_start(&e, WB_AS_COLLECTION);
+	wbxml_str(&e, WB_AS_SYNC_KEY, "k6");
+	wbxml_str(&e, WB_AS_COLLECTION_ID, "drafts");
+	wbxml_str(&e, WB_AS_STATUS, "1");
+	wbxml_start(&e, WB_AS_RESPONSES);
+	wbxml_start(&e, WB_AS_ADD);
+	wbxml_str(&e, WB_AS_CLIENT_ID, "tok-9");
+	wbxml_str(&e, WB_AS_SERVER_ID, "drafts:7");
+	wbxml_str(&e, WB_AS_STATUS, "1");
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_end(&e);
+	char *key, *sid;
+	CHECK(eas_parse_sync_add(b.data, b.len, &key, &sid, &r) == BE_OK);
+	CHECK_STR(key, "k6");
+	CHECK_STR(sid, "drafts:7");
+	free(key);
+	free(sid);
+	CHECK(eas_parse_sync_add("", 0, &key, &sid, &r) == BE_PROTOCOL && !sid);
+	buf_free(&b);
+}
+
 /* The key chains: a key replaced by our own write reads as the newest. */
 static void test_keys(void)
 {
@@ -839,6 +914,7 @@ int main(void)
 	test_sync();
 	test_fetch();
 	test_small_answers();
+	test_drafts();
 	test_keys();
 	return check_done("test_eas");
 }

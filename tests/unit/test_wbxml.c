@@ -36,6 +36,11 @@ static void test_names(void)
 		{ WB_CM_SAVE_IN_SENT_ITEMS, "ComposeMail:SaveInSentItems" },
 		{ WB_CM_MIME, "ComposeMail:Mime" },
 		{ WB_EM2_CONVERSATION_ID, "Email2:ConversationId" },
+		{ WB_EM2_IS_DRAFT, "Email2:IsDraft" },
+		{ WB_EM2_BCC, "Email2:Bcc" },
+		{ WB_EM2_SEND, "Email2:Send" },
+		{ WB_ASB_CLIENT_ID, "AirSyncBase:ClientId" },
+		{ WB_ASB_LOCATION, "AirSyncBase:Location" },
 	};
 	char tmp[64];
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
