@@ -17,8 +17,9 @@
  * Sending: SendMail (14.0+) with the MIME as opaque data and the journal
  * token as ClientId, which servers use to drop a duplicate; find_token()
  * therefore says "not found" and the journal sends again with the same
- * ClientId.  Storing a message in a folder (Sync Add of mail) needs 16.0;
- * 14.1 cannot: create_item says so (BE_UNSUPPORTED).
+ * ClientId.  Drafts (16.0+) are a Sync Add in Drafts from the draft's
+ * fields, ClientId = token likewise; 14.1 cannot store a draft, and no
+ * version can store a ready message in a folder: BE_UNSUPPORTED, said so.
  *
  * A server without an Outbox folder (SOGo) gets a virtual one, so a file
  * written there is sent like on Exchange (eas.c adds it to the tree).
