@@ -418,6 +418,16 @@ enum be_status eas_watch(struct be_session *s, const struct be_watch *w,
 	for (size_t i = 0; i < w->n; i++)
 		if (!is_virtual(w->folder_ids[i]) && (!most || n < most))
 			ids[n++] = w->folder_ids[i];
+	if (!n) {
+		/* nothing the server can watch: wait out the call */
+		for (unsigned t = 0; t < w->timeout_s * 4; t++) {
+			if (w->cancelled && w->cancelled(w->arg))
+				break;
+			sleep_ms(250);
+		}
+		free(ids);
+		return BE_OK;
+	}
 	unsigned hb = w->timeout_s > 30 ? w->timeout_s - 20 : HEARTBEAT_MIN;
 	unsigned bound = eas_session_heartbeat(s);
 	if (bound && hb > bound)
