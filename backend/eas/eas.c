@@ -601,59 +601,53 @@ static bool key_ok(const char *key, struct be_result *r)
 	return true;
 }
 
+/* The well-known folders kept in the cache directory ("k id" lines, k an
+ * enum be_special); false if there is no such file. */
+static bool special_read(const struct be_session *s, char *ids[BE_SPECIAL_N])
+{
+	for (int k = 0; k < BE_SPECIAL_N; k++)
+		ids[k] = NULL;
+	char *text = eas_state_read_all(s, SPECIAL_FILE);
+	if (!text)
+		return false;
+	for (char *l = text, *nl; *l; l = nl) {
+		nl = l + strcspn(l, "\n");
+		if (*nl)
+			*nl++ = 0;
+		int k = l[0] - '0';
+		if (k >= 0 && k < BE_SPECIAL_N && l[1] == ' ' && l[2] && !ids[k])
+			ids[k] = xstrdup(l + 2);
+	}
+	free(text);
+	return true;
+}
+
 /* Remember the well-known folders of a hierarchy answer for
  * special_folders(), which must not start a hierarchy sync of its own
- * (a FolderSync from 0 resets the device's sync states on Exchange). */
+ * (a FolderSync from 0 resets the device's sync states on Exchange).  An
+ * incremental answer names only some: the others stay as they were. */
 static void remember_special(struct be_session *s, const struct buf *ans)
 {
-	char *ids[BE_SPECIAL_N];
+	char *ids[BE_SPECIAL_N], *old[BE_SPECIAL_N];
 	struct be_result r;
+	bool any = false;
 	if (eas_parse_special(ans->data, ans->len, ids, &r) != BE_OK)
 		return;
-	char *old = NULL;
-	if (s->state_dir) {
-		char *path = xasprintf("%s/%s", s->state_dir, SPECIAL_FILE);
-		FILE *f = fopen(path, "r");
-		free(path);
-		if (f) {
-			char line[EAS_ID_MAX + 8];
-			struct buf b;
-			buf_init(&b, 0);
-			while (fgets(line, sizeof(line), f))
-				buf_puts(&b, line);
-			fclose(f);
-			old = b.data;
+	for (int k = 0; k < BE_SPECIAL_N; k++)
+		any |= ids[k] != NULL;
+	if (any) {
+		struct buf b;
+		buf_init(&b, 0);
+		special_read(s, old);
+		for (int k = 0; k < BE_SPECIAL_N; k++) {
+			const char *v = ids[k] ? ids[k] : old[k];
+			if (v)
+				buf_printf(&b, "%d %s\n", k, v);
+			free(old[k]);
 		}
+		state_write(s, SPECIAL_FILE, b.data ? b.data : "");
+		buf_free(&b);
 	}
-	bool any = false;
-	struct buf b;
-	buf_init(&b, 0);
-	for (int k = 0; k < BE_SPECIAL_N; k++) {
-		const char *v = ids[k];
-		char *oldv = NULL;
-		if (!v && old) {
-			char tag[8];
-			snprintf(tag, sizeof(tag), "%d ", k);
-			for (char *l = old; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-				if (!strncmp(l, tag, strlen(tag))) {
-					oldv = xstrndup(l + strlen(tag),
-							strcspn(l + strlen(tag), "\n"));
-					break;
-				}
-			v = oldv;
-		}
-		if (v && *v) {
-			buf_printf(&b, "%d %s\n", k, v);
-			any = true;
-		}
-		free(oldv);
-		if (ids[k])
-			any = true;
-	}
-	if (any && b.data)
-		state_write(s, SPECIAL_FILE, b.data);
-	buf_free(&b);
-	free(old);
 	for (int k = 0; k < BE_SPECIAL_N; k++)
 		free(ids[k]);
 }
@@ -918,20 +912,7 @@ static enum be_status eas_special_folders(struct be_session *s,
 	be_result_ok(r);
 	for (int k = 0; k < BE_SPECIAL_N; k++)
 		ids[k] = NULL;
-	char *path = s->state_dir ? xasprintf("%s/%s", s->state_dir,
-					      SPECIAL_FILE) : NULL;
-	FILE *f = path ? fopen(path, "r") : NULL;
-	free(path);
-	if (f) {
-		char line[EAS_ID_MAX + 8];
-		while (fgets(line, sizeof(line), f)) {
-			int k = line[0] - '0';
-			line[strcspn(line, "\n")] = 0;
-			if (k >= 0 && k < BE_SPECIAL_N && line[1] == ' ' &&
-			    line[2] && !ids[k])
-				ids[k] = xstrdup(line + 2);
-		}
-		fclose(f);
+	if (special_read(s, ids)) {
 		if (!ids[BE_OUTBOX])
 			ids[BE_OUTBOX] = xstrdup(EAS_VIRTUAL_OUTBOX);
 		return BE_OK;
