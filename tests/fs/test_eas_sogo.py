@@ -239,3 +239,15 @@ def test_eas_wrong_password(tmp_path):
     text = m.log_text()
     assert "user name or password" in text, text
     assert "wrong" not in text.replace("wrong password", "")
+
+
+def test_eas_draft_on_14_1_says_why(eas):
+    """SOGo speaks ActiveSync 14.1, which cannot store a draft: the write
+    is refused by the server side of the journal and the status says why."""
+    m = eas()
+    with open(m.path("Drafts", "draft.eml"), "w") as f:
+        f.write("From: test@example.test\r\nSubject: a draft\r\n\r\ndraft body\r\n")
+    st = wait_for(lambda: "failed: save draft" in m.status() and m.status(), 30,
+                  what="the refused draft in the status")
+    assert "14.1 cannot store a draft" in st, st
+    m.stop()
