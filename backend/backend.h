@@ -86,11 +86,17 @@ void be_result_ok(struct be_result *r);
 
 /* How to reach and sign in to the server.  Borrowed by open(); the backend
  * copies what it keeps. */
+struct oauth2;
+
 struct be_config {
 	const char *url;           /* endpoint, e.g. https://host/EWS/Exchange.asmx */
 	const char *user;          /* user name (DOMAIN\user, user@domain, user) */
 	const char *password;      /* secret: never logged, never copied to errors */
 	const char *mailbox;       /* SMTP address for X-AnchorMailbox; may be NULL */
+	int auth;                  /* enum http_auth (backend/http.h); 0 = Basic
+				      or NTLM, as the server offers */
+	struct oauth2 *oauth2;     /* auth = HTTP_AUTH_BEARER: the token source
+				      all sessions share (backend/oauth2.h) */
 	const char *ca_file;       /* extra trust anchor (PEM); NULL = system store */
 	bool insecure;             /* skip TLS verification (test servers only) */
 	long connect_timeout_s;    /* TCP+TLS connect timeout */
@@ -391,7 +397,10 @@ struct backend_ops {
 	 * right after the subscription is in place, has lost = true: what
 	 * happened before that moment may not have been reported, and the
 	 * core syncs everything once.  A dropped connection returns BE_NETWORK (the next
-	 * call reconnects to the same subscription).  BE_UNSUPPORTED: the
+	 * call reconnects to the same subscription).  BE_FOLDER_GONE: a
+	 * folder of the set no longer exists (deleted on the server since the
+	 * core last synced the tree), so no subscription could be made; the
+	 * core syncs the tree and calls again with the new set.  BE_UNSUPPORTED: the
 	 * server offers neither push nor pull; the core polls.  *mode tells
 	 * which form is in use. */
 	enum be_status (*watch)(struct be_session *s, const struct be_watch *w,

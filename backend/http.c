@@ -21,6 +21,12 @@ struct http_session {
 	CURLM *multi;                /* runs every transfer of curl (and keeps
 					its connections) */
 	struct curl_slist *headers;  /* owned */
+	struct curl_slist *connect_to; /* owned: $EXCHANGEFS_CONNECT_TO */
+	enum http_auth auth;
+	http_bearer_fn bearer;
+	void *bearer_arg;
+	char *token;                 /* owned: the Bearer token in use */
+	char gss_err[200];           /* Negotiate: why GSS-API gave no token */
 	char *url;                   /* normalised, without user info */
 	char *host;                  /* "host:port" for messages */
 	char errbuf[CURL_ERROR_SIZE];
@@ -111,6 +117,22 @@ out:
 	return rc;
 }
 
+/* Negotiate sessions only: curl tells why GSS-API produced no token only
+ * as verbose text ("gss_init_sec_context() failed: ..."); keep that line
+ * for the error message.  Headers and data are ignored, never stored. */
+static int on_curl_debug(CURL *c, curl_infotype type, char *data, size_t n,
+			 void *arg)
+{
+	struct http_session *h = arg;
+	(void)c;
+	if (type == CURLINFO_TEXT && n > 4 && !strncmp(data, "gss_", 4)) {
+		while (n && (data[n - 1] == '\n' || data[n - 1] == ' '))
+			n--;
+		snprintf(h->gss_err, sizeof(h->gss_err), "%.*s", (int)n, data);
+	}
+	return 0;
+}
+
 struct http_session *http_open(const struct http_config *cfg,
 			       struct be_result *r)
 {
@@ -159,12 +181,58 @@ struct http_session *http_open(const struct http_config *cfg,
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
 	if (cfg->ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
-	if (cfg->user) {
+	const char *ct_env = getenv("EXCHANGEFS_CONNECT_TO");
+	if (ct_env && *ct_env) {
+		char *copy = xstrdup(ct_env), *save = NULL;
+		for (char *e = strtok_r(copy, ",", &save); e;
+		     e = strtok_r(NULL, ",", &save))
+			h->connect_to = curl_slist_append(h->connect_to, e);
+		free(copy);
+		curl_easy_setopt(c, CURLOPT_CONNECT_TO, h->connect_to);
+	}
+	h->auth = cfg->auth;
+	switch (cfg->auth) {
+	case HTTP_AUTH_BEARER:
+		if (!cfg->bearer) {
+			be_result_set(r, BE_REFUSED, "OAuth2 sign-in without a token source");
+			http_close(h);
+			return NULL;
+		}
+		h->bearer = cfg->bearer;
+		h->bearer_arg = cfg->bearer_arg;
+		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+		break;
+	case HTTP_AUTH_NEGOTIATE: {
+		curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
+		if (!(vi->features & CURL_VERSION_SPNEGO) ||
+		    !(vi->features & CURL_VERSION_GSSAPI)) {
+			be_result_set(r, BE_REFUSED,
+				      "Kerberos sign-in is not possible: this libcurl (%s) was built without GSS-API",
+				      vi->version);
+			http_close(h);
+			return NULL;
+		}
+		/* the user's ticket cache signs in; curl wants a (blank) user
+		 * name to use any authentication at all */
+		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_NEGOTIATE);
+		curl_easy_setopt(c, CURLOPT_USERNAME, "");
+		curl_easy_setopt(c, CURLOPT_PASSWORD, "");
+		curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, on_curl_debug);
+		curl_easy_setopt(c, CURLOPT_DEBUGDATA, h);
+		curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
+		break;
+	}
+	default:
+		if (!cfg->user)
+			break;
 		curl_easy_setopt(c, CURLOPT_HTTPAUTH,
-				 (long)(CURLAUTH_BASIC | CURLAUTH_NTLM));
+				 cfg->auth == HTTP_AUTH_BASIC ? (long)CURLAUTH_BASIC
+				 : cfg->auth == HTTP_AUTH_NTLM ? (long)CURLAUTH_NTLM
+				 : (long)(CURLAUTH_BASIC | CURLAUTH_NTLM));
 		curl_easy_setopt(c, CURLOPT_USERNAME, cfg->user);
 		curl_easy_setopt(c, CURLOPT_PASSWORD,
 				 cfg->password ? cfg->password : "");
+		break;
 	}
 	return h;
 }
@@ -176,6 +244,11 @@ void http_close(struct http_session *h)
 	curl_easy_cleanup(h->curl);
 	curl_multi_cleanup(h->multi);
 	curl_slist_free_all(h->headers);
+	curl_slist_free_all(h->connect_to);
+	if (h->token) {
+		explicit_bzero(h->token, strlen(h->token));
+		free(h->token);
+	}
 	free(h->url);
 	free(h->host);
 	free(h);
@@ -390,8 +463,9 @@ static void grade_curl(struct http_session *h, CURLcode rc, double secs,
 	}
 }
 
-enum be_status http_post(struct http_session *h, const struct http_request *rq,
-			 struct http_response *resp, struct be_result *r)
+static enum be_status post_once(struct http_session *h,
+				const struct http_request *rq,
+				struct http_response *resp, struct be_result *r)
 {
 	struct xfer x = { .rq = rq, .resp = resp, .curl = h->curl };
 	CURL *c = h->curl;
@@ -402,6 +476,7 @@ enum be_status http_post(struct http_session *h, const struct http_request *rq,
 	memset(resp, 0, sizeof(*resp));
 	buf_init(&resp->body, HTTP_ERROR_BODY_CAP);
 	h->errbuf[0] = 0;
+	h->gss_err[0] = 0;
 
 	struct curl_slist *extra = NULL;
 	char *url = NULL;
@@ -422,10 +497,16 @@ enum be_status http_post(struct http_session *h, const struct http_request *rq,
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "OPTIONS");
 	}
 	curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, rq->once ? 1L : 0L);
-	if (!rq->options)
+	if (rq->get || rq->options) {
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-			 (curl_off_t)rq->body_len);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)rq->body_len);
+	}
+	if (h->bearer)
+		curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, h->token);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, rq->timeout_s > 0 ? rq->timeout_s
@@ -435,9 +516,14 @@ enum be_status http_post(struct http_session *h, const struct http_request *rq,
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
 			 rq->stall_s > 0 ? rq->stall_s : 60L);
 
-	log_dbg(LC_HTTP, "%s %s %s (%zu bytes)", rq->options ? "OPTIONS" : "POST",
-		h->url, what, rq->body_len);
-	if (h->verbose >= 2)
+	bool bodyless = rq->get || rq->options;
+	log_dbg(LC_HTTP, "%s %s %s (%zu bytes)",
+		rq->options ? "OPTIONS" : rq->get ? "GET" : "POST", h->url, what,
+		bodyless ? 0 : rq->body_len);
+	if (h->verbose >= 2 && !bodyless && rq->secret)
+		log_dbg(LC_HTTP, "> (%zu bytes not shown: they carry secrets)",
+			rq->body_len);
+	else if (h->verbose >= 2 && !bodyless)
 		log_body(">", rq->body, rq->body_len);
 
 	CURLcode rc = perform(h, &x);
@@ -489,7 +575,10 @@ enum be_status http_post(struct http_session *h, const struct http_request *rq,
 		log_dbg(LC_HTTP, "%s: HTTP %ld, %s, %zu bytes%s in %.0f ms",
 			what, resp->status, resp->content_type, x.received,
 			x.stream ? " (streamed)" : "", secs * 1000);
-		if (h->verbose >= 2 && !x.stream)
+		if (h->verbose >= 2 && !x.stream && rq->secret)
+			log_dbg(LC_HTTP, "< (%zu bytes not shown: they carry secrets)",
+				resp->body.len);
+		else if (h->verbose >= 2 && !x.stream)
 			log_body("<", resp->body.data ? resp->body.data : "",
 				 resp->body.len);
 	} else {
@@ -510,6 +599,43 @@ bool http_header(struct http_session *h, const char *name, char *out,
 	return true;
 }
 
+/* Ask the token source for the token to send (again, after a 401, with
+ * the refused one). */
+static int bearer_token(struct http_session *h, bool after_401,
+			struct be_result *r)
+{
+	char *tok = NULL;
+	if (h->bearer(h->bearer_arg, after_401 ? h->token : NULL, &tok, r))
+		return -1;
+	if (h->token) {
+		explicit_bzero(h->token, strlen(h->token));
+		free(h->token);
+	}
+	h->token = tok;
+	return 0;
+}
+
+enum be_status http_post(struct http_session *h, const struct http_request *rq,
+			 struct http_response *resp, struct be_result *r)
+{
+	if (h->bearer && bearer_token(h, false, r)) {
+		memset(resp, 0, sizeof(*resp));
+		return r->status;
+	}
+	enum be_status st = post_once(h, rq, resp, r);
+	if (st != BE_OK || !h->bearer || resp->status != 401 ||
+	    resp->cancelled)
+		return st;
+	/* the token expired early or was revoked: a new one, once (a 401 is
+	 * an answer to a request the server did not act on) */
+	log_dbg(LC_HTTP, "%s: Bearer token refused (HTTP 401), getting a new one",
+		rq->what ? rq->what : "request");
+	if (bearer_token(h, true, r))
+		return r->status;
+	http_response_free(resp);
+	return post_once(h, rq, resp, r);
+}
+
 enum be_status http_grade(const struct http_session *h,
 			  const struct http_response *resp,
 			  struct be_result *r)
@@ -521,7 +647,17 @@ enum be_status http_grade(const struct http_session *h,
 		return BE_OK;
 	snprintf(r->code, sizeof(r->code), "HTTP %ld", st);
 	r->retry_after_ms = resp->retry_after_ms;
-	if (st == 401)
+	if (st == 401 && h->auth == HTTP_AUTH_NEGOTIATE && h->gss_err[0])
+		be_result_set(r, BE_AUTH,
+			      "Kerberos sign-in failed (HTTP 401): %s; is there a valid ticket (klist, kinit)?",
+			      h->gss_err);
+	else if (st == 401 && h->auth == HTTP_AUTH_NEGOTIATE)
+		be_result_set(r, BE_AUTH,
+			      "server refused Kerberos sign-in (HTTP 401): is there a valid ticket (klist, kinit) and does the server offer Negotiate?");
+	else if (st == 401 && h->auth == HTTP_AUTH_BEARER)
+		be_result_set(r, BE_AUTH,
+			      "server refused the OAuth2 access token (HTTP 401)");
+	else if (st == 401)
 		be_result_set(r, BE_AUTH,
 			      "server refused the user name or password (HTTP 401)");
 	else if (st == 403)

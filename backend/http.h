@@ -5,8 +5,17 @@
  * Policy:
  *   - TLS is verified (peer and host name) unless insecure; ca_file adds a
  *     trust anchor instead of the system store.
- *   - Auth: Basic or NTLM, whichever the server offers (curl picks); the
- *     password goes to curl only, never into a URL, a log line or an error.
+ *   - Auth (http_config.auth): Basic or NTLM, whichever the server offers
+ *     (curl picks, the default), or only one of Basic, NTLM, Negotiate
+ *     (Kerberos through GSS-API and the user's ticket cache), or a Bearer
+ *     token from a callback (OAuth2): fetched before every request, asked
+ *     again once after a 401 (the callback refreshes it), then the request
+ *     is sent again.  Secrets go to curl only, never into a URL, a log line
+ *     or an error; bodies marked secret are never logged.
+ *   - $EXCHANGEFS_CONNECT_TO (like curl --connect-to, comma-separated
+ *     HOST:PORT:CONNECT-HOST:CONNECT-PORT) sends connections for a name
+ *     elsewhere while TLS still verifies the name: for tests and for
+ *     reaching a server by another address.
  *   - Only http and https; redirects are NOT followed: a POST that is
  *     redirected is almost always a wrong URL or a login page, and following
  *     it would resend the body (and, to another host, the credentials).
@@ -30,8 +39,26 @@
 #define HTTP_DEFAULT_CAP ((size_t)64 << 20)  /* bodies held in memory */
 #define HTTP_ERROR_BODY_CAP ((size_t)1 << 20) /* kept of a non-2xx body */
 
+enum http_auth {
+	HTTP_AUTH_AUTO = 0,       /* Basic or NTLM, as the server offers */
+	HTTP_AUTH_BASIC,
+	HTTP_AUTH_NTLM,
+	HTTP_AUTH_NEGOTIATE,      /* Kerberos/SPNEGO via GSS-API */
+	HTTP_AUTH_BEARER,         /* OAuth2: token from http_config.bearer */
+};
+
+/* The Bearer token source: *token (owned by the caller after the call) for
+ * the next request.  rejected is NULL, or the token the server just refused
+ * with 401 (then get a new one if the source still has that one).  Returns
+ * 0, or -1 with *r set (e.g. BE_AUTH "sign-in expired ..."). */
+typedef int (*http_bearer_fn)(void *arg, const char *rejected, char **token,
+			      struct be_result *r);
+
 struct http_config {
 	const char *url;          /* default target; must be http(s) */
+	enum http_auth auth;
+	http_bearer_fn bearer;    /* HTTP_AUTH_BEARER: the token source */
+	void *bearer_arg;
 	const char *user;         /* NULL = no authentication */
 	const char *password;
 	const char *ca_file;      /* NULL = system store */
@@ -95,6 +122,8 @@ struct http_request {
 				 for this request only, after the
 				 session's */
 	bool options;         /* send OPTIONS (no body) instead of POST */
+	bool get;             /* GET instead of POST (body ignored) */
+	bool secret;          /* the bodies carry secrets: never log them */
 	bool once;            /* not safe to send twice (it creates
 				 something): send it on a new connection.
 				 libcurl silently sends a request again when
@@ -103,7 +132,7 @@ struct http_request {
 				 may have acted on it. */
 };
 
-/* POST rq to the session URL.  BE_OK when an HTTP answer was received,
+/* POST (or GET) rq to the session URL.  BE_OK when an HTTP answer was received,
  * whatever its status (resp filled; free it with http_response_free even
  * on failure).  Otherwise a graded failure: BE_NETWORK (resolve, connect,
  * reset, timeout), BE_TLS (certificate), BE_NOMEM (over the cap),

@@ -12,6 +12,7 @@
 #include "db_internal.h"
 #include "backend/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,6 +30,8 @@ struct body_writer {
 	char tmp[64];
 };
 
+static void remove_temp_files(struct cache *c);
+
 int bodies_init(struct cache *c)
 {
 	char *path = xasprintf("%s/bodies", c->dir);
@@ -41,10 +44,29 @@ int bodies_init(struct cache *c)
 	free(path);
 	if (c->bodies_fd < 0)
 		return -1;
+	remove_temp_files(c);
 	sqlite3_stmt *st = db_prepare(c, "SELECT coalesce(sum(size), 0) FROM bodies");
 	c->body_bytes = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
 	return 0;
+}
+
+/* Temporary files of writes a crash (kill -9) interrupted: never
+ * recorded, so nothing refers to them. */
+static void remove_temp_files(struct cache *c)
+{
+	int fd = dup(c->bodies_fd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, "tmp.", 4))
+			unlinkat(c->bodies_fd, e->d_name, 0);
+	closedir(d);
 }
 
 static void body_name(uint64_t ino, char *buf, size_t len)
@@ -187,7 +209,8 @@ static void evict(struct cache *c, uint64_t keep, struct cache_changes *ch)
 	}
 }
 
-int cache_body_commit(struct body_writer *w, struct cache_changes *evicted)
+static int commit(struct body_writer *w, struct cache_changes *evicted,
+		  bool within)
 {
 	struct cache *c = w->c;
 	char name[32];
@@ -200,34 +223,60 @@ int cache_body_commit(struct body_writer *w, struct cache_changes *evicted)
 	}
 	pthread_mutex_lock(&c->lock);
 	int rc = 0;
-	if (renameat(c->bodies_fd, w->tmp, c->bodies_fd, name) < 0) {
+	if (within && c->body_limit && c->body_bytes + w->len > c->body_limit) {
+		rc = -ENOSPC;
+		unlinkat(c->bodies_fd, w->tmp, 0);
+	} else if (renameat(c->bodies_fd, w->tmp, c->bodies_fd, name) < 0) {
 		rc = -errno;
 		unlinkat(c->bodies_fd, w->tmp, 0);
 	} else {
+		/* one transaction (unless inside one already): one WAL
+		 * commit per body, not three */
+		bool txn = sqlite3_get_autocommit(c->db) && !db_begin(c);
 		/* a body fetched twice (two readers raced) replaces the
 		 * first copy: count its bytes once */
-		sqlite3_stmt *st = db_prepare(c, "DELETE FROM bodies WHERE ino = ? "
-					      "RETURNING size");
+		int64_t old = 0;
+		sqlite3_stmt *st = db_cached(c, "DELETE FROM bodies WHERE ino = ? "
+					     "RETURNING size");
 		sqlite3_bind_int64(st, 1, (int64_t)w->ino);
 		if (sqlite3_step(st) == SQLITE_ROW)
-			c->body_bytes -= sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-		st = db_prepare(c, "INSERT INTO bodies(ino, size, atime) "
-				"VALUES(?, ?, ?)");
+			old = sqlite3_column_int64(st, 0);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			;
+		sqlite3_reset(st);
+		st = db_cached(c, "INSERT INTO bodies(ino, size, atime) "
+			       "VALUES(?, ?, ?)");
 		sqlite3_bind_int64(st, 1, (int64_t)w->ino);
 		sqlite3_bind_int64(st, 2, w->len);
 		sqlite3_bind_int64(st, 3, time(NULL));
-		rc = db_step_done(c, st);
+		rc = db_run(c, st);
 		if (!rc) {
-			st = db_prepare(c, "UPDATE nodes SET body_size = ? WHERE ino = ?");
+			st = db_cached(c, "UPDATE nodes SET body_size = ? WHERE ino = ?");
 			sqlite3_bind_int64(st, 1, w->len);
 			sqlite3_bind_int64(st, 2, (int64_t)w->ino);
-			rc = db_step_done(c, st);
-			c->body_bytes += w->len;
-			evict(c, w->ino, evicted);
+			rc = db_run(c, st);
+		}
+		if (txn && rc)
+			db_rollback(c);
+		else if (txn)
+			rc = db_commit(c);
+		if (!rc) {
+			c->body_bytes += w->len - old;
+			if (!within)
+				evict(c, w->ino, evicted);
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	free(w);
 	return rc;
+}
+
+int cache_body_commit(struct body_writer *w, struct cache_changes *evicted)
+{
+	return commit(w, evicted, false);
+}
+
+int cache_body_commit_within(struct body_writer *w)
+{
+	return commit(w, NULL, true);
 }

@@ -193,6 +193,52 @@ int cache_body_write(struct body_writer *w, const void *data, size_t len);
  * evicted messages are added to *evicted as CC_ATTR: their size is the
  * server's estimate again).  On success returns 0; abort discards. */
 int cache_body_commit(struct body_writer *w, struct cache_changes *evicted);
+/* The same for a body nobody asked for (prefetch): it never evicts; if it
+ * does not fit under the limit it is discarded and -ENOSPC returned. */
+int cache_body_commit_within(struct body_writer *w);
 void cache_body_abort(struct body_writer *w);
+/* Whether bytes more fit under the limit. */
+bool cache_body_room(struct cache *c, int64_t bytes);
+
+/* ---- Prefetch (cache/prefetch_store.c). ---- */
+
+/* Create the index and table the prefetcher uses (idempotent). */
+int cache_prefetch_init(struct cache *c);
+/* Messages without a cached body, for the prefetcher. */
+struct prefetch_query {
+	int64_t since;     /* received >= since (INT64_MIN: all) */
+	int64_t now;       /* skip failures whose next try is later */
+	uint64_t folder;   /* only this folder (0: any) */
+	uint64_t after;    /* with folder: ino > after, in ino (listing)
+			      order, whatever the date (read-ahead);
+			      0: newest first */
+};
+struct prefetch_pick {
+	uint64_t ino, parent;
+	char *server_id;   /* owned */
+	int64_t size;      /* the server's estimate, -1 unknown */
+};
+/* Up to max picks, leaving out the inos in skip[] (those being fetched);
+ * free with cache_prefetch_picks_free(). */
+size_t cache_prefetch_pick(struct cache *c, const struct prefetch_query *q,
+			   const uint64_t *skip, size_t n_skip,
+			   struct prefetch_pick *out, size_t max);
+void cache_prefetch_picks_free(struct prefetch_pick *v, size_t n);
+struct prefetch_counts {
+	int64_t total, cached, cached_bytes, failed;
+};
+/* Messages received since `since`, and how many have a cached body. */
+void cache_prefetch_counts(struct cache *c, int64_t since,
+			   struct prefetch_counts *out);
+/* Bodies recorded as failed that are still not cached. */
+int64_t cache_prefetch_failed_count(struct cache *c);
+/* A body could not be fetched: record why; it is tried again after a
+ * minute, then doubling up to 6 hours. */
+void cache_prefetch_failed(struct cache *c, uint64_t ino, const char *reason,
+			   int64_t now);
+void cache_prefetch_succeeded(struct cache *c, uint64_t ino);
+/* One line per failed body (name: reason), at most max. */
+struct buf;
+void cache_prefetch_failures(struct cache *c, struct buf *out, size_t max);
 
 #endif

@@ -26,7 +26,7 @@ struct cache {
 	struct {
 		const char *sql;
 		sqlite3_stmt *st;
-	} cached[48];          /* db_cached(), protected by lock */
+	} cached[128];         /* db_cached(), protected by lock */
 	size_t n_cached;
 	/* moves the server reported (cache_hint_move), protected by lock */
 #define MOVE_HINTS 512

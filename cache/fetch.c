@@ -1,11 +1,26 @@
 /*
- * fetch.c - fetching message bodies on demand: a small pool of backend
- * sessions shared by the FUSE worker threads, one fetch per message at a
- * time (a second reader of the same message waits for the first fetch),
- * MIME streamed straight into the body store so a large message is never
- * held in memory.
+ * fetch.c - fetching message bodies: a small pool of backend sessions
+ * shared by the FUSE worker threads (on-demand reads) and the prefetcher
+ * (cache/prefetch.c).  One call fetches a batch of messages (EWS: one
+ * GetItem with several ids), each streamed straight into its own body file
+ * as it decodes, so memory stays flat whatever the message sizes.  One
+ * fetch per message at a time: a message being fetched is "claimed", and
+ * a reader of it waits for that fetch instead of starting another.
+ *
+ * The pool: background work may use `limit` sessions (at most `max`,
+ * halved when the server throttles, grown back by one after a run of calls
+ * that went through); an on-demand read takes an idle session first, may
+ * open one more than background work can, and is served before any
+ * background work waiting for a session - so a read jumps the queue and
+ * waits at most for one call, never for the prefetcher's backlog.
+ *
+ * Read-ahead: a reader that reads uncached messages of one folder one
+ * after another (grep -r, cat *, a backup) gets the next messages of the
+ * folder in the same call, and the prefetcher is asked to fetch further
+ * ahead in that folder with the background sessions.
  */
 #include "sync.h"
+#include "prefetch.h"
 #include "backend/util.h"
 
 #include <errno.h>
@@ -15,8 +30,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_INFLIGHT 64
+#define MAX_INFLIGHT 512
 #define FETCH_TRIES 4
+#define RA_AFTER 2        /* uncached reads in a row in one folder ... */
+#define RA_BATCH 16       /* ... then fetch this many per call */
+#define RA_BUDGET (8 << 20) /* estimated bytes per call */
+#define GROW_AFTER 32     /* calls without throttling before growing */
 
 struct fetch_pool {
 	struct sync *sync;
@@ -26,9 +45,17 @@ struct fetch_pool {
 	pthread_cond_t cond;
 	struct be_session **idle;        /* idle sessions (owned) */
 	size_t n_idle;
-	unsigned n_open, max;            /* sessions existing / allowed */
-	uint64_t inflight[MAX_INFLIGHT]; /* inos being fetched */
+	unsigned n_open, max;            /* sessions existing / background max */
+	unsigned limit;                  /* background sessions allowed now */
+	unsigned bg_busy;                /* sessions lent to background work */
+	unsigned urgent_waiting;         /* readers waiting for a session */
+	unsigned ok_streak;              /* calls since the last throttling */
+	int64_t shrunk_ms;               /* when limit last went down */
+	unsigned throttled;              /* throttling answers seen */
+	uint64_t inflight[MAX_INFLIGHT]; /* inos being fetched (claimed) */
 	size_t n_inflight;
+	uint64_t ra_folder;              /* read-ahead: folder of the last */
+	unsigned ra_run;                 /* uncached reads in a row */
 };
 
 
@@ -38,8 +65,8 @@ struct fetch_pool *fetch_pool_new(struct sync *s, unsigned max)
 	p->sync = s;
 	p->ops = sync_config(s)->ops;
 	p->cfg = &sync_config(s)->be;
-	p->max = max;
-	p->idle = xcalloc(max, sizeof(*p->idle));
+	p->max = p->limit = max ? max : 1;
+	p->idle = xcalloc(p->max + 1, sizeof(*p->idle));
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	return p;
@@ -58,12 +85,23 @@ void fetch_pool_free(struct fetch_pool *p)
 }
 
 /* Borrow a session (opening one if the pool has room); NULL with *r set if
- * the server cannot be reached. */
-static struct be_session *borrow(struct fetch_pool *p, struct be_result *r)
+ * the server cannot be reached.  Urgent (a reader waits) goes first and
+ * may use one session more than background work. */
+static struct be_session *borrow(struct fetch_pool *p, bool urgent,
+				 struct be_result *r)
 {
 	pthread_mutex_lock(&p->lock);
-	while (!p->n_idle && p->n_open >= p->max)
-		pthread_cond_wait(&p->cond, &p->lock);
+	if (urgent) {
+		p->urgent_waiting++;
+		while (!p->n_idle && p->n_open >= p->max + 1)
+			pthread_cond_wait(&p->cond, &p->lock);
+		p->urgent_waiting--;
+	} else {
+		while (p->urgent_waiting || p->bg_busy >= p->limit ||
+		       (!p->n_idle && p->n_open >= p->max))
+			pthread_cond_wait(&p->cond, &p->lock);
+		p->bg_busy++;
+	}
 	if (p->n_idle) {
 		struct be_session *s = p->idle[--p->n_idle];
 		pthread_mutex_unlock(&p->lock);
@@ -75,14 +113,17 @@ static struct be_session *borrow(struct fetch_pool *p, struct be_result *r)
 	if (!s) {
 		pthread_mutex_lock(&p->lock);
 		p->n_open--;
-		pthread_cond_signal(&p->cond);
+		if (!urgent)
+			p->bg_busy--;
+		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 	}
 	return s;
 }
 
 /* Give a session back; a session that saw a network error is closed. */
-static void give_back(struct fetch_pool *p, struct be_session *s, bool broken)
+static void give_back(struct fetch_pool *p, struct be_session *s, bool urgent,
+		      bool broken)
 {
 	if (broken)
 		p->ops->close(s);
@@ -91,24 +132,129 @@ static void give_back(struct fetch_pool *p, struct be_session *s, bool broken)
 		p->n_open--;
 	else
 		p->idle[p->n_idle++] = s;
-	pthread_cond_signal(&p->cond);
+	if (!urgent)
+		p->bg_busy--;
+	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 }
 
-struct fetch_one {
-	struct body_writer *w;
-	enum be_status st;
-	char msg[200];
-	int write_err;
+/* The server throttled (ErrorServerBusy, HTTP 429/503): halve the
+ * background sessions, at most once a second. */
+static void throttled(struct fetch_pool *p, uint32_t retry_ms)
+{
+	pthread_mutex_lock(&p->lock);
+	p->throttled++;
+	p->ok_streak = 0;
+	int64_t now = now_ms();
+	if (p->limit > 1 && now - p->shrunk_ms >= 1000) {
+		p->limit = (p->limit + 1) / 2;
+		p->shrunk_ms = now;
+		log_notice("server is throttling (asked to wait %u ms): fetching "
+			   "with %u connection%s", retry_ms, p->limit,
+			   p->limit == 1 ? "" : "s");
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void went_through(struct fetch_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->limit < p->max && ++p->ok_streak >= GROW_AFTER) {
+		p->ok_streak = 0;
+		p->limit++;
+		log_notice("server no longer throttling: fetching with %u "
+			   "connections", p->limit);
+		pthread_cond_broadcast(&p->cond);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void fetch_pool_info(struct fetch_pool *p, unsigned *limit, unsigned *max,
+		     unsigned *throttled_n)
+{
+	pthread_mutex_lock(&p->lock);
+	*limit = p->limit;
+	*max = p->max;
+	*throttled_n = p->throttled;
+	pthread_mutex_unlock(&p->lock);
+}
+
+static bool is_inflight(struct fetch_pool *p, uint64_t ino)
+{
+	for (size_t i = 0; i < p->n_inflight; i++)
+		if (p->inflight[i] == ino)
+			return true;
+	return false;
+}
+
+size_t fetch_claim(struct fetch_pool *p, struct fetch_item *v, size_t n)
+{
+	size_t kept = 0;
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (is_inflight(p, v[i].ino) || p->n_inflight >= MAX_INFLIGHT)
+			continue;
+		p->inflight[p->n_inflight++] = v[i].ino;
+		v[kept++] = v[i];
+	}
+	pthread_mutex_unlock(&p->lock);
+	return kept;
+}
+
+void fetch_release(struct fetch_pool *p, const struct fetch_item *v, size_t n)
+{
+	pthread_mutex_lock(&p->lock);
+	for (size_t k = 0; k < n; k++)
+		for (size_t i = 0; i < p->n_inflight; i++)
+			if (p->inflight[i] == v[k].ino) {
+				p->inflight[i] = p->inflight[--p->n_inflight];
+				break;
+			}
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+size_t fetch_inflight(struct fetch_pool *p, uint64_t *out, size_t max)
+{
+	pthread_mutex_lock(&p->lock);
+	size_t n = p->n_inflight < max ? p->n_inflight : max;
+	memcpy(out, p->inflight, n * sizeof(*out));
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+/* One batch call in progress: the body being written and the outcomes. */
+struct batch {
+	struct cache *c;
+	struct fetch_item *v;
+	size_t n;
+	bool background;
+	struct body_writer *w;   /* the item being written, or NULL */
+	size_t w_index;
+	struct cache_changes evicted;
 };
 
 static int sink(void *arg, size_t index, const void *data, size_t len)
 {
-	struct fetch_one *f = arg;
-	(void)index;
-	int rc = cache_body_write(f->w, data, len);
+	struct batch *b = arg;
+	if (index >= b->n)
+		return -1;
+	if (b->w && b->w_index != index) {
+		cache_body_abort(b->w);   /* never: done() ends each item */
+		b->w = NULL;
+	}
+	if (!b->w) {
+		b->w = cache_body_begin(b->c, b->v[index].ino);
+		b->w_index = index;
+		if (!b->w) {
+			b->v[index].err = -EIO;
+			return -1;
+		}
+	}
+	b->v[index].bytes += (int64_t)len;
+	int rc = cache_body_write(b->w, data, len);
 	if (rc) {
-		f->write_err = rc;
+		b->v[index].err = rc;
 		return -1;
 	}
 	return 0;
@@ -116,68 +262,164 @@ static int sink(void *arg, size_t index, const void *data, size_t len)
 
 static void done(void *arg, size_t index, enum be_status st, const char *msg)
 {
-	struct fetch_one *f = arg;
-	(void)index;
-	f->st = st;
-	snprintf(f->msg, sizeof(f->msg), "%s", msg ? msg : "");
+	struct batch *b = arg;
+	if (index >= b->n)
+		return;
+	struct fetch_item *it = &b->v[index];
+	struct body_writer *w = b->w && b->w_index == index ? b->w : NULL;
+	if (b->w && !w) {
+		cache_body_abort(b->w);
+		b->w = NULL;
+	}
+	b->w = NULL;
+	it->st = st;
+	snprintf(it->msg, sizeof(it->msg), "%s", msg ? msg : "");
+	if (st != BE_OK || it->err) {
+		cache_body_abort(w);
+		return;
+	}
+	if (!w)   /* an empty MimeContent */
+		w = cache_body_begin(b->c, it->ino);
+	if (!w) {
+		it->err = -EIO;
+		return;
+	}
+	/* only the body a reader waits for may evict others; read-ahead
+	 * and prefetch stop at the limit */
+	it->err = b->background || index ? cache_body_commit_within(w)
+					 : cache_body_commit(w, &b->evicted);
 }
 
-/* One attempt: 0, or -errno; *retry_ms > 0 asks for another attempt. */
-static int fetch_attempt(struct fetch_pool *p, const struct node *n,
-			 int64_t *retry_ms)
+enum be_status fetch_batch(struct fetch_pool *p, struct fetch_item *v,
+			   size_t n, bool background, struct be_result *r)
 {
 	struct cache *c = sync_cache(p->sync);
-	struct be_result r;
-	be_result_ok(&r);
-	*retry_ms = 0;
-	struct be_session *s = borrow(p, &r);
+	be_result_ok(r);
+	for (size_t i = 0; i < n; i++) {
+		v[i].st = BE_PROTOCOL;
+		v[i].err = 0;
+		v[i].bytes = 0;
+		v[i].msg[0] = 0;
+	}
+	struct be_session *s = borrow(p, !background, r);
 	if (!s) {
-		sync_note_error(p->sync, &r);
-		log_warn("cannot fetch '%s': %s", n->name, r.msg);
-		return -be_errno(r.status);
+		for (size_t i = 0; i < n; i++) {
+			v[i].st = r->status;
+			snprintf(v[i].msg, sizeof(v[i].msg), "%s", r->msg);
+		}
+		return r->status;
 	}
-	struct fetch_one f = { .st = BE_PROTOCOL };
-	f.w = cache_body_begin(c, n->ino);
-	if (!f.w) {
-		give_back(p, s, false);
-		return -EIO;
-	}
-	const char *ids[1] = { n->server_id };
-	int64_t t0 = now_ms();
-	enum be_status st = p->ops->fetch_mime(s, ids, 1, sink, done, &f, &r);
-	give_back(p, s, st == BE_NETWORK || st == BE_TLS || st == BE_AUTH);
-	if (st == BE_OK && f.st == BE_OK && !f.write_err) {
-		struct cache_changes evicted = { 0 };
-		int rc = cache_body_commit(f.w, &evicted);
-		sync_notify(p->sync, &evicted);
-		cache_changes_free(&evicted);
-		log_dbg(LC_SYNC, "fetched '%s' in %lld ms", n->name,
-			(long long)(now_ms() - t0));
-		return rc;
-	}
-	cache_body_abort(f.w);
-	if (f.write_err)
-		return f.write_err;
-	if (st == BE_OK)
-		st = f.st;
-	if (st == BE_ITEM_GONE) {
+	const char *ids[n ? n : 1];
+	for (size_t i = 0; i < n; i++)
+		ids[i] = v[i].server_id;
+	struct batch b = { .c = c, .v = v, .n = n, .background = background };
+	enum be_status st = p->ops->fetch_mime(s, ids, n, sink, done, &b, r);
+	if (b.w)
+		cache_body_abort(b.w);
+	give_back(p, s, !background,
+		  st == BE_NETWORK || st == BE_TLS || st == BE_AUTH);
+
+	/* A body nobody was reading that is larger than the estimate stat
+	 * showed: the kernel must ask for the size again before a read, or
+	 * the read stops at the estimate (attributes only; a smaller body is
+	 * left to the kernel's short-read path, see docs/architecture.md).
+	 * The reader's own body (v[0] of a foreground call) is its READ
+	 * handler's to announce. */
+	for (size_t i = background ? 0 : 1; i < n; i++)
+		if (v[i].st == BE_OK && !v[i].err && v[i].bytes > v[i].shown)
+			cache_change_add(&b.evicted, CC_ATTR, v[i].ino, 0, NULL,
+					 0, NULL);
+	sync_notify(p->sync, &b.evicted);
+	cache_changes_free(&b.evicted);
+
+	bool busy = st == BE_THROTTLED ||
+		    (st == BE_NETWORK && !strcmp(r->code, "HTTP 503"));
+	for (size_t i = 0; i < n; i++) {
+		busy |= v[i].st == BE_THROTTLED;
+		if (v[i].st != BE_ITEM_GONE)
+			continue;
 		/* the server deleted it since the last sync */
 		struct cache_changes ch = { 0 };
-		cache_remove_item(c, n->ino, &ch);
+		cache_remove_item(c, v[i].ino, &ch);
 		sync_notify(p->sync, &ch);
 		cache_changes_free(&ch);
+	}
+	if (busy)
+		throttled(p, r->retry_after_ms);
+	else if (st == BE_OK)
+		went_through(p);
+	return st;
+}
+
+/* Read-ahead: the next uncached messages of the folder after n, claimed,
+ * appended to v (which holds n's item). */
+static size_t read_ahead(struct fetch_pool *p, const struct node *n,
+			 struct fetch_item *v, struct prefetch_pick *picks)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->ra_folder != n->parent) {
+		p->ra_folder = n->parent;
+		p->ra_run = 0;
+	}
+	bool on = ++p->ra_run >= RA_AFTER;
+	pthread_mutex_unlock(&p->lock);
+	if (!on)
+		return 0;
+	struct prefetch_query q = { .since = INT64_MIN, .now = time(NULL),
+				    .folder = n->parent, .after = n->ino };
+	uint64_t skip[MAX_INFLIGHT];
+	size_t n_skip = fetch_inflight(p, skip, MAX_INFLIGHT);
+	size_t got = cache_prefetch_pick(sync_cache(p->sync), &q, skip, n_skip,
+					 picks, RA_BATCH - 1);
+	/* the same byte budget as a prefetch batch (server estimates) */
+	int64_t bytes = n->size > 0 ? n->size : 0;
+	for (size_t i = 0; i < got; i++) {
+		bytes += picks[i].size > 0 ? picks[i].size : 64 << 10;
+		if (bytes > RA_BUDGET) {
+			got = i;
+			break;
+		}
+	}
+	for (size_t i = 0; i < got; i++) {
+		v[1 + i].ino = picks[i].ino;
+		v[1 + i].server_id = picks[i].server_id;
+		v[1 + i].shown = picks[i].size;
+	}
+	size_t kept = fetch_claim(p, v + 1, got);
+	/* the prefetcher goes on from the last one this call fetches */
+	if (got)
+		prefetch_read_ahead(sync_prefetcher(p->sync), n->parent,
+				    picks[got - 1].ino);
+	return kept;
+}
+
+/* One attempt at an on-demand fetch: 0, or -errno; *retry_ms > 0 asks for
+ * another attempt. */
+static int fetch_attempt(struct fetch_pool *p, const struct node *n,
+			 struct fetch_item *v, size_t nv, int64_t *retry_ms)
+{
+	struct be_result r;
+	*retry_ms = 0;
+	int64_t t0 = now_ms();
+	enum be_status st = fetch_batch(p, v, nv, false, &r);
+	if (st == BE_OK && v[0].st == BE_OK && !v[0].err) {
+		log_dbg(LC_SYNC, "fetched '%s' (+%zu ahead) in %lld ms", n->name,
+			nv - 1, (long long)(now_ms() - t0));
+		return 0;
+	}
+	if (v[0].err)
+		return v[0].err;
+	if (st == BE_OK)
+		st = v[0].st;
+	if (st == BE_ITEM_GONE) {
 		log_notice("'%s' was deleted on the server", n->name);
 		return -ENOENT;
 	}
-	if (st == BE_OK) {
-		st = BE_PROTOCOL;
-		snprintf(r.msg, sizeof(r.msg), "%s", f.msg);
-	}
-	if (st == BE_THROTTLED || st == BE_NETWORK) {
-		*retry_ms = r.retry_after_ms ? r.retry_after_ms : 1000;
-	}
 	if (r.status == BE_OK)
-		be_result_set(&r, st, "%s", f.msg[0] ? f.msg : be_status_name(st));
+		be_result_set(&r, st, "%s", v[0].msg[0] ? v[0].msg
+						     : be_status_name(st));
+	if (st == BE_THROTTLED || st == BE_NETWORK)
+		*retry_ms = r.retry_after_ms ? r.retry_after_ms : 1000;
 	sync_note_error(p->sync, &r);
 	log_warn("cannot fetch '%s': %s", n->name, r.msg);
 	return -be_errno(st);
@@ -190,19 +432,20 @@ int sync_fetch_body(struct sync *s, uint64_t ino)
 
 	/* one fetch per message: wait for one under way */
 	pthread_mutex_lock(&p->lock);
-	for (;;) {
-		bool busy = false;
-		for (size_t i = 0; i < p->n_inflight; i++)
-			busy |= p->inflight[i] == ino;
-		if (!busy && p->n_inflight < MAX_INFLIGHT)
-			break;
+	while (is_inflight(p, ino) || p->n_inflight >= MAX_INFLIGHT)
 		pthread_cond_wait(&p->cond, &p->lock);
-	}
 	p->inflight[p->n_inflight++] = ino;
 	pthread_mutex_unlock(&p->lock);
 
+	struct fetch_item v[RA_BATCH];
+	struct prefetch_pick picks[RA_BATCH];
+	size_t nv = 1, claimed;
+	memset(v, 0, sizeof(v));
+	memset(picks, 0, sizeof(picks));
+	v[0].ino = ino;
 	int rc;
 	int fd = cache_body_open(c, ino);
+	claimed = 1;
 	if (fd >= 0) {
 		close(fd);
 		rc = 0;
@@ -211,25 +454,24 @@ int sync_fetch_body(struct sync *s, uint64_t ino)
 		rc = cache_get(c, ino, &n);
 		if (!rc && (n.kind != NODE_ITEM || !n.server_id))
 			rc = -EISDIR;
+		if (!rc) {
+			v[0].server_id = n.server_id;
+			nv += read_ahead(p, &n, v, picks);
+		}
+		claimed = nv;
 		for (int tries = 1; !rc; tries++) {
 			int64_t retry_ms;
-			rc = fetch_attempt(p, &n, &retry_ms);
+			rc = fetch_attempt(p, &n, v, nv, &retry_ms);
 			if (!rc || !retry_ms || tries >= FETCH_TRIES)
 				break;
 			/* a reader is waiting: never sleep minutes */
 			sleep_ms(retry_ms > 10000 ? 10000 : retry_ms);
 			rc = 0;
+			nv = 1;   /* again for the reader only */
 		}
 		node_clear(&n);
 	}
-
-	pthread_mutex_lock(&p->lock);
-	for (size_t i = 0; i < p->n_inflight; i++)
-		if (p->inflight[i] == ino) {
-			p->inflight[i] = p->inflight[--p->n_inflight];
-			break;
-		}
-	pthread_cond_broadcast(&p->cond);
-	pthread_mutex_unlock(&p->lock);
+	fetch_release(p, v, claimed);
+	cache_prefetch_picks_free(picks, RA_BATCH);
 	return rc;
 }

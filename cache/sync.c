@@ -10,6 +10,7 @@
  */
 #include "sync_internal.h"
 #include "applier.h"
+#include "prefetch.h"
 #include "journal.h"
 #include "watch.h"
 #include "backend/util.h"
@@ -60,6 +61,7 @@ struct be_session *sync_open_session(struct sync *s, struct be_result *r)
 
 struct cache *sync_cache(struct sync *s) { return s->cache; }
 struct fetch_pool *sync_pool(struct sync *s) { return s->pool; }
+struct prefetch *sync_prefetcher(struct sync *s) { return s->prefetch; }
 const struct sync_config *sync_config(struct sync *s) { return &s->cfg; }
 
 struct sync *sync_new(struct cache *c, const struct sync_config *cfg)
@@ -110,6 +112,8 @@ void sync_notify(struct sync *s, const struct cache_changes *ch)
 {
 	if (ch->n && s->hooks.changed)
 		s->hooks.changed(s->hooks.arg, ch);
+	if (ch->n)
+		prefetch_kick(s->prefetch);
 }
 
 void sync_changed(struct sync *s, const uint64_t *inos, size_t n,
@@ -205,19 +209,34 @@ static void set_conn(struct sync *s, enum conn_state st)
 
 static void progress(struct sync *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-static void progress(struct sync *s, const char *fmt, ...)
+static void progress_v(struct sync *s, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void progress_v(struct sync *s, const char *fmt, va_list ap)
 {
 	if (!s->cfg.progress)
 		return;
 	char line[300];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	if (isatty(2))
 		fprintf(stderr, "\r\033[Kexchangefs: %s", line);
 	else
 		fprintf(stderr, "exchangefs: %s\n", line);
+}
+
+static void progress(struct sync *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	progress_v(s, fmt, ap);
+	va_end(ap);
+}
+
+void sync_progress(struct sync *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	progress_v(s, fmt, ap);
+	va_end(ap);
 }
 
 static enum be_status open_session(struct sync *s, struct be_result *r)
@@ -691,6 +710,7 @@ int sync_start(struct sync *s)
 	s->running = true;
 	if (s->cfg.notify)
 		s->watcher = watcher_start(s);
+	s->prefetch = prefetch_start(s);
 	return 0;
 }
 
@@ -705,6 +725,8 @@ void sync_stop(struct sync *s)
 	pthread_mutex_unlock(&s->lock);
 	watcher_stop(s->watcher);
 	s->watcher = NULL;
+	prefetch_stop(s->prefetch);
+	s->prefetch = NULL;
 	applier_stop(s->applier);
 	s->applier = NULL;
 	pthread_join(s->thread, NULL);
@@ -721,6 +743,7 @@ void sync_kick(struct sync *s)
 
 int sync_wait_folder(struct sync *s, uint64_t ino)
 {
+	prefetch_looked_at(s->prefetch, ino);
 	struct node f = { 0 };
 	if (cache_get(s->cache, ino, &f))
 		return -ENOENT;

@@ -26,6 +26,8 @@ struct sync_config {
 	unsigned notify_timeout_s;  /* longest life of one notification
 				       stream (default 1800) */
 	bool progress;              /* print first-sync progress on stderr */
+	int prefetch_days;          /* bodies fetched ahead (cache/prefetch.c):
+				       -1 none, 0 all, N the last N days */
 };
 
 struct sync_hooks {
@@ -85,10 +87,41 @@ void sync_server_unlock(struct sync *s);
 /* Tell the applier a change was queued (no-op without one). */
 void sync_writes_kick(struct sync *s);
 
-/* Internal, shared by sync.c and fetch.c. */
+/* Internal, shared by sync.c, fetch.c and prefetch.c. */
 struct fetch_pool;
 struct fetch_pool *fetch_pool_new(struct sync *s, unsigned max);
 void fetch_pool_free(struct fetch_pool *p);
+/* One message of a batch fetch and its outcome. */
+struct fetch_item {
+	uint64_t ino;
+	const char *server_id;      /* borrowed */
+	int64_t shown;              /* size stat showed (the estimate) */
+	enum be_status st;          /* the server's answer for it */
+	int err;                    /* -errno storing it (-ENOSPC: a
+				       background body did not fit) */
+	int64_t bytes;              /* MIME bytes received */
+	char msg[330];
+};
+/* Fetch the bodies of v[] (claimed) in one call and commit each as it
+ * completes; background: through the background share of the pool.
+ * Only v[0] of a foreground call (the body a reader waits for) may evict
+ * others; the rest are committed only within the cache size limit.  Messages the server no
+ * longer has are removed.  Returns the call's grade (r filled). */
+enum be_status fetch_batch(struct fetch_pool *p, struct fetch_item *v,
+			   size_t n, bool background, struct be_result *r);
+/* Claim messages for fetching: those already claimed are dropped from v
+ * (kept in order); returns how many remain. */
+size_t fetch_claim(struct fetch_pool *p, struct fetch_item *v, size_t n);
+void fetch_release(struct fetch_pool *p, const struct fetch_item *v, size_t n);
+/* The claimed inos (at most max). */
+size_t fetch_inflight(struct fetch_pool *p, uint64_t *out, size_t max);
+/* Background sessions allowed now, at most, and throttling answers seen. */
+void fetch_pool_info(struct fetch_pool *p, unsigned *limit, unsigned *max,
+		     unsigned *throttled);
+struct prefetch *sync_prefetcher(struct sync *s);
+/* A progress line on stderr in the foreground (-f). */
+void sync_progress(struct sync *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 struct fetch_pool *sync_pool(struct sync *s);
 const struct sync_config *sync_config(struct sync *s);
 struct cache *sync_cache(struct sync *s);

@@ -49,8 +49,9 @@ struct sync {
 	struct be_session *session; /* used only by the sync thread */
 	char *root_id;
 
-	/* body fetching (fetch.c) */
+	/* body fetching (fetch.c) and prefetching (prefetch.c) */
 	struct fetch_pool *pool;
+	struct prefetch *prefetch;
 
 	/* write-back (applier.c) */
 	pthread_mutex_t server_lock;

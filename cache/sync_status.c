@@ -6,6 +6,7 @@
  */
 #include "sync_internal.h"
 #include "applier.h"
+#include "prefetch.h"
 #include "watch.h"
 
 #include <stdio.h>
@@ -70,6 +71,7 @@ void sync_status(struct sync *s, struct buf *out)
 	buf_printf(out, "sync interval: %u s\n", s->cfg.interval_s);
 	pthread_mutex_unlock(&s->lock);
 	watcher_status(s->watcher, s->cfg.notify, out);
+	prefetch_status(s->prefetch, out);
 	if (s->hooks.status)
 		s->hooks.status(s->hooks.arg, out);
 	buf_printf(out, "folders: %lld\nmessages: %lld\n", (long long)cs.folders,

@@ -112,6 +112,23 @@ static bool rest(struct watcher *w, int64_t ms)
 	return stop;
 }
 
+/* After a subscription was refused because a folder of the set is gone:
+ * have the folder tree synced (and everything, since no subscription
+ * covered the meantime), then wait up to ms for the set to change.
+ * Whether it changed. */
+static bool await_new_set(struct watcher *w, uint64_t sig, int64_t ms)
+{
+	struct cache *c = sync_cache(w->sync);
+	sync_changed(w->sync, NULL, 0, true, true);
+	for (int64_t waited = 0; waited < ms; waited += 100) {
+		if (cache_folder_set_sig(c) != sig)
+			return true;
+		if (rest(w, 100))
+			return false;
+	}
+	return false;
+}
+
 static void *watch_main(void *arg)
 {
 	struct watcher *w = arg;
@@ -164,6 +181,18 @@ static void *watch_main(void *arg)
 			if ((!k || lasted < 1000) && rest(w, 1000))
 				break;
 			continue;
+		}
+		if (st == BE_FOLDER_GONE) {
+			/* not a failure of the connection: no back-off */
+			log_notice("notifications: %s; syncing the folder tree "
+				 "before subscribing again", r.msg);
+			set_state(w, BE_WATCH_NONE, r.msg);
+			if (await_new_set(w, w->folder_sig, 10000))
+				continue;
+			if (stopped(w))
+				break;
+			/* the tree did not change: a folder the server lists
+			 * but will not watch; back off like any failure */
 		}
 		if (st == BE_UNSUPPORTED) {
 			log_notice("the server offers no notifications (%s): "

@@ -125,9 +125,12 @@ int write_removexattr(struct xfs *fs, fuse_ino_t ino, const char *name);
 void fill_entry(struct xfs *fs, const struct node *n,
 		struct fuse_entry_param *e);
 
-/* options.c: the command line. */
+/* options.c: the command line and the accounts file. */
 struct options {
 	char *url, *user, *mailbox, *password_file, *password_command;
+	char *account;              /* --account, or NAME in NAME MOUNTPOINT */
+	char *config;               /* --config, else config_default_path() */
+	char *password;             /* "password" in a 0600 accounts file */
 	char *protocol, *cache_dir, *ca_file, *mountpoint, *fuse_opts;
 	bool insecure, foreground, show_help, show_version;
 	bool open_requests;         /* never use zero-message opens */
@@ -138,6 +141,17 @@ struct options {
 	unsigned sync_interval;     /* seconds */
 	long timeout;               /* seconds */
 	int64_t cache_size;         /* bytes, 0 = unlimited */
+	/* sign-in (fs/signin.c) */
+	char *auth;                 /* basic|ntlm|kerberos|oauth2, NULL = auto */
+	char *address;              /* e-mail address: ADDRESS, --email (Autodiscover,
+				       login, default --user and --mailbox) */
+	char *oauth_authority, *oauth_tenant, *oauth_client_id, *oauth_scope;
+	char *autodiscover_trust;   /* comma-separated domains */
+	bool login;                 /* `exchangefs login ADDRESS` */
+	bool discover;              /* `exchangefs autodiscover ADDRESS` */
+	bool browser;               /* login --browser: PKCE, not device code */
+	char *prefetch;             /* --prefetch as given, or NULL */
+	int prefetch_days;          /* ... parsed (prefetch_parse) */
 };
 /* Parse argv; on a usage error prints one line and returns -1. */
 int options_parse(int argc, char **argv, struct options *o);
@@ -150,5 +164,58 @@ char *options_password(const struct options *o);
 const char *options_host(const struct options *o, size_t *len);
 /* $XDG_CACHE_HOME/exchangefs/<account> unless --cache-dir.  Owned. */
 char *options_cache_dir(const struct options *o);
+
+/* unix.c: "exchangefs status MOUNTPOINT" and "exchangefs unmount
+ * ACCOUNT|MOUNTPOINT" (argv[1] is the subcommand; returns the exit
+ * status), and a state ("READY=1") for systemd when $NOTIFY_SOCKET is set. */
+int unix_command(int argc, char **argv);
+void unix_notify(const char *state);
+
+/* config.c: the accounts file.  An entry with key NULL marks a
+ * "[section]" line; section NULL is the part before the first section. */
+struct cfg_entry {
+	char *section, *key, *value;
+	unsigned line;
+};
+struct config {
+	char *path;
+	struct cfg_entry *e;
+	size_t n;
+	mode_t mode;
+	bool has_password;          /* some section sets "password" */
+};
+/* $XDG_CONFIG_HOME/exchangefs/config or ~/.config/exchangefs/config. */
+char *config_default_path(void);
+/* "~/x" -> "$HOME/x"; anything else copied. */
+char *config_expand_home(const char *value);
+/* 0 read, 1 absent (only when !must_exist), -1 with one line printed
+ * (FILE:LINE: what is wrong).  config_free() in every case. */
+int config_load(const char *path, bool must_exist, struct config *c);
+bool config_has_section(const struct config *c, const char *name);
+/* "work, home" (owned), for messages. */
+char *config_sections(const struct config *c);
+void config_free(struct config *c);
+
+/* signin.c: how the mount signs in. */
+struct signin {
+	char *password;             /* owned, secret; NULL without one */
+	int auth;                   /* enum http_auth */
+	struct oauth2 *oauth2;      /* owned: the token source, or NULL */
+	char *ad_cache;             /* owned: the Autodiscover cache file the
+				       URL came from, or NULL */
+};
+/* Choose the sign-in method, get the password or the tokens, and run
+ * Autodiscover when there is no --url (sets o->url).  0, or -1 with one
+ * line printed. */
+int signin_prepare(struct options *o, struct signin *si);
+void signin_free(struct signin *si);
+/* The mount failed: drop a cached Autodiscover answer it used, so the next
+ * start looks the server up again. */
+void signin_forget(struct signin *si);
+/* `exchangefs login`: OAuth2 sign-in; the exit status. */
+int signin_login(const struct options *o);
+/* `exchangefs autodiscover`: Autodiscover afresh, print the URLs; the exit
+ * status. */
+int signin_discover(struct options *o);
 
 #endif

@@ -6,6 +6,7 @@
  * SIGTERM, then unmount cleanly.
  */
 #include "fs.h"
+#include "cache/prefetch.h"
 #include "cache/journal.h"
 
 #include <curl/curl.h>
@@ -44,6 +45,25 @@ static int check_mountpoint(const char *path)
 		return -1;
 	}
 	return 0;
+}
+
+/* --prefetch is remembered for the account (in its cache); without it the
+ * remembered policy, else the last 30 days (see README: recent mail is
+ * what is read and searched, and a first mount of a large mailbox does
+ * not start by downloading years of it). */
+static void prefetch_policy(struct cache *cache, const struct options *o,
+			    struct sync_config *scfg)
+{
+	scfg->prefetch_days = 30;
+	if (o->prefetch) {
+		scfg->prefetch_days = o->prefetch_days;
+		cache_meta_set(cache, "prefetch", o->prefetch);
+		return;
+	}
+	char *v = cache_meta_get(cache, "prefetch");
+	if (v && prefetch_parse(v, &scfg->prefetch_days))
+		scfg->prefetch_days = 30;
+	free(v);
 }
 
 /* Sign in and read the folder list before mounting.  Returns 0 to go on
@@ -96,6 +116,9 @@ static char *fuse_options(const struct options *o)
 
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && (!strcmp(argv[1], "status") ||
+			  !strcmp(argv[1], "unmount")))
+		return unix_command(argc, argv);
 	struct options o;
 	if (options_parse(argc, argv, &o)) {
 		options_free(&o);
@@ -114,12 +137,18 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_debug(o.debug);
+	if (o.login || o.discover) {
+		int lrc = o.login ? signin_login(&o) : signin_discover(&o);
+		options_free(&o);
+		return lrc;
+	}
 	if (check_mountpoint(o.mountpoint)) {
 		options_free(&o);
 		return 1;
 	}
-	char *password = options_password(&o);
-	if (!password) {
+	struct signin si;
+	if (signin_prepare(&o, &si)) {
+		signin_free(&si);
 		options_free(&o);
 		return 1;
 	}
@@ -136,7 +165,8 @@ int main(int argc, char **argv)
 	struct sync_config scfg = {
 		.ops = ops,
 		.be = {
-			.url = o.url, .user = o.user, .password = password,
+			.url = o.url, .user = o.user, .password = si.password,
+			.auth = si.auth, .oauth2 = si.oauth2,
 			.mailbox = o.mailbox, .ca_file = o.ca_file,
 			.insecure = o.insecure,
 			.connect_timeout_s = o.timeout < 15 ? o.timeout : 15,
@@ -156,12 +186,15 @@ int main(int argc, char **argv)
 		goto out_free;
 	}
 	cache_set_body_limit(cache, o.cache_size);
+	prefetch_policy(cache, &o, &scfg);
 	int rc = first_contact(cache, &scfg);
 	/* SQLite connections must not cross fork(): reopen after daemonizing */
 	cache_close(cache);
 	cache = NULL;
-	if (rc)
+	if (rc) {
+		signin_forget(&si);   /* a cached Autodiscover answer: ask anew */
 		goto out_free;
+	}
 
 	struct xfs fs = {
 		.uid = getuid(), .gid = getgid(),
@@ -222,6 +255,7 @@ int main(int argc, char **argv)
 	}
 
 	notify_start(&fs);
+	unix_notify("READY=1");
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 16);
 	fuse_loop_cfg_set_idle_threads(lc, 4);
@@ -229,6 +263,7 @@ int main(int argc, char **argv)
 	 * clean), -errno on a failure */
 	ret = fuse_session_loop_mt(fs.se, lc) < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
+	unix_notify("STOPPING=1");
 	sync_stop(fs.sync);
 	notify_stop();
 	stopped_notify = true;
@@ -247,8 +282,7 @@ out_session:
 out_free:
 	cache_close(cache);
 	free(cache_dir);
-	explicit_bzero(password, strlen(password));
-	free(password);
+	signin_free(&si);
 	options_free(&o);
 	return ret;
 }

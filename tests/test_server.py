@@ -544,6 +544,31 @@ def test_busy_fault_with_backoff(ews, srv):
     assert st["recent"][1]["fault"] == "busy"
 
 
+def test_getitem_batch_cost_counters_and_busy_per_item(ews, srv):
+    """Knobs for prefetch tests: a per-item GetItem cost, counters of the ids
+    asked for, and ErrorServerBusy answered for every item of a batch."""
+    ids = srv.folder("Inbox")["items"][:5]
+    body = ("<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>"
+            "<t:IncludeMimeContent>true</t:IncludeMimeContent></m:ItemShape><m:ItemIds>"
+            + "".join(f'<t:ItemId Id="{i}"/>' for i in ids) + "</m:ItemIds></m:GetItem>")
+    srv.reset_stats()
+    srv.item_cost(40)
+    try:
+        t0 = time.monotonic()
+        msgs = messages(ews.call(body))
+        took = time.monotonic() - t0
+    finally:
+        srv.item_cost(0)
+    assert len(msgs) == 5 and took >= 0.2                 # 5 items x 40 ms
+    assert all(m.get("ResponseClass") == "Success" for m in msgs)
+    st = srv.stats()
+    assert st["get_item_ids"] == 5 and st["get_item_max"] == 5 and st["get_item_peak"] == 1
+    srv.fault("busy", operation="GetItem", where="message", backoff_ms=70)
+    msgs = messages(ews.call(body))
+    assert [m.findtext("m:ResponseCode", namespaces=NS) for m in msgs] == ["ErrorServerBusy"] * 5
+    assert srv.stats()["get_item_ids"] == 5                 # refused: no work done
+
+
 def test_http_faults(srv):
     ews = Ews(srv)
     req = get_folder_xml('<t:DistinguishedFolderId Id="inbox"/>')

@@ -18,6 +18,7 @@
  */
 #include "backend/eas/eas.h"
 #include "backend/http.h"
+#include "backend/oauth2.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -472,6 +473,9 @@ static struct be_session *eas_open(const struct be_config *cfg,
 	};
 	struct http_config hc = {
 		.url = cfg->url,
+		.auth = (enum http_auth)cfg->auth,
+		.bearer = cfg->oauth2 ? oauth2_bearer : NULL,
+		.bearer_arg = cfg->oauth2,
 		.user = cfg->user,
 		.password = cfg->password,
 		.ca_file = cfg->ca_file,

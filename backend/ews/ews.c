@@ -24,6 +24,7 @@
  */
 #include "backend/ews/ews.h"
 #include "backend/http.h"
+#include "backend/oauth2.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,9 @@ static struct be_session *ews_open(const struct be_config *cfg,
 
 	struct http_config hc = {
 		.url = cfg->url,
+		.auth = (enum http_auth)cfg->auth,
+		.bearer = cfg->oauth2 ? oauth2_bearer : NULL,
+		.bearer_arg = cfg->oauth2,
 		.user = cfg->user,
 		.password = cfg->password,
 		.ca_file = cfg->ca_file,

@@ -1,6 +1,6 @@
 """conftest.py - fixtures for the mount tests: a test EWS server (from
 tests/server/harness.py) and exchangefs daemons mounted against it, with a
-log per test kept under the pytest temporary directory."""
+log per daemon kept in the session's log directory (tests/logcheck.py)."""
 import os
 import sys
 
@@ -10,6 +10,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "server"))
 sys.path.insert(0, HERE)
 
+import logcheck  # noqa: E402  (tests/, on sys.path through tests/conftest.py)
 from harness import EwsServer  # noqa: E402
 from mountlib import EXE, Mount, server_name_to_file  # noqa: E402
 
@@ -60,6 +61,7 @@ class MountFactory:
         self.request = request
         self.mounts = []
         self.n = 0
+        self.name = request.node.name if request is not None else "shared"
 
     def __call__(self, srv, cache=None, mountpoint=None, extra=(), start=True,
                  password=None, url=None, **kw):
@@ -67,7 +69,7 @@ class MountFactory:
         cache = cache or str(self.tmp / "cache")
         mountpoint = mountpoint or str(self.tmp / "mnt")
         m = Mount(mountpoint, url or srv.ews_url, srv.user, password or srv.password,
-                  cache, str(self.tmp / ("daemon-%d.log" % self.n)),
+                  cache, logcheck.new_log("daemon-%s-%d" % (self.name, self.n)),
                   ca_file=srv.ca_cert, extra=["--sync-interval", "1", *extra], **kw)
         self.mounts.append(m)
         if start:

@@ -62,6 +62,8 @@ class Mount:
              "--password-file", self.pwfile, "--cache-dir", self.cache_dir]
         if self.ca_file:
             a += ["--ca-file", self.ca_file]
+        if not any(x == "--prefetch" or x.startswith("--prefetch=") for x in self.extra):
+            a += ["--prefetch", "none"]     # tests count fetches; test_prefetch.py turns it on
         return a + self.extra + [self.mountpoint]
 
     def start(self, timeout=60, expect_mount=True):

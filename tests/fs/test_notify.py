@@ -171,9 +171,6 @@ def test_folder_changes_are_directory_events(live):
         assert len(cookies) == 2  # one per move, each shared by FROM and TO
 
 
-@pytest.mark.xfail(strict=False, reason="open bug: a folder change right after the "
-                   "subscription is renewed for a new folder set can be missed until the "
-                   "next full sync (seen under ASan); see the closing note of issue 4")
 def test_folder_deleted_after_tree_changes_is_delete(live):
     srv, m = live
     with Watcher() as w:
@@ -183,6 +180,32 @@ def test_folder_deleted_after_tree_changes_is_delete(live):
         srv.delete_folder("Inbox/Doomed")
         w.wait_kinds("Doomed", {"DELETE"}, path=m.path("Inbox"))
     assert "Doomed" not in os.listdir(m.path("Inbox"))
+
+
+def test_folder_gone_before_subscribing(live):
+    """A folder deleted on the server after the client learnt of it but
+    before its new subscription reached the server: Subscribe fails
+    (ErrorFolderNotFound) and no stream covers the deletion.  The client
+    syncs the tree instead of retrying the same set (it used to retry
+    forever and miss the deletion until the next full sync)."""
+    srv, m = live
+    srv.fault("slow", operation="Subscribe", ms=1500)
+    with Watcher() as w:
+        w.add(m.path("Inbox"))
+        srv.create_folder("Inbox", "Doomed")
+        w.wait_kinds("Doomed", {"CREATE"})
+        # the new set's Subscribe is at the server, waiting: delete now
+        wait_for(lambda: not srv.stats()["faults"], 10, what="the Subscribe for the new set")
+        srv.delete_folder("Inbox/Doomed")
+        w.wait_kinds("Doomed", {"DELETE"}, path=m.path("Inbox"))
+    assert "Doomed" not in os.listdir(m.path("Inbox"))
+    wait_for(lambda: "notifications: push" in m.status(), 15, what="a new subscription")
+    assert "syncing the folder tree before subscribing again" in m.log_text()
+    # and the new subscription works
+    with Watcher() as w:
+        w.add(m.path("Inbox"))
+        srv.create_folder("Inbox", "Later")
+        w.wait_kinds("Later", {"CREATE"})
 
 
 def test_own_changes_make_no_echo(server, mount):

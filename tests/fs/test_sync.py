@@ -247,9 +247,9 @@ def test_connections_are_reused(server, mount):
             with open(p, "rb") as f:
                 f.read()
     st = server.stats()
-    assert st["total"] >= 40
-    # one sync session plus at most the fetch pool (4)
-    assert st["connections"] <= 5, st["connections"]
+    assert st["total"] >= 25                 # reads in a row are fetched in batches
+    # one sync session plus at most the fetch pool (4, and 1 more for reads)
+    assert st["connections"] <= 6, st["connections"]
     m.stop()
 
 

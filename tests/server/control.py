@@ -16,11 +16,20 @@
 #   GET  markers           {"invoice 4711": [id], ...}            GET stats
 #   POST deliver {folder_path, subject?, body?, mime_b64?, is_read?, received?, size?} -> {id}
 #   POST delete {id} | move {id, to_path} -> {new_id} | mark_read {id, read} | update_item {id, subject}
-#   POST set_flag {id, status} | set_categories {id, categories} -> {change_key}
+#   POST set_flag {id, status} | set_categories {id, categories} | set_received {id, received}
+#        -> {change_key}
 #   POST create_folder {parent_path, name} -> {id} | rename_folder {path, new_name}
 #   POST move_folder {path, to_path} | delete_folder {path}
 #   POST fault {kind, count, operation?, ms?, backoff_ms?, retry_after?, where?} | clear_faults
 #   POST reset_stats | clear_sent
+# ActiveSync (eas.py): POST eas_config {versions?, provision?, policy?, min_heartbeat?, max_heartbeat?,
+#   max_folders?, empty_sync?, string_data?, max_window?} -> the whole config; GET eas_devices
+#   {config, devices:[{id, type, policy_key, revoked, hierarchy_key, collections}]}. Faults hit EAS
+#   commands by their Cmd name; kind "reprovision" (EAS only) answers 449 and revokes policy keys.
+#   POST item_cost {ms}    GetItem sleeps ms per id it is asked for (as a server's work per
+#                          item; concurrent calls overlap); GET stats then also has get_item_ids
+#                          (ids GetItem worked on), get_item_max (most in one call), get_item_peak
+#                          (most GetItem calls at once)
 # Notifications (notify.py):
 #   POST notify_config {keepalive_s?, subscription_expiry_s?, minute_s?, split_chunks?, event_log_limit?,
 #                       refuse?: "streaming"|"all"|"quota"|null} -> the whole config
@@ -47,7 +56,7 @@ from mailbox import MailboxError
 
 # reset_after: the operation is carried out, then the connection is dropped unanswered.
 FAULT_KINDS = {"http500", "http503", "http429", "reset", "reset_after", "truncate", "slow", "busy", "auth",
-               "garbage", "invalid_sync"}
+               "garbage", "invalid_sync", "reprovision"}   # reprovision: EAS only (449, policy keys revoked)
 
 
 class ControlError(Exception):
@@ -108,6 +117,19 @@ class Stats:
             self.ews_connections = set()
             self.connections = 0        # accepted since reset (any path)
             self.recent = deque(maxlen=2000)
+            self.get_item_ids = 0       # item ids GetItem was asked for
+            self.get_item_max = 0       # most ids in one GetItem
+            self.get_item_active = 0    # GetItem calls being answered now ...
+            self.get_item_peak = 0      # ... and the most at once
+
+    def get_item(self, n, delta):
+        """A GetItem of n ids starts (delta 1) or ends (delta -1)."""
+        with self.lock:
+            if delta > 0:
+                self.get_item_ids += n
+                self.get_item_max = max(self.get_item_max, n)
+            self.get_item_active += delta
+            self.get_item_peak = max(self.get_item_peak, self.get_item_active)
 
     def connection(self):
         with self.lock:
@@ -125,7 +147,9 @@ class Stats:
         with self.lock:
             return {"requests": dict(self.requests), "total": sum(self.requests.values()),
                     "statuses": dict(self.statuses), "connections": len(self.ews_connections),
-                    "connections_accepted": self.connections, "recent": list(self.recent)}
+                    "connections_accepted": self.connections, "recent": list(self.recent),
+                    "get_item_ids": self.get_item_ids, "get_item_max": self.get_item_max,
+                    "get_item_peak": self.get_item_peak}
 
 
 # ---- handlers ----------------------------------------------------------------------
@@ -264,6 +288,9 @@ def _route(server, mb, method, path, q, req):
             return mb.markers
         if name == "stats":
             return dict(server.stats.snapshot(), faults=server.faults.snapshot())
+        if name == "eas_devices":
+            import eas
+            return eas.control(server, name, q)
         if name == "subscriptions":
             return mb.hub.describe(lambda fid: "/".join(mb.folder_path(mb.folders[fid]))
                                    if fid in mb.folders else None)
@@ -299,6 +326,10 @@ def _route(server, mb, method, path, q, req):
             raise ControlError(400, "status is NotFlagged, Flagged or Complete")
         mb.change_item(it, flag=req["status"])
         return {"change_key": it.change_key}
+    if name == "set_received":
+        it = _item(mb, req["id"])
+        mb.change_item(it, received=int(req["received"]))
+        return {"change_key": it.change_key}
     if name == "set_categories":
         it = _item(mb, req["id"])
         cats = req.get("categories")
@@ -330,9 +361,15 @@ def _route(server, mb, method, path, q, req):
     if name == "clear_faults":
         server.faults.clear()
         return {"ok": True}
+    if name == "item_cost":
+        server.item_cost_ms = max(0, int(req.get("ms", 0)))
+        return {"ok": True, "ms": server.item_cost_ms}
     if name == "reset_stats":
         server.stats.reset()
         return {"ok": True}
+    if name == "eas_config":
+        import eas
+        return eas.control(server, name, req)
     if name == "notify_config":
         return mb.hub.configure(req)
     if name == "drop_streams":

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # The test EWS server: a faithful model of an Exchange mailbox (mailbox.py)
 # spoken over real HTTP/1.1 (keep-alive, Basic auth, optional TLS) at
-# POST /EWS/Exchange.asmx, plus a JSON control interface under /control/
+# POST /EWS/Exchange.asmx, ActiveSync 16.1 at /Microsoft-Server-ActiveSync
+# (eas.py, same mailbox), plus a JSON control interface under /control/
 # (control.py) for tests. GetStreamingEvents holds its connection open and
 # streams (notify.py). Only the Python standard library is used.
 #
@@ -26,9 +27,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import control  # noqa: E402
+import eas  # noqa: E402
 import ops  # noqa: E402
 import notify  # noqa: E402
+import ntlm  # noqa: E402
 import persist  # noqa: E402
+import signin  # noqa: E402
 import soap  # noqa: E402
 from generate import generate  # noqa: E402
 from mailbox import Mailbox  # noqa: E402
@@ -50,10 +54,15 @@ class EwsHttpServer(ThreadingHTTPServer):
         self.mailbox = mailbox
         self.user, self.password = user, password
         self.latency_ms = latency_ms
+        self.item_cost_ms = 0           # GetItem: delay per item asked for (control item_cost)
         self.known_versions = None  # None: every version Exchange 2016 knows
         self.tls = tls                  # ssl.SSLContext or None
         self.verbose = verbose
         self.faults = control.Faults()
+        self.signin = signin.State()    # OAuth2 authority and Autodiscover (signin.py)
+        self.offer_negotiate = False
+        self.ntlm = False               # offer and accept NTLM (ntlm.py)
+        self.ntlm_stats = {"negotiate": 0, "authenticated": 0, "refused": 0, "v1_refused": 0}
         self.stats = control.Stats()
         self.conn_seq = 0
         self.conn_lock = threading.Lock()
@@ -187,6 +196,15 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.user is None:
             return True
         h = self.headers.get("Authorization") or ""
+        if self.server.ntlm and h[:5].lower() == "ntlm ":
+            res = ntlm.step(self, h[5:].strip())
+            self.ntlm_ok = res is True
+            self.ntlm_challenge = res if isinstance(res, str) else None
+            return self.ntlm_ok
+        if not h and getattr(self, "ntlm_ok", False):
+            return True                 # NTLM signs in the connection
+        if h.lower().startswith("bearer "):
+            return self.server.signin.bearer_ok(h[7:].strip())
         if not h.lower().startswith("basic "):
             return False
         try:
@@ -207,11 +225,16 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self.route("POST")
 
+    def do_OPTIONS(self):
+        self.route("OPTIONS")
+
     def route(self, method):
         try:
             url = urllib.parse.urlsplit(self.path)
             body = self.read_body() if method == "POST" else b""
             if body is None:
+                return
+            if signin.route(self, method, url, body):
                 return
             if url.path.startswith("/control/"):
                 if not self.is_loopback():
@@ -219,6 +242,8 @@ class Handler(BaseHTTPRequestHandler):
                 q = dict(urllib.parse.parse_qsl(url.query))
                 status, ctype, out = control.handle(self.server, method, url.path, q, body)
                 return self.send(status, out, ctype)
+            if url.path.lower() == eas.PATH:        # ActiveSync front-end (eas.py)
+                return eas.handle(self, method, url.query, body)
             if url.path.lower() != EWS_PATH:
                 return self.send(404, b"<html><body>404 Not Found</body></html>", "text/html")
             if method != "POST":
@@ -248,6 +273,7 @@ class Handler(BaseHTTPRequestHandler):
         fault = self.server.faults.take(op_name)
         kind = fault["kind"] if fault else None
         self.in_flight = (op_name, kind, t0)    # reset() records it before cutting
+        self.op_elem = op_elem
         status = self.apply_fault(fault, op_name) if fault else None
         if status is None:
             if self.server.latency_ms:
@@ -263,7 +289,12 @@ class Handler(BaseHTTPRequestHandler):
                         status = notify.serve_stream(self, op_elem, kind)
                         self.record_once(status)
                         return
-                    out = ops.dispatch(self.server.mailbox, op_elem)
+                    n_ids = self.get_item_begin(op_name, op_elem)
+                    try:
+                        out = ops.dispatch(self.server.mailbox, op_elem)
+                    finally:
+                        if n_ids is not None:
+                            self.server.stats.get_item(n_ids, -1)
                     if kind == "reset_after":
                         status = self.reset()    # done, but the client never hears of it
                     else:
@@ -272,6 +303,17 @@ class Handler(BaseHTTPRequestHandler):
                 except soap.Fault as f:
                     status = self.reset() if kind == "reset_after" else self.soap_fault(f)
         self.record_once(status)
+
+    def get_item_begin(self, op_name, op_elem):
+        """Count a GetItem's ids and charge its per-item cost; None for other operations."""
+        if op_name != "GetItem" or op_elem is None:
+            return None
+        ids = op_elem.find(soap.m("ItemIds"))
+        n = len(ids) if ids is not None else 0
+        self.server.stats.get_item(n, 1)
+        if self.server.item_cost_ms:
+            time.sleep(n * self.server.item_cost_ms / 1000)
+        return n
 
     def record_once(self, status):
         """Record the request in flight in the stats (once)."""
@@ -285,7 +327,12 @@ class Handler(BaseHTTPRequestHandler):
         return f.http_status
 
     def unauthorized(self):
-        self.send(401, b"", "text/html", [("WWW-Authenticate", f'Basic realm="{REALM}"')])
+        offer = [("WWW-Authenticate", "Negotiate")] if self.server.offer_negotiate else []
+        if self.server.ntlm:
+            ch, self.ntlm_challenge = getattr(self, "ntlm_challenge", None), None
+            offer.append(("WWW-Authenticate", "NTLM " + ch if ch else "NTLM"))
+        self.send(401, b"", "text/html", offer + [("WWW-Authenticate", f'Basic realm="{REALM}"'),
+                                                  ("WWW-Authenticate", 'Bearer realm="exchangefs-test"')])
         return 401
 
     def apply_fault(self, fault, op_name):
@@ -313,9 +360,10 @@ class Handler(BaseHTTPRequestHandler):
                         "SyncFolderHierarchy": "<m:SyncState/><m:IncludesLastFolderInRange>true</m:IncludesLastFolderInRange>",
                         "CreateItem": "<m:Items/>", "UpdateItem": "<m:Items/>",
                         "MoveItem": "<m:Items/>", "CopyItem": "<m:Items/>", "CreateFolder": "<m:Folders/>",
-                        "UpdateFolder": "<m:Folders/>", "MoveFolder": "<m:Folders/>"}
+                        "UpdateFolder": "<m:Folders/>", "MoveFolder": "<m:Folders/>", "GetItem": "<m:Items/>"}
                 msg = soap.error_message(op_name, "ErrorServerBusy", text, tail.get(op_name, ""), backoff)
-                self.send(200, soap.response(op_name, [msg]))
+                ids = self.op_elem.find(soap.m("ItemIds")) if op_name == "GetItem" else None
+                self.send(200, soap.response(op_name, [msg] * max(1, len(ids) if ids is not None else 1)))
                 return 200
             self.send(500, soap.busy_fault(fault["backoff_ms"]))
             return 500
@@ -373,17 +421,21 @@ def main(argv=None):
     ap.add_argument("--port-file", help="write the bound port here once listening")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
-    ap.add_argument("--user", help="require Basic auth with this user (DOMAIN\\ prefix accepted)")
+    ap.add_argument("--user", help="require sign-in as this user: Basic (DOMAIN\\ prefix accepted), NTLM with --ntlm, or an issued Bearer token")
     ap.add_argument("--password", default="")
     ap.add_argument("--messages", type=int, default=200, help="messages to generate for a new mailbox")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--big", type=float, default=0.0005, help="fraction of messages with big attachments")
     ap.add_argument("--state", help="JSON-lines file keeping the mailbox across restarts")
     ap.add_argument("--latency-ms", type=int, default=0, help="delay added to every EWS request")
+    ap.add_argument("--item-cost-ms", type=int, default=0, help="delay per item a GetItem asks for")
     ap.add_argument("--xml-invalid-chars", choices=("charref", "strip"), default="charref",
                     help="how characters XML 1.0 forbids are sent: &#x1; like Exchange, or dropped")
     ap.add_argument("--known-versions", help="comma-separated RequestServerVersion values to accept "
                     "(e.g. up to Exchange2010_SP2, to play an Exchange 2010 server)")
+    ap.add_argument("--offer-negotiate", action="store_true",
+                    help="also offer Negotiate (Kerberos) in 401 answers; never accepts it")
+    ap.add_argument("--ntlm", action="store_true", help="also offer and accept NTLM (NTLMv2)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -394,6 +446,10 @@ def main(argv=None):
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
     srv = EwsHttpServer((args.host, args.port), mb, args.user, args.password, args.latency_ms, tls, args.verbose)
+    srv.eas_state_path = args.state + ".eas" if args.state else None   # EAS device states (eas.py)
+    srv.offer_negotiate = args.offer_negotiate
+    srv.ntlm = args.ntlm
+    srv.item_cost_ms = args.item_cost_ms
     if args.known_versions:
         srv.known_versions = set(args.known_versions.split(","))
     port = srv.server_address[1]

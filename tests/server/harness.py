@@ -40,6 +40,10 @@
         srv.drop_streams()        # reset open GetStreamingEvents connections, no Closed envelope
         srv.expire_subscriptions()   # forget every subscription, as a restarted server would
         srv.restart()             # same port and --state file (if any): ids survive
+        srv.eas_url               # "http://127.0.0.1:PORT/Microsoft-Server-ActiveSync" (same user)
+        srv.eas_config(provision="449", min_heartbeat=1)   # EAS settings (eas.Config)
+        srv.eas_devices()         # [{"id", "policy_key", "hierarchy_key", "collections"}...]
+        srv.fault("reprovision")  # EAS: 449 and every policy key revoked
 
 Constructor options: messages, seed, big (ratio of big attachments), user and
 password (user=None turns auth off), tls, state (path of a --state file),
@@ -90,12 +94,13 @@ class ControlError(Exception):
         self.message = message
 
 
-def make_self_signed_cert(directory):
-    """Write cert.pem/key.pem for 127.0.0.1 and localhost; returns (cert, key)."""
+def make_self_signed_cert(directory, names=()):
+    """Write cert.pem/key.pem for 127.0.0.1, localhost and the DNS names given; returns (cert, key)."""
     cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    san = ",".join(["IP:127.0.0.1", "DNS:localhost"] + ["DNS:" + n for n in names])
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                     "-nodes", "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                    "-addext", "subjectAltName=" + san],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return cert, key
 
@@ -103,7 +108,7 @@ def make_self_signed_cert(directory):
 class EwsServer:
     def __init__(self, messages=200, seed=1, big=None, user="alice", password="secret", tls=False,
                  state=None, latency_ms=0, xml_invalid_chars=None, extra_args=(), start_timeout=120,
-                 python=None, host="127.0.0.1"):
+                 python=None, host="127.0.0.1", tls_names=()):
         self.messages, self.seed, self.big = messages, seed, big
         self.user, self.password = user, password
         self.tls, self.state, self.latency_ms = tls, state, latency_ms
@@ -116,7 +121,8 @@ class EwsServer:
         self.port = 0
         self.ca_cert = self.tls_key = None
         if tls:
-            self.ca_cert, self.tls_key = make_self_signed_cert(self.dir)
+            self.ca_cert, self.tls_key = make_self_signed_cert(self.dir, tls_names)
+        self._register_secret()
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -131,6 +137,11 @@ class EwsServer:
     @property
     def ews_url(self):
         return self.base_url + "/EWS/Exchange.asmx"
+
+    @property
+    def eas_url(self):
+        """The ActiveSync (EAS 16.1) endpoint over the same mailbox, same user (eas.py)."""
+        return self.base_url + "/Microsoft-Server-ActiveSync"
 
     def start(self):
         port_file = os.path.join(self.dir, "port")
@@ -194,7 +205,22 @@ class EwsServer:
 
     def cleanup(self):
         self.stop()
+        self._keep_log()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- the session's log directory (tests/logcheck.py) -------------------------------
+
+    def _register_secret(self):
+        d = os.environ.get("EXCHANGEFS_TEST_LOGS")
+        if d and self.password and os.path.isdir(d):
+            with open(os.path.join(d, "secrets"), "a", encoding="utf-8") as f:
+                f.write(json.dumps({"secret": self.password, "user": self.user}) + "\n")
+
+    def _keep_log(self):
+        d = os.environ.get("EXCHANGEFS_TEST_LOGS")
+        if d and os.path.isdir(d) and os.path.exists(self.log_path):
+            shutil.copy(self.log_path, os.path.join(
+                d, "server-%s-%d.log" % (os.path.basename(self.dir), os.getpid())))
 
     def __enter__(self):
         return self.start()
@@ -278,6 +304,10 @@ class EwsServer:
     def set_flag(self, item_id, status):
         return self.control("POST", "set_flag", {"id": item_id, "status": status})
 
+    def set_received(self, item_id, received):
+        """Change an item's received time (e.g. to age it out of an EAS FilterType window)."""
+        return self.control("POST", "set_received", {"id": item_id, "received": int(received)})
+
     def set_categories(self, item_id, categories):
         return self.control("POST", "set_categories", {"id": item_id, "categories": list(categories)})
 
@@ -333,6 +363,10 @@ class EwsServer:
     def stats(self):
         return self.control("GET", "stats")
 
+    def item_cost(self, ms):
+        """Make GetItem cost ms per item asked for."""
+        return self.control("POST", "item_cost", {"ms": ms})
+
     # ---- notifications ---------------------------------------------------------------
 
     def notify_config(self, **settings):
@@ -363,3 +397,12 @@ class EwsServer:
 
     def reset_stats(self):
         self.control("POST", "reset_stats", {})
+
+    # ---- ActiveSync ------------------------------------------------------------------
+
+    def eas_config(self, **settings):
+        """Settings of the EAS front-end (see eas.Config); returns all of them."""
+        return self.control("POST", "eas_config", settings)
+
+    def eas_devices(self):
+        return self.control("GET", "eas_devices")["devices"]
