@@ -1,20 +1,17 @@
 """test_eas_sogo.py - the ActiveSync backend mounted against a real SOGo 5.8
 (ActiveSync 14.1), as a new user would use it: the tree, the exact MIME,
-grep, read and follow-up flags, move, delete, folders, sending through
-Outbox, and new mail arriving as an inotify event.
+grep, a remount from the cache, read and follow-up flags, move, delete,
+folders, sending through Outbox, new mail arriving as an inotify event
+(Ping), a wrong password, and a draft refused with the reason.
 
-SOGo must be running on 127.0.0.1:20000 (users test:test, IMAP on 143, the
-SMTP sink's files under $SOGO_TEST_BASE/state/smtp-sink); start it with
-tests/sogo/setup-sogo.sh (or ../shared/tools/sogo/setup-sogo.sh).  The tests
-skip, saying so, when it is not.  What the tests check on the server side
-is read back over IMAP, which is where SOGo keeps the mail.
+Each test gets a fresh SOGo user (tests/sogo/sogo_server.py starts SOGo
+once per session, or skips saying why; CI requires it).  What the tests
+check on the server side is read back over IMAP, where SOGo keeps the mail.
 """
-import glob
-import imaplib
 import os
 import subprocess
+import sys
 import time
-import urllib.request
 import uuid
 
 import pytest
@@ -22,55 +19,29 @@ import pytest
 from inotify import Watcher
 from mountlib import Mount, wait_for
 
-HOST = "127.0.0.1"
-EAS_URL = "http://%s:20000/SOGo/Microsoft-Server-ActiveSync" % HOST
-USER, PASSWORD = "test", "test"
-SINK = os.path.join(os.environ.get("SOGO_TEST_BASE", "/tmp/sogo-test"), "state", "smtp-sink")
-
-
-def sogo_running():
-    try:
-        req = urllib.request.Request(EAS_URL, method="OPTIONS")
-        req.add_header("Authorization", "Basic dGVzdDp0ZXN0")
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return "14.1" in (r.headers.get("MS-ASProtocolVersions") or "")
-    except Exception:
-        return False
-
-
-pytestmark = pytest.mark.skipif(
-    not sogo_running(),
-    reason="SOGo is not running on %s:20000 (start it with tests/sogo/setup-sogo.sh "
-           "or ../shared/tools/sogo/setup-sogo.sh, as root)" % HOST)
-
-
-def imap():
-    m = imaplib.IMAP4(HOST, 143)
-    m.login(USER, PASSWORD)
-    return m
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "sogo"))
+from sogo_server import sogo, sogo_user  # noqa: E402,F401  (pytest fixtures)
 
 
 def quote(box):
     return '"%s"' % box
 
 
-def append(box, subject, body="hello\r\n", extra=b""):
-    """Put a message into box over IMAP; returns its exact bytes."""
+def append(u, box, subject, body="hello\r\n", extra=b""):
+    """Put a message into box over IMAP; returns its exact bytes and Message-ID."""
     mid = "<%s@eas-test>" % uuid.uuid4().hex
-    msg = ("From: Sender <sender@example.test>\r\nTo: test@example.test\r\n"
+    msg = ("From: Sender <sender@example.test>\r\nTo: %s\r\n"
            "Subject: %s\r\nMessage-ID: %s\r\nDate: Sun, 22 Nov 2026 06:00:00 +0000\r\n"
            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s"
-           % (subject, mid, body)).encode() + extra
-    m = imap()
-    typ, _ = m.append(quote(box), None, None, msg)
-    assert typ == "OK"
-    m.logout()
+           % (u.address, subject, mid, body)).encode() + extra
+    u.deliver(msg, folder=box)
     return msg, mid
 
 
-def imap_find(box, mid):
+def imap_find(u, box, mid):
     """(uid, flags) of the message with this Message-ID in box, or None."""
-    m = imap()
+    m = u.imap()
     try:
         typ, _ = m.select(quote(box))
         if typ != "OK":
@@ -85,15 +56,6 @@ def imap_find(box, mid):
         m.logout()
 
 
-def imap_folders():
-    m = imap()
-    try:
-        typ, data = m.list()
-        return [d.decode().rsplit(' "/" ', 1)[-1].strip('"') for d in data]
-    finally:
-        m.logout()
-
-
 def find_file(m, folder, subject):
     for n in os.listdir(m.path(folder)):
         if subject in n:
@@ -102,17 +64,19 @@ def find_file(m, folder, subject):
 
 
 @pytest.fixture
-def eas(tmp_path):
+def eas(tmp_path, sogo_user):
     mounts = []
+    u = sogo_user
 
     def start(extra=(), cache=None):
-        m = Mount(str(tmp_path / "mnt"), EAS_URL, USER, PASSWORD,
+        m = Mount(str(tmp_path / "mnt"), u.eas_url, u.name, u.password,
                   cache or str(tmp_path / "cache"), str(tmp_path / ("daemon-%d.log" % len(mounts))),
                   extra=["--protocol", "eas", "--sync-interval", "2", *extra])
         mounts.append(m)
         m.start()
         m.wait_synced(timeout=180)
         return m
+    start.user = u
     yield start
     for m in mounts:
         if m.proc:
@@ -121,9 +85,9 @@ def eas(tmp_path):
 
 def test_eas_tree_exact_mime_grep(eas):
     tag = uuid.uuid4().hex[:10]
-    small, _ = append("INBOX", "eas-read small " + tag)
+    small, _ = append(eas.user, "INBOX", "eas-read small " + tag)
     big_body = "".join("line %06d of a longer message %s\r\n" % (i, tag) for i in range(8000))
-    big, _ = append("INBOX", "eas-read big " + tag, body=big_body)
+    big, _ = append(eas.user, "INBOX", "eas-read big " + tag, body=big_body)
     m = eas()
     top = sorted(os.listdir(m.mountpoint))
     for name in ("INBOX", "Sent", "Trash", "Drafts", "Outbox"):
@@ -155,23 +119,23 @@ def test_eas_tree_exact_mime_grep(eas):
 
 def test_eas_flags_move_delete(eas):
     tag = uuid.uuid4().hex[:10]
-    _, mid = append("INBOX", "eas-write " + tag)
+    _, mid = append(eas.user, "INBOX", "eas-write " + tag)
     m = eas()
     p = wait_for(lambda: find_file(m, "INBOX", "eas-write " + tag), 30, what="the message")
     assert os.getxattr(p, "user.mail.read") == b"0"
     os.setxattr(p, "user.mail.read", b"1")
     os.setxattr(p, "user.mail.flag", b"flagged")
-    wait_for(lambda: (imap_find("INBOX", mid) or (0, ""))[1].count("\\Seen") and
-             "\\Flagged" in imap_find("INBOX", mid)[1], 30, what="\\Seen and \\Flagged on the server")
+    wait_for(lambda: (imap_find(eas.user, "INBOX", mid) or (0, ""))[1].count("\\Seen") and
+             "\\Flagged" in imap_find(eas.user, "INBOX", mid)[1], 30, what="\\Seen and \\Flagged on the server")
     os.setxattr(p, "user.mail.flag", b"none")
-    wait_for(lambda: "\\Flagged" not in imap_find("INBOX", mid)[1], 30, what="flag cleared")
+    wait_for(lambda: "\\Flagged" not in imap_find(eas.user, "INBOX", mid)[1], 30, what="flag cleared")
     # move to Junk, then delete (to Trash)
     name = os.path.basename(p)
     os.rename(p, m.path("Junk", name))
-    wait_for(lambda: imap_find("Junk", mid), 30, what="the message in Junk on the server")
-    assert imap_find("INBOX", mid) is None
+    wait_for(lambda: imap_find(eas.user, "Junk", mid), 30, what="the message in Junk on the server")
+    assert imap_find(eas.user, "INBOX", mid) is None
     os.unlink(m.path("Junk", name))
-    wait_for(lambda: imap_find("Trash", mid), 30, what="the message in Trash on the server")
+    wait_for(lambda: imap_find(eas.user, "Trash", mid), 30, what="the message in Trash on the server")
     wait_for(lambda: find_file(m, "Trash", "eas-write " + tag), 30, what="the message in Trash")
     m.stop()
 
@@ -180,30 +144,25 @@ def test_eas_folders(eas):
     tag = uuid.uuid4().hex[:8]
     m = eas()
     os.mkdir(m.path("eas-dir-" + tag))
-    wait_for(lambda: "eas-dir-" + tag in imap_folders(), 30, what="the folder on the server")
+    wait_for(lambda: "eas-dir-" + tag in eas.user.folders(), 30, what="the folder on the server")
     os.rename(m.path("eas-dir-" + tag), m.path("eas-ren-" + tag))
-    wait_for(lambda: "eas-ren-" + tag in imap_folders(), 30, what="the renamed folder")
-    assert "eas-dir-" + tag not in imap_folders()
+    wait_for(lambda: "eas-ren-" + tag in eas.user.folders(), 30, what="the renamed folder")
+    assert "eas-dir-" + tag not in eas.user.folders()
     os.rmdir(m.path("eas-ren-" + tag))
-    wait_for(lambda: not any(tag in f for f in imap_folders()), 30, what="the folder deleted")
+    wait_for(lambda: not any(tag in f for f in eas.user.folders()), 30, what="the folder deleted")
     m.stop()
 
 
 def test_eas_send_through_outbox(eas):
     tag = uuid.uuid4().hex[:10]
     m = eas()
-    before = set(glob.glob(os.path.join(SINK, "*.eml")))
     msg = ("From: test@example.test\r\nTo: test2@example.test\r\nSubject: eas-send %s\r\n"
            "Message-ID: <%s@eas-send>\r\n\r\nsent by the ActiveSync backend\r\n" % (tag, tag))
     with open(m.path("Outbox", "new.eml"), "w") as f:
         f.write(msg)
 
     def sunk():
-        for p in set(glob.glob(os.path.join(SINK, "*.eml"))) - before:
-            with open(p, "rb") as f:
-                if ("eas-send " + tag).encode() in f.read():
-                    return p
-        return None
+        return any(("eas-send " + tag).encode() in b for b in eas.user.sent())
     wait_for(sunk, 60, what="the message at the SMTP sink")
     wait_for(lambda: find_file(m, "Sent", "eas-send " + tag), 60, what="the copy in Sent")
     wait_for(lambda: not os.listdir(m.path("Outbox")), 30, what="an empty Outbox")
@@ -217,7 +176,7 @@ def test_eas_new_mail_inotify(eas):
     with Watcher() as w:
         w.add(m.path("INBOX"))
         time.sleep(1)
-        append("INBOX", "eas-push " + tag)
+        append(eas.user, "INBOX", "eas-push " + tag)
         # SOGo looks for changes every 5 s of a Ping; the sync interval
         # alone would also find it, so this checks the time too
         t0 = time.monotonic()
@@ -228,8 +187,9 @@ def test_eas_new_mail_inotify(eas):
     m.stop()
 
 
-def test_eas_wrong_password(tmp_path):
-    m = Mount(str(tmp_path / "mnt"), EAS_URL, USER, "wrong", str(tmp_path / "cache"),
+def test_eas_wrong_password(tmp_path, sogo_user):
+    m = Mount(str(tmp_path / "mnt"), sogo_user.eas_url, sogo_user.name, "wrong",
+              str(tmp_path / "cache"),
               str(tmp_path / "daemon.log"), extra=["--protocol", "eas"])
     m.start(expect_mount=False)
     rc = m.proc.wait(60)
