@@ -382,6 +382,7 @@ enum be_status eas_find_token(struct be_session *s, const char *folder_id,
 /* ---- Ping ---- */
 
 #define HEARTBEAT_MIN 10
+#define HEARTBEAT_DEFAULT 30  /* raised to the server's minimum by status 5 */
 #define HEARTBEAT_MAX 900   /* Exchange allows 3540; NATs drop idle
 			      connections sooner */
 
@@ -428,18 +429,23 @@ enum be_status eas_watch(struct be_session *s, const struct be_watch *w,
 		free(ids);
 		return BE_OK;
 	}
-	unsigned hb = w->timeout_s > 30 ? w->timeout_s - 20 : HEARTBEAT_MIN;
-	unsigned bound = eas_session_heartbeat(s);
-	if (bound && hb > bound)
-		hb = bound;
+	/* Short Pings, one after another, for the length of the call: a
+	 * server holds a worker for a Ping until its heartbeat ends even when
+	 * the client has gone (SOGo: 4 workers by default), so a long one
+	 * outlives an unmount; the server's bound (status 5) wins. */
+	unsigned hb = eas_session_heartbeat(s) ? eas_session_heartbeat(s)
+					       : HEARTBEAT_DEFAULT;
 	if (hb < HEARTBEAT_MIN)
 		hb = HEARTBEAT_MIN;
 	if (hb > HEARTBEAT_MAX)
 		hb = HEARTBEAT_MAX;
+	int64_t end = now_ms() + (int64_t)w->timeout_s * 1000;
 
-	for (int round = 0; round < 3; round++) {
+	for (int odd = 0; odd < 3 && now_ms() < end;) {
 		struct buf req, ans;
 		struct eas_ping p = { 0 };
+		if (w->cancelled && w->cancelled(w->arg))
+			break;
 		buf_init(&req, 0);
 		eas_req_ping(&req, hb, ids, n);
 		log_dbg(LC_HTTP, "Ping: %zu folders, heartbeat %u s", n, hb);
@@ -472,12 +478,19 @@ enum be_status eas_watch(struct be_session *s, const struct be_watch *w,
 			eas_session_set_heartbeat(s, p.heartbeat_s);
 			hb = p.heartbeat_s;
 			eas_ping_free(&p);
+			odd++;
 			continue;
 		}
 		if (p.status == 6 && p.max_folders) {
 			eas_session_set_max_folders(s, p.max_folders);
 			if (n > p.max_folders)
 				n = p.max_folders;
+			eas_ping_free(&p);
+			odd++;
+			continue;
+		}
+		if (p.status == 1) {
+			/* the heartbeat passed without a change: again */
 			eas_ping_free(&p);
 			continue;
 		}
