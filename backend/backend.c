@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct backend_ops *const backends[] = { &ews_backend };
+static const struct backend_ops *const backends[] = { &ews_backend,
+							&eas_backend };
 
 const struct backend_ops *backend_find(const char *name)
 {

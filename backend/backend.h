@@ -103,12 +103,18 @@ struct be_config {
 	long timeout_s;            /* whole-request timeout for small requests */
 	int verbose;               /* 0 quiet, 1 log requests, 2 log bodies
 				      (Authorization never logged) */
+	const char *state_dir;     /* the account's cache directory, where a
+				      backend may keep small files of its
+				      own (EAS: DeviceId, policy key); NULL
+				      = nothing kept between sessions */
 };
 
 /* What kind of change a batch entry describes. */
 enum be_change {
 	BE_CREATE = 1,     /* new to this sync state */
-	BE_UPDATE,         /* properties changed (full set present) */
+	BE_UPDATE,         /* properties changed; fields not sent (NULL,
+			      -1) keep their value (EAS sends only what
+			      changed) */
 	BE_DELETE,         /* gone (only id is set) */
 	BE_READ_FLAG,      /* only the read flag changed (id + is_read set) */
 };
@@ -403,6 +409,7 @@ struct backend_ops {
 
 /* Registered protocols. */
 extern const struct backend_ops ews_backend;
+extern const struct backend_ops eas_backend;
 
 /* The backend for a protocol name ("ews"), or NULL. */
 const struct backend_ops *backend_find(const char *name);

@@ -478,8 +478,26 @@ static enum be_status post_once(struct http_session *h,
 	h->errbuf[0] = 0;
 	h->gss_err[0] = 0;
 
+	struct curl_slist *extra = NULL;
+	char *url = NULL;
+	if (rq->query) {
+		url = xasprintf("%s%s", h->url, rq->query);
+		curl_easy_setopt(c, CURLOPT_URL, url);
+	}
+	if (rq->headers) {
+		for (struct curl_slist *l = h->headers; l; l = l->next)
+			extra = curl_slist_append(extra, l->data);
+		for (const char *const *p = rq->headers; *p; p++)
+			extra = curl_slist_append(extra, *p);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, extra);
+	}
+	if (rq->options) {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 0L);
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "OPTIONS");
+	}
 	curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, rq->once ? 1L : 0L);
-	if (rq->get) {
+	if (rq->get || rq->options) {
 		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
 	} else {
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -498,16 +516,30 @@ static enum be_status post_once(struct http_session *h,
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
 			 rq->stall_s > 0 ? rq->stall_s : 60L);
 
-	log_dbg(LC_HTTP, "%s %s %s (%zu bytes)", rq->get ? "GET" : "POST",
-		h->url, what, rq->get ? 0 : rq->body_len);
-	if (h->verbose >= 2 && !rq->get && rq->secret)
+	bool bodyless = rq->get || rq->options;
+	log_dbg(LC_HTTP, "%s %s %s (%zu bytes)",
+		rq->options ? "OPTIONS" : rq->get ? "GET" : "POST", h->url, what,
+		bodyless ? 0 : rq->body_len);
+	if (h->verbose >= 2 && !bodyless && rq->secret)
 		log_dbg(LC_HTTP, "> (%zu bytes not shown: they carry secrets)",
 			rq->body_len);
-	else if (h->verbose >= 2 && !rq->get)
+	else if (h->verbose >= 2 && !bodyless)
 		log_body(">", rq->body, rq->body_len);
 
 	CURLcode rc = perform(h, &x);
 	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &secs);
+	if (url) {
+		curl_easy_setopt(c, CURLOPT_URL, h->url);
+		free(url);
+	}
+	if (extra) {
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+		curl_slist_free_all(extra);
+	}
+	if (rq->options) {
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+	}
 	if (!x.received)   /* no body: still learn the status */
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
@@ -554,6 +586,17 @@ static enum be_status post_once(struct http_session *h,
 			secs * 1000, r->msg);
 	}
 	return r->status;
+}
+
+bool http_header(struct http_session *h, const char *name, char *out,
+		 size_t len)
+{
+	struct curl_header *hh = NULL;
+	if (curl_easy_header(h->curl, name, 0, CURLH_HEADER, -1, &hh) !=
+		    CURLHE_OK || !hh->value)
+		return false;
+	snprintf(out, len, "%s", hh->value);
+	return true;
 }
 
 /* Ask the token source for the token to send (again, after a 401, with

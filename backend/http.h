@@ -116,6 +116,12 @@ struct http_request {
 				 transfer */
 	void *cancel_arg;
 	const char *what;     /* operation name for logs, e.g. "GetItem" */
+	const char *query;    /* non-NULL: appended to the session URL
+				 ("?Cmd=Sync&..."; ActiveSync) */
+	const char *const *headers; /* NULL-terminated "Name: value" lines
+				 for this request only, after the
+				 session's */
+	bool options;         /* send OPTIONS (no body) instead of POST */
 	bool get;             /* GET instead of POST (body ignored) */
 	bool secret;          /* the bodies carry secrets: never log them */
 	bool once;            /* not safe to send twice (it creates
@@ -137,6 +143,11 @@ struct http_request {
  * answer if its headers had arrived, else 0, and its body is incomplete. */
 enum be_status http_post(struct http_session *h, const struct http_request *rq,
 			 struct http_response *resp, struct be_result *r);
+
+/* The value of a header of the last answer (copied into out, at most
+ * len - 1 bytes); false if it had none. */
+bool http_header(struct http_session *h, const char *name, char *out,
+		 size_t len);
 
 /* Grade a non-2xx status: 401/403 BE_AUTH, 429 BE_THROTTLED, 3xx
  * BE_PROTOCOL naming the Location, other 4xx BE_REFUSED, 5xx BE_NETWORK

@@ -28,7 +28,7 @@
 #define OAUTH2_DEFAULT_CLIENT_ID "d3590ed6-52b3-4102-aeff-aad2292ab01c"
 #define OAUTH2_DEFAULT_SCOPE \
 	"https://outlook.office365.com/EWS.AccessAsUser.All offline_access"
-/* For ActiveSync (a later backend): give it with --oauth-scope at login. */
+/* For ActiveSync: the default with --protocol eas (fs/signin.c). */
 #define OAUTH2_EAS_SCOPE \
 	"https://outlook.office365.com/EAS.AccessAsUser.All offline_access"
 /* Refresh this long before the access token expires. */

@@ -161,6 +161,7 @@ int main(int argc, char **argv)
 			"password and mail cross the network in clear text\n", o.url);
 
 	const struct backend_ops *ops = backend_find(o.protocol);
+	char *cache_dir = options_cache_dir(&o);
 	struct sync_config scfg = {
 		.ops = ops,
 		.be = {
@@ -171,6 +172,7 @@ int main(int argc, char **argv)
 			.connect_timeout_s = o.timeout < 15 ? o.timeout : 15,
 			.timeout_s = o.timeout,
 			.verbose = log_debug_on(LC_HTTP) ? 1 : 0,
+			.state_dir = cache_dir,
 		},
 		.interval_s = o.sync_interval,
 		.notify = !o.no_notify,
@@ -178,7 +180,6 @@ int main(int argc, char **argv)
 	};
 	int ret = 1;
 	char err[512] = "";
-	char *cache_dir = options_cache_dir(&o);
 	struct cache *cache = cache_open(cache_dir, err, sizeof(err));
 	if (!cache) {
 		fprintf(stderr, "exchangefs: %s\n", err);

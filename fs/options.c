@@ -79,6 +79,7 @@ void options_usage(const char *prog)
 "  ADDRESS, --email ADDRESS  e-mail address: without --url, Autodiscover finds\n"
 "                          the server; also the default --user and --mailbox\n"
 "  --url URL               EWS endpoint, e.g. https://mail.example.com/EWS/Exchange.asmx\n"
+"                          (eas: https://mail.example.com/Microsoft-Server-ActiveSync)\n"
 "  --auth METHOD           basic, ntlm, kerberos (ticket cache, see kinit) or\n"
 "                          oauth2 (tokens of exchangefs login); default: oauth2\n"
 "                          if signed in with login, else Basic or NTLM\n"
@@ -94,7 +95,8 @@ void options_usage(const char *prog)
 "  --password-file FILE    read the password from the first line of FILE (mode 0600)\n"
 "  --password-command CMD  run CMD with sh -c and use the first line it prints\n"
 "                          (otherwise $EXCHANGEFS_PASSWORD, otherwise a prompt)\n"
-"  --protocol ews          protocol (ews)\n"
+"  --protocol ews|eas      protocol: ews (Exchange Web Services, the\n"
+"                          default) or eas (Exchange ActiveSync)\n"
 "  --ca-file FILE          also trust the CA certificates in FILE (PEM)\n"
 "  --insecure              do not verify TLS certificates (test servers only!)\n"
 "  --timeout SECONDS       network timeout for one request (default 60)\n"
@@ -618,9 +620,9 @@ int options_parse(int argc, char **argv, struct options *o)
 		fprintf(stderr, "exchangefs: --user is required\n");
 		return -1;
 	}
-	if (strcmp(o->protocol, "ews")) {
+	if (strcmp(o->protocol, "ews") && strcmp(o->protocol, "eas")) {
 		fprintf(stderr, "exchangefs: --protocol '%s' is not supported "
-			"(supported: ews)\n", o->protocol);
+			"(supported: ews, eas)\n", o->protocol);
 		return -1;
 	}
 	if (!o->mailbox && o->address)

@@ -21,7 +21,8 @@ static void oauth_config(const struct options *o, struct oauth2_config *oc)
 	oc->authority = o->oauth_authority;
 	oc->tenant = o->oauth_tenant;
 	oc->client_id = o->oauth_client_id;
-	oc->scope = o->oauth_scope;
+	oc->scope = o->oauth_scope ? o->oauth_scope
+		  : !strcmp(o->protocol, "eas") ? OAUTH2_EAS_SCOPE : NULL;
 	oc->ca_file = o->ca_file;
 	oc->insecure = o->insecure;
 	oc->timeout_s = o->timeout;
@@ -120,7 +121,14 @@ static int prepare(struct options *o, struct signin *si, bool fresh,
 		*found = res;
 		return 0;
 	}
-	o->url = xstrdup(res.ews_url);
+	const char *h = strstr(res.ews_url, "://");
+	if (!strcmp(o->protocol, "eas") && h)
+		/* Exchange serves ActiveSync on the host that serves EWS */
+		o->url = xasprintf("%.*s/Microsoft-Server-ActiveSync",
+				   (int)(h + 3 + strcspn(h + 3, "/") - res.ews_url),
+				   res.ews_url);
+	else
+		o->url = xstrdup(res.ews_url);
 	if (res.from_cache)
 		si->ad_cache = autodiscover_cache(o->address);
 	ad_result_free(&res);

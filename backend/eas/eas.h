@@ -1,0 +1,257 @@
+/*
+ * eas.h - what the files of the ActiveSync (EAS) backend share: caps, the
+ * item id scheme, status grading, and the request builders and answer
+ * parsers that unit tests and the fuzzer call directly (no HTTP).
+ *
+ *   wbxml.c      the WBXML codec (MS-ASWBXML code pages)
+ *   eas_proto.c  requests and answers: OPTIONS headers, Provision,
+ *                FolderSync, Sync, ItemOperations (streamed), Ping,
+ *                MoveItems, Folder*, status codes (pure, fuzzed)
+ *   eas.c        the ops table and the session (HTTP calls, Provision
+ *                rounds, the persistent DeviceId)
+ *   eas_write.c  the write operations and Ping (watch)
+ *
+ * How EAS fits backend.h: folder id = FolderSync ServerId, root "0";
+ * item id = "<CollectionId>\t<ServerId>" (an EAS ServerId is only unique
+ * within its collection, and ItemOperations, Sync Change and MoveItems
+ * need both); folder state = FolderSync SyncKey; item state = the
+ * collection's Sync SyncKey; change_key unused.
+ */
+#ifndef EXCHANGEFS_EAS_H
+#define EXCHANGEFS_EAS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "backend/eas/wbxml.h"
+#include "backend/util.h"
+
+#define EAS_ID_MAX 1024                  /* ServerId, CollectionId */
+#define EAS_KEY_MAX 1024                 /* SyncKey, PolicyKey */
+#define EAS_TEXT_MAX ((size_t)16 << 20)  /* text held from one answer */
+#define EAS_NODES_MAX ((size_t)1 << 20)  /* elements of one answer */
+#define EAS_ANSWER_MAX ((size_t)64 << 20)
+#define EAS_WINDOW_MAX 512               /* Sync WindowSize */
+#define EAS_CONTENT_TYPE "application/vnd.ms-sync.wbxml"
+#define EAS_SEP '\t'                     /* in item ids */
+
+/* Protocol versions this client speaks, best first. */
+extern const char *const eas_versions[];
+/* The best version of ours in a server's MS-ASProtocolVersions list
+ * ("2.5,12.0,12.1,14.0,14.1"), or NULL. */
+const char *eas_pick_version(const char *offered);
+/* Whether a version string (ours) is >= min ("14.1" >= "14.0"). */
+bool eas_version_at_least(const char *v, const char *min);
+
+/* Item ids: compose (owned) and split (pointers into a copy, owned by
+ * *buf; false if id is not ours). */
+char *eas_item_id(const char *collection, const char *server_id);
+bool eas_item_split(const char *id, char **buf, const char **collection,
+		    const char **server_id);
+
+/* Grade an EAS status code of command cmd (e.g. "Sync") into r; 1 = OK.
+ * Status 142-144 give BE_AUTH with code "provision" (the caller
+ * provisions and retries once). */
+enum be_status eas_status(const char *cmd, const char *status,
+			  struct be_result *r);
+bool eas_needs_provision(const struct be_result *r);
+
+/* Parse an answer into a tree; BE_PROTOCOL with one line on failure. */
+struct wbxml_node *eas_parse(const void *p, size_t n, const char *cmd,
+			     struct be_result *r);
+
+/* ---- Provision ---- */
+/* ack_key NULL: the first round (ask for the policy); else acknowledge
+ * policy ack_key (status 1 = applied). */
+void eas_req_provision(struct buf *b, const char *ack_key);
+/* Answer: *key (owned) is the policy key; NULL with BE_OK when the server
+ * has no policy for this device (policy Status 2). */
+enum be_status eas_parse_provision(const void *p, size_t n, char **key,
+				   struct be_result *r);
+
+/* ---- FolderSync ---- */
+void eas_req_folder_sync(struct buf *b, const char *key);
+/* EAS folder Type -> class the core knows (IPF.Note for mail). */
+const char *eas_folder_class(int type);
+enum be_status eas_parse_folder_sync(const void *p, size_t n,
+				     struct be_folder_batch *out,
+				     struct be_result *r);
+/* Well-known folder roles from a full FolderSync answer (ids owned). */
+enum be_status eas_parse_special(const void *p, size_t n,
+				 char *ids[BE_SPECIAL_N], struct be_result *r);
+
+/* ---- Sync ---- */
+/* key "0" = start (no options, no GetChanges). */
+void eas_req_sync(struct buf *b, const char *collection, const char *key,
+		  unsigned window);
+/* Empty answer (HTTP 200 without a body): no changes, state unchanged.
+ * BE_SYNC_INVALID on status 3. */
+enum be_status eas_parse_sync(const void *p, size_t n, const char *collection,
+			      struct be_item_batch *out, struct be_result *r);
+/* Unix seconds of an EAS date ("2026-11-22T05:00:00.000Z"), 0 if bad. */
+int64_t eas_parse_date(const char *s);
+
+/* ---- ItemOperations Fetch (streamed MIME) ---- */
+struct eas_fetch;
+void eas_req_fetch(struct buf *b, const char *collection,
+		   const char *server_id);
+/* ids: the core's item ids; sink/done as in be fetch_mime. */
+struct eas_fetch *eas_fetch_new(const char *const *ids, size_t n,
+				be_sink_fn sink, be_done_fn done, void *arg);
+int eas_fetch_feed(struct eas_fetch *f, const void *p, size_t n);
+/* The answer is complete: items not reported get done() with the
+ * grade in r (BE_PROTOCOL if the answer was fine but did not mention
+ * them). */
+enum be_status eas_fetch_finish(struct eas_fetch *f, struct be_result *r);
+/* Items not reported yet get done(st, msg). */
+void eas_fetch_fail_rest(struct eas_fetch *f, enum be_status st,
+			 const char *msg);
+/* The answer said only "provision first" (status 142-144), nothing
+ * reported yet. */
+bool eas_fetch_wants_provision(const struct eas_fetch *f);
+void eas_fetch_free(struct eas_fetch *f);
+
+/* ---- Writes ---- */
+/* Sync Change of read / flag (BE_PROP_CATEGORIES unsupported: ignored). */
+void eas_req_change(struct buf *b, const char *collection, const char *key,
+		    const char *server_id, const struct be_props *p);
+/* Sync Delete; deletes_as_moves: to Deleted Items. */
+void eas_req_delete(struct buf *b, const char *collection, const char *key,
+		    const char *server_id, bool deletes_as_moves);
+/* Status of the one Change/Delete/Add in a Sync answer (its Responses
+ * entry if any, else the collection's), and the collection's new key. */
+enum be_status eas_parse_sync_write(const void *p, size_t n, char **new_key,
+				    struct be_result *r);
+void eas_req_move(struct buf *b, const char *src_collection,
+		  const char *server_id, const char *dst_collection);
+/* *dst_id: the new ServerId (owned). */
+enum be_status eas_parse_move(const void *p, size_t n, char **dst_id,
+			      struct be_result *r);
+/* FolderCreate (name, parent), FolderUpdate (id, name, parent),
+ * FolderDelete (id). */
+void eas_req_folder_create(struct buf *b, const char *key,
+			   const char *parent, const char *name);
+void eas_req_folder_update(struct buf *b, const char *key, const char *id,
+			   const char *parent, const char *name);
+void eas_req_folder_delete(struct buf *b, const char *key, const char *id);
+/* Answer of one of the three (cmd "FolderCreate" ...): *new_key the
+ * hierarchy SyncKey, *id the new folder's ServerId (FolderCreate). */
+enum be_status eas_parse_folder_op(const void *p, size_t n, const char *cmd,
+				   char **new_key, char **id,
+				   struct be_result *r);
+/* Drafts (16.0+): the fields Sync Add takes, from RFC 5322 bytes (a
+ * single text/plain or text/html part; quoted-printable and base64 are
+ * decoded); -1 with r set (BE_UNSUPPORTED) for anything else. */
+struct eas_draft {
+	char *to, *cc, *bcc, *subject, *body;
+	bool html;
+};
+int eas_draft_from_mime(const void *mime, size_t len, struct eas_draft *d,
+			struct be_result *r);
+void eas_draft_free(struct eas_draft *d);
+void eas_req_add_draft(struct buf *b, const char *collection, const char *key,
+		       const char *client_id, const struct eas_draft *d);
+/* The Add's new ServerId (owned) and the collection's new key. */
+enum be_status eas_parse_sync_add(const void *p, size_t n, char **new_key,
+				  char **server_id, struct be_result *r);
+/* SendMail (14.0+: WBXML; the MIME as opaque data). */
+void eas_req_send_mail(struct buf *b, const char *client_id,
+		       const void *mime, size_t len, bool save_in_sent);
+enum be_status eas_parse_send_mail(const void *p, size_t n,
+				   struct be_result *r);
+
+/* ---- Ping ---- */
+void eas_req_ping(struct buf *b, unsigned heartbeat_s,
+		  const char *const *folders, size_t n);
+/* Status 1: nothing changed; 2: *changed (owned array of n_changed
+ * ids); 5: *heartbeat_s is the server's bound (retry with it). */
+struct eas_ping {
+	int status;
+	char **changed;
+	size_t n_changed;
+	unsigned heartbeat_s;   /* 0 unless the server said */
+	unsigned max_folders;   /* 0 unless the server said */
+};
+enum be_status eas_parse_ping(const void *p, size_t n, struct eas_ping *out,
+			      struct be_result *r);
+void eas_ping_free(struct eas_ping *p);
+
+/* ---- The session, for eas_write.c ---- */
+/* POST command cmd with body req (NULL for none); the answer (held in
+ * memory) in *tree, NULL for an empty body.  Handles Provision (HTTP 449
+ * and status 142-144 retried once after provisioning) and grades HTTP. */
+enum be_status eas_call(struct be_session *s, const char *cmd,
+			const struct buf *req, bool once,
+			struct buf *answer, struct be_result *r);
+/* The same for a long call (Ping): up to timeout_s, ended early when
+ * cancelled(arg) says so (then BE_OK with an empty answer). */
+enum be_status eas_call_long(struct be_session *s, const char *cmd,
+			     const struct buf *req, long timeout_s,
+			     bool (*cancelled)(void *arg), void *arg,
+			     struct buf *answer, struct be_result *r);
+const char *eas_session_version(const struct be_session *s);
+const char *eas_session_device(const struct be_session *s);
+const char *eas_session_watch_sig(const struct be_session *s);
+void eas_session_set_watch_sig(struct be_session *s, const char *sig);
+unsigned eas_session_heartbeat(const struct be_session *s);
+void eas_session_set_heartbeat(struct be_session *s, unsigned hb);
+unsigned eas_session_max_folders(const struct be_session *s);
+void eas_session_set_max_folders(struct be_session *s, unsigned n);
+
+/* The Outbox a server without one (SOGo) gets, so that sending works as
+ * on Exchange: a folder of the tree that never holds anything. */
+#define EAS_VIRTUAL_OUTBOX "exchangefs-outbox"
+
+/* ---- eas_write.c ---- */
+/* Every Sync request of the process runs under this lock, so the reads
+ * and writes of one device's key chains never cross. */
+void eas_sync_lock(void);
+void eas_sync_unlock(void);
+char *eas_key_latest(const char *device, const char *collection);
+void eas_key_note(const char *device, const char *collection,
+		  const char *old_key, const char *new_key, bool by_write);
+char *eas_key_for_read(const char *device, const char *collection,
+		       const char *state);
+void eas_keys_free_all(void);
+enum be_status eas_update_props(struct be_session *s, const char *id,
+				const char *change_key,
+				const struct be_props *p, struct be_new *out,
+				struct be_result *r);
+enum be_status eas_delete_item(struct be_session *s, const char *id,
+			       enum be_delete how, struct be_result *r);
+enum be_status eas_move_item(struct be_session *s, const char *id,
+			     const char *to_folder_id, struct be_new *out,
+			     struct be_result *r);
+enum be_status eas_create_item(struct be_session *s, const char *folder_id,
+			       const void *mime, size_t len,
+			       enum be_disposition how, int64_t date,
+			       const char *token, struct be_new *out,
+			       struct be_result *r);
+enum be_status eas_find_token(struct be_session *s, const char *folder_id,
+			      const char *token, struct be_new *out,
+			      struct be_result *r);
+enum be_status eas_watch(struct be_session *s, const struct be_watch *w,
+			 enum be_watch_mode *mode, struct be_result *r);
+/* Folders the device knows (id -> parent, name), from hierarchy answers. */
+void eas_folders_note(struct be_session *s, const struct be_folder_batch *b);
+void eas_folders_free_all(void);
+enum be_status eas_create_folder(struct be_session *s, const char *parent_id,
+				 const char *name, struct be_new *out,
+				 struct be_result *r);
+enum be_status eas_rename_folder(struct be_session *s, const char *id,
+				 const char *name, struct be_new *out,
+				 struct be_result *r);
+enum be_status eas_move_folder(struct be_session *s, const char *id,
+			       const char *to_parent_id, struct be_new *out,
+			       struct be_result *r);
+enum be_status eas_delete_folder(struct be_session *s, const char *id,
+				 bool hard, struct be_result *r);
+/* Small files in the cache directory (eas.c); read_all: owned, NULL if
+ * none. */
+char *eas_state_read_all(const struct be_session *s, const char *name);
+void eas_state_write(const struct be_session *s, const char *name,
+		     const char *text);
+
+#endif

@@ -1,0 +1,1343 @@
+/*
+ * eas_proto.c - ActiveSync requests and answers, with no network: version
+ * choice, status grading, item ids, and a builder and parser per command
+ * (MS-ASCMD).  Answers are parsed with the WBXML tree (wbxml.c), except
+ * ItemOperations, whose MIME is streamed through the push decoder.  The
+ * unit tests and the fuzzer call these directly.
+ */
+#include "backend/eas/eas.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+const char *const eas_versions[] = { "16.1", "16.0", "14.1", "14.0", "12.1",
+				     NULL };
+
+/* "14.1" -> 141 */
+static int vnum(const char *v)
+{
+	int maj = 0, min = 0;
+	if (sscanf(v, "%d.%d", &maj, &min) != 2)
+		return -1;
+	return maj * 10 + min;
+}
+
+bool eas_version_at_least(const char *v, const char *min)
+{
+	return v && vnum(v) >= vnum(min);
+}
+
+const char *eas_pick_version(const char *offered)
+{
+	if (!offered)
+		return NULL;
+	for (size_t i = 0; eas_versions[i]; i++) {
+		size_t l = strlen(eas_versions[i]);
+		for (const char *p = offered; *p;) {
+			while (*p == ' ' || *p == ',')
+				p++;
+			size_t n = strcspn(p, ", ");
+			if (n == l && !memcmp(p, eas_versions[i], l))
+				return eas_versions[i];
+			p += n;
+		}
+	}
+	return NULL;
+}
+
+char *eas_item_id(const char *collection, const char *server_id)
+{
+	return xasprintf("%s%c%s", collection, EAS_SEP, server_id);
+}
+
+bool eas_item_split(const char *id, char **buf, const char **collection,
+		    const char **server_id)
+{
+	*buf = NULL;
+	const char *sep = id ? strchr(id, EAS_SEP) : NULL;
+	if (!sep || sep == id || !sep[1] || strlen(id) > 2 * EAS_ID_MAX)
+		return false;
+	*buf = xstrdup(id);
+	(*buf)[sep - id] = 0;
+	*collection = *buf;
+	*server_id = *buf + (sep - id) + 1;
+	return true;
+}
+
+/* ---- Status codes ---- */
+
+/* The common status codes (MS-ASCMD 2.2.2), any command. */
+static bool common_status(int st, struct be_result *r)
+{
+	const char *what = NULL;
+	enum be_status g = BE_REFUSED;
+	switch (st) {
+	case 101: case 102: case 103: case 104: case 105: case 106: case 107:
+		g = BE_PROTOCOL; what = "the server could not read the request";
+		break;
+	case 108: case 109:
+		what = "the server refused this device id or type"; break;
+	case 110: g = BE_NETWORK; what = "server error"; break;
+	case 111: g = BE_THROTTLED; what = "server error, retry later"; break;
+	case 126: case 127: case 128: case 129: case 130: case 131:
+		g = BE_AUTH; what = "the server does not allow this user or device to sync";
+		break;
+	case 132: case 134: case 136:
+		g = BE_SYNC_INVALID; what = "sync state lost by the server"; break;
+	case 133: g = BE_THROTTLED; what = "sync state locked"; break;
+	case 137: case 138:
+		g = BE_UNSUPPORTED; what = "command or version not supported"; break;
+	case 139: case 140: case 141: case 145:
+		what = "the server's device policy cannot be met"; break;
+	case 142: case 143: case 144:
+		g = BE_AUTH; what = "the device must be provisioned";
+		break;
+	case 150: g = BE_ITEM_GONE; what = "item not found"; break;
+	case 177: what = "too many devices for this user"; break;
+	default:
+		return false;
+	}
+	be_result_set(r, g, "%s (status %d)", what, st);
+	if (st >= 142 && st <= 144)
+		snprintf(r->code, sizeof(r->code), "provision");
+	else
+		snprintf(r->code, sizeof(r->code), "%d", st);
+	return true;
+}
+
+bool eas_needs_provision(const struct be_result *r)
+{
+	return r->status == BE_AUTH && !strcmp(r->code, "provision");
+}
+
+enum be_status eas_status(const char *cmd, const char *status,
+			  struct be_result *r)
+{
+	be_result_ok(r);
+	char *end;
+	long st = status ? strtol(status, &end, 10) : -1;
+	if (!status || !*status || *end || st < 0 || st > 100000) {
+		be_result_set(r, BE_PROTOCOL, "%s answer without a valid status",
+			      cmd);
+		return r->status;
+	}
+	/* MoveItems alone counts from 1 = failure, 3 = success */
+	if (st == 1 && strcmp(cmd, "MoveItems"))
+		return BE_OK;
+	if (common_status((int)st, r))
+		return r->status;
+	enum be_status g = BE_REFUSED;
+	const char *what = "refused";
+	if (!strcmp(cmd, "Sync")) {
+		switch (st) {
+		case 3: g = BE_SYNC_INVALID; what = "invalid sync key"; break;
+		case 4: g = BE_PROTOCOL; what = "protocol error"; break;
+		case 5: g = BE_NETWORK; what = "server error"; break;
+		case 6: what = "error in client/server conversion"; break;
+		case 7: g = BE_CONFLICT; what = "conflict"; break;
+		case 8: g = BE_ITEM_GONE; what = "object not found"; break;
+		case 9: what = "mailbox full"; break;
+		case 12: g = BE_NETWORK; what = "folder hierarchy changed (resyncing it)"; break;
+		case 13: g = BE_PROTOCOL; what = "incomplete request"; break;
+		case 14: g = BE_PROTOCOL; what = "invalid interval"; break;
+		case 15: g = BE_PROTOCOL; what = "too many folders"; break;
+		case 16: g = BE_NETWORK; what = "retry"; break;
+		}
+	} else if (!strcmp(cmd, "FolderSync") || !strncmp(cmd, "Folder", 6)) {
+		switch (st) {
+		case 2: g = BE_EXISTS; what = "a folder of that name exists"; break;
+		case 3: what = "a special folder cannot be changed"; break;
+		case 4: g = BE_FOLDER_GONE; what = "folder does not exist"; break;
+		case 5: g = BE_FOLDER_GONE; what = "parent folder not found"; break;
+		case 6: g = BE_NETWORK; what = "server error"; break;
+		case 9: g = BE_SYNC_INVALID; what = "invalid folder sync key"; break;
+		case 10: g = BE_PROTOCOL; what = "malformed request"; break;
+		case 11: g = BE_NETWORK; what = "unknown error"; break;
+		case 12: g = BE_NETWORK; what = "code unknown"; break;
+		}
+	} else if (!strcmp(cmd, "ItemOperations")) {
+		switch (st) {
+		case 2: g = BE_PROTOCOL; what = "protocol error"; break;
+		case 3: g = BE_NETWORK; what = "server error"; break;
+		case 6: g = BE_ITEM_GONE; what = "object not found"; break;
+		case 11: g = BE_NOMEM; what = "item too large"; break;
+		case 14: what = "conversion failed"; break;
+		}
+	} else if (!strcmp(cmd, "MoveItems")) {
+		switch (st) {
+		case 3: return BE_OK;  /* success */
+		case 1: g = BE_ITEM_GONE; what = "invalid source item"; break;
+		case 2: g = BE_FOLDER_GONE; what = "invalid destination folder"; break;
+		case 4: what = "source and destination are the same"; break;
+		case 5: g = BE_NETWORK; what = "move failed"; break;
+		case 7: g = BE_THROTTLED; what = "item locked"; break;
+		}
+	} else if (!strcmp(cmd, "Provision")) {
+		switch (st) {
+		case 2: g = BE_PROTOCOL; what = "protocol error"; break;
+		case 3: g = BE_NETWORK; what = "server error"; break;
+		}
+	} else if (!strcmp(cmd, "Ping")) {
+		switch (st) {
+		case 2: return BE_OK;  /* changes */
+		case 3: case 4: g = BE_PROTOCOL; what = "bad request"; break;
+		case 5: case 6: return BE_OK;  /* heartbeat / folder count:
+						  the caller adapts */
+		case 7: g = BE_SYNC_INVALID; what = "folder hierarchy out of date"; break;
+		case 8: g = BE_NETWORK; what = "server error"; break;
+		}
+	} else if (!strcmp(cmd, "SendMail")) {
+		switch (st) {
+		case 118: what = "message sent but not saved in Sent Items"; break;
+		case 119: what = "message has no recipient"; break;
+		case 120: what = "message could not be submitted"; break;
+		}
+	}
+	be_result_set(r, g, "%s: %s (status %ld)", cmd, what, st);
+	snprintf(r->code, sizeof(r->code), "%ld", st);
+	return r->status;
+}
+
+struct wbxml_node *eas_parse(const void *p, size_t n, const char *cmd,
+			     struct be_result *r)
+{
+	char err[160];
+	struct wbxml_node *t = wbxml_parse(p, n, EAS_TEXT_MAX, EAS_NODES_MAX,
+					   err, sizeof(err));
+	if (!t)
+		be_result_set(r, BE_PROTOCOL, "%s answer: %s", cmd, err);
+	return t;
+}
+
+/* A text field short enough to be an id or key. */
+static const char *short_text(const struct wbxml_node *n, unsigned tag)
+{
+	const char *t = wbxml_child_text(n, tag);
+	if (!t || !*t || strlen(t) > EAS_KEY_MAX)
+		return NULL;
+	return t;
+}
+
+/* ---- Provision ---- */
+
+void eas_req_provision(struct buf *b, const char *ack_key)
+{
+	struct wbxml_enc e;
+	wbxml_enc_init(&e, b);
+	wbxml_start(&e, WB_PROV_PROVISION);
+	wbxml_start(&e, WB_PROV_POLICIES);
+	wbxml_start(&e, WB_PROV_POLICY);
+	wbxml_str(&e, WB_PROV_POLICY_TYPE, "MS-EAS-Provisioning-WBXML");
+	if (ack_key) {
+		wbxml_str(&e, WB_PROV_POLICY_KEY, ack_key);
+		wbxml_str(&e, WB_PROV_STATUS, "1");
+	}
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_end(&e);
+}
+
+enum be_status eas_parse_provision(const void *p, size_t n, char **key,
+				   struct be_result *r)
+{
+	*key = NULL;
+	struct wbxml_node *t = eas_parse(p, n, "Provision", r);
+	if (!t)
+		return r->status;
+	struct wbxml_node *top = wbxml_child(t, WB_PROV_PROVISION);
+	if (!top) {
+		be_result_set(r, BE_PROTOCOL, "Provision answer without Provision");
+	} else if (eas_status("Provision", wbxml_child_text(top, WB_PROV_STATUS),
+			      r) == BE_OK) {
+		struct wbxml_node *pol = wbxml_path(top, WB_PROV_POLICIES,
+						    WB_PROV_POLICY, 0);
+		const char *ps = pol ? wbxml_child_text(pol, WB_PROV_STATUS) : NULL;
+		const char *k = pol ? short_text(pol, WB_PROV_POLICY_KEY) : NULL;
+		if (ps && !strcmp(ps, "2")) {
+			/* no policy for this client: none to send */
+		} else if (!ps || strcmp(ps, "1") || !k) {
+			be_result_set(r, BE_REFUSED,
+				      "the server's device policy was not given (policy status %s)",
+				      ps ? ps : "missing");
+		} else {
+			*key = xstrdup(k);
+		}
+	}
+	wbxml_free(t);
+	return r->status;
+}
+
+/* ---- FolderSync ---- */
+
+void eas_req_folder_sync(struct buf *b, const char *key)
+{
+	struct wbxml_enc e;
+	wbxml_enc_init(&e, b);
+	wbxml_start(&e, WB_FH_FOLDER_SYNC);
+	wbxml_str(&e, WB_FH_SYNC_KEY, key && *key ? key : "0");
+	wbxml_end(&e);
+}
+
+const char *eas_folder_class(int type)
+{
+	switch (type) {
+	case 1: case 2: case 3: case 4: case 5: case 6: case 12:
+		return "IPF.Note";
+	case 7: case 15: return "IPF.Task";
+	case 8: case 13: return "IPF.Appointment";
+	case 9: case 14: return "IPF.Contact";
+	case 10: case 17: return "IPF.StickyNote";
+	case 11: case 16: return "IPF.Journal";
+	default: return "IPF.Unknown";
+	}
+}
+
+static int folder_type(const struct wbxml_node *n)
+{
+	const char *t = wbxml_child_text(n, WB_FH_TYPE);
+	char *end;
+	long v = t ? strtol(t, &end, 10) : -1;
+	return t && *t && !*end && v >= 0 && v < 100 ? (int)v : -1;
+}
+
+/* Open the answer of a hierarchy command: the top element, status checked. */
+static struct wbxml_node *folder_answer(struct wbxml_node *t, unsigned tag,
+					const char *cmd, struct be_result *r)
+{
+	struct wbxml_node *top = wbxml_child(t, tag);
+	if (!top) {
+		be_result_set(r, BE_PROTOCOL, "%s answer without %s", cmd, cmd);
+		return NULL;
+	}
+	if (eas_status(cmd, wbxml_child_text(top, WB_FH_STATUS), r) != BE_OK)
+		return NULL;
+	return top;
+}
+
+enum be_status eas_parse_folder_sync(const void *p, size_t n,
+				     struct be_folder_batch *out,
+				     struct be_result *r)
+{
+	memset(out, 0, sizeof(*out));
+	struct wbxml_node *t = eas_parse(p, n, "FolderSync", r);
+	if (!t)
+		return r->status;
+	struct wbxml_node *top = folder_answer(t, WB_FH_FOLDER_SYNC,
+					       "FolderSync", r);
+	const char *key = top ? short_text(top, WB_FH_SYNC_KEY) : NULL;
+	if (top && !key)
+		be_result_set(r, BE_PROTOCOL, "FolderSync answer without a SyncKey");
+	struct wbxml_node *ch = key ? wbxml_child(top, WB_FH_CHANGES) : NULL;
+	for (struct wbxml_node *c = ch ? ch->child : NULL;
+	     c && r->status == BE_OK; c = c->next) {
+		if (c->tag != WB_FH_ADD && c->tag != WB_FH_UPDATE &&
+		    c->tag != WB_FH_DELETE)
+			continue;
+		const char *id = short_text(c, WB_FH_SERVER_ID);
+		if (!id) {
+			be_result_set(r, BE_PROTOCOL,
+				      "FolderSync answer: a change without a ServerId");
+			break;
+		}
+		struct be_folder *f = be_folder_batch_add(out);
+		f->id = xstrdup(id);
+		if (c->tag == WB_FH_DELETE) {
+			f->change = BE_DELETE;
+			continue;
+		}
+		f->change = c->tag == WB_FH_ADD ? BE_CREATE : BE_UPDATE;
+		const char *parent = short_text(c, WB_FH_PARENT_ID);
+		const char *name = wbxml_child_text(c, WB_FH_DISPLAY_NAME);
+		f->parent_id = xstrdup(parent ? parent : "0");
+		f->name = name && *name && strlen(name) < 4096 ? xstrdup(name)
+							       : NULL;
+		f->folder_class = xstrdup(eas_folder_class(folder_type(c)));
+		if (!f->name) {
+			be_result_set(r, BE_PROTOCOL,
+				      "FolderSync answer: folder without a name");
+			break;
+		}
+	}
+	if (r->status == BE_OK)
+		out->new_state = xstrdup(key);
+	else
+		be_folder_batch_free(out);
+	wbxml_free(t);
+	return r->status;
+}
+
+enum be_status eas_parse_special(const void *p, size_t n,
+				 char *ids[BE_SPECIAL_N], struct be_result *r)
+{
+	static const int role_type[BE_SPECIAL_N] = {
+		[BE_INBOX] = 2, [BE_DRAFTS] = 3, [BE_SENT] = 5,
+		[BE_DELETED] = 4, [BE_OUTBOX] = 6,
+	};
+	for (int k = 0; k < BE_SPECIAL_N; k++)
+		ids[k] = NULL;
+	struct wbxml_node *t = eas_parse(p, n, "FolderSync", r);
+	if (!t)
+		return r->status;
+	struct wbxml_node *top = folder_answer(t, WB_FH_FOLDER_SYNC,
+					       "FolderSync", r);
+	struct wbxml_node *ch = top ? wbxml_child(top, WB_FH_CHANGES) : NULL;
+	for (struct wbxml_node *c = ch ? wbxml_child(ch, WB_FH_ADD) : NULL; c;
+	     c = wbxml_next(c)) {
+		int type = folder_type(c);
+		const char *id = short_text(c, WB_FH_SERVER_ID);
+		for (int k = 0; k < BE_SPECIAL_N && id; k++)
+			if (type == role_type[k] && !ids[k])
+				ids[k] = xstrdup(id);
+	}
+	wbxml_free(t);
+	return r->status;
+}
+
+/* ---- Sync ---- */
+
+void eas_req_sync(struct buf *b, const char *collection, const char *key,
+		  unsigned window)
+{
+	struct wbxml_enc e;
+	bool start = !key || !*key || !strcmp(key, "0");
+	if (window < 1)
+		window = 1;
+	if (window > EAS_WINDOW_MAX)
+		window = EAS_WINDOW_MAX;
+	wbxml_enc_init(&e, b);
+	wbxml_start(&e, WB_AS_SYNC);
+	wbxml_start(&e, WB_AS_COLLECTIONS);
+	wbxml_start(&e, WB_AS_COLLECTION);
+	wbxml_str(&e, WB_AS_SYNC_KEY, start ? "0" : key);
+	wbxml_str(&e, WB_AS_COLLECTION_ID, collection);
+	if (!start) {
+		wbxml_str(&e, WB_AS_DELETES_AS_MOVES, "0");
+		wbxml_empty(&e, WB_AS_GET_CHANGES);
+		wbxml_uint(&e, WB_AS_WINDOW_SIZE, window);
+		wbxml_start(&e, WB_AS_OPTIONS);
+		wbxml_str(&e, WB_AS_FILTER_TYPE, "0");
+		/* the MIME is fetched on demand (ItemOperations); here only
+		 * its size (EstimatedDataSize), which servers give only when
+		 * some of the MIME comes along: the first 4 KB
+		 * (MIMETruncation 1; 0 makes SOGo say size 0) */
+		wbxml_start(&e, WB_ASB_BODY_PREFERENCE);
+		wbxml_str(&e, WB_ASB_TYPE, "4");
+		wbxml_str(&e, WB_ASB_TRUNCATION_SIZE, "4096");
+		wbxml_end(&e);
+		wbxml_str(&e, WB_AS_MIMESUPPORT, "2");
+		wbxml_str(&e, WB_AS_MIMETRUNCATION, "1");
+		wbxml_end(&e);
+	}
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_end(&e);
+}
+
+int64_t eas_parse_date(const char *s)
+{
+	struct tm tm = { 0 };
+	int y, mo, d, h, mi, sec;
+	char tail;
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi,
+			 &sec, &tail) != 7 || (tail != '.' && tail != 'Z'))
+		return 0;
+	if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 ||
+	    h > 23 || mi > 59 || sec > 60 || h < 0 || mi < 0 || sec < 0)
+		return 0;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	time_t t = timegm(&tm);
+	return t < 0 ? 0 : (int64_t)t;
+}
+
+static char *text_field(const struct wbxml_node *n, unsigned tag)
+{
+	const char *t = wbxml_child_text(n, tag);
+	if (!t)
+		return NULL;
+	size_t l = strlen(t);
+	return xstrndup(t, l > 65536 ? 65536 : l);
+}
+
+static int bool_field(const struct wbxml_node *n, unsigned tag)
+{
+	const char *t = wbxml_child_text(n, tag);
+	if (!t)
+		return -1;
+	return !strcmp(t, "1") ? 1 : !strcmp(t, "0") ? 0 : -1;
+}
+
+/* Email properties of an Add or Change: only those present are set. */
+static void email_fields(const struct wbxml_node *app, struct be_item *it)
+{
+	it->subject = text_field(app, WB_EM_SUBJECT);
+	it->from = text_field(app, WB_EM_FROM);
+	it->item_class = text_field(app, WB_EM_MESSAGE_CLASS);
+	it->received = eas_parse_date(wbxml_child_text(app, WB_EM_DATE_RECEIVED));
+	it->is_read = bool_field(app, WB_EM_READ);
+	struct wbxml_node *fl = wbxml_child(app, WB_EM_FLAG);
+	if (fl) {
+		const char *fs = wbxml_child_text(fl, WB_EM_FLAG_STATUS);
+		/* an empty Flag element clears the flag */
+		it->flag = !fs || !strcmp(fs, "0") ? BE_FLAG_NONE
+			 : !strcmp(fs, "1") ? BE_FLAG_COMPLETE
+			 : !strcmp(fs, "2") ? BE_FLAG_FLAGGED : -1;
+	}
+	struct wbxml_node *cats = wbxml_child(app, WB_EM_CATEGORIES);
+	if (cats) {
+		struct buf b;
+		buf_init(&b, 65536);
+		for (struct wbxml_node *c = wbxml_child(cats, WB_EM_CATEGORY);
+		     c; c = wbxml_next(c)) {
+			if (!c->text || !*c->text || strchr(c->text, ','))
+				continue;
+			if (b.len)
+				buf_puts(&b, ",");
+			buf_puts(&b, c->text);
+		}
+		it->categories = xstrdup(b.data ? b.data : "");
+		buf_free(&b);
+	}
+	struct wbxml_node *att = wbxml_child(app, WB_ASB_ATTACHMENTS);
+	if (att)
+		it->has_attachments = wbxml_child(att, WB_ASB_ATTACHMENT) != NULL;
+	struct wbxml_node *body = wbxml_child(app, WB_ASB_BODY);
+	const char *est = body ? wbxml_child_text(body, WB_ASB_ESTIMATED_DATA_SIZE)
+			       : NULL;
+	const char *type = body ? wbxml_child_text(body, WB_ASB_TYPE) : NULL;
+	if (est && type && !strcmp(type, "4")) {
+		char *end;
+		long long v = strtoll(est, &end, 10);
+		if (*est && !*end && v > 0)
+			it->size = v;
+	}
+}
+
+enum be_status eas_parse_sync(const void *p, size_t n, const char *collection,
+			      struct be_item_batch *out, struct be_result *r)
+{
+	memset(out, 0, sizeof(*out));
+	be_result_ok(r);
+	struct wbxml_node *t = eas_parse(p, n, "Sync", r);
+	if (!t)
+		return r->status;
+	struct wbxml_node *top = wbxml_child(t, WB_AS_SYNC), *coll = NULL;
+	if (!top) {
+		be_result_set(r, BE_PROTOCOL, "Sync answer without Sync");
+		goto out;
+	}
+	/* a Status at the top: the whole request failed */
+	if (wbxml_child(top, WB_AS_STATUS) &&
+	    eas_status("Sync", wbxml_child_text(top, WB_AS_STATUS), r) != BE_OK)
+		goto out;
+	for (coll = wbxml_path(top, WB_AS_COLLECTIONS, WB_AS_COLLECTION, 0);
+	     coll; coll = wbxml_next(coll)) {
+		const char *cid = wbxml_child_text(coll, WB_AS_COLLECTION_ID);
+		if (!cid || !strcmp(cid, collection))
+			break;
+	}
+	if (!coll) {
+		be_result_set(r, BE_PROTOCOL,
+			      "Sync answer without the folder asked for");
+		goto out;
+	}
+	if (eas_status("Sync", wbxml_child_text(coll, WB_AS_STATUS), r) != BE_OK)
+		goto out;
+	const char *key = short_text(coll, WB_AS_SYNC_KEY);
+	if (!key) {
+		be_result_set(r, BE_PROTOCOL, "Sync answer without a SyncKey");
+		goto out;
+	}
+	out->more = wbxml_child(coll, WB_AS_MORE_AVAILABLE) != NULL;
+	struct wbxml_node *cmds = wbxml_child(coll, WB_AS_COMMANDS);
+	for (struct wbxml_node *c = cmds ? cmds->child : NULL; c; c = c->next) {
+		enum be_change kind;
+		switch (c->tag) {
+		case WB_AS_ADD: kind = BE_CREATE; break;
+		case WB_AS_CHANGE: kind = BE_UPDATE; break;
+		case WB_AS_DELETE:
+		case WB_AS_SOFT_DELETE: kind = BE_DELETE; break;
+		default: continue;
+		}
+		const char *sid = short_text(c, WB_AS_SERVER_ID);
+		if (!sid) {
+			be_result_set(r, BE_PROTOCOL,
+				      "Sync answer: a change without a ServerId");
+			goto out;
+		}
+		struct be_item *it = be_item_batch_add(out);
+		it->change = kind;
+		it->id = eas_item_id(collection, sid);
+		struct wbxml_node *app = wbxml_child(c, WB_AS_APPLICATION_DATA);
+		if (kind == BE_DELETE || !app)
+			continue;
+		email_fields(app, it);
+		/* a change of the read flag alone */
+		if (kind == BE_UPDATE && it->is_read >= 0 && app->child &&
+		    app->child == app->last)
+			it->change = BE_READ_FLAG;
+	}
+	out->new_state = xstrdup(key);
+out:
+	if (r->status != BE_OK)
+		be_item_batch_free(out);
+	wbxml_free(t);
+	return r->status;
+}
+
+/* ---- ItemOperations Fetch, streamed ---- */
+
+void eas_req_fetch(struct buf *b, const char *collection,
+		   const char *server_id)
+{
+	struct wbxml_enc e;
+	wbxml_enc_init(&e, b);
+	wbxml_start(&e, WB_IO_ITEM_OPERATIONS);
+	wbxml_start(&e, WB_IO_FETCH);
+	wbxml_str(&e, WB_IO_STORE, "Mailbox");
+	wbxml_str(&e, WB_AS_COLLECTION_ID, collection);
+	wbxml_str(&e, WB_AS_SERVER_ID, server_id);
+	wbxml_start(&e, WB_IO_OPTIONS);
+	wbxml_str(&e, WB_AS_MIMESUPPORT, "2");
+	wbxml_start(&e, WB_ASB_BODY_PREFERENCE);
+	wbxml_str(&e, WB_ASB_TYPE, "4");
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_end(&e);
+}
+
+/* Where the decoder is, as far as the fetch cares. */
+enum { F_SMALL_MAX = EAS_KEY_MAX + 1 };
+struct eas_fetch {
+	const char *const *ids;
+	size_t n;
+	bool *reported;
+	be_sink_fn sink;
+	be_done_fn done;
+	void *arg;
+	struct wbxml_dec dec;
+	unsigned path[WBXML_MAX_DEPTH];
+	int depth;
+	/* the current Fetch element */
+	char status[16], coll[F_SMALL_MAX], sid[F_SMALL_MAX];
+	char top_status[16];
+	char *target;          /* small text being captured, or NULL */
+	size_t target_max, target_len;
+	bool over;             /* a captured text was too long */
+	bool in_data;          /* streaming MIME */
+	bool got_data;
+	long cur;              /* index of the current item, -1 unknown */
+	bool sink_failed;
+	char err[160];
+};
+
+static void report(struct eas_fetch *f, size_t i, enum be_status st,
+		   const char *msg)
+{
+	if (i >= f->n || f->reported[i])
+		return;
+	f->reported[i] = true;
+	if (f->done)
+		f->done(f->arg, i, st, msg);
+}
+
+static long find_item(struct eas_fetch *f)
+{
+	size_t lc = strlen(f->coll);
+	for (size_t i = 0; i < f->n; i++) {
+		const char *id = f->ids[i];
+		if (!f->reported[i] && !strncmp(id, f->coll, lc) &&
+		    id[lc] == EAS_SEP && !strcmp(id + lc + 1, f->sid))
+			return (long)i;
+	}
+	/* an answer without CollectionId: the ServerId alone */
+	if (!lc)
+		for (size_t i = 0; i < f->n; i++) {
+			const char *sep = strchr(f->ids[i], EAS_SEP);
+			if (!f->reported[i] && sep && !strcmp(sep + 1, f->sid))
+				return (long)i;
+		}
+	return -1;
+}
+
+static int f_start(void *arg, unsigned tag, bool empty)
+{
+	struct eas_fetch *f = arg;
+	(void)empty;
+	if (f->depth >= WBXML_MAX_DEPTH)
+		return -1;
+	f->path[f->depth++] = tag;
+	f->target = NULL;
+	/* ItemOperations > Response > Fetch > ... */
+	if (f->depth == 3 && tag == WB_IO_FETCH && f->path[1] == WB_IO_RESPONSE) {
+		f->status[0] = f->coll[0] = f->sid[0] = 0;
+		f->got_data = false;
+		f->cur = -1;
+	} else if (f->depth == 2 && tag == WB_IO_STATUS) {
+		f->target = f->top_status;
+		f->target_max = sizeof(f->top_status);
+	} else if (f->depth == 4 && f->path[2] == WB_IO_FETCH) {
+		if (tag == WB_IO_STATUS) {
+			f->target = f->status;
+			f->target_max = sizeof(f->status);
+		} else if (tag == WB_AS_COLLECTION_ID) {
+			f->target = f->coll;
+			f->target_max = sizeof(f->coll);
+		} else if (tag == WB_AS_SERVER_ID) {
+			f->target = f->sid;
+			f->target_max = sizeof(f->sid);
+		}
+	} else if (f->depth == 6 && tag == WB_ASB_DATA &&
+		   f->path[4] == WB_ASB_BODY && f->path[3] == WB_IO_PROPERTIES &&
+		   f->path[2] == WB_IO_FETCH) {
+		if (f->got_data) {
+			snprintf(f->err, sizeof(f->err),
+				 "ItemOperations answer: two bodies for one item");
+			return -1;
+		}
+		f->cur = find_item(f);
+		if (f->cur < 0) {
+			snprintf(f->err, sizeof(f->err),
+				 "ItemOperations answer: a body for an item not asked for");
+			return -1;
+		}
+		f->in_data = true;
+		f->got_data = true;
+	}
+	if (f->target) {
+		f->target[0] = 0;
+		f->target_len = 0;
+	}
+	return 0;
+}
+
+static int f_text(void *arg, const void *p, size_t n, bool last)
+{
+	struct eas_fetch *f = arg;
+	(void)last;
+	if (f->in_data) {
+		if (n && f->sink(f->arg, (size_t)f->cur, p, n)) {
+			f->sink_failed = true;
+			return -1;
+		}
+		return 0;
+	}
+	if (!f->target)
+		return 0;
+	if (n >= f->target_max - f->target_len) {
+		f->over = true;
+		snprintf(f->err, sizeof(f->err),
+			 "ItemOperations answer: an id or status too long");
+		return -1;
+	}
+	memcpy(f->target + f->target_len, p, n);
+	f->target_len += n;
+	f->target[f->target_len] = 0;
+	return 0;
+}
+
+static int f_end(void *arg, unsigned tag)
+{
+	struct eas_fetch *f = arg;
+	struct be_result r;
+	f->target = NULL;
+	if (f->in_data && tag == WB_ASB_DATA)
+		f->in_data = false;
+	if (f->depth == 3 && tag == WB_IO_FETCH) {
+		long i = f->cur >= 0 ? f->cur : find_item(f);
+		if (i < 0) {
+			snprintf(f->err, sizeof(f->err),
+				 "ItemOperations answer about an item not asked for");
+			return -1;
+		}
+		if (eas_status("ItemOperations", f->status, &r) != BE_OK)
+			report(f, (size_t)i, r.status, r.msg);
+		else if (!f->got_data)
+			report(f, (size_t)i, BE_PROTOCOL,
+			       "ItemOperations answer without the message");
+		else
+			report(f, (size_t)i, BE_OK, "");
+	}
+	if (f->depth > 0)
+		f->depth--;
+	return 0;
+}
+
+struct eas_fetch *eas_fetch_new(const char *const *ids, size_t n,
+				be_sink_fn sink, be_done_fn done, void *arg)
+{
+	struct eas_fetch *f = xcalloc(1, sizeof(*f));
+	f->ids = ids;
+	f->n = n;
+	f->reported = xcalloc(n ? n : 1, sizeof(bool));
+	f->sink = sink;
+	f->done = done;
+	f->arg = arg;
+	f->cur = -1;
+	struct wbxml_handler h = { f_start, f_end, f_text, f };
+	wbxml_dec_init(&f->dec, &h);
+	return f;
+}
+
+int eas_fetch_feed(struct eas_fetch *f, const void *p, size_t n)
+{
+	return wbxml_feed(&f->dec, p, n);
+}
+
+void eas_fetch_fail_rest(struct eas_fetch *f, enum be_status st,
+			 const char *msg)
+{
+	for (size_t i = 0; i < f->n; i++)
+		report(f, i, st, msg);
+}
+
+enum be_status eas_fetch_finish(struct eas_fetch *f, struct be_result *r)
+{
+	be_result_ok(r);
+	if (f->sink_failed) {
+		be_result_set(r, BE_REFUSED, "transfer aborted by receiver");
+	} else if (f->err[0]) {
+		be_result_set(r, BE_PROTOCOL, "%s", f->err);
+	} else if (wbxml_dec_finish(&f->dec)) {
+		be_result_set(r, BE_PROTOCOL, "ItemOperations answer: malformed WBXML: %s",
+			      f->dec.err);
+	} else if (f->top_status[0] &&
+		   eas_status("ItemOperations", f->top_status, r) != BE_OK) {
+		/* graded in r */
+	} else {
+		eas_fetch_fail_rest(f, BE_PROTOCOL,
+				    "the server's answer did not include this message");
+	}
+	if (r->status != BE_OK)
+		eas_fetch_fail_rest(f, r->status, r->msg);
+	return r->status;
+}
+
+bool eas_fetch_wants_provision(const struct eas_fetch *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (f->reported[i])
+			return false;
+	return !strcmp(f->top_status, "142") || !strcmp(f->top_status, "143") ||
+	       !strcmp(f->top_status, "144");
+}
+
+void eas_fetch_free(struct eas_fetch *f)
+{
+	if (!f)
+		return;
+	free(f->reported);
+	free(f);
+}
+
+/* ---- Writes ---- */
+
+static void sync_open(struct wbxml_enc *e, struct buf *b,
+		      const char *collection, const char *key)
+{
+	wbxml_enc_init(e, b);
+	wbxml_start(e, WB_AS_SYNC);
+	wbxml_start(e, WB_AS_COLLECTIONS);
+	wbxml_start(e, WB_AS_COLLECTION);
+	wbxml_str(e, WB_AS_SYNC_KEY, key);
+	wbxml_str(e, WB_AS_COLLECTION_ID, collection);
+}
+
+static void sync_close(struct wbxml_enc *e)
+{
+	wbxml_end(e);  /* Commands */
+	wbxml_end(e);  /* Collection */
+	wbxml_end(e);
+	wbxml_end(e);
+}
+
+void eas_req_change(struct buf *b, const char *collection, const char *key,
+		    const char *server_id, const struct be_props *p)
+{
+	struct wbxml_enc e;
+	sync_open(&e, b, collection, key);
+	wbxml_start(&e, WB_AS_COMMANDS);
+	wbxml_start(&e, WB_AS_CHANGE);
+	wbxml_str(&e, WB_AS_SERVER_ID, server_id);
+	wbxml_start(&e, WB_AS_APPLICATION_DATA);
+	if (p->mask & BE_PROP_READ)
+		wbxml_str(&e, WB_EM_READ, p->read ? "1" : "0");
+	if (p->mask & BE_PROP_FLAG) {
+		if (p->flag == BE_FLAG_NONE) {
+			wbxml_empty(&e, WB_EM_FLAG);
+		} else {
+			wbxml_start(&e, WB_EM_FLAG);
+			wbxml_str(&e, WB_EM_FLAG_STATUS,
+				  p->flag == BE_FLAG_COMPLETE ? "1" : "2");
+			if (p->flag == BE_FLAG_FLAGGED)
+				wbxml_str(&e, WB_EM_FLAG_TYPE, "Follow up");
+			wbxml_end(&e);
+		}
+	}
+	wbxml_end(&e);  /* ApplicationData */
+	wbxml_end(&e);  /* Change */
+	sync_close(&e);
+}
+
+void eas_req_delete(struct buf *b, const char *collection, const char *key,
+		    const char *server_id, bool deletes_as_moves)
+{
+	struct wbxml_enc e;
+	sync_open(&e, b, collection, key);
+	wbxml_str(&e, WB_AS_DELETES_AS_MOVES, deletes_as_moves ? "1" : "0");
+	wbxml_start(&e, WB_AS_COMMANDS);
+	wbxml_start(&e, WB_AS_DELETE);
+	wbxml_str(&e, WB_AS_SERVER_ID, server_id);
+	wbxml_end(&e);
+	sync_close(&e);
+}
+
+enum be_status eas_parse_sync_write(const void *p, size_t n, char **new_key,
+				    struct be_result *r)
+{
+	*new_key = NULL;
+	be_result_ok(r);
+	if (n == 0)  /* 12.1+: nothing to say = it worked */
+		return BE_OK;
+	struct wbxml_node *t = eas_parse(p, n, "Sync", r);
+	if (!t)
+		return r->status;
+	struct wbxml_node *top = wbxml_child(t, WB_AS_SYNC);
+	struct wbxml_node *coll = wbxml_path(top, WB_AS_COLLECTIONS,
+					     WB_AS_COLLECTION, 0);
+	if (!top) {
+		be_result_set(r, BE_PROTOCOL, "Sync answer without Sync");
+	} else if (wbxml_child(top, WB_AS_STATUS)) {
+		eas_status("Sync", wbxml_child_text(top, WB_AS_STATUS), r);
+		if (r->status == BE_OK)
+			be_result_set(r, BE_PROTOCOL, "Sync answer without the folder");
+	} else if (!coll) {
+		be_result_set(r, BE_PROTOCOL, "Sync answer without the folder");
+	} else if (eas_status("Sync", wbxml_child_text(coll, WB_AS_STATUS),
+			      r) == BE_OK) {
+		const char *k = short_text(coll, WB_AS_SYNC_KEY);
+		if (k)
+			*new_key = xstrdup(k);
+		struct wbxml_node *resp = wbxml_child(coll, WB_AS_RESPONSES);
+		for (struct wbxml_node *c = resp ? resp->child : NULL; c;
+		     c = c->next)
+			if (wbxml_child(c, WB_AS_STATUS) &&
+			    eas_status("Sync", wbxml_child_text(c, WB_AS_STATUS),
+				       r) != BE_OK)
+				break;
+	}
+	if (r->status != BE_OK) {
+		free(*new_key);
+		*new_key = NULL;
+	}
+	wbxml_free(t);
+	return r->status;
+}
+
+void eas_req_move(struct buf *b, const char *src_collection,
+		  const char *server_id, const char *dst_collection)
+{
+	struct wbxml_enc e;
+	wbxml_enc_init(&e, b);
+	wbxml_start(&e, WB_MV_MOVE_ITEMS);
+	wbxml_start(&e, WB_MV_MOVE);
+	wbxml_str(&e, WB_MV_SRC_MSG_ID, server_id);
+	wbxml_str(&e, WB_MV_SRC_FLD_ID, src_collection);
+	wbxml_str(&e, WB_MV_DST_FLD_ID, dst_collection);
+	wbxml_end(&e);
+	wbxml_end(&e);
+}
+
+enum be_status eas_parse_move(const void *p, size_t n, char **dst_id,
+			      struct be_result *r)
+{
+	*dst_id = NULL;
+	struct wbxml_node *t = eas_parse(p, n, "MoveItems", r);
+	if (!t)
+		return r->status;
+	struct wbxml_node *resp = wbxml_path(t, WB_MV_MOVE_ITEMS,
+					     WB_MV_RESPONSE, 0);
+	if (!resp) {
+		be_result_set(r, BE_PROTOCOL, "MoveItems answer without a Response");
+	} else if (eas_status("MoveItems", wbxml_child_text(resp, WB_MV_STATUS),
+			      r) == BE_OK) {
+		const char *d = short_text(resp, WB_MV_DST_MSG_ID);
+		if (d)
+			*dst_id = xstrdup(d);
+		else
+			be_result_set(r, BE_PROTOCOL,
+				      "MoveItems answer without the new id");
+	}
+	wbxml_free(t);
+	return r->status;
+}
+
+void eas_req_folder_create(struct buf *b, const char *key,
+			   const char *parent, const char *name)
+{
+	struct wbxml_enc e;
+	wbxml_enc_init(&e, b);
+	wbxml_start(&e, WB_FH_FOLDER_CREATE);
+	wbxml_str(&e, WB_FH_SYNC_KEY, key);
+	wbxml_str(&e, WB_FH_PARENT_ID, parent);
+	wbxml_str(&e, WB_FH_DISPLAY_NAME, name);
+	wbxml_str(&e, WB_FH_TYPE, "12");
+	wbxml_end(&e);
+}
+
+void eas_req_folder_update(struct buf *b, const char *key, const char *id,
+			   const char *parent, const char *name)
+{
+	struct wbxml_enc e;
+	wbxml_enc_init(&e, b);
+	wbxml_start(&e, WB_FH_FOLDER_UPDATE);
+	wbxml_str(&e, WB_FH_SYNC_KEY, key);
+	wbxml_str(&e, WB_FH_SERVER_ID, id);
+	wbxml_str(&e, WB_FH_PARENT_ID, parent);
+	wbxml_str(&e, WB_FH_DISPLAY_NAME, name);
+	wbxml_end(&e);
+}
+
+void eas_req_folder_delete(struct buf *b, const char *key, const char *id)
+{
+	struct wbxml_enc e;
+	wbxml_enc_init(&e, b);
+	wbxml_start(&e, WB_FH_FOLDER_DELETE);
+	wbxml_str(&e, WB_FH_SYNC_KEY, key);
+	wbxml_str(&e, WB_FH_SERVER_ID, id);
+	wbxml_end(&e);
+}
+
+enum be_status eas_parse_folder_op(const void *p, size_t n, const char *cmd,
+				   char **new_key, char **id,
+				   struct be_result *r)
+{
+	unsigned tag = !strcmp(cmd, "FolderCreate") ? WB_FH_FOLDER_CREATE
+		     : !strcmp(cmd, "FolderUpdate") ? WB_FH_FOLDER_UPDATE
+						    : WB_FH_FOLDER_DELETE;
+	*new_key = NULL;
+	if (id)
+		*id = NULL;
+	struct wbxml_node *t = eas_parse(p, n, cmd, r);
+	if (!t)
+		return r->status;
+	struct wbxml_node *top = folder_answer(t, tag, cmd, r);
+	if (top) {
+		const char *k = short_text(top, WB_FH_SYNC_KEY);
+		const char *sid = short_text(top, WB_FH_SERVER_ID);
+		if (!k)
+			be_result_set(r, BE_PROTOCOL, "%s answer without a SyncKey", cmd);
+		else if (id && !sid)
+			be_result_set(r, BE_PROTOCOL, "%s answer without the folder id", cmd);
+		else {
+			*new_key = xstrdup(k);
+			if (id)
+				*id = xstrdup(sid);
+		}
+	}
+	wbxml_free(t);
+	return r->status;
+}
+
+void eas_req_send_mail(struct buf *b, const char *client_id,
+		       const void *mime, size_t len, bool save_in_sent)
+{
+	struct wbxml_enc e;
+	wbxml_enc_init(&e, b);
+	wbxml_start(&e, WB_CM_SEND_MAIL);
+	wbxml_str(&e, WB_CM_CLIENT_ID, client_id);
+	if (save_in_sent)
+		wbxml_empty(&e, WB_CM_SAVE_IN_SENT_ITEMS);
+	wbxml_opaque(&e, WB_CM_MIME, mime, len);
+	wbxml_end(&e);
+}
+
+enum be_status eas_parse_send_mail(const void *p, size_t n,
+				   struct be_result *r)
+{
+	be_result_ok(r);
+	if (n == 0)  /* success: an empty answer */
+		return BE_OK;
+	struct wbxml_node *t = eas_parse(p, n, "SendMail", r);
+	if (!t)
+		return r->status;
+	struct wbxml_node *top = wbxml_child(t, WB_CM_SEND_MAIL);
+	if (!top)
+		be_result_set(r, BE_PROTOCOL, "SendMail answer without SendMail");
+	else if (wbxml_child(top, WB_CM_STATUS))
+		eas_status("SendMail", wbxml_child_text(top, WB_CM_STATUS), r);
+	wbxml_free(t);
+	return r->status;
+}
+
+/* ---- Ping ---- */
+
+void eas_req_ping(struct buf *b, unsigned heartbeat_s,
+		  const char *const *folders, size_t n)
+{
+	struct wbxml_enc e;
+	wbxml_enc_init(&e, b);
+	wbxml_start(&e, WB_PING_PING);
+	wbxml_uint(&e, WB_PING_HEARTBEAT_INTERVAL, heartbeat_s);
+	wbxml_start(&e, WB_PING_FOLDERS);
+	for (size_t i = 0; i < n; i++) {
+		wbxml_start(&e, WB_PING_FOLDER);
+		wbxml_str(&e, WB_PING_ID, folders[i]);
+		wbxml_str(&e, WB_PING_CLASS, "Email");
+		wbxml_end(&e);
+	}
+	wbxml_end(&e);
+	wbxml_end(&e);
+}
+
+static unsigned uint_field(const struct wbxml_node *n, unsigned tag)
+{
+	const char *t = wbxml_child_text(n, tag);
+	char *end;
+	unsigned long v = t ? strtoul(t, &end, 10) : 0;
+	return t && *t && !*end && v < 100000 ? (unsigned)v : 0;
+}
+
+enum be_status eas_parse_ping(const void *p, size_t n, struct eas_ping *out,
+			      struct be_result *r)
+{
+	memset(out, 0, sizeof(*out));
+	struct wbxml_node *t = eas_parse(p, n, "Ping", r);
+	if (!t)
+		return r->status;
+	struct wbxml_node *top = wbxml_child(t, WB_PING_PING);
+	const char *st = top ? wbxml_child_text(top, WB_PING_STATUS) : NULL;
+	if (!top) {
+		be_result_set(r, BE_PROTOCOL, "Ping answer without Ping");
+	} else if (eas_status("Ping", st, r) == BE_OK) {
+		out->status = atoi(st);
+		out->heartbeat_s = uint_field(top, WB_PING_HEARTBEAT_INTERVAL);
+		out->max_folders = uint_field(top, WB_PING_MAX_FOLDERS);
+		struct wbxml_node *fs = wbxml_child(top, WB_PING_FOLDERS);
+		for (struct wbxml_node *f = wbxml_child(fs, WB_PING_FOLDER); f;
+		     f = wbxml_next(f)) {
+			if (!f->text || !*f->text || f->len > EAS_ID_MAX)
+				continue;
+			out->changed = xrealloc(out->changed,
+						(out->n_changed + 1) * sizeof(char *));
+			out->changed[out->n_changed++] = xstrdup(f->text);
+		}
+	}
+	wbxml_free(t);
+	return r->status;
+}
+
+void eas_ping_free(struct eas_ping *p)
+{
+	for (size_t i = 0; i < p->n_changed; i++)
+		free(p->changed[i]);
+	free(p->changed);
+	memset(p, 0, sizeof(*p));
+}
+
+/* ---- Drafts (16.0+: Sync Add of Email in Drafts) ---- */
+
+void eas_draft_free(struct eas_draft *d)
+{
+	free(d->to);
+	free(d->cc);
+	free(d->bcc);
+	free(d->subject);
+	free(d->body);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Header value: unfolded, trimmed (owned). */
+static char *header_value(const char *v, size_t n)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == '\r' || v[i] == '\n')
+			continue;
+		buf_append(&b, &v[i], 1);
+	}
+	char *s = b.data ? b.data : xstrdup("");
+	char *p = s;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	size_t l = strlen(p);
+	while (l && (p[l - 1] == ' ' || p[l - 1] == '\t'))
+		l--;
+	char *out = xstrndup(p, l);
+	free(s);
+	return out;
+}
+
+static int hexval(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0'
+	     : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	     : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static void decode_qp(const char *p, size_t n, struct buf *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '=' && i + 1 < n && (p[i + 1] == '\r' || p[i + 1] == '\n')) {
+			i++;  /* soft line break */
+			if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
+				i++;
+		} else if (p[i] == '=' && i + 2 < n && hexval(p[i + 1]) >= 0 &&
+			   hexval(p[i + 2]) >= 0) {
+			char c = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+			buf_append(out, &c, 1);
+			i += 2;
+		} else {
+			buf_append(out, &p[i], 1);
+		}
+	}
+}
+
+static void decode_b64(const char *p, size_t n, struct buf *out)
+{
+	static const char al[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned acc = 0;
+	int bits = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *k = p[i] ? strchr(al, p[i]) : NULL;
+		if (!k)
+			continue;
+		acc = (acc << 6) | (unsigned)(k - al);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			char c = (char)((acc >> bits) & 0xff);
+			buf_append(out, &c, 1);
+		}
+	}
+}
+
+int eas_draft_from_mime(const void *mime, size_t len, struct eas_draft *d,
+			struct be_result *r)
+{
+	const char *p = mime, *end = p + len;
+	char *ctype = NULL, *cte = NULL;
+	memset(d, 0, sizeof(*d));
+	be_result_ok(r);
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end = eol ? eol + 1 : end;
+		if (line_end - p <= 2 && (*p == '\r' || *p == '\n')) {
+			p = line_end;
+			break;  /* the blank line */
+		}
+		/* the header and its folded continuation lines */
+		const char *h_end = line_end;
+		while (h_end < end && (*h_end == ' ' || *h_end == '\t')) {
+			const char *e2 = memchr(h_end, '\n', (size_t)(end - h_end));
+			h_end = e2 ? e2 + 1 : end;
+		}
+		const char *colon = memchr(p, ':', (size_t)(line_end - p));
+		if (colon) {
+			size_t nl = (size_t)(colon - p);
+			char **slot = NULL;
+			if (nl == 2 && !strncasecmp(p, "To", 2))
+				slot = &d->to;
+			else if (nl == 2 && !strncasecmp(p, "Cc", 2))
+				slot = &d->cc;
+			else if (nl == 3 && !strncasecmp(p, "Bcc", 3))
+				slot = &d->bcc;
+			else if (nl == 7 && !strncasecmp(p, "Subject", 7))
+				slot = &d->subject;
+			else if (nl == 12 && !strncasecmp(p, "Content-Type", 12))
+				slot = &ctype;
+			else if (nl == 25 && !strncasecmp(p, "Content-Transfer-Encoding", 25))
+				slot = &cte;
+			if (slot && !*slot)
+				*slot = header_value(colon + 1,
+						     (size_t)(h_end - colon - 1));
+		}
+		p = h_end;
+	}
+	if (ctype && (strncasecmp(ctype, "text/", 5) ||
+		      (strncasecmp(ctype + 5, "plain", 5) &&
+		       strncasecmp(ctype + 5, "html", 4)))) {
+		be_result_set(r, BE_UNSUPPORTED,
+			      "only drafts of plain text or HTML can be stored over ActiveSync (this one is %.60s)",
+			      ctype);
+	} else {
+		struct buf body;
+		buf_init(&body, 0);
+		size_t n = p < end ? (size_t)(end - p) : 0;
+		if (cte && !strcasecmp(cte, "quoted-printable"))
+			decode_qp(p, n, &body);
+		else if (cte && !strcasecmp(cte, "base64"))
+			decode_b64(p, n, &body);
+		else
+			buf_append(&body, p, n);
+		d->body = body.data ? body.data : xstrdup("");
+		d->html = ctype && !strncasecmp(ctype + 5, "html", 4);
+		if (strlen(d->body) != body.len)
+			be_result_set(r, BE_UNSUPPORTED,
+				      "a draft whose text holds NUL bytes cannot be stored over ActiveSync");
+	}
+	free(ctype);
+	free(cte);
+	if (r->status != BE_OK)
+		eas_draft_free(d);
+	return r->status == BE_OK ? 0 : -1;
+}
+
+void eas_req_add_draft(struct buf *b, const char *collection, const char *key,
+		       const char *client_id, const struct eas_draft *d)
+{
+	struct wbxml_enc e;
+	sync_open(&e, b, collection, key);
+	wbxml_str(&e, WB_AS_GET_CHANGES, "0");
+	wbxml_start(&e, WB_AS_COMMANDS);
+	wbxml_start(&e, WB_AS_ADD);
+	wbxml_str(&e, WB_AS_CLIENT_ID, client_id);
+	wbxml_start(&e, WB_AS_APPLICATION_DATA);
+	if (d->to)
+		wbxml_str(&e, WB_EM_TO, d->to);
+	if (d->cc)
+		wbxml_str(&e, WB_EM_CC, d->cc);
+	if (d->bcc)
+		wbxml_str(&e, WB_EM2_BCC, d->bcc);
+	wbxml_str(&e, WB_EM_SUBJECT, d->subject ? d->subject : "");
+	wbxml_start(&e, WB_ASB_BODY);
+	wbxml_str(&e, WB_ASB_TYPE, d->html ? "2" : "1");
+	wbxml_str(&e, WB_ASB_DATA, d->body ? d->body : "");
+	wbxml_end(&e);
+	wbxml_str(&e, WB_EM2_IS_DRAFT, "1");
+	wbxml_end(&e);  /* ApplicationData */
+	wbxml_end(&e);  /* Add */
+	sync_close(&e);
+}
+
+enum be_status eas_parse_sync_add(const void *p, size_t n, char **new_key,
+				  char **server_id, struct be_result *r)
+{
+	*server_id = NULL;
+	if (eas_parse_sync_write(p, n, new_key, r) != BE_OK)
+		return r->status;
+	struct wbxml_node *t = eas_parse(p, n, "Sync", r);
+	struct wbxml_node *add = wbxml_path(t, WB_AS_SYNC, WB_AS_COLLECTIONS,
+					    WB_AS_COLLECTION, WB_AS_RESPONSES,
+					    WB_AS_ADD, 0);
+	const char *sid = add ? short_text(add, WB_AS_SERVER_ID) : NULL;
+	if (sid) {
+		*server_id = xstrdup(sid);
+	} else if (t) {
+		be_result_set(r, BE_PROTOCOL, "Sync answer without the new draft's id");
+		free(*new_key);
+		*new_key = NULL;
+	}
+	wbxml_free(t);
+	return r->status;
+}
