@@ -17,7 +17,7 @@
 #                    mail address is user@example.test; the same password works for EAS and IMAP
 #   SOGO_PORT, SOGO_IMAP_PORT, SOGO_PG_PORT, SOGO_MEMCACHED_PORT, SOGO_SMTP_PORT
 #                    ports (defaults 20000, 143, 5432, 11211, 2525)
-#   SOGO_WORKERS     sogod worker processes (default 4; each pending Ping/Sync holds one)
+#   SOGO_WORKERS     sogod worker processes (default 8: each pending Ping/Sync holds one, even after its client went away)
 #   SOGO_EAS_DEBUG   YES to log every EAS request/response (WBXML as XML) to $STATE/sogo/sogo.log
 #   SKIP_INSTALL=1   do not touch packages
 # Files written outside $SOGO_TEST_BASE: /etc/sogo/sogo.conf (sogod reads no other; the original
@@ -27,7 +27,7 @@ set -euo pipefail
 BASE=${SOGO_TEST_BASE:-/tmp/sogo-test}
 STATE=$BASE/state
 USERS=${SOGO_TEST_USERS:-"test:test test2:test2"}
-WORKERS=${SOGO_WORKERS:-4}
+WORKERS=${SOGO_WORKERS:-8}
 EAS_DEBUG=${SOGO_EAS_DEBUG:-NO}
 DOMAIN=example.test
 PGBIN=/usr/lib/postgresql/15/bin
