@@ -5,6 +5,7 @@
  * of the session so that a caller's cancellation is polled often.
  */
 #include "http.h"
+#include "oauth2.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -235,6 +236,31 @@ struct http_session *http_open(const struct http_config *cfg,
 		break;
 	}
 	return h;
+}
+
+struct http_session *http_open_backend(const struct be_config *cfg,
+				       const char *const *headers,
+				       long *call_timeout_s, long *stall_s,
+				       struct be_result *r)
+{
+	struct http_config hc = {
+		.url = cfg->url,
+		.auth = (enum http_auth)cfg->auth,
+		.bearer = cfg->oauth2 ? oauth2_bearer : NULL,
+		.bearer_arg = cfg->oauth2,
+		.user = cfg->user,
+		.password = cfg->password,
+		.ca_file = cfg->ca_file,
+		.insecure = cfg->insecure,
+		.connect_timeout_s = cfg->connect_timeout_s,
+		.headers = headers,
+		.verbose = cfg->verbose,
+	};
+	long ct = cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : 30;
+	long rt = cfg->timeout_s > 0 ? cfg->timeout_s : 60;
+	*call_timeout_s = ct + rt;
+	*stall_s = rt;
+	return http_open(&hc, r);
 }
 
 void http_close(struct http_session *h)

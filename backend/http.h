@@ -75,6 +75,13 @@ struct http_session;
  * *r set (BE_REFUSED "invalid URL ...") on failure. */
 struct http_session *http_open(const struct http_config *cfg,
 			       struct be_result *r);
+/* A backend's session from its be_config (URL, sign-in, TLS, verbosity)
+ * and its own headers; *call_timeout_s (connect + request) and *stall_s
+ * get the limits the config asks for (defaults 30 s and 60 s). */
+struct http_session *http_open_backend(const struct be_config *cfg,
+				       const char *const *headers,
+				       long *call_timeout_s, long *stall_s,
+				       struct be_result *r);
 void http_close(struct http_session *h);
 /* The URL without any user info, for messages (owned by the session). */
 const char *http_url(const struct http_session *h);

@@ -24,7 +24,6 @@
  */
 #include "backend/ews/ews.h"
 #include "backend/http.h"
-#include "backend/oauth2.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,25 +157,9 @@ static struct be_session *ews_open(const struct be_config *cfg,
 	}
 	headers[nh] = NULL;
 
-	struct http_config hc = {
-		.url = cfg->url,
-		.auth = (enum http_auth)cfg->auth,
-		.bearer = cfg->oauth2 ? oauth2_bearer : NULL,
-		.bearer_arg = cfg->oauth2,
-		.user = cfg->user,
-		.password = cfg->password,
-		.ca_file = cfg->ca_file,
-		.insecure = cfg->insecure,
-		.connect_timeout_s = cfg->connect_timeout_s,
-		.headers = headers,
-		.verbose = cfg->verbose,
-	};
 	struct be_session *s = xcalloc(1, sizeof(*s));
-	long ct = cfg->connect_timeout_s > 0 ? cfg->connect_timeout_s : 30;
-	long rt = cfg->timeout_s > 0 ? cfg->timeout_s : 60;
-	s->call_timeout_s = ct + rt;
-	s->stall_s = rt;
-	s->http = http_open(&hc, r);
+	s->http = http_open_backend(cfg, headers, &s->call_timeout_s,
+				    &s->stall_s, r);
 	free(anchor_hdr);
 	if (!s->http) {
 		free(s);
