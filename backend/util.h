@@ -10,6 +10,7 @@
 #ifndef EXCHANGEFS_UTIL_H
 #define EXCHANGEFS_UTIL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -70,6 +71,15 @@ void buf_free(struct buf *b);
 
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
+/* pthread_create for the daemon's own threads: the new thread is named
+ * (name: at most 15 bytes, shown by top -H, gdb, /proc/PID/task/N/comm)
+ * and has SIGINT, SIGTERM, SIGHUP and SIGQUIT blocked, so these reach the
+ * main thread or a FUSE worker, whose interrupted wait ends the FUSE loop.
+ * (A signal taken by another thread only sets libfuse's exit flag, and the
+ * loop could wait forever.)  Returns pthread_create's result. */
+int thread_start(pthread_t *t, const char *name, void *(*fn)(void *),
+		 void *arg);
+
 /* A CLOCK_MONOTONIC deadline ms from now, for pthread_cond_timedwait on
  * conditions made with pthread_condattr_setclock(CLOCK_MONOTONIC). */
 struct timespec;

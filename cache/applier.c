@@ -524,7 +524,7 @@ struct applier *applier_start(struct sync *s)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&a->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	if (pthread_create(&a->thread, NULL, applier_main, a)) {
+	if (thread_start(&a->thread, "xfs-applier", applier_main, a)) {
 		free(a);
 		return NULL;
 	}

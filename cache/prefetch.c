@@ -469,7 +469,8 @@ struct prefetch *prefetch_start(struct sync *s)
 	if (want > PF_THREADS_MAX)
 		want = PF_THREADS_MAX;
 	for (unsigned i = 0; i < want; i++) {
-		if (pthread_create(&p->threads[p->n_threads], NULL, worker, p))
+		if (thread_start(&p->threads[p->n_threads], "xfs-prefetch",
+				 worker, p))
 			break;
 		p->n_threads++;
 	}

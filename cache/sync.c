@@ -701,7 +701,7 @@ int sync_start(struct sync *s)
 	s->applier = applier_start(s);
 	if (!s->applier)
 		log_err("cannot start sending changes to the server");
-	int rc = pthread_create(&s->thread, NULL, sync_main, s);
+	int rc = thread_start(&s->thread, "xfs-sync", sync_main, s);
 	if (rc) {
 		applier_stop(s->applier);
 		s->applier = NULL;

@@ -232,7 +232,7 @@ struct watcher *watcher_start(struct sync *s)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&w->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	if (pthread_create(&w->thread, NULL, watch_main, w)) {
+	if (thread_start(&w->thread, "xfs-watch", watch_main, w)) {
 		log_err("cannot start the notification thread: polling");
 		pthread_cond_destroy(&w->cond);
 		pthread_mutex_destroy(&w->lock);

@@ -433,10 +433,10 @@ void notify_status(void *arg, struct buf *out)
 void notify_start(struct xfs *fs)
 {
 	later_stop = false;
-	if (pthread_create(&later_thread, NULL, later_main, fs) == 0)
+	if (thread_start(&later_thread, "xfs-later", later_main, fs) == 0)
 		later_running = true;
 	rq_stop = false;
-	if (fs->reflect && pthread_create(&rq_thread, NULL, reflect_main, fs) == 0)
+	if (fs->reflect && thread_start(&rq_thread, "xfs-reflect", reflect_main, fs) == 0)
 		rq_running = true;
 }
 

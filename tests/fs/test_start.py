@@ -119,6 +119,30 @@ def test_password_command(server, tmp_path):
     assert server.password not in p.stdout.read().decode()
 
 
+def test_own_threads_leave_signals_to_fuse(server, mount):
+    """SIGINT/SIGTERM must reach the main thread or a FUSE worker: a signal
+    taken by any other thread only sets libfuse's exit flag, and the FUSE
+    loop can then wait forever (test_signal_unmounts_cleanly hung in CI so,
+    once prefetch added four threads).  So every thread of our own is named
+    xfs-* and has them blocked."""
+    m = mount(server)
+    m.wait_synced()
+    task = "/proc/%d/task" % m.proc.pid
+    named = {}
+    for tid in os.listdir(task):
+        with open(os.path.join(task, tid, "comm")) as f:
+            comm = f.read().strip()
+        with open(os.path.join(task, tid, "status")) as f:
+            blk = int(next(ln.split()[1] for ln in f if ln.startswith("SigBlk:")), 16)
+        if comm.startswith("xfs-"):
+            named.setdefault(comm, []).append(tid)
+            for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+                assert blk & (1 << (sig - 1)), "%s (%s) takes %s" % (comm, tid, sig.name)
+    for comm in ("xfs-sync", "xfs-applier", "xfs-watch", "xfs-prefetch", "xfs-reflect"):
+        assert comm in named, "no %s thread: %s" % (comm, sorted(named))
+    m.stop()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_unmounts_cleanly(server, mount, sig):
     m = mount(server)
