@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from inotify import Watcher
 from mountlib import EXE, server_name_to_file, wait_for
 from servers import KINDS, open_target
 
@@ -159,4 +160,89 @@ def test_send_through_outbox(target, mount):
                 "the message at the server's transport")
     sent = [s for s in target.srv.sent() if s["subject"] == "Sent through Outbox"]
     assert "carol@example.org" in sent[0]["recipients"]
+    m.stop()
+
+
+# ---- the contracts of test_notify.py, test_durable.py and test_sync.py, on every backend ----
+
+def watcher_events(w, pred, target, what):
+    return w.wait_for(pred, SOGO_WAIT if target.kind == "sogo" else 30, what)
+
+
+def has(evs, kind, name=None, path=None, isdir=None):
+    return [e for e in evs if kind in e.kinds and (name is None or e.name == name)
+            and (path is None or e.path == path) and (isdir is None or e.is_dir == isdir)]
+
+
+def by_message_id(target, message_id):
+    """[folder path] of the server's items with this Message-ID (a copy each)."""
+    return [it["folder_path"] for it in target.srv.mailbox()["items"] if it.get("message_id") == message_id]
+
+
+def three_in_inbox(target):
+    """Three Inbox messages as (server item, its file name on the mount) once mounted."""
+    its = target.srv.items(target.inbox)[:3]
+    assert len(its) == 3
+    return [(it, target.srv.item_mime(it["id"])) for it in its]
+
+
+def test_server_changes_are_inotify_events(target, mount):
+    """Delete, move, read flag, folder create and delete made on the server
+    become the inotify events of test_notify.py. EWS with a long poll
+    interval: they came by the streaming subscription, whose MovedEvent
+    makes the move one rename. ActiveSync polls every second too: a Ping
+    watches the folders it names, and neither the test server nor SOGo
+    answers it (status 7) for a folder created elsewhere; the periodic
+    FolderSync finds that."""
+    slow = ["--sync-interval", "600"] if target.kind == "ews" else []
+    m = mount(target.srv, url=target.url, extra=[*target.args, *slow])
+    m.wait_synced()
+    inbox, archive = m.path(target.inbox), m.path("Archive")
+    (a, mime_a), (b, mime_b), (c, mime_c) = three_in_inbox(target)
+    na, nb, nc = (file_of(inbox, x) for x in (mime_a, mime_b, mime_c))
+    assert na and nb and nc
+    read_c = not c["is_read"]
+    with Watcher() as w:
+        w.add(inbox)
+        w.add(archive)
+        # one round of changes (SOGo looks for changes every 5 s)
+        target.srv.delete(a["id"])
+        target.srv.move(b["id"], "Archive")
+        target.srv.mark_read(c["id"], read_c)
+        target.srv.create_folder(target.inbox, "Pushed")
+        if target.kind == "ews":
+            # EWS reports a move (MovedEvent): one rename, FROM and TO with one cookie
+            watcher_events(w, lambda evs: has(evs, "MOVED_TO", path=archive), target, "MOVED_TO")
+        else:
+            # ActiveSync has no move on the server side: a Sync reports the item
+            # deleted from Inbox and a new one (a new ServerId) added to Archive,
+            # with nothing linking the two (Ping only names the folders)
+            watcher_events(w, lambda evs: has(evs, "DELETE", nb, inbox) and has(evs, "CREATE", path=archive),
+                           target, "DELETE in Inbox and CREATE in Archive")
+        watcher_events(w, lambda evs: has(evs, "DELETE", na, inbox) and has(evs, "ATTRIB", nc, inbox)
+                       and has(evs, "CREATE", "Pushed", inbox), target, "DELETE, ATTRIB and CREATE")
+        w.settle(0.5)
+        evs = w.events
+        assert has(evs, "CREATE", "Pushed", inbox, isdir=True), evs
+        assert os.path.isdir(os.path.join(inbox, "Pushed"))
+        assert na not in os.listdir(inbox) and nb not in os.listdir(inbox)
+        assert os.getxattr(os.path.join(inbox, nc), "user.mail.read") == (b"1" if read_c else b"0")
+        assert not has(evs, "DELETE", nc, inbox) and not has(evs, "CREATE", nc, inbox), evs
+        if target.kind == "ews":
+            frm, to = has(evs, "MOVED_FROM"), has(evs, "MOVED_TO")
+            assert len(frm) == 1 and len(to) == 1, evs
+            assert frm[0].name == nb and frm[0].path == inbox and to[0].path == archive
+            assert frm[0].cookie == to[0].cookie != 0
+            assert not has(evs, "DELETE", nb), evs
+            moved = to[0].name
+        else:
+            (moved,) = [e.name for e in has(evs, "CREATE", path=archive)]
+            assert not has(evs, "MOVED_FROM") and not has(evs, "MOVED_TO"), evs
+        with open(os.path.join(archive, moved), "rb") as f:
+            assert f.read() == mime_b
+        w.clear()
+        target.srv.delete_folder(f"{target.inbox}/Pushed")
+        watcher_events(w, lambda evs: has(evs, "DELETE", "Pushed", inbox), target, "DELETE of the folder")
+        assert has(w.events, "DELETE", "Pushed", inbox, isdir=True), w.events
+    assert "Pushed" not in os.listdir(inbox)
     m.stop()
