@@ -246,3 +246,118 @@ def test_server_changes_are_inotify_events(target, mount):
         assert has(w.events, "DELETE", "Pushed", inbox, isdir=True), w.events
     assert "Pushed" not in os.listdir(inbox)
     m.stop()
+
+
+def settled_after_syncs(target, m, w):
+    """Let the mount sync twice (SOGo: and its 5 s change scan) and read
+    every event that came meanwhile."""
+    m.wait_next_sync()
+    m.wait_next_sync()
+    w.settle(6 if target.kind == "sogo" else 0.5)
+    return w.events
+
+
+def test_own_changes_make_no_echo(target, mount):
+    """A flag set and a move made through the mount give their events once
+    (setxattr's ATTRIB, rename's MOVED_FROM/TO); the syncs that bring the
+    same changes back from the server add nothing (as in test_notify.py)."""
+    m = mounted(target, mount)
+    inbox, archive = m.path(target.inbox), m.path("Archive")
+    (x, mime_x), (y, mime_y), _ = three_in_inbox(target)
+    nx, ny = file_of(inbox, mime_x), file_of(inbox, mime_y)
+    ino_y = os.stat(os.path.join(inbox, ny)).st_ino
+    read_x = not x["is_read"]
+    with Watcher() as w:
+        w.add(inbox)
+        w.add(archive)
+        os.setxattr(os.path.join(inbox, nx), "user.mail.read", b"1" if read_x else b"0")
+        os.rename(os.path.join(inbox, ny), os.path.join(archive, ny))
+        wait_server(lambda: target.srv.item_info(x["id"])["is_read"] == read_x
+                    and by_message_id(target, y["message_id"]) == ["Archive"], target,
+                    "the flag and the move on the server")
+        evs = settled_after_syncs(target, m, w)
+    assert len(has(evs, "ATTRIB", nx, inbox)) == 1, evs
+    frm, to = has(evs, "MOVED_FROM"), has(evs, "MOVED_TO")
+    assert len(frm) == 1 and len(to) == 1 and frm[0].cookie == to[0].cookie, evs
+    assert not has(evs, "CREATE") and not has(evs, "DELETE") and not has(evs, "MODIFY"), evs
+    assert len(evs) == 3, evs
+    assert os.getxattr(os.path.join(inbox, nx), "user.mail.read") == (b"1" if read_x else b"0")
+    assert os.stat(os.path.join(archive, ny)).st_ino == ino_y
+    m.stop()
+
+
+def test_kill9_right_after_writes_reaches_server_once(target, mount):
+    """kill -9 the moment a flag (setxattr) and a move (rename) returned:
+    after a restart each reaches the server, and exactly once (one copy of
+    the moved message, in Archive; none left in the Inbox)."""
+    m = mounted(target, mount)
+    inbox, archive = m.path(target.inbox), m.path("Archive")
+    (x, mime_x), (y, mime_y), _ = three_in_inbox(target)
+    nx, ny = file_of(inbox, mime_x), file_of(inbox, mime_y)
+    os.setxattr(os.path.join(inbox, nx), "user.mail.flag", b"flagged")
+    os.rename(os.path.join(inbox, ny), os.path.join(archive, ny))
+    m.kill()
+    m2 = mounted(target, mount)
+    wait_server(lambda: by_message_id(target, y["message_id"]) == ["Archive"], target, "the move on the server")
+    wait_server(lambda: any(it["flag"] == "Flagged" for it in target.srv.items(target.inbox)
+                            if it["message_id"] == x["message_id"]), target, "the flag on the server")
+    m2.wait_next_sync()
+    assert by_message_id(target, y["message_id"]) == ["Archive"]
+    assert by_message_id(target, x["message_id"]) == [target.inbox]
+    assert os.getxattr(os.path.join(inbox, nx), "user.mail.flag") == b"flagged"
+    assert [n for n, b in emls(archive).items() if b == mime_y] == [ny]
+    assert not file_of(inbox, mime_y)
+    assert "changes failed: 0" in m2.status()
+    m2.stop()
+
+
+def dead_url(url):
+    """url with its port replaced by one nothing listens on."""
+    import socket
+    import urllib.parse
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    u = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((u.scheme, f"127.0.0.1:{port}", u.path, u.query, u.fragment))
+
+
+def test_remount_and_offline_keep_names_inodes_and_bodies(target, mount):
+    """A remount keeps every name and inode; a remount that cannot reach
+    the server (its URL now a dead port, the same for every kind) still
+    shows the same tree and reads the bodies read before."""
+    m = mounted(target, mount)
+    inbox = m.path(target.inbox)
+    names = sorted(n for n in os.listdir(inbox) if n.endswith(".eml"))
+    with open(os.path.join(inbox, names[0]), "rb") as f:
+        cached = f.read()
+    tree, before = m.tree(), m.inodes()
+    m.stop()
+    m2 = mounted(target, mount)
+    assert m2.tree() == tree and m2.inodes() == before
+    m2.stop()
+    m3 = mount(target.srv, url=dead_url(target.url), extra=target.args)
+    assert m3.tree() == tree and m3.inodes() == before
+    with open(m3.path(target.inbox, names[0]), "rb") as f:
+        assert f.read() == cached
+    assert "connection: online" not in m3.status()
+    m3.stop()
+
+
+def test_refused_sync_state_resync_keeps_names_and_inodes(target, mount):
+    """The server refuses every sync state (EWS ErrorInvalidSyncStateData,
+    ActiveSync Sync status 3 / FolderSync status 9): the resync keeps every
+    name and inode and picks up what changed."""
+    target.require("forget_sync")
+    m = mounted(target, mount)
+    before = m.inodes()
+    target.srv.invalidate_sync_states()
+    new_id = target.srv.deliver(target.inbox, subject="After the reset")
+    mime = target.srv.item_mime(new_id)
+    wait_server(lambda: file_of(m.path(target.inbox), mime), target, "the new message after the resync")
+    m.wait_next_sync()
+    after = m.inodes()
+    for path, ino in before.items():
+        assert after.get(path) == ino, "%s changed by the resync" % path
+    assert "resyncing" in m.log_text()
+    m.stop()
