@@ -41,8 +41,6 @@ CANNOT = {
         "restart": "SOGo is shared by the whole test session and is not restarted by a test",
         "notify_fast": "SOGo looks for changes every 5 s (Ping answers within 5-10 s)",
         "outbox": "SOGo has no Outbox folder (the client's Outbox is virtual)",
-        "forget_sync": "SOGo cannot be told to refuse a SyncKey (status 3) from a test: its sync states "
-                       "live in its own cache, with no control to invalidate them",
     },
 }
 

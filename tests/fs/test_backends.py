@@ -356,10 +356,10 @@ def test_remount_and_offline_keep_names_inodes_and_bodies(target, mount):
 
 
 def test_refused_sync_state_resync_keeps_names_and_inodes(target, mount):
-    """The server refuses every sync state (EWS ErrorInvalidSyncStateData,
-    ActiveSync Sync status 3 / FolderSync status 9): the resync keeps every
-    name and inode and picks up what changed."""
-    target.require("forget_sync")
+    """The server refuses the sync states (EWS ErrorInvalidSyncStateData;
+    ActiveSync Sync status 3: the test server forgets every key, SOGo its
+    per-folder states): the resync keeps every name and inode and picks up
+    what changed."""
     m = mounted(target, mount)
     before = m.inodes()
     target.srv.invalidate_sync_states()

@@ -498,6 +498,13 @@ class ImapView:
         self._markers = {k: [ids[i] for i in v if i in ids] for k, v in info["markers"].items()}
         return self._markers
 
+    def invalidate_sync_states(self):
+        """Make SOGo refuse this user's item SyncKeys (Sync status 3), like
+        the test server's invalid_sync fault: forget its per-folder sync
+        states (sogo_cache_folder rows '/<device>+folder...'; the device's
+        own row, with the FolderSync state, stays)."""
+        self.u.sogo.psql(f"DELETE FROM sogo_cache_folder WHERE c_uid = '{self.u.name}' AND c_path LIKE '%+folder%'")
+
     # not available on SOGo: the test server's request statistics and fault knobs
     def stats(self):
         raise NotImplementedError("SOGo keeps no request statistics for tests")
