@@ -2,7 +2,11 @@
 (tests/fs/servers.py): the test server over EWS, the same server over
 ActiveSync 16.1, and SOGo over ActiveSync 14.1. The tree and the exact bytes,
 grep, new mail, the read and follow-up flags, move, delete, folders, and
-sending through Outbox; each checked against the server's own view. A server
+sending through Outbox; and the contracts of test_notify.py, test_durable.py
+and test_sync.py: server changes as inotify events, no echo of the mount's
+own changes, writes that survive kill -9 exactly once, remount and offline
+keeping names, inodes and bodies, and a resync after the server refused the
+sync state; each checked against the server's own view. A server
 that truly cannot do something is skipped with the reason; an exchangefs
 without the ActiveSync backend skips the ActiveSync kinds."""
 import os
@@ -351,7 +355,7 @@ def test_remount_and_offline_keep_names_inodes_and_bodies(target, mount):
     assert m3.tree() == tree and m3.inodes() == before
     with open(m3.path(target.inbox, names[0]), "rb") as f:
         assert f.read() == cached
-    assert "connection: online" not in m3.status()
+    wait_for(lambda: "connection: offline" in m3.status(), 30, what="the mount to say it is offline")
     m3.stop()
 
 
