@@ -336,8 +336,16 @@ class ImapView:
         return out
 
     def mailbox(self, mime=False):
-        folders = self.folders()
-        items = self._with(lambda m: [i for f in folders for i in self._fetch(m, f["path"], mime=mime)])
+        def run(m):
+            kept, items = [], []
+            for f in self.folders():
+                try:
+                    items += self._fetch(m, f["path"], mime=mime)
+                except KeyError:    # deleted since the LIST: not in this snapshot
+                    continue
+                kept.append(f)
+            return kept, items
+        folders, items = self._with(run)
         return {"folders": folders, "items": items}
 
     def folder(self, path):
