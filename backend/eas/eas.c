@@ -639,6 +639,24 @@ static void remember_special(struct be_session *s, const struct buf *ans)
 		free(ids[k]);
 }
 
+/* A command that only reads (FolderSync, a Sync without changes; the
+ * server accepts the same SyncKey again) that died on its connection before
+ * any answer - a kept-alive connection the server closed as the request
+ * went out: SOGo drops one now and then, "Connection reset by peer" at
+ * once - is sent once more on a new connection. */
+static enum be_status read_call(struct be_session *s, const char *cmd,
+				const struct buf *req, struct buf *answer,
+				struct be_result *r)
+{
+	if (eas_call(s, cmd, req, false, answer, r) != BE_NETWORK ||
+	    (strcmp(r->code, "curl 52") && strcmp(r->code, "curl 55") &&
+	     strcmp(r->code, "curl 56")))
+		return r->status;
+	log_dbg(LC_HTTP, "%s: %s; once more on a new connection", cmd, r->msg);
+	buf_free(answer);
+	return eas_call(s, cmd, req, true, answer, r);
+}
+
 static enum be_status eas_sync_folders(struct be_session *s, const char *state,
 				       struct be_folder_batch *out,
 				       struct be_result *r)
@@ -653,7 +671,7 @@ static enum be_status eas_sync_folders(struct be_session *s, const char *state,
 		? eas_key_for_read(s->device_id, "", state) : NULL;
 	buf_init(&req, 0);
 	eas_req_folder_sync(&req, key);
-	if (eas_call(s, "FolderSync", &req, false, &ans, r) == BE_OK &&
+	if (read_call(s, "FolderSync", &req, &ans, r) == BE_OK &&
 	    eas_parse_folder_sync(ans.data, ans.len, out, r) == BE_OK) {
 		eas_key_note(s->device_id, "", NULL, out->new_state, false);
 		eas_folders_note(s, out);
@@ -717,7 +735,7 @@ static enum be_status eas_sync_items(struct be_session *s,
 		bool start = !strcmp(key, "0");
 		buf_init(&req, 0);
 		eas_req_sync(&req, folder_id, key, max);
-		enum be_status st = eas_call(s, "Sync", &req, false, &ans, r);
+		enum be_status st = read_call(s, "Sync", &req, &ans, r);
 		buf_free(&req);
 		if (st == BE_OK && ans.len == 0) {
 			/* 12.1+: no changes since key */
@@ -909,7 +927,7 @@ static enum be_status eas_special_folders(struct be_session *s,
 	struct buf req, ans;
 	buf_init(&req, 0);
 	eas_req_folder_sync(&req, NULL);
-	if (eas_call(s, "FolderSync", &req, false, &ans, r) == BE_OK &&
+	if (read_call(s, "FolderSync", &req, &ans, r) == BE_OK &&
 	    eas_parse_special(ans.data, ans.len, ids, r) == BE_OK &&
 	    !ids[BE_OUTBOX])
 		ids[BE_OUTBOX] = xstrdup(EAS_VIRTUAL_OUTBOX);

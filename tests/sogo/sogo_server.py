@@ -336,8 +336,16 @@ class ImapView:
         return out
 
     def mailbox(self, mime=False):
-        folders = self.folders()
-        items = self._with(lambda m: [i for f in folders for i in self._fetch(m, f["path"], mime=mime)])
+        def run(m):
+            kept, items = [], []
+            for f in self.folders():
+                try:
+                    items += self._fetch(m, f["path"], mime=mime)
+                except KeyError:    # deleted since the LIST: not in this snapshot
+                    continue
+                kept.append(f)
+            return kept, items
+        folders, items = self._with(run)
         return {"folders": folders, "items": items}
 
     def folder(self, path):
@@ -497,6 +505,13 @@ class ImapView:
         self.u.enable_modseq()
         self._markers = {k: [ids[i] for i in v if i in ids] for k, v in info["markers"].items()}
         return self._markers
+
+    def invalidate_sync_states(self):
+        """Make SOGo refuse this user's item SyncKeys (Sync status 3), like
+        the test server's invalid_sync fault: forget its per-folder sync
+        states (sogo_cache_folder rows '/<device>+folder...'; the device's
+        own row, with the FolderSync state, stays)."""
+        self.u.sogo.psql(f"DELETE FROM sogo_cache_folder WHERE c_uid = '{self.u.name}' AND c_path LIKE '%+folder%'")
 
     # not available on SOGo: the test server's request statistics and fault knobs
     def stats(self):
