@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <signal.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +114,37 @@ static char *fuse_options(const struct options *o)
 	if (o->fuse_opts && *o->fuse_opts)
 		buf_printf(&b, ",%s", o->fuse_opts);
 	return b.data;
+}
+
+/* Ctrl-C, SIGTERM, SIGHUP: end the FUSE loop.  libfuse's own handler only
+ * sets the exit flag; the loop notices when the main thread's wait is
+ * interrupted, so a signal taken by any other thread is passed on to the
+ * main thread (our threads block these signals - thread_start() - and so
+ * do libfuse's workers, but a library's thread might not). */
+static struct fuse_session *volatile term_session;
+static pthread_t main_thread;
+
+static void on_term(int sig)
+{
+	int saved = errno;
+	struct fuse_session *se = term_session;
+	if (se)
+		fuse_session_exit(se);
+	if (!pthread_equal(pthread_self(), main_thread))
+		pthread_kill(main_thread, sig);
+	errno = saved;
+}
+
+static void term_handlers(struct fuse_session *se)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa = { 0 };
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = se ? on_term : SIG_DFL;   /* no SA_RESTART */
+	main_thread = pthread_self();
+	term_session = se;
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(*sigs); i++)
+		sigaction(sigs[i], &sa, NULL);
 }
 
 int main(int argc, char **argv)
@@ -219,6 +252,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "exchangefs: cannot install signal handlers\n");
 		goto out_session;
 	}
+	term_handlers(fs.se);
 	if (fuse_session_mount(fs.se, o.mountpoint)) {
 		fprintf(stderr, "exchangefs: cannot mount on %s (is it already "
 			"mounted? is /dev/fuse usable?)\n", o.mountpoint);
@@ -271,6 +305,7 @@ int main(int argc, char **argv)
 out_unmount:
 	fuse_session_unmount(fs.se);
 out_signals:
+	term_handlers(NULL);
 	fuse_remove_signal_handlers(fs.se);
 out_session:
 	fuse_session_destroy(fs.se);

@@ -128,7 +128,7 @@ class Mount:
         try:
             r = subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-ex", "thread apply all bt"],
                                capture_output=True, text=True, timeout=60)
-            return "\n--- daemon threads (gdb) ---\n" + r.stdout[-12000:]
+            return "\n--- daemon threads (gdb, newest first) ---\n" + r.stdout[:24000]
         except (OSError, subprocess.SubprocessError) as e:
             return "\n(no stacks: %s)" % e
 
