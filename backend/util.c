@@ -292,3 +292,12 @@ int thread_start(pthread_t *t, const char *name, void *(*fn)(void *),
 		pthread_setname_np(*t, name);
 	return rc;
 }
+
+void cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
+}

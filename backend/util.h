@@ -80,6 +80,10 @@ int64_t now_ms(void);
 int thread_start(pthread_t *t, const char *name, void *(*fn)(void *),
 		 void *arg);
 
+/* Initialise a condition variable whose timed waits use CLOCK_MONOTONIC
+ * (the clock deadline_ms() gives deadlines in). */
+void cond_init_monotonic(pthread_cond_t *c);
+
 /* A CLOCK_MONOTONIC deadline ms from now, for pthread_cond_timedwait on
  * conditions made with pthread_condattr_setclock(CLOCK_MONOTONIC). */
 struct timespec;

@@ -519,11 +519,7 @@ struct applier *applier_start(struct sync *s)
 	a->ops = sync_config(s)->ops;
 	a->cfg = &sync_config(s)->be;
 	pthread_mutex_init(&a->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&a->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&a->cond);
 	if (thread_start(&a->thread, "xfs-applier", applier_main, a)) {
 		free(a);
 		return NULL;

@@ -460,11 +460,7 @@ struct prefetch *prefetch_start(struct sync *s)
 	p->fail_rows = cache_prefetch_failed_count(p->c) > 0;
 	pthread_mutex_init(&p->pick_lock, NULL);
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&p->cond);
 	unsigned want = sync_config(s)->fetch_sessions;
 	if (want > PF_THREADS_MAX)
 		want = PF_THREADS_MAX;

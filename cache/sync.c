@@ -75,12 +75,8 @@ struct sync *sync_new(struct cache *c, const struct sync_config *cfg)
 		s->cfg.fetch_sessions = 4;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->server_lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->cond, &ca);
-	pthread_cond_init(&s->done_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&s->cond);
+	cond_init_monotonic(&s->done_cond);
 	s->root_id = cache_meta_get(c, "root_id");
 	s->pool = fetch_pool_new(s, s->cfg.fetch_sessions);
 	s->started_ms = now_ms();

@@ -227,11 +227,7 @@ struct watcher *watcher_start(struct sync *s)
 	w->sync = s;
 	w->since = time(NULL);
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&w->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&w->cond);
 	if (thread_start(&w->thread, "xfs-watch", watch_main, w)) {
 		log_err("cannot start the notification thread: polling");
 		pthread_cond_destroy(&w->cond);

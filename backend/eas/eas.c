@@ -50,25 +50,6 @@ struct be_session {
 
 /* ---- small files in the cache directory ---- */
 
-static char *state_read(const struct be_session *s, const char *name)
-{
-	if (!s->state_dir)
-		return NULL;
-	char *path = xasprintf("%s/%s", s->state_dir, name);
-	FILE *f = fopen(path, "r");
-	free(path);
-	if (!f)
-		return NULL;
-	char line[EAS_KEY_MAX + 2];
-	char *v = NULL;
-	if (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\r\n")] = 0;
-		v = xstrdup(line);
-	}
-	fclose(f);
-	return v;
-}
-
 char *eas_state_read_all(const struct be_session *s, const char *name)
 {
 	if (!s->state_dir)
@@ -89,6 +70,19 @@ char *eas_state_read_all(const struct be_session *s, const char *name)
 	if (!b.data)
 		return xstrdup("");
 	return b.data;
+}
+
+/* The first line of a small file of ours (a key, an id), or NULL. */
+static char *state_read(const struct be_session *s, const char *name)
+{
+	char *v = eas_state_read_all(s, name);
+	if (v)
+		v[strcspn(v, "\r\n")] = 0;
+	if (v && !*v) {   /* an empty file holds nothing */
+		free(v);
+		v = NULL;
+	}
+	return v;
 }
 
 /* Replace a file atomically (write a temporary, rename). */
