@@ -1,6 +1,8 @@
 """conftest.py - fixtures for the mount tests: a test EWS server (from
-tests/server/harness.py) and exchangefs daemons mounted against it, with a
-log per daemon kept in the session's log directory (tests/logcheck.py)."""
+tests/server/harness.py), a `target` on every kind of server (tests/fs/
+servers.py: the test server over EWS and over ActiveSync 16.1, SOGo over
+ActiveSync 14.1), and exchangefs daemons mounted against either, with a log
+per daemon kept in the session's log directory (tests/logcheck.py)."""
 import os
 import sys
 
@@ -13,6 +15,7 @@ sys.path.insert(0, HERE)
 import logcheck  # noqa: E402  (tests/, on sys.path through tests/conftest.py)
 from harness import EwsServer  # noqa: E402
 from mountlib import EXE, Mount, server_name_to_file  # noqa: E402
+from servers import KINDS, Target, make_target  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -65,6 +68,12 @@ class MountFactory:
 
     def __call__(self, srv, cache=None, mountpoint=None, extra=(), start=True,
                  password=None, url=None, **kw):
+        """Mount srv: a test server (EwsServer, over EWS unless url says
+        otherwise) or a Target of any kind (its URL and protocol options)."""
+        if isinstance(srv, Target):
+            url = url or srv.url
+            extra = [*srv.args, *extra]
+            srv = srv.srv
         self.n += 1
         cache = cache or str(self.tmp / "cache")
         mountpoint = mountpoint or str(self.tmp / "mnt")
@@ -94,6 +103,17 @@ def server(tmp_path):
     """A fresh TLS test server with a small mailbox, for tests that change it."""
     with EwsServer(messages=120, seed=3, tls=True, state=str(tmp_path / "server-state.json")) as srv:
         yield srv
+
+
+@pytest.fixture(params=KINDS)
+def target(request):
+    """A server of each kind (test server EWS, test server EAS 16.1, SOGo EAS
+    14.1) with a small mailbox; mount(target) mounts it. A test needing what
+    a kind cannot do calls target.require(feature) and is skipped with the
+    reason (servers.CANNOT)."""
+    t = make_target(request.param)
+    yield t
+    t.close()
 
 
 @pytest.fixture(scope="module", params=["zero-open", "open-requests"])

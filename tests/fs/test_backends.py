@@ -15,35 +15,14 @@ import subprocess
 import pytest
 
 from inotify import Watcher
-from mountlib import EXE, server_name_to_file, wait_for
-from servers import KINDS, open_target
+from mountlib import server_name_to_file, wait_for
+from servers import has_eas, open_target
 
 SOGO_WAIT = 60          # SOGo looks for changes every 5 s; its Ping answers within 5-10 s
 
 
-def has_eas():
-    """Whether this exchangefs has the ActiveSync backend (its --help names eas)."""
-    r = subprocess.run([EXE, "--help"], capture_output=True, text=True)
-    return any("--protocol" in ln and "eas" in ln for ln in (r.stdout + r.stderr).splitlines())
-
-
-@pytest.fixture(params=KINDS)
-def target(request):
-    if request.param != "ews" and not has_eas():
-        pytest.skip("this exchangefs has no ActiveSync backend (--protocol eas)")
-    try:
-        # SOGo serves about 50 messages/s: a smaller corpus there keeps the suite short
-        t = open_target(request.param, messages=12 if request.param == "sogo" else 40, seed=5)
-    except RuntimeError as e:       # SOGo not installed or not startable
-        if os.environ.get("EXCHANGEFS_REQUIRE_SOGO") == "1":
-            pytest.fail(str(e))
-        pytest.skip(str(e))
-    yield t
-    t.close()
-
-
 def mounted(target, mount):
-    m = mount(target.srv, url=target.url, extra=target.args)
+    m = mount(target)
     m.wait_synced()
     return m
 
