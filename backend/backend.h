@@ -180,6 +180,16 @@ typedef void (*be_done_fn)(void *arg, size_t index, enum be_status st,
 
 struct be_session;
 
+/* One folder of a sync_items_many() call. */
+struct be_sync_one {
+	const char *folder_id;      /* in */
+	const char *state;          /* in: the folder's stored state, never
+				       empty (a first sync goes alone) */
+	struct be_item_batch out;   /* out, as sync_items() gives it; the
+				       caller frees it (be_item_batch_free) */
+	struct be_result r;         /* out: this folder's own outcome */
+};
+
 /* ---- Write operations: what they take and give. ---- */
 
 /* Well-known folders the core needs by role (EWS DistinguishedFolderId
@@ -308,6 +318,18 @@ struct backend_ops {
 				     const char *state, unsigned max,
 				     struct be_item_batch *out,
 				     struct be_result *r);
+
+	/* Optional (NULL: the core calls sync_items() per folder): the
+	 * changes of n folders in one round trip (ActiveSync: one Sync with
+	 * n Collections), at most max per folder.  Returns BE_OK when the
+	 * call as a whole was answered; then each v[k].r says how that
+	 * folder fared, and for those with BE_OK v[k].out is what
+	 * sync_items(folder, state, max) would have given (no change: n = 0
+	 * and new_state = state).  Any other return: no folder's state
+	 * moved, every v[k].out is empty. */
+	enum be_status (*sync_items_many)(struct be_session *s,
+					  struct be_sync_one *v, size_t n,
+					  unsigned max, struct be_result *r);
 
 	/* Exact MIME content of n items, streamed to sink; done() once per
 	 * item.  Returns BE_OK if the call as a whole worked (individual

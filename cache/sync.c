@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #define PAGE_SIZE 512
+#define MANY_MAX 16      /* folders per sync_items_many() call */
 
 void sync_server_lock(struct sync *s) { pthread_mutex_lock(&s->server_lock); }
 void sync_server_unlock(struct sync *s) { pthread_mutex_unlock(&s->server_lock); }
@@ -494,6 +495,127 @@ static bool run_folder(struct sync *s, const struct node *f, bool *all_ok)
 	return true;  /* a folder-specific problem: go on with the others */
 }
 
+/* Whether folder f can go into a sync_items_many() call: synced before and
+ * not waiting for a change of ours to settle (run_folder says why). */
+static bool many_ok(struct sync *s, const struct node *f)
+{
+	return f->synced && !journal_folder_unsure(s->cache, f->ino);
+}
+
+/* One sync_items_many() call for folders f[0..n) (n <= MANY_MAX), applied
+ * page by page as run_folder would.  A folder with more to come, or that
+ * failed on its own, is marked in again[] for run_folder; a failed call
+ * marks them all, so run_folder meets the failure and handles it (it costs
+ * one request more, only on failure). */
+static void many_call(struct sync *s, const struct node *f, size_t n,
+		      bool *again)
+{
+	struct be_sync_one v[MANY_MAX];
+	char *states[MANY_MAX];
+	struct be_result r;
+
+	memset(v, 0, sizeof(v));
+	for (size_t k = 0; k < n; k++) {
+		states[k] = cache_folder_state(s->cache, f[k].ino);
+		v[k].folder_id = f[k].server_id;
+		v[k].state = states[k] ? states[k] : "";
+		again[k] = true;
+	}
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->current, sizeof(s->current), "%zu folders", n);
+	s->current_done = 0;
+	pthread_mutex_unlock(&s->lock);
+	sync_server_lock(s);
+	if (s->cfg.ops->sync_items_many(s->session, v, n, PAGE_SIZE, &r) ==
+	    BE_OK) {
+		for (size_t k = 0; k < n; k++) {
+			if (v[k].r.status != BE_OK)
+				continue;
+			struct cache_changes ch = { .from_server = true };
+			int rc = cache_apply_items(s->cache, f[k].ino, &v[k].out,
+						   !v[k].out.more, &ch);
+			if (rc == 0) {
+				sync_notify(s, &ch);
+				again[k] = v[k].out.more;
+			}
+			cache_changes_free(&ch);
+		}
+	} else {
+		log_dbg(LC_SYNC, "syncing %zu folders at once failed (%s): "
+			"one by one", n, r.msg);
+	}
+	sync_server_unlock(s);
+	for (size_t k = 0; k < n; k++) {
+		be_item_batch_free(&v[k].out);
+		free(states[k]);
+	}
+	pthread_mutex_lock(&s->lock);
+	s->current[0] = 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The folders readers wait for, one by one.  Returns false when the
+ * connection is lost. */
+static bool run_wanted(struct sync *s, bool *all_ok)
+{
+	bool ok = true;
+	uint64_t w;
+	while (ok && (w = next_wanted(s)) != 0) {
+		struct node f = { 0 };
+		if (cache_get(s->cache, w, &f) == 0 && f.kind == NODE_FOLDER)
+			ok = run_folder(s, &f, all_ok);
+		else
+			folder_finished(s, w, BE_FOLDER_GONE);
+		node_clear(&f);
+	}
+	return ok;
+}
+
+/* Folders inos[0..n) that synced before (others are skipped: a first
+ * sync belongs to a pass): with a backend that syncs several folders per
+ * round trip (ActiveSync), up to MANY_MAX of them per call and run_folder
+ * only for those that need more; otherwise run_folder each.  Returns false
+ * when the connection is lost (the pass ends). */
+static bool run_folders(struct sync *s, const uint64_t *inos, size_t n,
+			bool *all_ok)
+{
+	bool ok = true;
+	size_t i = 0;
+	while (ok && i < n && !stopping(s)) {
+		struct node f[MANY_MAX];
+		bool again[MANY_MAX];
+		size_t m = 0;
+		/* gather the next folders that can go together; one that
+		 * cannot goes alone at once */
+		while (ok && i < n && m < MANY_MAX) {
+			struct node g = { 0 };
+			if (cache_get(s->cache, inos[i++], &g) != 0 ||
+			    g.kind != NODE_FOLDER || !g.synced) {
+				node_clear(&g);
+				continue;
+			}
+			if (s->cfg.ops->sync_items_many && many_ok(s, &g)) {
+				f[m++] = g;  /* f[m] owns it now */
+				continue;
+			}
+			ok = run_folder(s, &g, all_ok);
+			node_clear(&g);
+		}
+		if (ok && m > 1)
+			many_call(s, f, m, again);
+		else
+			again[0] = true;
+		for (size_t k = 0; k < m; k++) {
+			if (ok && again[k])
+				ok = run_folder(s, &f[k], all_ok);
+			else if (ok)
+				folder_finished(s, f[k].ino, BE_OK);
+			node_clear(&f[k]);
+		}
+	}
+	return ok;
+}
+
 /* Take the folders the server said changed (and whether the tree did). */
 static size_t take_dirty(struct sync *s, uint64_t *out, bool *hier)
 {
@@ -530,32 +652,29 @@ static bool pass(struct sync *s)
 	struct node *folders;
 	size_t n;
 	cache_folders(s->cache, &folders, &n);
-	/* never-synced folders first, in tree order */
+	/* never-synced folders first, in tree order, each with the folders
+	 * readers wait for before it */
 	bool ok = true, all_ok = st == BE_OK;
-	for (int round = 0; ok && round < 2; round++)
-		for (size_t i = 0; ok && i < n && !stopping(s); i++) {
-			if ((round == 0) == folders[i].synced)
-				continue;
-			uint64_t w;
-			while (ok && (w = next_wanted(s)) != 0) {
-				struct node f = { 0 };
-				if (cache_get(s->cache, w, &f) == 0 &&
-				    f.kind == NODE_FOLDER)
-					ok = run_folder(s, &f, &all_ok);
-				else
-					folder_finished(s, w, BE_FOLDER_GONE);
-				node_clear(&f);
-			}
-			if (ok) {
-				/* refresh: a wanted run may have synced it */
-				struct node f = { 0 };
-				if (cache_get(s->cache, folders[i].ino, &f) == 0) {
-					if (round == 1 || !f.synced)
-						ok = run_folder(s, &f, &all_ok);
-				}
-				node_clear(&f);
-			}
-		}
+	for (size_t i = 0; ok && i <= n && !stopping(s); i++) {
+		ok = run_wanted(s, &all_ok);
+		if (!ok || i == n || folders[i].synced)
+			continue;
+		/* refresh: a wanted run may have synced it */
+		struct node f = { 0 };
+		if (cache_get(s->cache, folders[i].ino, &f) == 0 && !f.synced)
+			ok = run_folder(s, &f, &all_ok);
+		node_clear(&f);
+	}
+	/* then every folder that had synced before (several per round
+	 * trip where the protocol allows) */
+	uint64_t *inos = xcalloc(n ? n : 1, sizeof(*inos));
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (folders[i].synced)
+			inos[m++] = folders[i].ino;
+	if (ok && !stopping(s))
+		ok = run_folders(s, inos, m, &all_ok);
+	free(inos);
 	cache_nodes_free(folders, n);
 	if (ok && all_ok && !stopping(s)) {
 		pthread_mutex_lock(&s->lock);
@@ -598,26 +717,13 @@ static bool quick_pass(struct sync *s)
 			return false;
 		}
 	}
-	bool ok = true, all_ok = true;
-	uint64_t w;
-	while (ok && (w = next_wanted(s)) != 0) {
-		struct node f = { 0 };
-		if (cache_get(s->cache, w, &f) == 0 && f.kind == NODE_FOLDER)
-			ok = run_folder(s, &f, &all_ok);
-		else
-			folder_finished(s, w, BE_FOLDER_GONE);
-		node_clear(&f);
-	}
-	for (size_t i = 0; ok && i < n && !stopping(s); i++) {
-		struct node f = { 0 };
-		/* a folder not synced yet gets its first sync in a pass */
-		if (cache_get(s->cache, dirty[i], &f) == 0 &&
-		    f.kind == NODE_FOLDER && f.synced)
-			ok = run_folder(s, &f, &all_ok);
-		node_clear(&f);
-		if (!ok)  /* keep the rest for when the server is back */
-			sync_changed(s, dirty + i, n - i, false, false);
-	}
+	bool all_ok = true;
+	bool ok = run_wanted(s, &all_ok);
+	/* a folder not synced yet gets its first sync in a pass */
+	if (ok)
+		ok = run_folders(s, dirty, n, &all_ok);
+	if (!ok)  /* again when the server is back */
+		sync_changed(s, dirty, n, false, false);
 	return ok;
 }
 

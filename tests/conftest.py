@@ -1,7 +1,10 @@
 """conftest.py - session-wide: one directory for every log of the session
 (tests/logcheck.py says how tests put their logs there), and at the end of
 the session the check that no test password or token appears in any of
-them; a leak fails the run (exit status 1) with a report of where."""
+them; a leak fails the run (exit status 1) with a report of where.  Tests
+run in parallel (pytest-xdist, tests/run.sh): every test on SOGo goes to one
+worker, since one SOGo instance serves the machine and the worker that
+starts it stops it at its end."""
 import os
 import sys
 
@@ -9,6 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import logcheck  # noqa: E402
+import pytest  # noqa: E402
 
 _leaks = []
 
@@ -16,6 +20,22 @@ _leaks = []
 def pytest_configure(config):
     build = os.environ.get("EXCHANGEFS_BUILD") or os.path.join(os.path.dirname(HERE), "build")
     logcheck.start_session(build)
+
+
+def uses_sogo(item):
+    """Whether a test runs on SOGo: its fixtures, or a parameter "sogo"
+    (the every-kind suites, tests/fs/servers.py)."""
+    if {"sogo", "sogo_user"} & set(getattr(item, "fixturenames", ())):
+        return True
+    cs = getattr(item, "callspec", None)
+    return bool(cs) and "sogo" in [v for v in cs.params.values() if isinstance(v, str)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if uses_sogo(item):
+            item.add_marker(pytest.mark.xdist_group("sogo"))
 
 
 def pytest_sessionfinish(session, exitstatus):

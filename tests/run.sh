@@ -2,7 +2,8 @@
 # run.sh - install what is needed, build, and run every test (unit tests,
 # the test server's own tests, the independent-client test, and the FUSE
 # mount tests).  SANITIZE=1 builds with AddressSanitizer + UBSan.
-# Extra arguments go to pytest (e.g. -k remount).
+# Extra arguments go to pytest (e.g. -k remount); tests run three at a
+# time (EXCHANGEFS_TEST_JOBS).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -20,5 +21,13 @@ else
 fi
 ninja -C "$build" >/dev/null
 export EXCHANGEFS_BUILD="$top/$build"
-exec /usr/bin/python3 -m pytest -p no:cacheprovider -q -rfEs \
+# Tests mostly wait (on servers, daemons, events): three at a time on two
+# cores take about half the time.  Tests on the one SOGo instance stay on
+# one worker (tests/conftest.py groups them).  EXCHANGEFS_TEST_JOBS=0: one
+# at a time.
+jobs=${EXCHANGEFS_TEST_JOBS:-3}
+par=""
+[ "$jobs" -gt 0 ] && par="-n $jobs --dist loadgroup"
+# shellcheck disable=SC2086
+exec /usr/bin/python3 -m pytest -p no:cacheprovider -q -rfEs $par \
 	--junitxml="$top/$build/pytest.xml" tests "$@"

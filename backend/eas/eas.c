@@ -767,6 +767,83 @@ static enum be_status eas_sync_items(struct be_session *s,
 	return r->status;
 }
 
+/* Several collections in one Sync (the core sends folders that have a
+ * state; a first sync goes through eas_sync_items).  Each collection gets
+ * a share of the window so the answer stays about one page. */
+static enum be_status eas_sync_items_many(struct be_session *s,
+					  struct be_sync_one *v, size_t n,
+					  unsigned max, struct be_result *r)
+{
+	struct be_sync_one *w = xcalloc(n ? n : 1, sizeof(*w));
+	const char **colls = xcalloc(n ? n : 1, sizeof(*colls));
+	const char **keys = xcalloc(n ? n : 1, sizeof(*keys));
+	size_t *from = xcalloc(n ? n : 1, sizeof(*from)), m = 0;
+	struct buf req, ans;
+
+	be_result_ok(r);
+	for (size_t k = 0; k < n; k++) {
+		memset(&v[k].out, 0, sizeof(v[k].out));
+		be_result_ok(&v[k].r);
+		const char *id = v[k].folder_id, *st = v[k].state;
+		if (!id || !*id || strlen(id) > EAS_ID_MAX) {
+			be_result_set(&v[k].r, BE_REFUSED, "invalid folder id");
+		} else if (!st || !*st || !strcmp(st, "0")) {
+			be_result_set(&v[k].r, BE_REFUSED,
+				      "a first sync goes alone");
+		} else if (key_ok(st, &v[k].r) &&
+			   !strcmp(id, EAS_VIRTUAL_OUTBOX)) {
+			v[k].out.new_state = xstrdup(st);
+		} else if (v[k].r.status == BE_OK) {
+			from[m] = k;
+			colls[m] = id;
+			m++;
+		}
+	}
+	if (!m)
+		goto out;
+	eas_sync_lock();
+	for (size_t j = 0; j < m; j++) {
+		w[j].folder_id = colls[j];
+		w[j].state = keys[j] = eas_key_for_read(s->device_id, colls[j],
+							v[from[j]].state);
+	}
+	unsigned window = max / (unsigned)m;
+	if (window < 32)
+		window = 32;
+	if (window > max)
+		window = max;
+	buf_init(&req, 0);
+	eas_req_sync_many(&req, colls, keys, m, window);
+	if (read_call(s, "Sync", &req, &ans, r) == BE_OK &&
+	    eas_parse_sync_many(ans.data, ans.len, w, m, r) == BE_OK) {
+		for (size_t j = 0; j < m; j++) {
+			struct be_sync_one *o = &v[from[j]];
+			o->out = w[j].out;
+			o->r = w[j].r;
+			if (o->r.status == BE_OK)
+				eas_key_note(s->device_id, colls[j], NULL,
+					     o->out.new_state, false);
+			else if (o->r.status == BE_SYNC_INVALID)
+				eas_key_note(s->device_id, colls[j], NULL,
+					     NULL, false);
+		}
+	}
+	eas_sync_unlock();
+	buf_free(&req);
+	buf_free(&ans);
+	for (size_t j = 0; j < m; j++)
+		free((char *)keys[j]);
+out:
+	if (r->status != BE_OK)
+		for (size_t k = 0; k < n; k++)
+			be_item_batch_free(&v[k].out);
+	free(w);
+	free(colls);
+	free(keys);
+	free(from);
+	return r->status;
+}
+
 /* Streaming ItemOperations: the body goes into the fetch parser. */
 struct fetch_io {
 	struct eas_fetch *f;
@@ -937,6 +1014,7 @@ const struct backend_ops eas_backend = {
 	.root_id = eas_root_id,
 	.sync_folders = eas_sync_folders,
 	.sync_items = eas_sync_items,
+	.sync_items_many = eas_sync_items_many,
 	.fetch_mime = eas_fetch_mime,
 	.special_folders = eas_special_folders,
 	.create_item = eas_create_item,

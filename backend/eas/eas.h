@@ -86,10 +86,21 @@ enum be_status eas_parse_special(const void *p, size_t n,
 /* key "0" = start (no options, no GetChanges). */
 void eas_req_sync(struct buf *b, const char *collection, const char *key,
 		  unsigned window);
+/* One Sync reading n collections, each with its key and window. */
+void eas_req_sync_many(struct buf *b, const char *const *collections,
+		       const char *const *keys, size_t n, unsigned window);
 /* Empty answer (HTTP 200 without a body): no changes, state unchanged.
  * BE_SYNC_INVALID on status 3. */
 enum be_status eas_parse_sync(const void *p, size_t n, const char *collection,
 			      struct be_item_batch *out, struct be_result *r);
+/* The answer to eas_req_sync_many(): v[k].state is the key that was sent
+ * for v[k].folder_id.  BE_OK when the answer as a whole is usable; then
+ * each folder's own outcome is in v[k].r and its changes in v[k].out (a
+ * folder the answer leaves out, or an empty answer: no changes, state =
+ * the key sent).  Otherwise every v[k].out is empty. */
+enum be_status eas_parse_sync_many(const void *p, size_t n,
+				   struct be_sync_one *v, size_t nv,
+				   struct be_result *r);
 /* Unix seconds of an EAS date ("2026-11-22T05:00:00.000Z"), 0 if bad. */
 int64_t eas_parse_date(const char *s);
 

@@ -398,11 +398,40 @@ enum be_status eas_parse_special(const void *p, size_t n,
 
 /* ---- Sync ---- */
 
-void eas_req_sync(struct buf *b, const char *collection, const char *key,
-		  unsigned window)
+/* One Collection of a Sync that only reads; key "0" is a first sync,
+ * which only gets a key (no options, no GetChanges). */
+static void sync_collection(struct wbxml_enc *e, const char *collection,
+			    const char *key, unsigned window)
+{
+	bool start = !key || !*key || !strcmp(key, "0");
+	wbxml_start(e, WB_AS_COLLECTION);
+	wbxml_str(e, WB_AS_SYNC_KEY, start ? "0" : key);
+	wbxml_str(e, WB_AS_COLLECTION_ID, collection);
+	if (!start) {
+		wbxml_str(e, WB_AS_DELETES_AS_MOVES, "0");
+		wbxml_empty(e, WB_AS_GET_CHANGES);
+		wbxml_uint(e, WB_AS_WINDOW_SIZE, window);
+		wbxml_start(e, WB_AS_OPTIONS);
+		wbxml_str(e, WB_AS_FILTER_TYPE, "0");
+		/* the MIME is fetched on demand (ItemOperations); here only
+		 * its size (EstimatedDataSize), which servers give only when
+		 * some of the MIME comes along: the first 4 KB
+		 * (MIMETruncation 1; 0 makes SOGo say size 0) */
+		wbxml_start(e, WB_ASB_BODY_PREFERENCE);
+		wbxml_str(e, WB_ASB_TYPE, "4");
+		wbxml_str(e, WB_ASB_TRUNCATION_SIZE, "4096");
+		wbxml_end(e);
+		wbxml_str(e, WB_AS_MIMESUPPORT, "2");
+		wbxml_str(e, WB_AS_MIMETRUNCATION, "1");
+		wbxml_end(e);
+	}
+	wbxml_end(e);
+}
+
+void eas_req_sync_many(struct buf *b, const char *const *collections,
+		       const char *const *keys, size_t n, unsigned window)
 {
 	struct wbxml_enc e;
-	bool start = !key || !*key || !strcmp(key, "0");
 	if (window < 1)
 		window = 1;
 	if (window > EAS_WINDOW_MAX)
@@ -410,30 +439,16 @@ void eas_req_sync(struct buf *b, const char *collection, const char *key,
 	wbxml_enc_init(&e, b);
 	wbxml_start(&e, WB_AS_SYNC);
 	wbxml_start(&e, WB_AS_COLLECTIONS);
-	wbxml_start(&e, WB_AS_COLLECTION);
-	wbxml_str(&e, WB_AS_SYNC_KEY, start ? "0" : key);
-	wbxml_str(&e, WB_AS_COLLECTION_ID, collection);
-	if (!start) {
-		wbxml_str(&e, WB_AS_DELETES_AS_MOVES, "0");
-		wbxml_empty(&e, WB_AS_GET_CHANGES);
-		wbxml_uint(&e, WB_AS_WINDOW_SIZE, window);
-		wbxml_start(&e, WB_AS_OPTIONS);
-		wbxml_str(&e, WB_AS_FILTER_TYPE, "0");
-		/* the MIME is fetched on demand (ItemOperations); here only
-		 * its size (EstimatedDataSize), which servers give only when
-		 * some of the MIME comes along: the first 4 KB
-		 * (MIMETruncation 1; 0 makes SOGo say size 0) */
-		wbxml_start(&e, WB_ASB_BODY_PREFERENCE);
-		wbxml_str(&e, WB_ASB_TYPE, "4");
-		wbxml_str(&e, WB_ASB_TRUNCATION_SIZE, "4096");
-		wbxml_end(&e);
-		wbxml_str(&e, WB_AS_MIMESUPPORT, "2");
-		wbxml_str(&e, WB_AS_MIMETRUNCATION, "1");
-		wbxml_end(&e);
-	}
+	for (size_t i = 0; i < n; i++)
+		sync_collection(&e, collections[i], keys[i], window);
 	wbxml_end(&e);
 	wbxml_end(&e);
-	wbxml_end(&e);
+}
+
+void eas_req_sync(struct buf *b, const char *collection, const char *key,
+		  unsigned window)
+{
+	eas_req_sync_many(b, &collection, &key, 1, window);
 }
 
 int64_t eas_parse_date(const char *s)
@@ -520,40 +535,20 @@ static void email_fields(const struct wbxml_node *app, struct be_item *it)
 	}
 }
 
-enum be_status eas_parse_sync(const void *p, size_t n, const char *collection,
-			      struct be_item_batch *out, struct be_result *r)
+/* The changes of one Collection of a Sync answer. */
+static enum be_status parse_collection(const struct wbxml_node *coll,
+				       const char *collection,
+				       struct be_item_batch *out,
+				       struct be_result *r)
 {
 	memset(out, 0, sizeof(*out));
 	be_result_ok(r);
-	struct wbxml_node *t = eas_parse(p, n, "Sync", r);
-	if (!t)
-		return r->status;
-	struct wbxml_node *top = wbxml_child(t, WB_AS_SYNC), *coll = NULL;
-	if (!top) {
-		be_result_set(r, BE_PROTOCOL, "Sync answer without Sync");
-		goto out;
-	}
-	/* a Status at the top: the whole request failed */
-	if (wbxml_child(top, WB_AS_STATUS) &&
-	    eas_status("Sync", wbxml_child_text(top, WB_AS_STATUS), r) != BE_OK)
-		goto out;
-	for (coll = wbxml_path(top, WB_AS_COLLECTIONS, WB_AS_COLLECTION, 0);
-	     coll; coll = wbxml_next(coll)) {
-		const char *cid = wbxml_child_text(coll, WB_AS_COLLECTION_ID);
-		if (!cid || !strcmp(cid, collection))
-			break;
-	}
-	if (!coll) {
-		be_result_set(r, BE_PROTOCOL,
-			      "Sync answer without the folder asked for");
-		goto out;
-	}
 	if (eas_status("Sync", wbxml_child_text(coll, WB_AS_STATUS), r) != BE_OK)
-		goto out;
+		return r->status;
 	const char *key = short_text(coll, WB_AS_SYNC_KEY);
 	if (!key) {
 		be_result_set(r, BE_PROTOCOL, "Sync answer without a SyncKey");
-		goto out;
+		return r->status;
 	}
 	out->more = wbxml_child(coll, WB_AS_MORE_AVAILABLE) != NULL;
 	struct wbxml_node *cmds = wbxml_child(coll, WB_AS_COMMANDS);
@@ -570,7 +565,8 @@ enum be_status eas_parse_sync(const void *p, size_t n, const char *collection,
 		if (!sid) {
 			be_result_set(r, BE_PROTOCOL,
 				      "Sync answer: a change without a ServerId");
-			goto out;
+			be_item_batch_free(out);
+			return r->status;
 		}
 		struct be_item *it = be_item_batch_add(out);
 		it->change = kind;
@@ -585,9 +581,88 @@ enum be_status eas_parse_sync(const void *p, size_t n, const char *collection,
 			it->change = BE_READ_FLAG;
 	}
 	out->new_state = xstrdup(key);
+	return BE_OK;
+}
+
+/* The Sync element of an answer, or NULL with r set (a Status at the top
+ * means the whole request failed). */
+static struct wbxml_node *sync_top(struct wbxml_node *t, struct be_result *r)
+{
+	struct wbxml_node *top = wbxml_child(t, WB_AS_SYNC);
+	if (!top) {
+		be_result_set(r, BE_PROTOCOL, "Sync answer without Sync");
+		return NULL;
+	}
+	if (wbxml_child(top, WB_AS_STATUS) &&
+	    eas_status("Sync", wbxml_child_text(top, WB_AS_STATUS), r) != BE_OK)
+		return NULL;
+	return top;
+}
+
+enum be_status eas_parse_sync(const void *p, size_t n, const char *collection,
+			      struct be_item_batch *out, struct be_result *r)
+{
+	memset(out, 0, sizeof(*out));
+	be_result_ok(r);
+	struct wbxml_node *t = eas_parse(p, n, "Sync", r);
+	if (!t)
+		return r->status;
+	struct wbxml_node *top = sync_top(t, r), *coll = NULL;
+	for (coll = top ? wbxml_path(top, WB_AS_COLLECTIONS, WB_AS_COLLECTION, 0)
+			: NULL; coll; coll = wbxml_next(coll)) {
+		const char *cid = wbxml_child_text(coll, WB_AS_COLLECTION_ID);
+		if (!cid || !strcmp(cid, collection))
+			break;
+	}
+	if (top && !coll)
+		be_result_set(r, BE_PROTOCOL,
+			      "Sync answer without the folder asked for");
+	else if (coll)
+		parse_collection(coll, collection, out, r);
+	wbxml_free(t);
+	return r->status;
+}
+
+enum be_status eas_parse_sync_many(const void *p, size_t n,
+				   struct be_sync_one *v, size_t nv,
+				   struct be_result *r)
+{
+	be_result_ok(r);
+	for (size_t k = 0; k < nv; k++) {
+		memset(&v[k].out, 0, sizeof(v[k].out));
+		be_result_ok(&v[k].r);
+	}
+	struct wbxml_node *t = n ? eas_parse(p, n, "Sync", r) : NULL;
+	if (n && !t)
+		return r->status;
+	struct wbxml_node *top = t ? sync_top(t, r) : NULL;
+	if (t && !top)
+		goto out;
+	bool *seen = xcalloc(nv ? nv : 1, sizeof(*seen));
+	for (struct wbxml_node *coll = top ? wbxml_path(top, WB_AS_COLLECTIONS,
+						       WB_AS_COLLECTION, 0)
+					   : NULL;
+	     coll; coll = wbxml_next(coll)) {
+		const char *cid = wbxml_child_text(coll, WB_AS_COLLECTION_ID);
+		size_t k = 0;
+		/* without a CollectionId only a one-folder answer is clear */
+		while (k < nv && (seen[k] || (cid ? strcmp(cid, v[k].folder_id)
+						  : nv != 1)))
+			k++;
+		if (k == nv)
+			continue;  /* not asked for, or twice: ignored */
+		seen[k] = true;
+		parse_collection(coll, v[k].folder_id, &v[k].out, &v[k].r);
+	}
+	/* a folder the answer does not mention has no changes */
+	for (size_t k = 0; k < nv; k++)
+		if (!seen[k])
+			v[k].out.new_state = xstrdup(v[k].state);
+	free(seen);
 out:
 	if (r->status != BE_OK)
-		be_item_batch_free(out);
+		for (size_t k = 0; k < nv; k++)
+			be_item_batch_free(&v[k].out);
 	wbxml_free(t);
 	return r->status;
 }

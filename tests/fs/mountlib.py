@@ -97,11 +97,11 @@ class Mount:
         # The daemon under ASan writes reports to log_path files, not stderr.
         return text
 
-    def stop(self, timeout=30, busy_retries=0):
-        """Unmount with fusermount3 -u and require a clean exit.  With
-        busy_retries, an unmount refused as busy (some process, or the
-        daemon reflecting a server change, is inside the mount at that
-        instant) is tried again, as a user would."""
+    def stop(self, timeout=30, busy_retries=10):
+        """Unmount with fusermount3 -u and require a clean exit.  An unmount
+        refused as busy (some process, or the daemon reflecting a server
+        change, is inside the mount at that instant) is tried again up to
+        busy_retries times 50 ms apart, as a user would."""
         if not self.proc:
             return
         for attempt in range(busy_retries + 1):

@@ -379,3 +379,33 @@ def test_eas_read_on_a_dropped_connection_is_sent_again(mount):
         m.stop()
     finally:
         t.close()
+
+
+def test_eas_syncs_folders_together(mount):
+    """ActiveSync reads the changes of many folders in one Sync (one
+    Collection each): a pass over a mailbox of 20 folders is one or two
+    round trips, not twenty. Three folders changed at once all show their
+    message. (EWS has no such call: one SyncFolderItems per folder.)"""
+    if not has_eas():
+        pytest.skip("this exchangefs has no ActiveSync backend (--protocol eas)")
+    t = open_target("eas", messages=20, seed=5)
+    try:
+        for k in range(15):
+            t.srv.create_folder("Inbox", "Project %02d" % k)
+        m = mounted(t, mount)
+        folders = [f for f in t.srv.mailbox()["folders"] if f.get("folder_class") == "IPF.Note"]
+        t.srv.reset_stats()
+        m.wait_next_sync()
+        m.wait_next_sync()
+        st = t.srv.stats()
+        # every synced folder (up to 16 per call) goes in one Sync
+        assert st["eas_sync_collections_max"] >= min(16, len(folders) - 1), st
+        mimes = {}
+        for path in ("Inbox", "Inbox/Project 03", "Inbox/Project 11"):
+            mimes[path] = t.srv.item_mime(t.srv.deliver(path, subject="To " + path))
+        for path, mime in mimes.items():
+            wait_for(lambda: file_of(m.path(*path.split("/")), mime), 30, what="the message in " + path)
+        assert "cannot sync folder" not in m.log_text()
+        m.stop()
+    finally:
+        t.close()

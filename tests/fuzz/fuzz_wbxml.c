@@ -105,6 +105,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct be_item_batch b;
 		if (eas_parse_sync(p, n, "mail%2Finbox", &b, &r) == BE_OK)
 			be_item_batch_free(&b);
+		struct be_sync_one v[3] = {
+			{ .folder_id = "mail%2Finbox", .state = "k1" },
+			{ .folder_id = "c", .state = "k2" },
+			{ .folder_id = "mail%2Finbox", .state = "k3" },
+		};
+		if (eas_parse_sync_many(p, n, v, 3, &r) == BE_OK)
+			for (size_t k = 0; k < 3; k++)
+				be_item_batch_free(&v[k].out);
 		break;
 	}
 	case 3: {

@@ -29,7 +29,8 @@
 #   POST item_cost {ms}    GetItem sleeps ms per id it is asked for (as a server's work per
 #                          item; concurrent calls overlap); GET stats then also has get_item_ids
 #                          (ids GetItem worked on), get_item_max (most in one call), get_item_peak
-#                          (most GetItem calls at once)
+#                          (most GetItem calls at once); and eas_sync_collections_max
+#                          (most folders in one ActiveSync Sync)
 # Notifications (notify.py):
 #   POST notify_config {keepalive_s?, subscription_expiry_s?, minute_s?, split_chunks?, event_log_limit?,
 #                       refuse?: "streaming"|"all"|"quota"|null} -> the whole config
@@ -121,6 +122,7 @@ class Stats:
             self.get_item_max = 0       # most ids in one GetItem
             self.get_item_active = 0    # GetItem calls being answered now ...
             self.get_item_peak = 0      # ... and the most at once
+            self.eas_sync_collections_max = 0   # most folders in one ActiveSync Sync
 
     def get_item(self, n, delta):
         """A GetItem of n ids starts (delta 1) or ends (delta -1)."""
@@ -130,6 +132,11 @@ class Stats:
                 self.get_item_max = max(self.get_item_max, n)
             self.get_item_active += delta
             self.get_item_peak = max(self.get_item_peak, self.get_item_active)
+
+    def eas_sync(self, n):
+        """An ActiveSync Sync of n collections."""
+        with self.lock:
+            self.eas_sync_collections_max = max(self.eas_sync_collections_max, n)
 
     def connection(self):
         with self.lock:
@@ -149,7 +156,8 @@ class Stats:
                     "statuses": dict(self.statuses), "connections": len(self.ews_connections),
                     "connections_accepted": self.connections, "recent": list(self.recent),
                     "get_item_ids": self.get_item_ids, "get_item_max": self.get_item_max,
-                    "get_item_peak": self.get_item_peak}
+                    "get_item_peak": self.get_item_peak,
+                    "eas_sync_collections_max": self.eas_sync_collections_max}
 
 
 # ---- handlers ----------------------------------------------------------------------

@@ -1088,6 +1088,7 @@ def cmd_sync(r, elem):
             return E("AirSync:Sync", [E("AirSync:Status", "13")])
         cols = children(child(d.last_sync, "AirSync:Collections"), "AirSync:Collection")
     d.last_sync = elem
+    r.server.stats.eas_sync(len(cols))
     gw = text(elem, "AirSync:WindowSize")
     budget = min(int(gw), cfg.max_window) if gw and gw.isdigit() and int(gw) > 0 else None
     wait = text(elem, "AirSync:Wait")

@@ -41,6 +41,10 @@ FRESH_PASSWORD=xfs-fresh-user     # see sogo_server.py (Sogo.new_user)
 HERE=$(cd "$(dirname "$0")" && pwd)
 INSTALL_ONLY=0
 [ "${1:-}" = --install-only ] && INSTALL_ONLY=1
+# one run at a time: several test processes may ask at once (spawn closes fd 9 for the daemons)
+mkdir -p "$BASE"
+exec 9>"$BASE/.setup.lock"
+flock 9
 
 T_START=$(date +%s.%N)
 T_LAST=$T_START

@@ -403,6 +403,111 @@ static void email(struct wbxml_enc *e, unsigned cmd, const char *sid,
 	wbxml_end(e);
 }
 
+/* One Sync for several folders: the request carries each collection with
+ * its key; the answer gives each its own outcome, and a folder it leaves
+ * out (or an empty answer) has no changes. */
+static void test_sync_many(void)
+{
+	struct buf b;
+	struct wbxml_enc e;
+	struct wbxml_node *t, *c;
+	struct be_result r;
+	const char *colls[] = { "a", "b", "c", "d" };
+	const char *keys[] = { "ka", "kb", "kc", "kd" };
+
+	buf_init(&b, 0);
+	eas_req_sync_many(&b, colls, keys, 3, 40);
+	t = tree_of(&b);
+	c = wbxml_path(t, WB_AS_SYNC, WB_AS_COLLECTIONS, WB_AS_COLLECTION, 0);
+	for (size_t i = 0; i < 3; i++, c = c ? wbxml_next(c) : NULL) {
+		CHECK(c != NULL);
+		CHECK_STR(wbxml_child_text(c, WB_AS_COLLECTION_ID), colls[i]);
+		CHECK_STR(wbxml_child_text(c, WB_AS_SYNC_KEY), keys[i]);
+		CHECK_STR(wbxml_child_text(c, WB_AS_WINDOW_SIZE), "40");
+		CHECK(wbxml_child(c, WB_AS_GET_CHANGES) != NULL);
+	}
+	CHECK(c == NULL);
+	wbxml_free(t);
+
+	/* a: two changes and more to come; b: left out; c: status 3;
+	 * d: an id not asked for, ignored; a again: ignored */
+	buf_reset(&b);
+	wbxml_enc_init(&e, &b);
+	wbxml_start(&e, WB_AS_SYNC);
+	wbxml_start(&e, WB_AS_COLLECTIONS);
+	wbxml_start(&e, WB_AS_COLLECTION);
+	wbxml_str(&e, WB_AS_SYNC_KEY, "ka2");
+	wbxml_str(&e, WB_AS_COLLECTION_ID, "a");
+	wbxml_str(&e, WB_AS_STATUS, "1");
+	wbxml_empty(&e, WB_AS_MORE_AVAILABLE);
+	wbxml_start(&e, WB_AS_COMMANDS);
+	email(&e, WB_AS_ADD, "1", true);
+	wbxml_start(&e, WB_AS_DELETE);
+	wbxml_str(&e, WB_AS_SERVER_ID, "2");
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_start(&e, WB_AS_COLLECTION);
+	wbxml_str(&e, WB_AS_SYNC_KEY, "0");
+	wbxml_str(&e, WB_AS_COLLECTION_ID, "c");
+	wbxml_str(&e, WB_AS_STATUS, "3");
+	wbxml_end(&e);
+	wbxml_start(&e, WB_AS_COLLECTION);
+	wbxml_str(&e, WB_AS_SYNC_KEY, "x");
+	wbxml_str(&e, WB_AS_COLLECTION_ID, "zz");
+	wbxml_str(&e, WB_AS_STATUS, "1");
+	wbxml_end(&e);
+	wbxml_start(&e, WB_AS_COLLECTION);
+	wbxml_str(&e, WB_AS_SYNC_KEY, "ka3");
+	wbxml_str(&e, WB_AS_COLLECTION_ID, "a");
+	wbxml_str(&e, WB_AS_STATUS, "1");
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_end(&e);
+	CHECK(wbxml_enc_finish(&e) == 0);
+	struct be_sync_one v[3] = {
+		{ .folder_id = "a", .state = "ka" },
+		{ .folder_id = "b", .state = "kb" },
+		{ .folder_id = "c", .state = "kc" },
+	};
+	CHECK(eas_parse_sync_many(b.data, b.len, v, 3, &r) == BE_OK);
+	CHECK(v[0].r.status == BE_OK && v[0].out.n == 2 && v[0].out.more);
+	CHECK_STR(v[0].out.new_state, "ka2");
+	if (v[0].out.n == 2) {
+		CHECK_STR(v[0].out.v[0].id, "a\t1");
+		CHECK(v[0].out.v[1].change == BE_DELETE);
+	}
+	CHECK(v[1].r.status == BE_OK && v[1].out.n == 0 && !v[1].out.more);
+	CHECK_STR(v[1].out.new_state, "kb");
+	CHECK(v[2].r.status == BE_SYNC_INVALID && v[2].out.new_state == NULL);
+	for (size_t i = 0; i < 3; i++)
+		be_item_batch_free(&v[i].out);
+
+	/* an empty answer: nothing changed anywhere */
+	CHECK(eas_parse_sync_many("", 0, v, 2, &r) == BE_OK);
+	CHECK_STR(v[0].out.new_state, "ka");
+	CHECK_STR(v[1].out.new_state, "kb");
+	CHECK(v[0].out.n == 0 && v[1].out.n == 0);
+	for (size_t i = 0; i < 2; i++)
+		be_item_batch_free(&v[i].out);
+
+	/* a status at the top fails the call: no folder moves */
+	buf_reset(&b);
+	wbxml_enc_init(&e, &b);
+	wbxml_start(&e, WB_AS_SYNC);
+	wbxml_str(&e, WB_AS_STATUS, "12");
+	wbxml_end(&e);
+	CHECK(wbxml_enc_finish(&e) == 0);
+	CHECK(eas_parse_sync_many(b.data, b.len, v, 3, &r) == BE_NETWORK);
+	for (size_t i = 0; i < 3; i++)
+		CHECK(v[i].out.new_state == NULL && v[i].out.n == 0);
+	/* truncated: a protocol error, no folder moves */
+	CHECK(eas_parse_sync_many(b.data, b.len - 1, v, 3, &r) == BE_PROTOCOL);
+	for (size_t i = 0; i < 3; i++)
+		CHECK(v[i].out.new_state == NULL);
+	buf_free(&b);
+}
+
 static void test_sync(void)
 {
 	struct buf b;
@@ -912,6 +1017,7 @@ int main(void)
 	test_requests();
 	test_folder_sync();
 	test_sync();
+	test_sync_many();
 	test_fetch();
 	test_small_answers();
 	test_drafts();
