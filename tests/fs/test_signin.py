@@ -401,9 +401,9 @@ class TokenMount(Mount):
         return a + self.extra + [self.user, self.mountpoint]
 
 
-def token_mount(world, env, tmp_path, name="o", extra=()):
+def token_mount(world, env, tmp_path, name="o", extra=(), url=EWS):
     e = {k: v for k, v in env.items() if not k.startswith("_")}
-    return TokenMount(str(tmp_path / name), EWS, ADDR, "unused", str(tmp_path / (name + "-cache")),
+    return TokenMount(str(tmp_path / name), url, ADDR, "unused", str(tmp_path / (name + "-cache")),
                       str(tmp_path / (name + ".log")), ca_file=world["srv"].ca_cert, env=e,
                       extra=["--sync-interval", "1", *extra])
 
@@ -512,6 +512,25 @@ def test_sign_in_again_while_mounted(world, env, tmp_path):
         wait_for(lambda: any(subject in n for n in os.listdir(m.path("Inbox"))), 90,
                  what="the message after signing in again")
         assert "signed in again" in m.log_text()
+    finally:
+        m.stop()
+
+
+def test_oauth2_over_activesync(world, env, tmp_path):
+    """Exchange Online's ActiveSync takes OAuth2 with the scope
+    EAS.AccessAsUser.All: `login --protocol eas` asks for it, and a mount
+    over ActiveSync signs in with the bearer token alone."""
+    srv = world["srv"]
+    assert login(world, env, extra=["--protocol", "eas"])[0] == 0
+    assert any("EAS.AccessAsUser.All" in sc for sc in srv.control("GET", "oauth_state")["scopes"])
+    m = token_mount(world, env, tmp_path, url="https://mail.example.test/Microsoft-Server-ActiveSync",
+                    extra=["--protocol", "eas", "--auth", "oauth2"]).start()
+    try:
+        m.wait_synced()
+        subject = "over-eas-%d" % time.time()
+        srv.control("POST", "deliver", {"folder_path": "Inbox", "subject": subject})
+        wait_for(lambda: any(subject in n for n in os.listdir(m.path("Inbox"))), 60,
+                 what="new mail over ActiveSync with the token")
     finally:
         m.stop()
 

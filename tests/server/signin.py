@@ -17,7 +17,7 @@
 #   POST /control/oauth_approve {user_code, deny?}   the user's part of the device flow
 #   POST /control/oauth_revoke       every refresh token refused from now on (invalid_grant)
 #   POST /control/oauth_expire       every access token issued so far refused (401)
-#   GET  /control/oauth_state        {grants: {type: n}, polls, pending, access_tokens, ...}
+#   GET  /control/oauth_state        {grants: {type: n}, polls, pending, access_tokens, scopes, ...}
 #   POST /control/autodiscover {rules: {"host" or "host/path?query": rule}}  (replaces all)
 #   GET  /control/autodiscover_log   [{method, host, path, auth}] of every Autodiscover request
 #   GET  /control/ntlm_stats         {negotiate, authenticated, refused, v1_refused} (--ntlm, ntlm.py)
@@ -52,6 +52,7 @@ class State:
         self.devices = {}                # device_code -> {user_code, state, last_poll}
         self.codes = {}                  # authorization code -> {challenge, redirect_uri}
         self.grants = {}
+        self.scopes = []                # the scope of every devicecode/authorize/token request
         self.polls = 0
         self.poll_times = []
         self.too_fast = 0
@@ -150,7 +151,8 @@ def control(st, name, req):
         if name == "oauth_state":
             return 200, {"grants": dict(st.grants), "polls": st.polls, "too_fast": st.too_fast,
                          "pending": [d["user_code"] for d in st.devices.values() if d["state"] == "pending"],
-                         "access_tokens": len(st.access), "refresh_tokens": len(st.refresh)}
+                         "access_tokens": len(st.access), "refresh_tokens": len(st.refresh),
+                         "scopes": list(st.scopes)}
         if name == "autodiscover":
             st.rules = {k.lower() if "/" not in k else k.split("/", 1)[0].lower() + "/" + k.split("/", 1)[1]: v
                         for k, v in (req.get("rules") or {}).items()}
@@ -163,6 +165,9 @@ def control(st, name, req):
 
 def oauth(h, st, what, method, form, q):
     st.grants[what] = st.grants.get(what, 0) + 1
+    scope = form.get("scope") or q.get("scope")
+    if scope:
+        st.scopes.append(scope)
     if what == "devicecode" and method == "POST":
         if not form.get("client_id"):
             return _oauth_error(h, "invalid_request", "client_id missing")
