@@ -261,12 +261,15 @@ static void drop_session(struct sync *s)
 }
 
 /* Sync the folder hierarchy to the end.  On an invalid state, start over
- * from empty and remove the folders the server no longer reports. */
+ * from empty and remove the folders the server no longer reports - before
+ * the new list is stored when it came in one page (ActiveSync's FolderSync
+ * always does), so a folder that has a new id under the same name (deleted
+ * and made again meanwhile) takes its name back instead of "Name (2)". */
 static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
 {
 	char *state = cache_meta_get(s->cache, "hierarchy_state");
 	bool first = !state;  /* nobody has seen the tree: no events */
-	bool resync = false;
+	bool resync = false, swept = false;
 	char **seen = NULL;
 	size_t n_seen = 0;
 	enum be_status st;
@@ -297,9 +300,17 @@ static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
 				seen = xrealloc(seen, (n_seen + 1) * sizeof(*seen));
 				seen[n_seen++] = xstrdup(b.v[i].id);
 			}
+		struct cache_changes gone = { .from_server = true };
+		if (resync && !state && !b.more) {
+			/* the whole list in one page */
+			cache_sweep_folders(s->cache, seen, n_seen, &gone);
+			swept = true;
+		}
 		struct cache_changes ch = { .from_server = !first };
 		int arc = cache_apply_folders(s->cache, s->root_id, &b, &ch);
 		sync_server_unlock(s);
+		sync_notify(s, &gone);
+		cache_changes_free(&gone);
 		if (arc) {
 			be_result_set(r, BE_PROTOCOL, "cannot store folder list in cache");
 			st = BE_PROTOCOL;
@@ -316,7 +327,7 @@ static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
 		if (!more)
 			break;
 	}
-	if (st == BE_OK && resync) {
+	if (st == BE_OK && resync && !swept) {
 		struct cache_changes ch = { .from_server = true };
 		cache_sweep_folders(s->cache, seen, n_seen, &ch);
 		sync_notify(s, &ch);

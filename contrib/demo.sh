@@ -3,6 +3,12 @@
 # needed, builds, starts the bundled test EWS server (HTTPS on 127.0.0.1,
 # a generated mailbox of 500 messages kept in .demo/) and mounts it on
 # ./demo-mail.  `./contrib/demo.sh stop` unmounts and stops the server.
+#   ./contrib/demo.sh sogo      a real ActiveSync server instead: installs
+#                               SOGo from Debian (tests/sogo/), fills user
+#                               "demo" with 100 messages once, mounts it over
+#                               ActiveSync 14.1 on ./demo-sogo
+#   ./contrib/demo.sh deliver [SUBJECT]   new mail on the demo servers
+#                               (watch it arrive: inotifywait -m demo-mail/Inbox)
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -10,20 +16,104 @@ demo="$top/.demo"
 mnt="$top/demo-mail"
 user="alice@example.com"
 
+smnt="$top/demo-sogo"
+sogo_url="http://127.0.0.1:${SOGO_PORT:-20000}/SOGo/Microsoft-Server-ActiveSync"
+
 stop() {
-	if mountpoint -q "$mnt" 2>/dev/null; then
-		fusermount3 -u "$mnt" && echo "unmounted $mnt"
-	fi
+	for m in "$mnt" "$smnt"; do
+		if mountpoint -q "$m" 2>/dev/null; then
+			fusermount3 -u "$m" && echo "unmounted $m"
+		fi
+	done
 	if [ -f "$demo/server.pid" ] && kill "$(cat "$demo/server.pid")" 2>/dev/null; then
 		echo "stopped the test server"
 	fi
 	rm -f "$demo/server.pid" "$demo/port"
+	if [ -f "$demo/sogo-started" ]; then
+		tests/sogo/stop-sogo.sh >/dev/null && echo "stopped SOGo"
+		rm -f "$demo/sogo-started"
+	fi
 }
 
-if [ "${1:-}" = stop ]; then
-	stop
-	exit 0
-fi
+# deliver SUBJECT: a new message in the Inbox of whichever demo runs
+deliver() {
+	subject=${1:-"Hello from the demo $(date +%H:%M:%S)"}
+	if mountpoint -q "$smnt" 2>/dev/null; then
+		/usr/bin/python3 - "$subject" <<'PY'
+import sys
+sys.path.insert(0, "tests/sogo")
+from sogo_server import FRESH_PASSWORD, Sogo, SogoUser
+SogoUser(Sogo(), "demo", FRESH_PASSWORD).view().deliver("INBOX", subject=sys.argv[1])
+PY
+		echo "delivered \"$subject\" to the Inbox of demo@example.test on SOGo"
+	fi
+	if [ -s "$demo/port" ]; then
+		curl -sf --cacert "$demo/cert.pem" -d "{\"folder_path\":\"Inbox\",\"subject\":\"$subject\"}" \
+			"https://127.0.0.1:$(cat "$demo/port")/control/deliver" >/dev/null
+		echo "delivered \"$subject\" to the Inbox of the test server"
+	fi
+}
+
+# the SOGo demo: a real ActiveSync server on 127.0.0.1
+sogo() {
+	./contrib/install-deps.sh --sogo
+	./contrib/install-deps.sh
+	[ -d build ] || meson setup build >/dev/null
+	ninja -C build >/dev/null
+	echo "built build/fs/exchangefs"
+	mkdir -p "$demo"
+	chmod 700 "$demo"
+	running=0
+	curl -s -m 2 -o /dev/null -X OPTIONS "$sogo_url" && running=1
+	echo "starting SOGo, Dovecot, PostgreSQL, memcached (tests/sogo/setup-sogo.sh)..."
+	tests/sogo/setup-sogo.sh | tail -1
+	[ $running = 1 ] || touch "$demo/sogo-started"
+	/usr/bin/python3 - "$demo/sogo-password" <<'PY'
+import os, sys
+sys.path.insert(0, "tests/sogo")
+from sogo_server import DOMAIN, FRESH_PASSWORD, Sogo, SogoUser
+Sogo().psql("INSERT INTO sogo_users VALUES ('demo','demo','{PLAIN}%s','Demo User','demo@%s') "
+            "ON CONFLICT (c_uid) DO NOTHING" % (FRESH_PASSWORD, DOMAIN))
+u = SogoUser(Sogo(), "demo", FRESH_PASSWORD)
+u.enable_modseq()
+m = u.imap()
+n = int(m.select("INBOX")[1][0])
+m.logout()
+if n == 0:
+    print("filling the mailbox of demo@%s (100 messages)..." % DOMAIN)
+    u.view().populate(100, 42)
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, (FRESH_PASSWORD + "\n").encode())
+os.close(fd)
+PY
+	mkdir -p "$smnt"
+	if mountpoint -q "$smnt"; then
+		echo "already mounted on $smnt"
+	else
+		./build/fs/exchangefs --protocol eas --url "$sogo_url" --user demo \
+			--password-file "$demo/sogo-password" --cache-dir "$demo/sogo-cache" "$smnt"
+	fi
+	cat <<EOT
+
+SOGo's mailbox of demo@example.test is mounted over ActiveSync on $smnt. Try:
+  ls demo-sogo/ demo-sogo/INBOX | head     # folders and messages
+  grep -rl 'invoice 4711' demo-sogo        # every message's exact MIME
+  inotifywait -m demo-sogo/INBOX &         # then: ./contrib/demo.sh deliver
+  printf 'To: bob@example.test\\nSubject: Hi\\n\\nHello\\n' > /tmp/hi.eml
+  cp /tmp/hi.eml demo-sogo/Outbox/         # sent (to SOGo's SMTP sink), a copy in Sent
+  cat demo-sogo/.exchangefs/status
+Unmount (and stop SOGo if the demo started it):
+  ./contrib/demo.sh stop
+EOT
+}
+
+case "${1:-}" in
+stop) stop; exit 0 ;;
+deliver) deliver "${2:-}"; exit 0 ;;
+sogo) sogo; exit 0 ;;
+"") ;;
+*) echo "usage: $0 [sogo | deliver [SUBJECT] | stop]" >&2; exit 2 ;;
+esac
 
 ./contrib/install-deps.sh
 [ -d build ] || meson setup build >/dev/null
@@ -79,7 +169,8 @@ The demo mailbox is mounted on $mnt. Try:
   getfattr -d demo-mail/Inbox/*.eml | head -20
   cat demo-mail/.exchangefs/status     # sync state and progress
 Deliver a new message on the server; it shows at once (watch with: inotifywait -m demo-mail/Inbox):
-  curl -s --cacert .demo/cert.pem -d '{"folder_path":"Inbox","subject":"Hello demo"}' https://127.0.0.1:$port/control/deliver
+  ./contrib/demo.sh deliver "Hello demo"
+The same mailbox over a real ActiveSync server (installs SOGo from Debian): ./contrib/demo.sh sogo
 Unmount and stop the test server:
   fusermount3 -u demo-mail; ./contrib/demo.sh stop
 EOT

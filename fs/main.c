@@ -10,6 +10,7 @@
 #include "cache/journal.h"
 
 #include <curl/curl.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -66,6 +67,35 @@ static void prefetch_policy(struct cache *cache, const struct options *o,
 	if (v && prefetch_parse(v, &scfg->prefetch_days))
 		scfg->prefetch_days = 30;
 	free(v);
+}
+
+/* A cache holds one account's mail over one protocol (ids and sync states
+ * mean nothing to another server or protocol): the first mount writes who
+ * it is for, and a mount for someone else is refused (a default cache
+ * directory is per account and protocol; only --cache-dir can mix them).
+ * The URL may change (a server moved, Autodiscover).  Returns 0 or -1. */
+static int cache_account(struct cache *cache, const struct options *o,
+			 const char *dir)
+{
+	char *want = xasprintf("%s %s", o->protocol, o->user ? o->user : "");
+	for (char *p = want; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	char *have = cache_meta_get(cache, "account");
+	int rc = 0;
+	if (!have) {
+		cache_meta_set(cache, "account", want);
+	} else if (strcmp(have, want)) {
+		char *sp = strchr(have, ' ');
+		fprintf(stderr, "exchangefs: the cache in %s holds the mail of "
+			"%s over %.*s, not of %s over %s: use another "
+			"--cache-dir (or remove that one to start again)\n",
+			dir, sp ? sp + 1 : have, sp ? (int)(sp - have) : 0,
+			have, o->user, o->protocol);
+		rc = -1;
+	}
+	free(have);
+	free(want);
+	return rc;
 }
 
 /* Sign in and read the folder list before mounting.  Returns 0 to go on
@@ -218,6 +248,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "exchangefs: %s\n", err);
 		goto out_free;
 	}
+	if (cache_account(cache, &o, cache_dir))
+		goto out_free;
 	cache_set_body_limit(cache, o.cache_size);
 	prefetch_policy(cache, &o, &scfg);
 	int rc = first_contact(cache, &scfg);

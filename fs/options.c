@@ -778,10 +778,14 @@ char *options_cache_dir(const struct options *o)
 {
 	if (o->cache_dir)
 		return xstrdup(o->cache_dir);
-	/* account = user@host, with characters a path cannot hold mapped */
+	/* account = user@host (and the protocol when not EWS: ids and sync
+	 * states of two protocols cannot share a cache), with characters a
+	 * path cannot hold mapped */
 	size_t hl;
 	const char *h = options_host(o, &hl);
-	char *acct = xasprintf("%s@%.*s", o->user, (int)hl, h);
+	bool ews = !o->protocol || !strcmp(o->protocol, "ews");
+	char *acct = xasprintf("%s@%.*s%s%s", o->user, (int)hl, h,
+			       ews ? "" : ".", ews ? "" : o->protocol);
 	for (char *p = acct; *p; p++)
 		if (*p == '/' || *p == '\\' || (unsigned char)*p < 0x20)
 			*p = '_';

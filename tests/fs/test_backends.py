@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from inotify import Watcher
-from mountlib import server_name_to_file, wait_for
+from mountlib import EXE, server_name_to_file, wait_for
 from servers import has_eas, open_target
 
 SOGO_WAIT = 60          # SOGo looks for changes every 5 s; its Ping answers within 5-10 s
@@ -406,6 +406,67 @@ def test_eas_syncs_folders_together(mount):
         for path, mime in mimes.items():
             wait_for(lambda: file_of(m.path(*path.split("/")), mime), 30, what="the message in " + path)
         assert "cannot sync folder" not in m.log_text()
+        m.stop()
+    finally:
+        t.close()
+
+
+@pytest.mark.parametrize("kind", ["ews", "eas"])
+def test_folder_made_again_keeps_its_name_through_a_resync(kind, mount):
+    """A folder deleted and made again under the same name on the server (a
+    new id) while the server also refused the mount's folder-list state: the
+    resync gives it its own name back, not "Name (2)" next to a ghost. (The
+    test server's fault refuses every sync state; SOGo cannot be made to
+    refuse its FolderSync state from a test.)"""
+    if kind == "eas" and not has_eas():
+        pytest.skip("this exchangefs has no ActiveSync backend (--protocol eas)")
+    t = open_target(kind, messages=20, seed=5)
+    try:
+        t.srv.create_folder("Inbox", "Rebuilt")
+        m = mounted(t, mount)
+        assert os.path.isdir(m.path("Inbox", "Rebuilt"))
+        m.stop()
+        t.srv.delete_folder("Inbox/Rebuilt")
+        t.srv.create_folder("Inbox", "Rebuilt")
+        t.srv.deliver("Inbox/Rebuilt", subject="In the new Rebuilt")
+        t.srv.invalidate_sync_states()
+        m = mounted(t, mount)
+        wait_for(lambda: any("In the new Rebuilt" in n for n in os.listdir(m.path("Inbox", "Rebuilt"))),
+                 30, what="the new folder's message under the old name")
+        assert sorted(n for n in os.listdir(m.path("Inbox")) if n.startswith("Rebuilt")) == ["Rebuilt"]
+        assert "resyncing the folder list" in m.log_text()
+        m.stop()
+    finally:
+        t.close()
+
+
+def test_cache_of_another_account_or_protocol_is_refused(tmp_path, mount):
+    """A cache holds one account over one protocol: its ids and sync states
+    mean nothing to another. Mounting another user, or the same user over
+    ActiveSync, on a cache made over EWS is refused with one line that says
+    why (nothing in it is touched); the first mount's own remount works."""
+    t = open_target("ews", messages=10, seed=5)
+    try:
+        cache = str(tmp_path / "shared-cache")
+        m = mount(t, cache=cache)
+        m.wait_synced()
+        m.stop()
+        tries = [("eas", t.srv.eas_url, t.srv.user, "over ews, not of %s over eas" % t.srv.user)]
+        if not has_eas():
+            tries = []
+        tries.append(("ews", t.srv.ews_url, "bob", "holds the mail of %s over ews, not of bob over ews"
+                      % t.srv.user.lower()))
+        os.mkdir(tmp_path / "mnt2")
+        for proto, url, user, words in tries:
+            env = dict(os.environ, EXCHANGEFS_PASSWORD=t.srv.password)
+            r = subprocess.run([EXE, "-f", "--protocol", proto, "--url", url, "--user", user,
+                                "--cache-dir", cache, str(tmp_path / "mnt2")],
+                               capture_output=True, text=True, env=env, timeout=60)
+            assert r.returncode == 1, r.stderr
+            assert words in r.stderr and "--cache-dir" in r.stderr, r.stderr
+            assert len([ln for ln in r.stderr.splitlines() if "warning" not in ln]) == 1, r.stderr
+        m = mount(t, cache=cache)
+        m.wait_synced()
         m.stop()
     finally:
         t.close()
