@@ -54,15 +54,20 @@ PY
 	fi
 }
 
-# the SOGo demo: a real ActiveSync server on 127.0.0.1
-sogo() {
-	./contrib/install-deps.sh --sogo
+# install what is missing, build, and make the private .demo directory
+prepare() {
 	./contrib/install-deps.sh
 	[ -d build ] || meson setup build >/dev/null
 	ninja -C build >/dev/null
 	echo "built build/fs/exchangefs"
 	mkdir -p "$demo"
 	chmod 700 "$demo"
+}
+
+# the SOGo demo: a real ActiveSync server on 127.0.0.1
+sogo() {
+	./contrib/install-deps.sh --sogo
+	prepare
 	running=0
 	curl -s -m 2 -o /dev/null -X OPTIONS "$sogo_url" && running=1
 	echo "starting SOGo, Dovecot, PostgreSQL, memcached (tests/sogo/setup-sogo.sh)..."
@@ -115,13 +120,7 @@ sogo) sogo; exit 0 ;;
 *) echo "usage: $0 [sogo | deliver [SUBJECT] | stop]" >&2; exit 2 ;;
 esac
 
-./contrib/install-deps.sh
-[ -d build ] || meson setup build >/dev/null
-ninja -C build >/dev/null
-echo "built build/fs/exchangefs"
-
-mkdir -p "$demo"
-chmod 700 "$demo"
+prepare
 if [ ! -f "$demo/cert.pem" ]; then
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 		-keyout "$demo/key.pem" -out "$demo/cert.pem" -days 365 -subj /CN=localhost \
