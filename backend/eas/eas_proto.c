@@ -859,6 +859,35 @@ static void sync_close(struct wbxml_enc *e)
 	wbxml_end(e);
 }
 
+/* Categories of a Change: one Category per comma-separated name (blanks
+ * around it trimmed); none is an empty Categories, which clears them. */
+static void put_categories(struct wbxml_enc *e, const char *list)
+{
+	bool open = false;
+	for (const char *c = list ? list : ""; *c;) {
+		const char *end = strchr(c, ',');
+		size_t n = end ? (size_t)(end - c) : strlen(c);
+		const char *a = c, *z = c + n;
+		while (a < z && (*a == ' ' || *a == '\t'))
+			a++;
+		while (z > a && (z[-1] == ' ' || z[-1] == '\t'))
+			z--;
+		if (z > a) {
+			char *name = xstrndup(a, (size_t)(z - a));
+			if (!open)
+				wbxml_start(e, WB_EM_CATEGORIES);
+			open = true;
+			wbxml_str(e, WB_EM_CATEGORY, name);
+			free(name);
+		}
+		c += n + (end ? 1 : 0);
+	}
+	if (open)
+		wbxml_end(e);
+	else
+		wbxml_empty(e, WB_EM_CATEGORIES);
+}
+
 void eas_req_change(struct buf *b, const char *collection, const char *key,
 		    const char *server_id, const struct be_props *p)
 {
@@ -882,6 +911,8 @@ void eas_req_change(struct buf *b, const char *collection, const char *key,
 			wbxml_end(&e);
 		}
 	}
+	if (p->mask & BE_PROP_CATEGORIES)
+		put_categories(&e, p->categories);
 	wbxml_end(&e);  /* ApplicationData */
 	wbxml_end(&e);  /* Change */
 	sync_close(&e);

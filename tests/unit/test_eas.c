@@ -203,6 +203,29 @@ static void test_requests(void)
 	CHECK(app && wbxml_child(app, WB_EM_FLAG) && !wbxml_child(app, WB_EM_FLAG)->child);
 	CHECK(!wbxml_child(app, WB_EM_READ));
 	wbxml_free(t);
+	/* categories: one Category each, blanks trimmed; none clears them */
+	buf_reset(&b);
+	p.mask = BE_PROP_CATEGORIES;
+	p.categories = "Red, Project X";
+	eas_req_change(&b, "c", "k1", "9", &p);
+	t = tree_of(&b);
+	app = wbxml_path(t, WB_AS_SYNC, WB_AS_COLLECTIONS, WB_AS_COLLECTION,
+			 WB_AS_COMMANDS, WB_AS_CHANGE, WB_AS_APPLICATION_DATA, 0);
+	struct wbxml_node *cat = wbxml_path(app, WB_EM_CATEGORIES, WB_EM_CATEGORY, 0);
+	CHECK_STR(cat ? cat->text : NULL, "Red");
+	cat = cat ? wbxml_next(cat) : NULL;
+	CHECK_STR(cat ? cat->text : NULL, "Project X");
+	CHECK(cat && !wbxml_next(cat));
+	CHECK(!wbxml_child(app, WB_EM_FLAG));
+	wbxml_free(t);
+	buf_reset(&b);
+	p.categories = "";
+	eas_req_change(&b, "c", "k1", "9", &p);
+	t = tree_of(&b);
+	app = wbxml_path(t, WB_AS_SYNC, WB_AS_COLLECTIONS, WB_AS_COLLECTION,
+			 WB_AS_COMMANDS, WB_AS_CHANGE, WB_AS_APPLICATION_DATA, 0);
+	CHECK(app && wbxml_child(app, WB_EM_CATEGORIES) && !wbxml_child(app, WB_EM_CATEGORIES)->child);
+	wbxml_free(t);
 
 	buf_reset(&b);
 	eas_req_delete(&b, "c", "k2", "10", true);
