@@ -482,6 +482,7 @@ static void email_fields(const struct wbxml_node *app, struct be_item *it)
 	it->item_class = text_field(app, WB_EM_MESSAGE_CLASS);
 	it->received = eas_parse_date(wbxml_child_text(app, WB_EM_DATE_RECEIVED));
 	it->is_read = bool_field(app, WB_EM_READ);
+	it->is_draft = bool_field(app, WB_EM2_IS_DRAFT);
 	struct wbxml_node *fl = wbxml_child(app, WB_EM_FLAG);
 	if (fl) {
 		const char *fs = wbxml_child_text(fl, WB_EM_FLAG_STATUS);
@@ -579,6 +580,10 @@ enum be_status eas_parse_sync(const void *p, size_t n, const char *collection,
 		if (kind == BE_DELETE || !app)
 			continue;
 		email_fields(app, it);
+		/* a Change carries the body only when the content changed
+		 * (a draft edited elsewhere): there is no change key to say so */
+		if (kind == BE_UPDATE && wbxml_child(app, WB_ASB_BODY))
+			it->content_changed = true;
 		/* a change of the read flag alone */
 		if (kind == BE_UPDATE && it->is_read >= 0 && app->child &&
 		    app->child == app->last)

@@ -408,6 +408,7 @@ static void email(struct wbxml_enc *e, unsigned cmd, const char *sid,
 		wbxml_str(e, WB_EM_DATE_RECEIVED, "2026-11-22T05:00:00.000Z");
 		wbxml_str(e, WB_EM_MESSAGE_CLASS, "IPM.Note");
 		wbxml_str(e, WB_EM_READ, "0");
+		wbxml_str(e, WB_EM2_IS_DRAFT, "1");
 		wbxml_start(e, WB_ASB_BODY);
 		wbxml_str(e, WB_ASB_TYPE, "4");
 		wbxml_str(e, WB_ASB_ESTIMATED_DATA_SIZE, "4321");
@@ -457,15 +458,16 @@ static void test_sync(void)
 	wbxml_start(&e, WB_AS_SOFT_DELETE);
 	wbxml_str(&e, WB_AS_SERVER_ID, "5");
 	wbxml_end(&e);
+	email(&e, WB_AS_CHANGE, "6", true);  /* with the body: edited */
 	wbxml_end(&e);
 	wbxml_end(&e);
 	wbxml_end(&e);
 	wbxml_end(&e);
 	CHECK(wbxml_enc_finish(&e) == 0);
 	CHECK(eas_parse_sync(b.data, b.len, "c", &ib, &r) == BE_OK);
-	CHECK(ib.n == 5 && ib.more);
+	CHECK(ib.n == 6 && ib.more);
 	CHECK_STR(ib.new_state, "k2");
-	if (ib.n == 5) {
+	if (ib.n == 6) {
 		struct be_item *it = &ib.v[0];
 		CHECK(it->change == BE_CREATE);
 		CHECK_STR(it->id, "c\t1");
@@ -485,6 +487,11 @@ static void test_sync(void)
 		CHECK(ib.v[3].change == BE_DELETE);
 		CHECK_STR(ib.v[3].id, "c\t4");
 		CHECK(ib.v[4].change == BE_DELETE);
+		/* only a Change with the body says the content changed */
+		CHECK(it->is_draft == 1 && ib.v[1].is_draft == -1);
+		CHECK(!it->content_changed && !ib.v[1].content_changed &&
+		      !ib.v[2].content_changed);
+		CHECK(ib.v[5].change == BE_UPDATE && ib.v[5].content_changed);
 	}
 	be_item_batch_free(&ib);
 
