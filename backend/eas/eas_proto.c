@@ -1329,6 +1329,26 @@ int eas_draft_from_mime(const void *mime, size_t len, struct eas_draft *d,
 	return r->status == BE_OK ? 0 : -1;
 }
 
+/* The ApplicationData of a draft's Add or Change: its fields. */
+static void draft_data(struct wbxml_enc *e, const struct eas_draft *d, bool add)
+{
+	wbxml_start(e, WB_AS_APPLICATION_DATA);
+	if (d->to)
+		wbxml_str(e, WB_EM_TO, d->to);
+	if (d->cc)
+		wbxml_str(e, WB_EM_CC, d->cc);
+	if (d->bcc)
+		wbxml_str(e, WB_EM2_BCC, d->bcc);
+	wbxml_str(e, WB_EM_SUBJECT, d->subject ? d->subject : "");
+	wbxml_start(e, WB_ASB_BODY);
+	wbxml_str(e, WB_ASB_TYPE, d->html ? "2" : "1");
+	wbxml_str(e, WB_ASB_DATA, d->body ? d->body : "");
+	wbxml_end(e);
+	if (add)
+		wbxml_str(e, WB_EM2_IS_DRAFT, "1");
+	wbxml_end(e);  /* ApplicationData */
+}
+
 void eas_req_add_draft(struct buf *b, const char *collection, const char *key,
 		       const char *client_id, const struct eas_draft *d)
 {
@@ -1338,21 +1358,23 @@ void eas_req_add_draft(struct buf *b, const char *collection, const char *key,
 	wbxml_start(&e, WB_AS_COMMANDS);
 	wbxml_start(&e, WB_AS_ADD);
 	wbxml_str(&e, WB_AS_CLIENT_ID, client_id);
-	wbxml_start(&e, WB_AS_APPLICATION_DATA);
-	if (d->to)
-		wbxml_str(&e, WB_EM_TO, d->to);
-	if (d->cc)
-		wbxml_str(&e, WB_EM_CC, d->cc);
-	if (d->bcc)
-		wbxml_str(&e, WB_EM2_BCC, d->bcc);
-	wbxml_str(&e, WB_EM_SUBJECT, d->subject ? d->subject : "");
-	wbxml_start(&e, WB_ASB_BODY);
-	wbxml_str(&e, WB_ASB_TYPE, d->html ? "2" : "1");
-	wbxml_str(&e, WB_ASB_DATA, d->body ? d->body : "");
-	wbxml_end(&e);
-	wbxml_str(&e, WB_EM2_IS_DRAFT, "1");
-	wbxml_end(&e);  /* ApplicationData */
+	draft_data(&e, d, true);
 	wbxml_end(&e);  /* Add */
+	sync_close(&e);
+}
+
+void eas_req_change_draft(struct buf *b, const char *collection,
+			  const char *key, const char *server_id,
+			  const struct eas_draft *d)
+{
+	struct wbxml_enc e;
+	sync_open(&e, b, collection, key);
+	wbxml_str(&e, WB_AS_GET_CHANGES, "0");
+	wbxml_start(&e, WB_AS_COMMANDS);
+	wbxml_start(&e, WB_AS_CHANGE);
+	wbxml_str(&e, WB_AS_SERVER_ID, server_id);
+	draft_data(&e, d, false);
+	wbxml_end(&e);  /* Change */
 	sync_close(&e);
 }
 

@@ -426,16 +426,6 @@ def test_editor_files_stay_local(live):
     assert len(srv.items("Drafts")) == drafts
 
 
-NO_DRAFT_EDIT = ("the ActiveSync backend cannot change a stored draft yet (no replace_mime: "
-                 "\"server refused to update draft ...: this protocol cannot do that yet\"); "
-                 "a Sync Change of the draft's fields (16.0+) would do it")
-
-
-def xfail_draft_edit(target, request):
-    if target.kind == "eas":
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=NO_DRAFT_EDIT))
-
-
 def draft(srv, m, name, subject):
     write(m.path("Drafts", name), message(subject))
     drained(m)
@@ -443,10 +433,9 @@ def draft(srv, m, name, subject):
     return it["id"]
 
 
-def test_edit_a_draft_in_place_and_by_rename(live, request):
+def test_edit_a_draft_in_place_and_by_rename(live):
     target, m = live
     target.require("drafts")
-    xfail_draft_edit(target, request)
     srv = target.srv
     p = m.path("Drafts", "edit.eml")
     draft(srv, m, "edit.eml", "Version 1")
@@ -470,10 +459,9 @@ def test_edit_a_draft_in_place_and_by_rename(live, request):
 
 
 @pytest.mark.skipif(not shutil.which("vim"), reason="vim is not installed")
-def test_edit_a_draft_with_vim(live, request):
+def test_edit_a_draft_with_vim(live):
     target, m = live
     target.require("drafts")
-    xfail_draft_edit(target, request)
     srv = target.srv
     p = m.path("Drafts", "vim.eml")
     draft(srv, m, "vim.eml", "Vim 1")

@@ -869,6 +869,19 @@ static void test_drafts(void)
 	CHECK_STR(wbxml_child_text(wbxml_child(app, WB_ASB_BODY), WB_ASB_TYPE), "2");
 	CHECK_STR(wbxml_child_text(wbxml_child(app, WB_ASB_BODY), WB_ASB_DATA), "<b>hi</b>");
 	wbxml_free(t);
+	/* a draft rewritten: a Change of the same fields, no IsDraft */
+	buf_reset(&b);
+	eas_req_change_draft(&b, "drafts", "k6", "7", &d);
+	t = tree_of(&b);
+	c = wbxml_path(t, WB_AS_SYNC, WB_AS_COLLECTIONS, WB_AS_COLLECTION, 0);
+	CHECK_STR(wbxml_child_text(c, WB_AS_SYNC_KEY), "k6");
+	struct wbxml_node *chg = wbxml_path(c, WB_AS_COMMANDS, WB_AS_CHANGE, 0);
+	CHECK_STR(wbxml_child_text(chg, WB_AS_SERVER_ID), "7");
+	app = wbxml_child(chg, WB_AS_APPLICATION_DATA);
+	CHECK_STR(wbxml_child_text(app, WB_EM2_BCC), "dan@example.com");
+	CHECK(!wbxml_child(app, WB_EM2_IS_DRAFT));
+	CHECK_STR(wbxml_child_text(wbxml_child(app, WB_ASB_BODY), WB_ASB_DATA), "<b>hi</b>");
+	wbxml_free(t);
 	eas_draft_free(&d);
 
 	const char *m2 = "Subject: qp\nContent-Transfer-Encoding: quoted-printable\n\n"
