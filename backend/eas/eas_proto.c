@@ -474,6 +474,8 @@ static int bool_field(const struct wbxml_node *n, unsigned tag)
 	return !strcmp(t, "1") ? 1 : !strcmp(t, "0") ? 0 : -1;
 }
 
+static char *mime_message_id(const char *p, size_t len);
+
 /* Email properties of an Add or Change: only those present are set. */
 static void email_fields(const struct wbxml_node *app, struct be_item *it)
 {
@@ -519,6 +521,11 @@ static void email_fields(const struct wbxml_node *app, struct be_item *it)
 		if (*est && !*end && v > 0)
 			it->size = v;
 	}
+	/* the Message-ID from the MIME's first bytes that come along */
+	struct wbxml_node *data = body && type && !strcmp(type, "4")
+				  ? wbxml_child(body, WB_ASB_DATA) : NULL;
+	if (data && data->text)
+		it->message_id = mime_message_id(data->text, data->len);
 }
 
 enum be_status eas_parse_sync(const void *p, size_t n, const char *collection,
@@ -1211,6 +1218,39 @@ static char *header_value(const char *v, size_t n)
 	char *out = xstrndup(p, l);
 	free(s);
 	return out;
+}
+
+/* The Message-ID among the first bytes of a MIME message (the part of it
+ * a Sync brings, MIMETruncation 1), unfolded and trimmed; NULL when it is
+ * not there, or may be cut by the truncation. */
+static char *mime_message_id(const char *p, size_t len)
+{
+	const char *end = p + len;
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			return NULL;  /* cut: the header may go on */
+		if (eol - p <= 1 && (*p == '\r' || *p == '\n'))
+			return NULL;  /* the blank line: header over */
+		const char *h_end = eol + 1;
+		while (h_end < end && (*h_end == ' ' || *h_end == '\t')) {
+			const char *e2 = memchr(h_end, '\n', (size_t)(end - h_end));
+			if (!e2)
+				return NULL;
+			h_end = e2 + 1;
+		}
+		if (h_end == end)
+			return NULL;  /* a continuation may have been cut */
+		if (eol - p > 11 && !strncasecmp(p, "Message-ID:", 11)) {
+			char *v = header_value(p + 11, (size_t)(h_end - p - 11));
+			if (*v && strlen(v) <= 998)
+				return v;
+			free(v);
+			return NULL;
+		}
+		p = h_end;
+	}
+	return NULL;
 }
 
 static int hexval(int c)

@@ -204,7 +204,10 @@ def test_rm_moves_to_deleted_items_and_there_deletes(live):
     target, m = live
     srv, inbox, trash = target.srv, target.inbox, fname(target, "Deleted Items")
     name = emls(m.path(inbox))[0]
+    # known before the body is read (ActiveSync: from the MIME's first bytes)
+    xmid = os.getxattr(m.path(inbox, name), "user.mail.message_id").decode()
     mid = mid_of(m.path(inbox, name))
+    assert xmid == mid
     n_inbox = len(srv.items(inbox))
     os.unlink(m.path(inbox, name))
     assert name not in os.listdir(m.path(inbox))

@@ -412,6 +412,9 @@ static void email(struct wbxml_enc *e, unsigned cmd, const char *sid,
 		wbxml_start(e, WB_ASB_BODY);
 		wbxml_str(e, WB_ASB_TYPE, "4");
 		wbxml_str(e, WB_ASB_ESTIMATED_DATA_SIZE, "4321");
+		/* the MIME's first bytes (MIMETruncation): a folded Message-ID */
+		wbxml_str(e, WB_ASB_DATA, "From: a@example.test\r\nmessage-id:\r\n"
+			  " <m1@example.test> \r\nSubject: Hello\r\n\r\nHi");
 		wbxml_end(e);
 		wbxml_start(e, WB_EM_CATEGORIES);
 		wbxml_str(e, WB_EM_CATEGORY, "Red");
@@ -459,15 +462,25 @@ static void test_sync(void)
 	wbxml_str(&e, WB_AS_SERVER_ID, "5");
 	wbxml_end(&e);
 	email(&e, WB_AS_CHANGE, "6", true);  /* with the body: edited */
+	/* a Message-ID the truncation may have cut is not taken */
+	wbxml_start(&e, WB_AS_ADD);
+	wbxml_str(&e, WB_AS_SERVER_ID, "7");
+	wbxml_start(&e, WB_AS_APPLICATION_DATA);
+	wbxml_start(&e, WB_ASB_BODY);
+	wbxml_str(&e, WB_ASB_TYPE, "4");
+	wbxml_str(&e, WB_ASB_DATA, "Subject: x\r\nMessage-ID: <cut@exa");
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_end(&e);
 	wbxml_end(&e);
 	wbxml_end(&e);
 	wbxml_end(&e);
 	wbxml_end(&e);
 	CHECK(wbxml_enc_finish(&e) == 0);
 	CHECK(eas_parse_sync(b.data, b.len, "c", &ib, &r) == BE_OK);
-	CHECK(ib.n == 6 && ib.more);
+	CHECK(ib.n == 7 && ib.more);
 	CHECK_STR(ib.new_state, "k2");
-	if (ib.n == 6) {
+	if (ib.n == 7) {
 		struct be_item *it = &ib.v[0];
 		CHECK(it->change == BE_CREATE);
 		CHECK_STR(it->id, "c\t1");
@@ -492,6 +505,8 @@ static void test_sync(void)
 		CHECK(!it->content_changed && !ib.v[1].content_changed &&
 		      !ib.v[2].content_changed);
 		CHECK(ib.v[5].change == BE_UPDATE && ib.v[5].content_changed);
+		CHECK_STR(it->message_id, "<m1@example.test>");
+		CHECK(ib.v[1].message_id == NULL && ib.v[6].message_id == NULL);
 	}
 	be_item_batch_free(&ib);
 
