@@ -157,6 +157,9 @@ struct be_item {
 	int flag;            /* enum be_flag, or -1 unknown */
 	char *categories;    /* owned, comma-separated ("" none); NULL unknown */
 	int is_draft;        /* 0, 1, or -1 unknown */
+	bool content_changed; /* an update that says the bytes changed, for
+				 protocols without change keys (an ActiveSync
+				 Change carrying the body) */
 };
 
 struct be_item_batch {

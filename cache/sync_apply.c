@@ -570,7 +570,9 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 		 * length): drop the cached body so the next read fetches the
 		 * new bytes.  A new size with new flags may be just their
 		 * bytes (Size counts properties too): the body goes, but the
-		 * event is the flags'. */
+		 * event is the flags'.  A protocol without change keys says
+		 * so itself (content_changed: an ActiveSync Change with the
+		 * body). */
 		bool attrs = shows_change(&old, it);
 		bool new_ck = it->change_key && old.change_key &&
 			      strcmp(it->change_key, old.change_key);
@@ -584,9 +586,11 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 			 * server gave it is recorded, so only a new one says
 			 * it was edited elsewhere (the sizes are ours vs the
 			 * store's) */
-			edited = old.is_draft == 1 && new_ck && !attrs;
+			edited = old.is_draft == 1 &&
+				 ((new_ck && !attrs) || it->content_changed);
 		else
-			edited = new_size || (old.is_draft == 1 && new_ck);
+			edited = new_size || (old.is_draft == 1 && new_ck) ||
+				 it->content_changed;
 		if (edited && old.local) {
 			/* the server's version replaces what was written */
 			char *rel = node_content(c, old.ino);

@@ -1019,6 +1019,7 @@ const struct backend_ops eas_backend = {
 	.special_folders = eas_special_folders,
 	.create_item = eas_create_item,
 	.find_token = eas_find_token,
+	.replace_mime = eas_replace_mime,
 	.update_props = eas_update_props,
 	.delete_item = eas_delete_item,
 	.move_item = eas_move_item,

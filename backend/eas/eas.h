@@ -164,6 +164,10 @@ int eas_draft_from_mime(const void *mime, size_t len, struct eas_draft *d,
 void eas_draft_free(struct eas_draft *d);
 void eas_req_add_draft(struct buf *b, const char *collection, const char *key,
 		       const char *client_id, const struct eas_draft *d);
+/* Sync Change of a stored draft (16.0+): all its fields again. */
+void eas_req_change_draft(struct buf *b, const char *collection,
+			  const char *key, const char *server_id,
+			  const struct eas_draft *d);
 /* The Add's new ServerId (owned) and the collection's new key. */
 enum be_status eas_parse_sync_add(const void *p, size_t n, char **new_key,
 				  char **server_id, struct be_result *r);
@@ -226,6 +230,10 @@ void eas_key_note(const char *device, const char *collection,
 char *eas_key_for_read(const char *device, const char *collection,
 		       const char *state);
 void eas_keys_free_all(void);
+enum be_status eas_replace_mime(struct be_session *s, const char *id,
+				const char *change_key, const void *mime,
+				size_t len, struct be_new *out,
+				struct be_result *r);
 enum be_status eas_update_props(struct be_session *s, const char *id,
 				const char *change_key,
 				const struct be_props *p, struct be_new *out,

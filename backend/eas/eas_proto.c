@@ -489,6 +489,8 @@ static int bool_field(const struct wbxml_node *n, unsigned tag)
 	return !strcmp(t, "1") ? 1 : !strcmp(t, "0") ? 0 : -1;
 }
 
+static char *mime_message_id(const char *p, size_t len);
+
 /* Email properties of an Add or Change: only those present are set. */
 static void email_fields(const struct wbxml_node *app, struct be_item *it)
 {
@@ -497,6 +499,7 @@ static void email_fields(const struct wbxml_node *app, struct be_item *it)
 	it->item_class = text_field(app, WB_EM_MESSAGE_CLASS);
 	it->received = eas_parse_date(wbxml_child_text(app, WB_EM_DATE_RECEIVED));
 	it->is_read = bool_field(app, WB_EM_READ);
+	it->is_draft = bool_field(app, WB_EM2_IS_DRAFT);
 	struct wbxml_node *fl = wbxml_child(app, WB_EM_FLAG);
 	if (fl) {
 		const char *fs = wbxml_child_text(fl, WB_EM_FLAG_STATUS);
@@ -533,6 +536,11 @@ static void email_fields(const struct wbxml_node *app, struct be_item *it)
 		if (*est && !*end && v > 0)
 			it->size = v;
 	}
+	/* the Message-ID from the MIME's first bytes that come along */
+	struct wbxml_node *data = body && type && !strcmp(type, "4")
+				  ? wbxml_child(body, WB_ASB_DATA) : NULL;
+	if (data && data->text)
+		it->message_id = mime_message_id(data->text, data->len);
 }
 
 /* The changes of one Collection of a Sync answer. */
@@ -575,6 +583,10 @@ static enum be_status parse_collection(const struct wbxml_node *coll,
 		if (kind == BE_DELETE || !app)
 			continue;
 		email_fields(app, it);
+		/* a Change carries the body only when the content changed
+		 * (a draft edited elsewhere): there is no change key to say so */
+		if (kind == BE_UPDATE && wbxml_child(app, WB_ASB_BODY))
+			it->content_changed = true;
 		/* a change of the read flag alone */
 		if (kind == BE_UPDATE && it->is_read >= 0 && app->child &&
 		    app->child == app->last)
@@ -934,6 +946,35 @@ static void sync_close(struct wbxml_enc *e)
 	wbxml_end(e);
 }
 
+/* Categories of a Change: one Category per comma-separated name (blanks
+ * around it trimmed); none is an empty Categories, which clears them. */
+static void put_categories(struct wbxml_enc *e, const char *list)
+{
+	bool open = false;
+	for (const char *c = list ? list : ""; *c;) {
+		const char *end = strchr(c, ',');
+		size_t n = end ? (size_t)(end - c) : strlen(c);
+		const char *a = c, *z = c + n;
+		while (a < z && (*a == ' ' || *a == '\t'))
+			a++;
+		while (z > a && (z[-1] == ' ' || z[-1] == '\t'))
+			z--;
+		if (z > a) {
+			char *name = xstrndup(a, (size_t)(z - a));
+			if (!open)
+				wbxml_start(e, WB_EM_CATEGORIES);
+			open = true;
+			wbxml_str(e, WB_EM_CATEGORY, name);
+			free(name);
+		}
+		c += n + (end ? 1 : 0);
+	}
+	if (open)
+		wbxml_end(e);
+	else
+		wbxml_empty(e, WB_EM_CATEGORIES);
+}
+
 void eas_req_change(struct buf *b, const char *collection, const char *key,
 		    const char *server_id, const struct be_props *p)
 {
@@ -957,6 +998,8 @@ void eas_req_change(struct buf *b, const char *collection, const char *key,
 			wbxml_end(&e);
 		}
 	}
+	if (p->mask & BE_PROP_CATEGORIES)
+		put_categories(&e, p->categories);
 	wbxml_end(&e);  /* ApplicationData */
 	wbxml_end(&e);  /* Change */
 	sync_close(&e);
@@ -1252,6 +1295,39 @@ static char *header_value(const char *v, size_t n)
 	return out;
 }
 
+/* The Message-ID among the first bytes of a MIME message (the part of it
+ * a Sync brings, MIMETruncation 1), unfolded and trimmed; NULL when it is
+ * not there, or may be cut by the truncation. */
+static char *mime_message_id(const char *p, size_t len)
+{
+	const char *end = p + len;
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			return NULL;  /* cut: the header may go on */
+		if (eol - p <= 1 && (*p == '\r' || *p == '\n'))
+			return NULL;  /* the blank line: header over */
+		const char *h_end = eol + 1;
+		while (h_end < end && (*h_end == ' ' || *h_end == '\t')) {
+			const char *e2 = memchr(h_end, '\n', (size_t)(end - h_end));
+			if (!e2)
+				return NULL;
+			h_end = e2 + 1;
+		}
+		if (h_end == end)
+			return NULL;  /* a continuation may have been cut */
+		if (eol - p > 11 && !strncasecmp(p, "Message-ID:", 11)) {
+			char *v = header_value(p + 11, (size_t)(h_end - p - 11));
+			if (*v && strlen(v) <= 998)
+				return v;
+			free(v);
+			return NULL;
+		}
+		p = h_end;
+	}
+	return NULL;
+}
+
 static int hexval(int c)
 {
 	return c >= '0' && c <= '9' ? c - '0'
@@ -1368,6 +1444,26 @@ int eas_draft_from_mime(const void *mime, size_t len, struct eas_draft *d,
 	return r->status == BE_OK ? 0 : -1;
 }
 
+/* The ApplicationData of a draft's Add or Change: its fields. */
+static void draft_data(struct wbxml_enc *e, const struct eas_draft *d, bool add)
+{
+	wbxml_start(e, WB_AS_APPLICATION_DATA);
+	if (d->to)
+		wbxml_str(e, WB_EM_TO, d->to);
+	if (d->cc)
+		wbxml_str(e, WB_EM_CC, d->cc);
+	if (d->bcc)
+		wbxml_str(e, WB_EM2_BCC, d->bcc);
+	wbxml_str(e, WB_EM_SUBJECT, d->subject ? d->subject : "");
+	wbxml_start(e, WB_ASB_BODY);
+	wbxml_str(e, WB_ASB_TYPE, d->html ? "2" : "1");
+	wbxml_str(e, WB_ASB_DATA, d->body ? d->body : "");
+	wbxml_end(e);
+	if (add)
+		wbxml_str(e, WB_EM2_IS_DRAFT, "1");
+	wbxml_end(e);  /* ApplicationData */
+}
+
 void eas_req_add_draft(struct buf *b, const char *collection, const char *key,
 		       const char *client_id, const struct eas_draft *d)
 {
@@ -1377,21 +1473,23 @@ void eas_req_add_draft(struct buf *b, const char *collection, const char *key,
 	wbxml_start(&e, WB_AS_COMMANDS);
 	wbxml_start(&e, WB_AS_ADD);
 	wbxml_str(&e, WB_AS_CLIENT_ID, client_id);
-	wbxml_start(&e, WB_AS_APPLICATION_DATA);
-	if (d->to)
-		wbxml_str(&e, WB_EM_TO, d->to);
-	if (d->cc)
-		wbxml_str(&e, WB_EM_CC, d->cc);
-	if (d->bcc)
-		wbxml_str(&e, WB_EM2_BCC, d->bcc);
-	wbxml_str(&e, WB_EM_SUBJECT, d->subject ? d->subject : "");
-	wbxml_start(&e, WB_ASB_BODY);
-	wbxml_str(&e, WB_ASB_TYPE, d->html ? "2" : "1");
-	wbxml_str(&e, WB_ASB_DATA, d->body ? d->body : "");
-	wbxml_end(&e);
-	wbxml_str(&e, WB_EM2_IS_DRAFT, "1");
-	wbxml_end(&e);  /* ApplicationData */
+	draft_data(&e, d, true);
 	wbxml_end(&e);  /* Add */
+	sync_close(&e);
+}
+
+void eas_req_change_draft(struct buf *b, const char *collection,
+			  const char *key, const char *server_id,
+			  const struct eas_draft *d)
+{
+	struct wbxml_enc e;
+	sync_open(&e, b, collection, key);
+	wbxml_str(&e, WB_AS_GET_CHANGES, "0");
+	wbxml_start(&e, WB_AS_COMMANDS);
+	wbxml_start(&e, WB_AS_CHANGE);
+	wbxml_str(&e, WB_AS_SERVER_ID, server_id);
+	draft_data(&e, d, false);
+	wbxml_end(&e);  /* Change */
 	sync_close(&e);
 }
 

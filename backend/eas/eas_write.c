@@ -241,6 +241,38 @@ enum be_status eas_update_props(struct be_session *s, const char *id,
 	return r->status;
 }
 
+static void build_change_draft(struct buf *b, const char *coll,
+			       const char *key, const char *sid,
+			       const void *arg)
+{
+	eas_req_change_draft(b, coll, key, sid, arg);
+}
+
+/* A draft rewritten here (16.0+): a Sync Change with all its fields; as
+ * with the Add, the server renders the MIME from them. */
+enum be_status eas_replace_mime(struct be_session *s, const char *id,
+				const char *change_key, const void *mime,
+				size_t len, struct be_new *out,
+				struct be_result *r)
+{
+	(void)change_key;
+	memset(out, 0, sizeof(*out));
+	be_result_ok(r);
+	if (!eas_version_at_least(eas_session_version(s), "16.0")) {
+		be_result_set(r, BE_UNSUPPORTED,
+			      "ActiveSync %s cannot change a draft (16.0 and later can)",
+			      eas_session_version(s));
+		return r->status;
+	}
+	struct eas_draft d;
+	if (eas_draft_from_mime(mime, len, &d, r))
+		return r->status;
+	if (sync_write(s, id, build_change_draft, &d, r) == BE_OK)
+		out->id = xstrdup(id);
+	eas_draft_free(&d);
+	return r->status;
+}
+
 enum be_status eas_delete_item(struct be_session *s, const char *id,
 			       enum be_delete how, struct be_result *r)
 {

@@ -1,12 +1,13 @@
 """test_backends.py - the core contracts of a mount on every kind of server
 (tests/fs/servers.py): the test server over EWS, the same server over
 ActiveSync 16.1, and SOGo over ActiveSync 14.1. The tree and the exact bytes,
-grep, new mail, the read and follow-up flags, move, delete, folders, and
-sending through Outbox; and the contracts of test_notify.py, test_durable.py
-and test_sync.py: server changes as inotify events, no echo of the mount's
-own changes, writes that survive kill -9 exactly once, remount and offline
+grep, new mail, the read and follow-up flags, move, delete, folders; and
+the contracts of test_notify.py, test_durable.py and test_sync.py: server
+changes as inotify events, writes that survive kill -9 exactly once, remount and offline
 keeping names, inodes and bodies, and a resync after the server refused the
-sync state; each checked against the server's own view. A server
+sync state; each checked against the server's own view. (Sending through
+Outbox and no echo of the mount's own changes run on every kind in
+test_write.py and test_notify.py.) A server
 that truly cannot do something is skipped with the reason; an exchangefs
 without the ActiveSync backend skips the ActiveSync kinds."""
 import os
@@ -131,21 +132,6 @@ def test_folders(target, mount):
     m.stop()
 
 
-def test_send_through_outbox(target, mount):
-    m = mounted(target, mount)
-    user = getattr(target.srv, "address", None) or target.srv.user + "@example.com"
-    mime = (f"From: {user}\r\nTo: Carol <carol@example.org>\r\nSubject: Sent through Outbox\r\n"
-            f"Message-ID: <outbox-{target.kind}@example.com>\r\nMIME-Version: 1.0\r\n"
-            f"Content-Type: text/plain\r\n\r\nHello from the mount.\r\n").encode()
-    with open(m.path("Outbox", "hello.eml"), "wb") as f:
-        f.write(mime)
-    wait_server(lambda: any(s["subject"] == "Sent through Outbox" for s in target.srv.sent()), target,
-                "the message at the server's transport")
-    sent = [s for s in target.srv.sent() if s["subject"] == "Sent through Outbox"]
-    assert "carol@example.org" in sent[0]["recipients"]
-    m.stop()
-
-
 # ---- the contracts of test_notify.py, test_durable.py and test_sync.py, on every backend ----
 
 def watcher_events(w, pred, target, what):
@@ -228,47 +214,6 @@ def test_server_changes_are_inotify_events(target, mount):
         watcher_events(w, lambda evs: has(evs, "DELETE", "Pushed", inbox), target, "DELETE of the folder")
         assert has(w.events, "DELETE", "Pushed", inbox, isdir=True), w.events
     assert "Pushed" not in os.listdir(inbox)
-    m.stop()
-
-
-def settled_after_syncs(target, m, w):
-    """Let the mount sync twice (SOGo: and its 5 s change scan) and read
-    every event that came meanwhile."""
-    m.wait_next_sync()
-    if target.kind == "sogo":
-        w.settle(6)         # one more of SOGo's 5 s change scans
-    else:
-        m.wait_next_sync()
-        w.settle(0.5)
-    return w.events
-
-
-def test_own_changes_make_no_echo(target, mount):
-    """A flag set and a move made through the mount give their events once
-    (setxattr's ATTRIB, rename's MOVED_FROM/TO); the syncs that bring the
-    same changes back from the server add nothing (as in test_notify.py)."""
-    m = mounted(target, mount)
-    inbox, archive = m.path(target.inbox), m.path("Archive")
-    (x, mime_x), (y, mime_y), _ = three_in_inbox(target)
-    nx, ny = file_of(inbox, mime_x), file_of(inbox, mime_y)
-    ino_y = os.stat(os.path.join(inbox, ny)).st_ino
-    read_x = not x["is_read"]
-    with Watcher() as w:
-        w.add(inbox)
-        w.add(archive)
-        os.setxattr(os.path.join(inbox, nx), "user.mail.read", b"1" if read_x else b"0")
-        os.rename(os.path.join(inbox, ny), os.path.join(archive, ny))
-        wait_server(lambda: target.srv.item_info(x["id"])["is_read"] == read_x
-                    and by_message_id(target, y["message_id"]) == ["Archive"], target,
-                    "the flag and the move on the server")
-        evs = settled_after_syncs(target, m, w)
-    assert len(has(evs, "ATTRIB", nx, inbox)) == 1, evs
-    frm, to = has(evs, "MOVED_FROM"), has(evs, "MOVED_TO")
-    assert len(frm) == 1 and len(to) == 1 and frm[0].cookie == to[0].cookie, evs
-    assert not has(evs, "CREATE") and not has(evs, "DELETE") and not has(evs, "MODIFY"), evs
-    assert len(evs) == 3, evs
-    assert os.getxattr(os.path.join(inbox, nx), "user.mail.read") == (b"1" if read_x else b"0")
-    assert os.stat(os.path.join(archive, ny)).st_ino == ino_y
     m.stop()
 
 

@@ -203,6 +203,29 @@ static void test_requests(void)
 	CHECK(app && wbxml_child(app, WB_EM_FLAG) && !wbxml_child(app, WB_EM_FLAG)->child);
 	CHECK(!wbxml_child(app, WB_EM_READ));
 	wbxml_free(t);
+	/* categories: one Category each, blanks trimmed; none clears them */
+	buf_reset(&b);
+	p.mask = BE_PROP_CATEGORIES;
+	p.categories = "Red, Project X";
+	eas_req_change(&b, "c", "k1", "9", &p);
+	t = tree_of(&b);
+	app = wbxml_path(t, WB_AS_SYNC, WB_AS_COLLECTIONS, WB_AS_COLLECTION,
+			 WB_AS_COMMANDS, WB_AS_CHANGE, WB_AS_APPLICATION_DATA, 0);
+	struct wbxml_node *cat = wbxml_path(app, WB_EM_CATEGORIES, WB_EM_CATEGORY, 0);
+	CHECK_STR(cat ? cat->text : NULL, "Red");
+	cat = cat ? wbxml_next(cat) : NULL;
+	CHECK_STR(cat ? cat->text : NULL, "Project X");
+	CHECK(cat && !wbxml_next(cat));
+	CHECK(!wbxml_child(app, WB_EM_FLAG));
+	wbxml_free(t);
+	buf_reset(&b);
+	p.categories = "";
+	eas_req_change(&b, "c", "k1", "9", &p);
+	t = tree_of(&b);
+	app = wbxml_path(t, WB_AS_SYNC, WB_AS_COLLECTIONS, WB_AS_COLLECTION,
+			 WB_AS_COMMANDS, WB_AS_CHANGE, WB_AS_APPLICATION_DATA, 0);
+	CHECK(app && wbxml_child(app, WB_EM_CATEGORIES) && !wbxml_child(app, WB_EM_CATEGORIES)->child);
+	wbxml_free(t);
 
 	buf_reset(&b);
 	eas_req_delete(&b, "c", "k2", "10", true);
@@ -385,9 +408,13 @@ static void email(struct wbxml_enc *e, unsigned cmd, const char *sid,
 		wbxml_str(e, WB_EM_DATE_RECEIVED, "2026-11-22T05:00:00.000Z");
 		wbxml_str(e, WB_EM_MESSAGE_CLASS, "IPM.Note");
 		wbxml_str(e, WB_EM_READ, "0");
+		wbxml_str(e, WB_EM2_IS_DRAFT, "1");
 		wbxml_start(e, WB_ASB_BODY);
 		wbxml_str(e, WB_ASB_TYPE, "4");
 		wbxml_str(e, WB_ASB_ESTIMATED_DATA_SIZE, "4321");
+		/* the MIME's first bytes (MIMETruncation): a folded Message-ID */
+		wbxml_str(e, WB_ASB_DATA, "From: a@example.test\r\nmessage-id:\r\n"
+			  " <m1@example.test> \r\nSubject: Hello\r\n\r\nHi");
 		wbxml_end(e);
 		wbxml_start(e, WB_EM_CATEGORIES);
 		wbxml_str(e, WB_EM_CATEGORY, "Red");
@@ -539,15 +566,26 @@ static void test_sync(void)
 	wbxml_start(&e, WB_AS_SOFT_DELETE);
 	wbxml_str(&e, WB_AS_SERVER_ID, "5");
 	wbxml_end(&e);
+	email(&e, WB_AS_CHANGE, "6", true);  /* with the body: edited */
+	/* a Message-ID the truncation may have cut is not taken */
+	wbxml_start(&e, WB_AS_ADD);
+	wbxml_str(&e, WB_AS_SERVER_ID, "7");
+	wbxml_start(&e, WB_AS_APPLICATION_DATA);
+	wbxml_start(&e, WB_ASB_BODY);
+	wbxml_str(&e, WB_ASB_TYPE, "4");
+	wbxml_str(&e, WB_ASB_DATA, "Subject: x\r\nMessage-ID: <cut@exa");
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_end(&e);
 	wbxml_end(&e);
 	wbxml_end(&e);
 	wbxml_end(&e);
 	wbxml_end(&e);
 	CHECK(wbxml_enc_finish(&e) == 0);
 	CHECK(eas_parse_sync(b.data, b.len, "c", &ib, &r) == BE_OK);
-	CHECK(ib.n == 5 && ib.more);
+	CHECK(ib.n == 7 && ib.more);
 	CHECK_STR(ib.new_state, "k2");
-	if (ib.n == 5) {
+	if (ib.n == 7) {
 		struct be_item *it = &ib.v[0];
 		CHECK(it->change == BE_CREATE);
 		CHECK_STR(it->id, "c\t1");
@@ -567,6 +605,13 @@ static void test_sync(void)
 		CHECK(ib.v[3].change == BE_DELETE);
 		CHECK_STR(ib.v[3].id, "c\t4");
 		CHECK(ib.v[4].change == BE_DELETE);
+		/* only a Change with the body says the content changed */
+		CHECK(it->is_draft == 1 && ib.v[1].is_draft == -1);
+		CHECK(!it->content_changed && !ib.v[1].content_changed &&
+		      !ib.v[2].content_changed);
+		CHECK(ib.v[5].change == BE_UPDATE && ib.v[5].content_changed);
+		CHECK_STR(it->message_id, "<m1@example.test>");
+		CHECK(ib.v[1].message_id == NULL && ib.v[6].message_id == NULL);
 	}
 	be_item_batch_free(&ib);
 
@@ -942,6 +987,19 @@ static void test_drafts(void)
 	CHECK_STR(wbxml_child_text(app, WB_EM2_BCC), "dan@example.com");
 	CHECK_STR(wbxml_child_text(app, WB_EM2_IS_DRAFT), "1");
 	CHECK_STR(wbxml_child_text(wbxml_child(app, WB_ASB_BODY), WB_ASB_TYPE), "2");
+	CHECK_STR(wbxml_child_text(wbxml_child(app, WB_ASB_BODY), WB_ASB_DATA), "<b>hi</b>");
+	wbxml_free(t);
+	/* a draft rewritten: a Change of the same fields, no IsDraft */
+	buf_reset(&b);
+	eas_req_change_draft(&b, "drafts", "k6", "7", &d);
+	t = tree_of(&b);
+	c = wbxml_path(t, WB_AS_SYNC, WB_AS_COLLECTIONS, WB_AS_COLLECTION, 0);
+	CHECK_STR(wbxml_child_text(c, WB_AS_SYNC_KEY), "k6");
+	struct wbxml_node *chg = wbxml_path(c, WB_AS_COMMANDS, WB_AS_CHANGE, 0);
+	CHECK_STR(wbxml_child_text(chg, WB_AS_SERVER_ID), "7");
+	app = wbxml_child(chg, WB_AS_APPLICATION_DATA);
+	CHECK_STR(wbxml_child_text(app, WB_EM2_BCC), "dan@example.com");
+	CHECK(!wbxml_child(app, WB_EM2_IS_DRAFT));
 	CHECK_STR(wbxml_child_text(wbxml_child(app, WB_ASB_BODY), WB_ASB_DATA), "<b>hi</b>");
 	wbxml_free(t);
 	eas_draft_free(&d);
