@@ -10,6 +10,7 @@
  *   eas.c        the ops table and the session (HTTP calls, Provision
  *                rounds, the persistent DeviceId)
  *   eas_write.c  the write operations and Ping (watch)
+ *   eas_resolve.c ResolveRecipients (the address book)
  *
  * How EAS fits backend.h: folder id = FolderSync ServerId, root "0";
  * item id = "<CollectionId>\t<ServerId>" (an EAS ServerId is only unique
@@ -259,6 +260,16 @@ enum be_status eas_move_folder(struct be_session *s, const char *id,
 			       struct be_result *r);
 enum be_status eas_delete_folder(struct be_session *s, const char *id,
 				 bool hard, struct be_result *r);
+/* ---- eas_resolve.c: ResolveRecipients ---- */
+void eas_req_resolve(struct buf *b, const char *query, unsigned max);
+/* At most max (<= BE_PEOPLE_MAX) people of the answer's Response;
+ * BE_OK with none for status 4 (no one). */
+enum be_status eas_parse_resolve(const void *p, size_t n, unsigned max,
+				 struct be_person **out, size_t *nout,
+				 struct be_result *r);
+enum be_status eas_resolve_names(struct be_session *s, const char *query,
+				 unsigned max, struct be_person **out,
+				 size_t *n, struct be_result *r);
 /* Small files in the cache directory (eas.c); read_all: owned, NULL if
  * none. */
 char *eas_state_read_all(const struct be_session *s, const char *name);

@@ -1,0 +1,143 @@
+/*
+ * eas_resolve.c - the address book over ActiveSync: ResolveRecipients
+ * (MS-ASCMD 2.2.1.15) request builder, answer parser (pure, unit-tested
+ * and fuzzed) and the resolve_names operation of the ops table.
+ *
+ * One To per request; the Response for it says 1 (resolved), 2 (ambiguous:
+ * the Recipients are suggestions), 3 (ambiguous, partial list) or 4 (no
+ * one): 1-3 give the Recipients found, 4 gives none, and none of them is a
+ * failure.  Recipient Type 1 is the directory (GAL), 2 the user's contacts.
+ */
+#include "backend/eas/eas.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define RR_FIELD_MAX 1024   /* a display name or address longer is not one */
+
+void eas_req_resolve(struct buf *b, const char *query, unsigned max)
+{
+	struct wbxml_enc e;
+	if (max < 1)
+		max = 1;
+	if (max > BE_PEOPLE_MAX)
+		max = BE_PEOPLE_MAX;
+	wbxml_enc_init(&e, b);
+	wbxml_start(&e, WB_RR_RESOLVE_RECIPIENTS);
+	wbxml_str(&e, WB_RR_TO, query);
+	wbxml_start(&e, WB_RR_OPTIONS);
+	wbxml_uint(&e, WB_RR_MAX_AMBIGUOUS_RECIPIENTS, max);
+	wbxml_end(&e);
+	wbxml_end(&e);
+}
+
+/* Text of a child if present, non-empty and of a sane length. */
+static const char *field(const struct wbxml_node *n, unsigned tag)
+{
+	const struct wbxml_node *c = wbxml_child(n, tag);
+	if (!c || !c->text || !*c->text || c->len > RR_FIELD_MAX ||
+	    strlen(c->text) != c->len)
+		return NULL;
+	return c->text;
+}
+
+/* The top-level or a Response status, graded; 1 is BE_OK. */
+static enum be_status top_status(const char *st, struct be_result *r)
+{
+	if (st && !strcmp(st, "5"))
+		be_result_set(r, BE_PROTOCOL,
+			      "ResolveRecipients: the server says the request is malformed (status 5)");
+	else if (st && !strcmp(st, "6"))
+		be_result_set(r, BE_NETWORK,
+			      "ResolveRecipients: server error (status 6)");
+	else
+		eas_status("ResolveRecipients", st, r);
+	return r->status;
+}
+
+enum be_status eas_parse_resolve(const void *p, size_t n, unsigned max,
+				 struct be_person **out, size_t *nout,
+				 struct be_result *r)
+{
+	*out = NULL;
+	*nout = 0;
+	be_result_ok(r);
+	if (max > BE_PEOPLE_MAX)
+		max = BE_PEOPLE_MAX;
+	if (!n) {
+		be_result_set(r, BE_PROTOCOL, "empty ResolveRecipients answer");
+		return r->status;
+	}
+	struct wbxml_node *t = eas_parse(p, n, "ResolveRecipients", r);
+	if (!t)
+		return r->status;
+	if (t->tag != WB_RR_RESOLVE_RECIPIENTS) {
+		be_result_set(r, BE_PROTOCOL,
+			      "ResolveRecipients answer with another root element");
+		goto out;
+	}
+	if (top_status(wbxml_child_text(t, WB_RR_STATUS), r) != BE_OK)
+		goto out;
+	struct wbxml_node *resp = wbxml_child(t, WB_RR_RESPONSE);
+	if (!resp) {
+		be_result_set(r, BE_PROTOCOL,
+			      "ResolveRecipients answer without a Response");
+		goto out;
+	}
+	const char *st = wbxml_child_text(resp, WB_RR_STATUS);
+	if (!st || (strcmp(st, "1") && strcmp(st, "2") && strcmp(st, "3") &&
+		    strcmp(st, "4"))) {
+		if (top_status(st, r) == BE_OK)
+			be_result_set(r, BE_PROTOCOL,
+				      "ResolveRecipients answer with status %.12s",
+				      st);
+		goto out;
+	}
+	if (!strcmp(st, "4"))
+		goto out;   /* no one: BE_OK, nothing */
+	struct be_person *v = NULL;
+	size_t k = 0;
+	for (struct wbxml_node *rc = wbxml_child(resp, WB_RR_RECIPIENT);
+	     rc && k < max; rc = wbxml_next(rc)) {
+		const char *name = field(rc, WB_RR_DISPLAY_NAME);
+		const char *addr = field(rc, WB_RR_EMAIL_ADDRESS);
+		const char *type = wbxml_child_text(rc, WB_RR_TYPE);
+		if (!name && !addr)
+			continue;
+		if (!v)
+			v = xcalloc(max, sizeof(*v));
+		v[k].name = xstrdup(name);
+		v[k].address = xstrdup(addr);
+		v[k].kind = !type ? BE_PERSON_OTHER
+			  : !strcmp(type, "1") ? BE_PERSON_DIRECTORY
+			  : !strcmp(type, "2") ? BE_PERSON_CONTACT
+					       : BE_PERSON_OTHER;
+		k++;
+	}
+	*out = v;
+	*nout = k;
+out:
+	wbxml_free(t);
+	return r->status;
+}
+
+enum be_status eas_resolve_names(struct be_session *s, const char *query,
+				 unsigned max, struct be_person **out,
+				 size_t *n, struct be_result *r)
+{
+	*out = NULL;
+	*n = 0;
+	if (!query || !*query || strlen(query) > RR_FIELD_MAX) {
+		be_result_set(r, BE_REFUSED, "a name to look up has 1 to %d bytes",
+			      RR_FIELD_MAX);
+		return r->status;
+	}
+	struct buf req, ans;
+	buf_init(&req, 0);
+	eas_req_resolve(&req, query, max);
+	if (eas_call(s, "ResolveRecipients", &req, false, &ans, r) == BE_OK)
+		eas_parse_resolve(ans.data, ans.len, max ? max : 1, out, n, r);
+	buf_free(&req);
+	buf_free(&ans);
+	return r->status;
+}
