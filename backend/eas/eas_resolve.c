@@ -71,14 +71,15 @@ enum be_status eas_parse_resolve(const void *p, size_t n, unsigned max,
 	struct wbxml_node *t = eas_parse(p, n, "ResolveRecipients", r);
 	if (!t)
 		return r->status;
-	if (t->tag != WB_RR_RESOLVE_RECIPIENTS) {
+	struct wbxml_node *root = wbxml_child(t, WB_RR_RESOLVE_RECIPIENTS);
+	if (!root) {
 		be_result_set(r, BE_PROTOCOL,
 			      "ResolveRecipients answer with another root element");
 		goto out;
 	}
-	if (top_status(wbxml_child_text(t, WB_RR_STATUS), r) != BE_OK)
+	if (top_status(wbxml_child_text(root, WB_RR_STATUS), r) != BE_OK)
 		goto out;
-	struct wbxml_node *resp = wbxml_child(t, WB_RR_RESPONSE);
+	struct wbxml_node *resp = wbxml_child(root, WB_RR_RESPONSE);
 	if (!resp) {
 		be_result_set(r, BE_PROTOCOL,
 			      "ResolveRecipients answer without a Response");
