@@ -261,9 +261,11 @@ enum be_status eas_move_folder(struct be_session *s, const char *id,
 enum be_status eas_delete_folder(struct be_session *s, const char *id,
 				 bool hard, struct be_result *r);
 /* ---- eas_resolve.c: ResolveRecipients ---- */
-void eas_req_resolve(struct buf *b, const char *query, unsigned max);
+/* avail_start > 0: ask for Availability from then for half an hour. */
+void eas_req_resolve(struct buf *b, const char *query, unsigned max,
+		     int64_t avail_start);
 /* At most max (<= BE_PEOPLE_MAX) people of the answer's Response;
- * BE_OK with none for status 4 (no one). */
+ * BE_OK with none for status 4 (no one) or no Response at all. */
 enum be_status eas_parse_resolve(const void *p, size_t n, unsigned max,
 				 struct be_person **out, size_t *nout,
 				 struct be_result *r);

@@ -7,15 +7,34 @@
  * the Recipients are suggestions), 3 (ambiguous, partial list) or 4 (no
  * one): 1-3 give the Recipients found, 4 gives none, and none of them is a
  * failure.  Recipient Type 1 is the directory (GAL), 2 the user's contacts.
+ *
+ * SOGo 5.8 answers only a request that asks for Availability (free/busy)
+ * too - otherwise an empty HTTP 200 - and leaves out the Response of a To
+ * it cannot resolve.  So an empty answer is asked again once with
+ * Availability for the next half hour (14.0+, where it exists), and a
+ * missing Response means no one.
  */
 #include "backend/eas/eas.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define RR_FIELD_MAX 1024   /* a display name or address longer is not one */
 
-void eas_req_resolve(struct buf *b, const char *query, unsigned max)
+/* An EAS date-time of Unix seconds t. */
+static void eas_time(int64_t t, char out[32])
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	if (!gmtime_r(&tt, &tm) ||
+	    !strftime(out, 32, "%Y-%m-%dT%H:%M:%S.000Z", &tm))
+		snprintf(out, 32, "1970-01-01T00:00:00.000Z");
+}
+
+void eas_req_resolve(struct buf *b, const char *query, unsigned max,
+		     int64_t avail_start)
 {
 	struct wbxml_enc e;
 	if (max < 1)
@@ -27,6 +46,15 @@ void eas_req_resolve(struct buf *b, const char *query, unsigned max)
 	wbxml_str(&e, WB_RR_TO, query);
 	wbxml_start(&e, WB_RR_OPTIONS);
 	wbxml_uint(&e, WB_RR_MAX_AMBIGUOUS_RECIPIENTS, max);
+	if (avail_start > 0) {
+		char t0[32], t1[32];
+		eas_time(avail_start, t0);
+		eas_time(avail_start + 1800, t1);
+		wbxml_start(&e, WB_RR_AVAILABILITY);
+		wbxml_str(&e, WB_RR_START_TIME, t0);
+		wbxml_str(&e, WB_RR_END_TIME, t1);
+		wbxml_end(&e);
+	}
 	wbxml_end(&e);
 	wbxml_end(&e);
 }
@@ -80,11 +108,8 @@ enum be_status eas_parse_resolve(const void *p, size_t n, unsigned max,
 	if (top_status(wbxml_child_text(root, WB_RR_STATUS), r) != BE_OK)
 		goto out;
 	struct wbxml_node *resp = wbxml_child(root, WB_RR_RESPONSE);
-	if (!resp) {
-		be_result_set(r, BE_PROTOCOL,
-			      "ResolveRecipients answer without a Response");
-		goto out;
-	}
+	if (!resp)
+		goto out;   /* SOGo: no one */
 	const char *st = wbxml_child_text(resp, WB_RR_STATUS);
 	if (!st || (strcmp(st, "1") && strcmp(st, "2") && strcmp(st, "3") &&
 		    strcmp(st, "4"))) {
@@ -135,8 +160,18 @@ enum be_status eas_resolve_names(struct be_session *s, const char *query,
 	}
 	struct buf req, ans;
 	buf_init(&req, 0);
-	eas_req_resolve(&req, query, max);
-	if (eas_call(s, "ResolveRecipients", &req, false, &ans, r) == BE_OK)
+	eas_req_resolve(&req, query, max, 0);
+	if (eas_call(s, "ResolveRecipients", &req, false, &ans, r) == BE_OK &&
+	    !ans.len && eas_version_at_least(eas_session_version(s), "14.0")) {
+		log_dbg(LC_HTTP, "ResolveRecipients: empty answer, asking again "
+			"with Availability");
+		buf_free(&req);
+		buf_free(&ans);
+		buf_init(&req, 0);
+		eas_req_resolve(&req, query, max, (int64_t)time(NULL));
+		eas_call(s, "ResolveRecipients", &req, false, &ans, r);
+	}
+	if (r->status == BE_OK)
 		eas_parse_resolve(ans.data, ans.len, max ? max : 1, out, n, r);
 	buf_free(&req);
 	buf_free(&ans);
