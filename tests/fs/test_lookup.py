@@ -1,7 +1,8 @@
 """test_lookup.py - `exchangefs lookup [ACCOUNT|ADDRESS] NAME`: the address
 book through EWS ResolveNames and ActiveSync ResolveRecipients, against the
 test server (both protocols: one match, several, none, an exact address,
-an account of the accounts file, a wrong password, a server that is down,
+an account of the accounts file, an address alone (Autodiscover), a
+wrong password, a server that is down,
 usage errors) and against SOGo 5.8 over ActiveSync (its own users: SOGo
 resolves a login or an exact address, not part of a name).
 
@@ -100,6 +101,19 @@ def test_wrong_password_and_server_down(book, tmp_path):
     r = run([*args, "--timeout", "5", "carol"], tmp_path)
     assert (r.returncode, r.stdout) == (3, "")
     assert "cannot reach" in one_line(r)
+
+
+def test_address_alone_finds_the_server(tmp_path):
+    """`lookup ADDRESS NAME` with no --url: Autodiscover finds the server,
+    as for a mount by address (test_signin.py's names, DNS and servers)."""
+    from test_signin import ADDR, NAMES, PASSWORD, settings
+    from harness import EwsServer
+    with EwsServer(messages=0, tls=True, tls_names=NAMES, user=ADDR, password=PASSWORD) as srv:
+        srv.control("POST", "autodiscover", {"rules": {"autodiscover.example.test": settings()}})
+        connect = ",".join(f"{n}:443:127.0.0.1:{srv.port}" for n in NAMES)
+        r = run(["--ca-file", srv.ca_cert, "--password-file", password_file(tmp_path, PASSWORD),
+                 ADDR, ADDR], tmp_path, env={"EXCHANGEFS_CONNECT_TO": connect})
+        assert (r.returncode, r.stdout) == (0, f"Alice Example <{ADDR}>\n"), r.stderr
 
 
 @pytest.mark.parametrize("args, words", [
