@@ -10,7 +10,7 @@
  *   eas.c        the ops table and the session (HTTP calls, Provision
  *                rounds, the persistent DeviceId)
  *   eas_write.c  the write operations and Ping (watch)
- *   eas_resolve.c ResolveRecipients (the address book)
+ *   eas_resolve.c ResolveRecipients and GAL Search (the address book)
  *
  * How EAS fits backend.h: folder id = FolderSync ServerId, root "0";
  * item id = "<CollectionId>\t<ServerId>" (an EAS ServerId is only unique
@@ -269,6 +269,12 @@ void eas_req_resolve(struct buf *b, const char *query, unsigned max,
 enum be_status eas_parse_resolve(const void *p, size_t n, unsigned max,
 				 struct be_person **out, size_t *nout,
 				 struct be_result *r);
+/* Search of the GAL store (the directory): up to max people whose name or
+ * address matches query. */
+void eas_req_gal_search(struct buf *b, const char *query, unsigned max);
+enum be_status eas_parse_gal_search(const void *p, size_t n, unsigned max,
+				    struct be_person **out, size_t *nout,
+				    struct be_result *r);
 enum be_status eas_resolve_names(struct be_session *s, const char *query,
 				 unsigned max, struct be_person **out,
 				 size_t *n, struct be_result *r);

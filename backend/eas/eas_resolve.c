@@ -1,7 +1,7 @@
 /*
  * eas_resolve.c - the address book over ActiveSync: ResolveRecipients
- * (MS-ASCMD 2.2.1.15) request builder, answer parser (pure, unit-tested
- * and fuzzed) and the resolve_names operation of the ops table.
+ * (MS-ASCMD 2.2.1.15) and GAL Search request builders, answer parsers
+ * (pure, unit-tested and fuzzed) and the resolve_names operation.
  *
  * One To per request; the Response for it says 1 (resolved), 2 (ambiguous:
  * the Recipients are suggestions), 3 (ambiguous, partial list) or 4 (no
@@ -12,7 +12,11 @@
  * too - otherwise an empty HTTP 200 - and leaves out the Response of a To
  * it cannot resolve.  So an empty answer is asked again once with
  * Availability for the next half hour (14.0+, where it exists), and a
- * missing Response means no one.
+ * missing Response means no one.  SOGo also resolves only a login or a
+ * whole address, so when ResolveRecipients finds no one, the directory is
+ * searched (Search in the GAL store, MS-ASCMD 2.2.1.16), which matches part
+ * of a name or an address; a server without Search leaves the answer at
+ * "no one".
  */
 #include "backend/eas/eas.h"
 
@@ -147,6 +151,102 @@ out:
 	return r->status;
 }
 
+void eas_req_gal_search(struct buf *b, const char *query, unsigned max)
+{
+	struct wbxml_enc e;
+	char range[32];
+	if (max < 1)
+		max = 1;
+	if (max > BE_PEOPLE_MAX)
+		max = BE_PEOPLE_MAX;
+	snprintf(range, sizeof(range), "0-%u", max - 1);
+	wbxml_enc_init(&e, b);
+	wbxml_start(&e, WB_SRCH_SEARCH);
+	wbxml_start(&e, WB_SRCH_STORE);
+	wbxml_str(&e, WB_SRCH_NAME, "GAL");
+	wbxml_str(&e, WB_SRCH_QUERY, query);
+	wbxml_start(&e, WB_SRCH_OPTIONS);
+	wbxml_str(&e, WB_SRCH_RANGE, range);
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_end(&e);
+}
+
+enum be_status eas_parse_gal_search(const void *p, size_t n, unsigned max,
+				    struct be_person **out, size_t *nout,
+				    struct be_result *r)
+{
+	*out = NULL;
+	*nout = 0;
+	be_result_ok(r);
+	if (max > BE_PEOPLE_MAX)
+		max = BE_PEOPLE_MAX;
+	if (!n) {
+		be_result_set(r, BE_PROTOCOL, "empty Search answer");
+		return r->status;
+	}
+	struct wbxml_node *t = eas_parse(p, n, "Search", r);
+	if (!t)
+		return r->status;
+	struct wbxml_node *root = wbxml_child(t, WB_SRCH_SEARCH);
+	struct wbxml_node *store = wbxml_path(root, WB_SRCH_RESPONSE,
+					      WB_SRCH_STORE, 0);
+	const char *st;
+	if (!root) {
+		be_result_set(r, BE_PROTOCOL,
+			      "Search answer with another root element");
+	} else if (eas_status("Search", wbxml_child_text(root, WB_SRCH_STATUS),
+			      r) != BE_OK) {
+		/* graded */
+	} else if (!store) {
+		be_result_set(r, BE_PROTOCOL, "Search answer without a Store");
+	} else if (!(st = wbxml_child_text(store, WB_SRCH_STATUS)) ||
+		   strcmp(st, "1")) {
+		be_result_set(r, BE_REFUSED,
+			      "the server refused to search its directory (Search status %.12s)",
+			      st ? st : "missing");
+	}
+	if (r->status != BE_OK)
+		goto out;
+	struct be_person *v = NULL;
+	size_t k = 0;
+	for (struct wbxml_node *res = wbxml_child(store, WB_SRCH_RESULT);
+	     res && k < max; res = wbxml_next(res)) {
+		struct wbxml_node *pr = wbxml_child(res, WB_SRCH_PROPERTIES);
+		const char *name = field(pr, WB_GAL_DISPLAY_NAME);
+		const char *addr = field(pr, WB_GAL_EMAIL_ADDRESS);
+		if (!name && !addr)
+			continue;
+		if (!v)
+			v = xcalloc(max, sizeof(*v));
+		v[k].name = xstrdup(name);
+		v[k].address = xstrdup(addr);
+		v[k].kind = BE_PERSON_DIRECTORY;
+		k++;
+	}
+	*out = v;
+	*nout = k;
+out:
+	wbxml_free(t);
+	return r->status;
+}
+
+/* The directory search after a ResolveRecipients that found no one; its
+ * failure (a server without Search) leaves the answer at no one. */
+static void gal_search(struct be_session *s, const char *query, unsigned max,
+		       struct be_person **out, size_t *n)
+{
+	struct buf req, ans;
+	struct be_result r;
+	buf_init(&req, 0);
+	eas_req_gal_search(&req, query, max);
+	if (eas_call(s, "Search", &req, false, &ans, &r) != BE_OK ||
+	    eas_parse_gal_search(ans.data, ans.len, max, out, n, &r) != BE_OK)
+		log_dbg(LC_HTTP, "Search of the directory: %s", r.msg);
+	buf_free(&req);
+	buf_free(&ans);
+}
+
 enum be_status eas_resolve_names(struct be_session *s, const char *query,
 				 unsigned max, struct be_person **out,
 				 size_t *n, struct be_result *r)
@@ -171,8 +271,10 @@ enum be_status eas_resolve_names(struct be_session *s, const char *query,
 		eas_req_resolve(&req, query, max, (int64_t)time(NULL));
 		eas_call(s, "ResolveRecipients", &req, false, &ans, r);
 	}
-	if (r->status == BE_OK)
-		eas_parse_resolve(ans.data, ans.len, max ? max : 1, out, n, r);
+	if (r->status == BE_OK &&
+	    eas_parse_resolve(ans.data, ans.len, max ? max : 1, out, n, r) ==
+		    BE_OK && !*n)
+		gal_search(s, query, max ? max : 1, out, n);
 	buf_free(&req);
 	buf_free(&ans);
 	return r->status;

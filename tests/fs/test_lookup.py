@@ -3,8 +3,9 @@ book through EWS ResolveNames and ActiveSync ResolveRecipients, against the
 test server (both protocols: one match, several, none, an exact address,
 an account of the accounts file, an address alone (Autodiscover), a
 wrong password, a server that is down,
-usage errors) and against SOGo 5.8 over ActiveSync (its own users: SOGo
-resolves a login or an exact address, not part of a name).
+usage errors) and against SOGo 5.8 over ActiveSync (its own users: SOGo's
+ResolveRecipients resolves a login or an exact address; part of a name is
+found by the directory search that follows when it finds no one).
 
 Output: one "Display Name <address>" per match on stdout, exit 0; no match:
 one line on stderr, exit 1; usage: exit 2; a server that cannot be asked:
@@ -133,7 +134,7 @@ def test_usage_errors(args, words, tmp_path):
 def test_sogo(kind, tmp_path):
     """SOGo 5.8 answers ResolveRecipients only with Availability asked for
     (exchangefs asks again so) and resolves a login or an exact address
-    of its user table; part of a name finds no one there."""
+    of its user table; part of a name is found by GAL Search."""
     t = make_target(kind, sogo_messages=0)
     try:
         other = make_target(kind, sogo_messages=0)
@@ -148,6 +149,11 @@ def test_sogo(kind, tmp_path):
         assert (r.returncode, r.stdout) == (0, want), r.stderr
         r = run([*args, f"{user}@example.test"], tmp_path)
         assert (r.returncode, r.stdout) == (0, want), r.stderr
+        # part of a name: ResolveRecipients finds no one on SOGo, the
+        # directory search (GAL) does; SOGo gives it the address alone
+        r = run([*args, user[:-2]], tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert f"{user}@example.test" in r.stdout.splitlines()
         r = run([*args, "nobody-by-that-name"], tmp_path)
         assert r.returncode == 1 and "no one in the address book" in one_line(r)
     finally:

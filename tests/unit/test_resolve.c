@@ -1,8 +1,9 @@
 /*
  * test_resolve.c - the address book without a network: the ActiveSync
- * ResolveRecipients request (decoded back) and answers (built here, and
- * SOGo 5.8's as captured in the fuzz corpus), and the EWS ResolveNames
- * request and answers (one match, several, none, errors, faults).
+ * ResolveRecipients and GAL Search requests (decoded back) and answers
+ * (built here, and SOGo 5.8's as captured in the fuzz corpus), and the
+ * EWS ResolveNames request and answers (one match, several, none, errors,
+ * faults).
  */
 #include "backend/eas/eas.h"
 #include "backend/ews/ews.h"
@@ -195,13 +196,15 @@ static void test_eas_answers(void)
 	buf_free(&b);
 }
 
-/* SOGo 5.8's answers as captured (tests/fuzz/corpus/fuzz_wbxml/15-*,
- * 16-*; the first byte is the fuzzer's selector). */
+/* SOGo 5.8's answers as captured (tests/fuzz/corpus/fuzz_wbxml/15-* to
+ * 18-*; the first byte is the fuzzer's selector). */
 static void test_eas_sogo(void)
 {
 	static const char *const files[] = { "15-resolve-sogo",
-					     "16-resolve-sogo-none" };
-	for (int k = 0; k < 2; k++) {
+					     "16-resolve-sogo-none",
+					     "17-gal-search-sogo",
+					     "18-gal-search-sogo-none" };
+	for (int k = 0; k < 4; k++) {
 		char path[512];
 		snprintf(path, sizeof(path), "%s/../../fuzz/corpus/fuzz_wbxml/%s",
 			 TEST_DATA_DIR, files[k]);
@@ -216,8 +219,9 @@ static void test_eas_sogo(void)
 		struct be_person *v;
 		size_t n;
 		CHECK(len > 1);
-		CHECK(eas_parse_resolve(data + 1, len - 1, 10, &v, &n, &r) ==
-		      BE_OK);
+		CHECK((k < 2 ? eas_parse_resolve(data + 1, len - 1, 10, &v, &n, &r)
+			     : eas_parse_gal_search(data + 1, len - 1, 10, &v, &n,
+						    &r)) == BE_OK);
 		if (k == 0) {
 			CHECK(n == 1);
 			if (n == 1) {
@@ -225,11 +229,98 @@ static void test_eas_sogo(void)
 				CHECK_STR(v[0].address, "sogo1@example.test");
 				CHECK(v[0].kind == BE_PERSON_DIRECTORY);
 			}
+		} else if (k == 2) {   /* SOGo's Search gives no names */
+			CHECK(n == 1);
+			if (n == 1) {
+				CHECK(v[0].name == NULL);
+				CHECK_STR(v[0].address, "sogo2@example.test");
+			}
 		} else {
 			CHECK(n == 0);
 		}
 		be_people_free(v, n);
 	}
+}
+
+static void test_eas_gal_search(void)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	eas_req_gal_search(&b, "smi", 50);
+	struct wbxml_node *t = tree_of(&b);
+	struct wbxml_node *st = wbxml_path(t, WB_SRCH_SEARCH, WB_SRCH_STORE, 0);
+	CHECK_STR(wbxml_child_text(st, WB_SRCH_NAME), "GAL");
+	CHECK_STR(wbxml_child_text(st, WB_SRCH_QUERY), "smi");
+	CHECK_STR(wbxml_child_text(wbxml_child(st, WB_SRCH_OPTIONS),
+				   WB_SRCH_RANGE), "0-49");
+	wbxml_free(t);
+	buf_free(&b);
+
+	/* an answer: two results (one without a name), a third cut by max */
+	struct wbxml_enc e;
+	buf_init(&b, 0);
+	wbxml_enc_init(&e, &b);
+	wbxml_start(&e, WB_SRCH_SEARCH);
+	wbxml_str(&e, WB_SRCH_STATUS, "1");
+	wbxml_start(&e, WB_SRCH_RESPONSE);
+	wbxml_start(&e, WB_SRCH_STORE);
+	wbxml_str(&e, WB_SRCH_STATUS, "1");
+	static const char *const names[] = { "Bob Smith", NULL, "Third" };
+	static const char *const addrs[] = { "bob@example.com",
+					     "smithers@example.com",
+					     "third@example.com" };
+	for (int i = 0; i < 3; i++) {
+		wbxml_start(&e, WB_SRCH_RESULT);
+		wbxml_start(&e, WB_SRCH_PROPERTIES);
+		if (names[i])
+			wbxml_str(&e, WB_GAL_DISPLAY_NAME, names[i]);
+		wbxml_str(&e, WB_GAL_EMAIL_ADDRESS, addrs[i]);
+		wbxml_end(&e);
+		wbxml_end(&e);
+	}
+	wbxml_str(&e, WB_SRCH_RANGE, "0-2");
+	wbxml_str(&e, WB_SRCH_TOTAL, "3");
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_end(&e);
+	CHECK(wbxml_enc_finish(&e) == 0);
+	struct be_result r;
+	struct be_person *v;
+	size_t n;
+	CHECK(eas_parse_gal_search(b.data, b.len, 2, &v, &n, &r) == BE_OK);
+	CHECK(n == 2);
+	if (n == 2) {
+		CHECK_STR(v[0].name, "Bob Smith");
+		CHECK_STR(v[0].address, "bob@example.com");
+		CHECK(v[0].kind == BE_PERSON_DIRECTORY);
+		CHECK(v[1].name == NULL);
+		CHECK_STR(v[1].address, "smithers@example.com");
+	}
+	be_people_free(v, n);
+	buf_free(&b);
+
+	/* the store refused (status 3: server error), a bad top status */
+	buf_init(&b, 0);
+	wbxml_enc_init(&e, &b);
+	wbxml_start(&e, WB_SRCH_SEARCH);
+	wbxml_str(&e, WB_SRCH_STATUS, "1");
+	wbxml_start(&e, WB_SRCH_RESPONSE);
+	wbxml_start(&e, WB_SRCH_STORE);
+	wbxml_str(&e, WB_SRCH_STATUS, "3");
+	wbxml_end(&e);
+	wbxml_end(&e);
+	wbxml_end(&e);
+	CHECK(eas_parse_gal_search(b.data, b.len, 5, &v, &n, &r) == BE_REFUSED);
+	CHECK(strstr(r.msg, "status 3") != NULL && n == 0 && v == NULL);
+	buf_free(&b);
+	buf_init(&b, 0);
+	wbxml_enc_init(&e, &b);
+	wbxml_start(&e, WB_SRCH_SEARCH);
+	wbxml_str(&e, WB_SRCH_STATUS, "x");
+	wbxml_end(&e);
+	CHECK(eas_parse_gal_search(b.data, b.len, 5, &v, &n, &r) == BE_PROTOCOL);
+	buf_free(&b);
+	CHECK(eas_parse_gal_search("", 0, 5, &v, &n, &r) == BE_PROTOCOL);
 }
 
 /* ---- EWS ---- */
@@ -359,6 +450,7 @@ int main(void)
 	xml_init();
 	test_eas_request();
 	test_eas_answers();
+	test_eas_gal_search();
 	test_eas_sogo();
 	test_ews_request();
 	test_ews_answers();
