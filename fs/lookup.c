@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #define LOOKUP_MAX 50     /* matches asked for */
+#define LOOKUP_NAME_MAX 1024  /* what both backends take */
 #define EXIT_NO_MATCH 1
 #define EXIT_FAILED 3
 
@@ -76,6 +77,11 @@ static char *existing_cache_dir(const struct options *o)
 
 int lookup_command(struct options *o)
 {
+	if (strlen(o->query) > LOOKUP_NAME_MAX) {
+		fprintf(stderr, "exchangefs: a name to look up has at most %d "
+			"bytes\n", LOOKUP_NAME_MAX);
+		return 2;
+	}
 	const struct backend_ops *ops = backend_find(o->protocol);
 	if (!ops || !ops->resolve_names) {
 		fprintf(stderr, "exchangefs: lookup is not available over "

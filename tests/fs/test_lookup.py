@@ -123,6 +123,7 @@ def test_address_alone_finds_the_server(tmp_path):
     (["--url", "https://x/", "--user", "a", "--bogus", "n"], "unknown option"),
     (["--url", "https://x/", "--user", "a", "--protocol", "imap", "n"], "not supported"),
     (["--url", "https://x/", "n"], "--user is required"),
+    (["--url", "https://x/", "--user", "a", "--password-command", "echo x", "n" * 1025], "at most 1024 bytes"),
 ])
 def test_usage_errors(args, words, tmp_path):
     r = run(args, tmp_path)
