@@ -156,3 +156,12 @@ void be_new_free(struct be_new *n)
 	free(n->change_key);
 	n->id = n->change_key = NULL;
 }
+
+void be_people_free(struct be_person *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].name);
+		free(v[i].address);
+	}
+	free(v);
+}

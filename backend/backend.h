@@ -292,6 +292,21 @@ struct be_watch {
 };
 
 
+/* ---- Address book: what resolve_names() gives. ---- */
+enum be_person_kind {
+	BE_PERSON_OTHER = 0,  /* the server did not say */
+	BE_PERSON_DIRECTORY,  /* the organisation's directory (GAL) */
+	BE_PERSON_CONTACT,    /* the user's own contacts */
+	BE_PERSON_GROUP,      /* a distribution list */
+};
+struct be_person {
+	char *name;            /* owned: display name; NULL if none */
+	char *address;         /* owned: e-mail address; NULL if none */
+	enum be_person_kind kind;
+};
+#define BE_PEOPLE_MAX 100      /* most matches one call gives */
+void be_people_free(struct be_person *v, size_t n);
+
 /* The table a protocol fills.  Operations not yet implemented by a backend
  * are NULL; the core checks before calling and treats NULL as
  * BE_UNSUPPORTED.  Every operation fills *r (never NULL) and returns
@@ -430,6 +445,15 @@ struct backend_ops {
 	 * which form is in use. */
 	enum be_status (*watch)(struct be_session *s, const struct be_watch *w,
 				enum be_watch_mode *mode, struct be_result *r);
+
+	/* Optional (NULL: unsupported): the people whose name or address
+	 * matches query in the server's address book (EAS
+	 * ResolveRecipients, EWS ResolveNames), at most max (1..100).
+	 * BE_OK with *n = 0 when no one matches; *out (n entries) is the
+	 * caller's, freed with be_people_free(). */
+	enum be_status (*resolve_names)(struct be_session *s, const char *query,
+					unsigned max, struct be_person **out,
+					size_t *n, struct be_result *r);
 };
 
 /* Registered protocols. */

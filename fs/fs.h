@@ -150,6 +150,8 @@ struct options {
 	bool login;                 /* `exchangefs login ADDRESS` */
 	bool discover;              /* `exchangefs autodiscover ADDRESS` */
 	bool browser;               /* login --browser: PKCE, not device code */
+	bool lookup;                /* `exchangefs lookup [ACCOUNT] NAME` */
+	char *query;                /* ... its NAME */
 	char *prefetch;             /* --prefetch as given, or NULL */
 	int prefetch_days;          /* ... parsed (prefetch_parse) */
 };
@@ -170,6 +172,10 @@ char *options_cache_dir(const struct options *o);
  * status), and a state ("READY=1") for systemd when $NOTIFY_SOCKET is set. */
 int unix_command(int argc, char **argv);
 void unix_notify(const char *state);
+
+/* lookup.c: `exchangefs lookup`: signs in like a mount and prints the
+ * people of the address book matching o->query; the exit status. */
+int lookup_command(struct options *o);
 
 /* config.c: the accounts file.  An entry with key NULL marks a
  * "[section]" line; section NULL is the part before the first section. */

@@ -205,6 +205,11 @@ int main(int argc, char **argv)
 		options_free(&o);
 		return lrc;
 	}
+	if (o.lookup) {
+		int lrc = lookup_command(&o);
+		options_free(&o);
+		return lrc;
+	}
 	if (check_mountpoint(o.mountpoint)) {
 		options_free(&o);
 		return 1;

@@ -66,6 +66,7 @@ void options_usage(const char *prog)
 "       %s status MOUNTPOINT                 what a mounted daemon is doing\n"
 "       %s login [--browser] [options] ADDRESS   (OAuth2 sign-in)\n"
 "       %s autodiscover [options] ADDRESS        (show the server's URLs)\n"
+"       %s lookup [options] [ACCOUNT|ADDRESS] NAME  (find people's addresses)\n"
 "\n"
 "Mount a Microsoft Exchange mailbox as a directory tree: folders are\n"
 "directories, messages are .eml files (the server's exact MIME).\n"
@@ -128,7 +129,7 @@ void options_usage(const char *prog)
 "Unmount with: fusermount3 -u MOUNTPOINT or exchangefs unmount ACCOUNT|MOUNTPOINT\n"
 "(or Ctrl-C / SIGTERM with -f).\n"
 "Status: exchangefs status MOUNTPOINT (or cat MOUNTPOINT/.exchangefs/status)\n",
-	prog, prog, prog, prog, prog);
+	prog, prog, prog, prog, prog, prog);
 }
 
 enum { OPT_URL = 256, OPT_USER, OPT_MAILBOX, OPT_PWFILE, OPT_PWCMD,
@@ -472,12 +473,12 @@ static bool section_sets(const struct config *cfg, const char *section,
 static int choose_account(struct options *o, const struct config *cfg,
 			  bool have_cfg, int *npos, char **pos)
 {
-	if (*npos == 1 && !o->account && have_cfg &&
+	if (*npos == 1 && !o->account && have_cfg && !o->lookup &&
 	    config_has_section(cfg, pos[0]) &&
 	    section_sets(cfg, pos[0], "mountpoint")) {
 		set_str(&o->account, pos[0]);
 		*npos = 0;
-	} else if (*npos == 1 && !o->account && have_cfg &&
+	} else if (*npos == 1 && !o->account && have_cfg && !o->lookup &&
 		   config_has_section(cfg, pos[0]) && access(pos[0], F_OK)) {
 		fprintf(stderr, "exchangefs: account [%s] of %s sets no "
 			"mountpoint: give one (exchangefs %s DIR)\n", pos[0],
@@ -535,6 +536,9 @@ int options_parse(int argc, char **argv, struct options *o)
 	} else if (argc > 1 && !strcmp(argv[1], "autodiscover")) {
 		o->discover = true;
 		first = 1;
+	} else if (argc > 1 && !strcmp(argv[1], "lookup")) {
+		o->lookup = true;   /* [ACCOUNT|ADDRESS] NAME */
+		first = 1;
 	}
 	argc -= first;
 	argv += first;
@@ -548,7 +552,9 @@ int options_parse(int argc, char **argv, struct options *o)
 	int npos = argc - optind;
 	char **pos = argv + optind;
 	if (npos > 2) {
-		fprintf(stderr, "exchangefs: more than one mount point given "
+		fprintf(stderr, o->lookup ? "exchangefs: lookup takes "
+			"[ACCOUNT|ADDRESS] NAME (quote a name with spaces)\n"
+			: "exchangefs: more than one mount point given "
 			"(see --help)\n");
 		goto fail;
 	}
@@ -593,8 +599,13 @@ int options_parse(int argc, char **argv, struct options *o)
 		return absolutize(&o->ca_file);
 	}
 	if (npos >= 1)
-		set_str(&o->mountpoint, pos[npos - 1]);
-	if (!o->mountpoint) {
+		set_str(o->lookup ? &o->query : &o->mountpoint, pos[npos - 1]);
+	if (o->lookup && (!o->query || !*o->query)) {
+		fprintf(stderr, "exchangefs: lookup needs a name to look up "
+			"(see --help)\n");
+		return -1;
+	}
+	if (!o->mountpoint && !o->lookup) {
 		fprintf(stderr, "exchangefs: no mount point given (see --help)\n");
 		return -1;
 	}
@@ -651,6 +662,7 @@ void options_free(struct options *o)
 	free(o->cache_dir);
 	free(o->ca_file);
 	free(o->mountpoint);
+	free(o->query);
 	free(o->fuse_opts);
 	free(o->account);
 	free(o->config);

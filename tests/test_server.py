@@ -738,3 +738,55 @@ def test_mutated_requests_never_break_the_server(srv):
     assert ews.post(seeds[0], envelope=False)[0] == 200
     assert "internal error" not in srv.log_text()
     ews.close()
+
+
+# ---- ResolveNames (the address book, shared with ActiveSync ResolveRecipients) -------------
+
+def test_resolve_names_agrees_with_activesync(ews, srv):
+    from eas_client import E, EasClient
+    from wbxml import children, text
+
+    # the address book: the owner and every sender of the mailbox
+    book = {"alice@example.com": "Alice Example"}
+    for it in srv.mailbox()["items"]:
+        if it["from_addr"]:
+            book.setdefault(it["from_addr"].lower(), it["from_name"] or it["from_addr"])
+
+    def expected(q):
+        q = q.lower()
+        if q in book:
+            return [q]
+        return sorted(a for a, n in book.items()
+                      if a.startswith(q) or any(w.startswith(q) for w in n.lower().replace(",", " ").split()))
+
+    def ews_resolve(q):
+        msg = messages(ews.call(f'<m:ResolveNames ReturnFullContactData="false">'
+                                f'<m:UnresolvedEntry>{q}</m:UnresolvedEntry></m:ResolveNames>'))[0]
+        people = [(mb.findtext("t:Name", namespaces=NS), mb.findtext("t:EmailAddress", namespaces=NS),
+                   mb.findtext("t:MailboxType", namespaces=NS))
+                  for mb in msg.findall("m:ResolutionSet/t:Resolution/t:Mailbox", NS)]
+        return msg.get("ResponseClass"), msg.findtext("m:ResponseCode", namespaces=NS), people
+
+    c = EasClient.from_url(srv.eas_url, srv.user, srv.password)
+
+    def eas_resolve(q):
+        r = c.ok("ResolveRecipients", E("ResolveRecipients:ResolveRecipients", [E("ResolveRecipients:To", q)]))
+        resp = children(r.body, "ResolveRecipients:Response")[0]
+        return (text(resp, "ResolveRecipients:Status"),
+                [(text(x, "ResolveRecipients:DisplayName"), text(x, "ResolveRecipients:EmailAddress"))
+                 for x in children(resp, "ResolveRecipients:Recipient")])
+
+    assert ews_resolve("alice@example.com") == ("Success", "NoError",
+                                                [("Alice Example", "alice@example.com", "Mailbox")])
+    smiths = expected("smith")
+    assert len(smiths) >= 2, smiths            # Bob Smith, "Smith, Erin" in the generated corpus
+    cls, code, people = ews_resolve("smith")
+    assert (cls, code) == ("Warning", "ErrorNameResolutionMultipleResults")
+    assert [a for _, a, _ in people] == smiths
+    assert all(n == book[a.lower()] and t == "Mailbox" for n, a, t in people)
+    assert eas_resolve("smith") == ("2", [(n, a) for n, a, _ in people])
+    assert ews_resolve("nobody-at-all") == ("Error", "ErrorNameResolutionNoResults", [])
+    assert eas_resolve("nobody-at-all") == ("4", [])
+    # an exact address wins over prefixes, on both
+    assert ews_resolve("bob@example.com")[2] == [("Bob Smith", "bob@example.com", "Mailbox")]
+    assert eas_resolve("bob@example.com") == ("1", [("Bob Smith", "bob@example.com")])

@@ -1028,4 +1028,5 @@ const struct backend_ops eas_backend = {
 	.move_folder = eas_move_folder,
 	.delete_folder = eas_delete_folder,
 	.watch = eas_watch,
+	.resolve_names = eas_resolve_names,
 };

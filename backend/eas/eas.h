@@ -10,6 +10,7 @@
  *   eas.c        the ops table and the session (HTTP calls, Provision
  *                rounds, the persistent DeviceId)
  *   eas_write.c  the write operations and Ping (watch)
+ *   eas_resolve.c ResolveRecipients and GAL Search (the address book)
  *
  * How EAS fits backend.h: folder id = FolderSync ServerId, root "0";
  * item id = "<CollectionId>\t<ServerId>" (an EAS ServerId is only unique
@@ -267,6 +268,24 @@ enum be_status eas_move_folder(struct be_session *s, const char *id,
 			       struct be_result *r);
 enum be_status eas_delete_folder(struct be_session *s, const char *id,
 				 bool hard, struct be_result *r);
+/* ---- eas_resolve.c: ResolveRecipients ---- */
+/* avail_start > 0: ask for Availability from then for half an hour. */
+void eas_req_resolve(struct buf *b, const char *query, unsigned max,
+		     int64_t avail_start);
+/* At most max (<= BE_PEOPLE_MAX) people of the answer's Response;
+ * BE_OK with none for status 4 (no one) or no Response at all. */
+enum be_status eas_parse_resolve(const void *p, size_t n, unsigned max,
+				 struct be_person **out, size_t *nout,
+				 struct be_result *r);
+/* Search of the GAL store (the directory): up to max people whose name or
+ * address matches query. */
+void eas_req_gal_search(struct buf *b, const char *query, unsigned max);
+enum be_status eas_parse_gal_search(const void *p, size_t n, unsigned max,
+				    struct be_person **out, size_t *nout,
+				    struct be_result *r);
+enum be_status eas_resolve_names(struct be_session *s, const char *query,
+				 unsigned max, struct be_person **out,
+				 size_t *n, struct be_result *r);
 /* Small files in the cache directory (eas.c); read_all: owned, NULL if
  * none. */
 char *eas_state_read_all(const struct be_session *s, const char *name);

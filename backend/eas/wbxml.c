@@ -50,6 +50,14 @@ static const char *const page_fh[] = {
 	"SyncKey", "FolderCreate", "FolderDelete", "FolderUpdate", "FolderSync",
 	"Count", "Version",
 };
+static const char *const page_rr[] = {
+	"ResolveRecipients", "Response", "Status", "Type", "Recipient",
+	"DisplayName", "EmailAddress", "Certificates", "Certificate",
+	"MiniCertificate", "Options", "To", "CertificateRetrieval",
+	"RecipientCount", "MaxCertificates", "MaxAmbiguousRecipients",
+	"CertificateCount", "Availability", "StartTime", "EndTime",
+	"MergedFreeBusy", "Picture", "MaxSize", "Data", "MaxPictures",
+};
 static const char *const page_ping[] = {
 	"Ping", "AutdState", "Status", "HeartbeatInterval", "Folders", "Folder",
 	"Id", "Class", "MaxFolders",
@@ -119,6 +127,7 @@ static const struct {
 	PAGE(5, "Move", page_mv),
 	PAGE(6, "GetItemEstimate", page_gie),
 	PAGE(7, "FolderHierarchy", page_fh),
+	PAGE(10, "ResolveRecipients", page_rr),
 	PAGE(13, "Ping", page_ping),
 	PAGE(14, "Provision", page_prov),
 	PAGE(15, "Search", page_srch),

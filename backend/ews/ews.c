@@ -411,6 +411,14 @@ enum be_status ews_call_special(struct be_session *s, struct buf *req,
 	return r->status;
 }
 
+enum be_status ews_call_answer(struct be_session *s, const char *what,
+			       const struct buf *req,
+			       struct http_response *resp,
+			       struct be_result *r)
+{
+	return call(s, what, req, EWS_ON_ITEM, resp, r);
+}
+
 const struct backend_ops ews_backend = {
 	.name = "ews",
 	.open = ews_open,
@@ -432,4 +440,5 @@ const struct backend_ops ews_backend = {
 	.move_folder = ews_move_folder,
 	.delete_folder = ews_delete_folder,
 	.watch = ews_watch,
+	.resolve_names = ews_resolve_names,
 };

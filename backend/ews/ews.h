@@ -12,6 +12,7 @@
  *   ews_events.c   notification requests, the GetStreamingEvents stream
  *                  split into envelopes, events -> batches (pure, fuzzed)
  *   ews_notify.c   the watch operation: streaming or pull subscription
+ *   ews_resolve.c  ResolveNames (the address book)
  */
 #ifndef EXCHANGEFS_EWS_H
 #define EXCHANGEFS_EWS_H
@@ -344,6 +345,25 @@ enum be_status ews_call_special(struct be_session *s, struct buf *req,
 /* An id handed in by the core: non-empty, at most EWS_ID_MAX; otherwise
  * false with r set (BE_REFUSED "invalid <what> id"). */
 bool ews_id_ok(const char *id, const char *what, struct be_result *r);
+
+/* POST req and hand back the answer (held in memory) in *resp, which
+ * the caller frees in any case: BE_OK for a 2xx XML answer. */
+struct http_response;
+enum be_status ews_call_answer(struct be_session *s, const char *what,
+			       const struct buf *req,
+			       struct http_response *resp,
+			       struct be_result *r);
+
+/* --- ews_resolve.c: ResolveNames (the address book) --- */
+void ews_req_resolve(struct buf *b, const char *version, const char *query);
+/* At most max (<= BE_PEOPLE_MAX) people of the answer; BE_OK with none
+ * for ErrorNameResolutionNoResults. */
+enum be_status ews_parse_resolve(const char *data, size_t len, unsigned max,
+				 struct be_person **out, size_t *nout,
+				 struct be_result *r);
+enum be_status ews_resolve_names(struct be_session *s, const char *query,
+				 unsigned max, struct be_person **out,
+				 size_t *n, struct be_result *r);
 
 /* --- ews.c: what ews_notify.c uses of the session --- */
 struct http_session;

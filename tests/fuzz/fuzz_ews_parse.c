@@ -10,6 +10,8 @@
  *   - the answers to writes (selector 0x?f, the high nibble picks the
  *     operation) give ids that are non-empty and within EWS_ID_MAX, or
  *     nothing and a message;
+ *   - ResolveNames answers (selector 0x?3, with the fault bodies) give
+ *     at most the people asked for, each with a name or an address;
  *   - a write request built from fuzzed text (a folder name, categories,
  *     an id, a message body) is well-formed XML that carries the text back
  *     unchanged (selector 0xcf and up).
@@ -27,6 +29,28 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* ResolveNames answers (selector 0x?3, max people 1 + the high nibble):
+ * at most max, each with a name or an address, none too long; nothing and
+ * a message on failure. */
+static void fuzz_resolve(const char *d, size_t size, unsigned max)
+{
+	struct be_result r;
+	struct be_person *v;
+	size_t n;
+	if (ews_parse_resolve(d, size, max, &v, &n, &r) == BE_OK) {
+		if (n > max || (n && !v))
+			abort();
+		for (size_t i = 0; i < n; i++)
+			if ((!v[i].name && !v[i].address) ||
+			    (v[i].name && strlen(v[i].name) > 1024) ||
+			    (v[i].address && strlen(v[i].address) > 1024))
+				abort();
+	} else if (v || n || !r.msg[0]) {
+		abort();
+	}
+	be_people_free(v, n);
+}
 
 #define NITEMS 4
 
@@ -353,6 +377,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3:
 		ews_parse_fault_body(d, size, (sel >> 3) & 1 ? EWS_ON_FOLDER
 							     : EWS_ON_ITEM, &r);
+		fuzz_resolve(d, size, 1 + (sel >> 4));
 		break;
 	case 4:
 	case 5:

@@ -2,7 +2,8 @@
  * fuzz_wbxml.c - libFuzzer target for everything of the ActiveSync backend
  * that reads server input: the WBXML decoder (whole and in pieces, and a
  * re-encode round trip of what it accepts) and every answer parser of
- * eas_proto.c.  The first byte picks the parser; the rest is the answer.
+ * eas_proto.c and eas_resolve.c (ResolveRecipients and GAL Search:
+ * selector 6, with MoveItems).  The first byte picks the parser; the rest is the answer.
  */
 #include "backend/eas/eas.h"
 
@@ -142,6 +143,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *id;
 		if (eas_parse_move(p, n, &id, &r) == BE_OK)
 			free(id);
+		/* ResolveRecipients: at most max people, each with a name
+		 * or an address; nothing and a message on failure */
+		struct be_person *v;
+		size_t nv;
+		unsigned max = 1 + (sel >> 4);
+		for (int k = 0; k < 2; k++) {   /* and GAL Search */
+			enum be_status st =
+				k ? eas_parse_gal_search(p, n, max, &v, &nv, &r)
+				  : eas_parse_resolve(p, n, max, &v, &nv, &r);
+			if (st == BE_OK) {
+				if (nv > max || (nv && !v))
+					abort();
+				for (size_t i = 0; i < nv; i++)
+					if (!v[i].name && !v[i].address)
+						abort();
+			} else if (v || nv || !r.msg[0]) {
+				abort();
+			}
+			be_people_free(v, nv);
+		}
 		break;
 	}
 	case 7: {

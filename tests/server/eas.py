@@ -36,6 +36,7 @@ from wbxml import child, children, text
 from mailbox import IPF_NOTE, MailboxError, Tombstone
 from ops_write import mime_recipients, transmit
 from generate import OWNER
+import directory
 
 PATH = "/microsoft-server-activesync"
 WBXML_TYPE = "application/vnd.ms-sync.wbxml"
@@ -1376,21 +1377,13 @@ def cmd_move_items(r, elem):
 
 def cmd_resolve_recipients(r, elem):
     mb = r.mb
-    with mb.lock:
-        directory = {user_address(r.server).lower(): (OWNER[0], user_address(r.server))}
-        for it in mb.items.values():
-            if it.from_addr:
-                directory.setdefault(it.from_addr.lower(), (it.from_name or it.from_addr, it.from_addr))
     opts = child(elem, "ResolveRecipients:Options")
     max_amb = text(opts, "ResolveRecipients:MaxAmbiguousRecipients")
     max_amb = int(max_amb) if max_amb and max_amb.isdigit() else 20
     out = []
     for to in children(elem, "ResolveRecipients:To"):
-        q = (text(to) or "").strip().lower()
-        hits = [v for k, v in sorted(directory.items()) if q and (k == q or k.startswith(q)
-                                                                   or v[0].lower().startswith(q))]
-        exact = [v for k, v in directory.items() if k == q]
-        hits = exact or hits
+        with mb.lock:
+            hits = directory.resolve(mb, text(to))
         st = "1" if len(hits) == 1 else "2" if hits else "4"
         entries = [E("ResolveRecipients:Recipient", [E("ResolveRecipients:Type", "1"),
                                                      E("ResolveRecipients:DisplayName", n),

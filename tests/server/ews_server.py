@@ -53,6 +53,7 @@ class EwsHttpServer(ThreadingHTTPServer):
         super().__init__(addr, Handler)
         self.mailbox = mailbox
         self.user, self.password = user, password
+        mailbox.owner_address = eas.user_address(self)   # the address book's first entry (directory.py)
         self.latency_ms = latency_ms
         self.item_cost_ms = 0           # GetItem: delay per item asked for (control item_cost)
         self.known_versions = None  # None: every version Exchange 2016 knows

@@ -1,7 +1,8 @@
 # The EWS operations of the test server: GetFolder, SyncFolderHierarchy,
 # SyncFolderItems, GetItem, FindFolder, FindItem (with restrictions, see
 # props.py) here, the write operations in ops_write.py, notifications
-# (Subscribe, GetEvents, GetStreamingEvents, Unsubscribe) in notify.py. Each
+# (Subscribe, GetEvents, GetStreamingEvents, Unsubscribe) in notify.py,
+# ResolveNames in directory.py. Each
 # takes the mailbox and the parsed operation element and returns the response
 # document (bytes);
 # request-level failures raise soap.Fault. Per-id failures become error
@@ -300,7 +301,9 @@ def operations():
     if "CreateItem" not in OPERATIONS:
         from notify import NOTIFY_OPERATIONS
         from ops_write import WRITE_OPERATIONS
+        from directory import RESOLVE_OPERATIONS
         OPERATIONS.update(WRITE_OPERATIONS)
+        OPERATIONS.update(RESOLVE_OPERATIONS)
         OPERATIONS.update(NOTIFY_OPERATIONS)
     return OPERATIONS
 
