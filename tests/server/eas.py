@@ -85,6 +85,9 @@ class Config:
         "empty_sync": bool,        # a Sync with nothing to say answers an empty body
         "string_data": bool,       # Body Data as an inline string, not opaque bytes
         "max_window": int,         # WindowSize cap
+        "fetch_gone": str,         # ItemOperations with an item gone: "status" (its Fetch has
+                                   # Status 6, as Exchange) or "http501" (the whole request fails
+                                   # with HTTP 501 when it has several Fetch, as SOGo)
     }
 
     def __init__(self):
@@ -97,6 +100,7 @@ class Config:
         self.empty_sync = True
         self.string_data = False
         self.max_window = MAX_WINDOW
+        self.fetch_gone = "status"
 
     def update(self, req):
         for k, v in req.items():
@@ -104,6 +108,8 @@ class Config:
                 raise ValueError(f"unknown eas_config setting {k!r}; known: {sorted(self.FIELDS)}")
             if not isinstance(v, self.FIELDS[k]) or (self.FIELDS[k] is int and isinstance(v, bool)):
                 raise ValueError(f"eas_config {k}: {self.FIELDS[k].__name__} expected")
+            if k == "fetch_gone" and v not in ("status", "http501"):
+                raise ValueError("eas_config fetch_gone: status or http501")
             if k == "provision" and v not in ("none", "449", "status"):
                 raise ValueError("eas_config provision: none, 449 or status")
             if k == "versions" and (not v or any(x not in ALL_VERSIONS for x in v)):
@@ -1270,6 +1276,20 @@ def cmd_ping(r, elem):
 # ---- ItemOperations, SendMail, MoveItems, ResolveRecipients ---------------------------------
 
 def cmd_item_operations(r, elem):
+    """Fetch elements counted in the stats as GetItem ids (get_item_ids, _max, _peak) and
+    charged item_cost each, like the ids of a GetItem."""
+    fetches = [op for op in children(elem) if op[0] == "ItemOperations:Fetch"]
+    stats = r.server.stats
+    stats.get_item(len(fetches), 1)
+    try:
+        if r.server.item_cost_ms:
+            time.sleep(len(fetches) * r.server.item_cost_ms / 1000)
+        return _item_operations(r, elem, len(fetches))
+    finally:
+        stats.get_item(len(fetches), -1)
+
+
+def _item_operations(r, elem, n_fetch):
     mb, out = r.mb, []
     with mb.lock:
         for op in children(elem):
@@ -1290,6 +1310,8 @@ def cmd_item_operations(r, elem):
             it = item_by_sid(mb, sid, f) if f is not None else None
             ids = [E("AirSync:CollectionId", cid or ""), E("AirSync:ServerId", sid or "")]
             if it is None:
+                if n_fetch > 1 and r.cfg.fetch_gone == "http501":
+                    return 501          # SOGo: one item gone fails the whole request
                 out.append(E("ItemOperations:Fetch", [E("ItemOperations:Status", "6")] + ids))
                 continue
             out.append(E("ItemOperations:Fetch", [E("ItemOperations:Status", "1")] + ids + [
