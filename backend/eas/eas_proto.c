@@ -679,6 +679,18 @@ static long find_item(struct eas_fetch *f)
 	return -1;
 }
 
+/* The item the current Fetch is about: by its ids, or when it names
+ * none (they are optional in an answer) by position: the answer keeps the
+ * request's order. */
+static long current_item(struct eas_fetch *f)
+{
+	long i = find_item(f);
+	if (i < 0 && !f->coll[0] && !f->sid[0] && f->nth < f->n &&
+	    !f->reported[f->nth])
+		i = (long)f->nth;
+	return i;
+}
+
 static int f_start(void *arg, unsigned tag, bool empty)
 {
 	struct eas_fetch *f = arg;
@@ -714,7 +726,7 @@ static int f_start(void *arg, unsigned tag, bool empty)
 				 "ItemOperations answer: two bodies for one item");
 			return -1;
 		}
-		f->cur = find_item(f);
+		f->cur = current_item(f);
 		if (f->cur < 0) {
 			snprintf(f->err, sizeof(f->err),
 				 "ItemOperations answer: a body for an item not asked for");
@@ -763,12 +775,7 @@ static int f_end(void *arg, unsigned tag)
 	if (f->in_data && tag == WB_ASB_DATA)
 		f->in_data = false;
 	if (f->depth == 3 && tag == WB_IO_FETCH) {
-		long i = f->cur >= 0 ? f->cur : find_item(f);
-		/* a Fetch naming no item (the ids are optional in an answer):
-		 * the answer keeps the request's order */
-		if (i < 0 && !f->coll[0] && !f->sid[0] && f->nth < f->n &&
-		    !f->reported[f->nth])
-			i = (long)f->nth;
+		long i = f->cur >= 0 ? f->cur : current_item(f);
 		f->nth++;
 		if (i < 0) {
 			snprintf(f->err, sizeof(f->err),

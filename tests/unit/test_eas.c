@@ -681,8 +681,6 @@ static void test_fetch(void)
 		wbxml_end(&e);
 		wbxml_start(&e, WB_IO_FETCH);
 		wbxml_str(&e, WB_IO_STATUS, "1");
-		wbxml_str(&e, WB_AS_COLLECTION_ID, "c");
-		wbxml_str(&e, WB_AS_SERVER_ID, "2");
 		wbxml_start(&e, WB_IO_PROPERTIES);
 		wbxml_start(&e, WB_ASB_BODY);
 		wbxml_str(&e, WB_ASB_DATA, "Subject: two\r\n\r\nx");
