@@ -317,10 +317,11 @@ def test_body_larger_than_the_estimate_reads_whole(tsmall, mount, how):
     small.item_cost(20)
     m = mount(t, extra=["--prefetch", "all" if how == "prefetch" else "none"])
     m.wait_synced()
-    names = {}
+    names = {}                                           # server id -> file (by subject)
     for n in os.listdir(m.path("Archive")):
-        if "Estimate" in n:
-            names[os.getxattr(m.path("Archive", n), "user.exchangefs.id").decode()] = n
+        for k, i in enumerate(ids):
+            if "Estimate %d" % k in n:
+                names[i] = n
     assert all(os.stat(m.path("Archive", names[i])).st_size == 100 for i in ids)
     if how == "prefetch":
         wait_complete(m)

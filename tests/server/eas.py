@@ -33,7 +33,7 @@ import uuid
 
 import wbxml
 from wbxml import child, children, text
-from mailbox import IPF_NOTE, MailboxError, Tombstone
+from mailbox import IPF_NOTE, MailboxError, Tombstone, store_size
 from ops_write import mime_recipients, transmit
 from generate import OWNER
 
@@ -452,7 +452,10 @@ def body_element(it, bo, cfg):
         pref = next((p for p in bo.prefs if p[0] in ("1", "2")), None) or ("1", None, False)
         btype, limit = pref[0], pref[1]
         data = text_body(it, btype == "2").encode("utf-8")
-    kids = [E("AirSyncBase:Type", btype), E("AirSyncBase:EstimatedDataSize", str(len(data)))]
+    estimate = len(data)
+    if btype == "4" and it.size != store_size(it.mime, it.subject):
+        estimate = it.size          # a test asked for another estimate (deliver size=)
+    kids = [E("AirSyncBase:Type", btype), E("AirSyncBase:EstimatedDataSize", str(estimate))]
     if limit is not None and len(data) > limit:
         data = data[:limit]
         kids.append(E("AirSyncBase:Truncated", "1"))
