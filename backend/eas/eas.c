@@ -934,16 +934,24 @@ static enum be_status fetch_items(struct be_session *s, const char *const *ids,
 	return BE_OK;
 }
 
-/* Up to EAS_FETCH_BATCH items per ItemOperations (the core sizes its
- * batches by the items' estimated sizes; this caps the count), one Fetch
- * each, the answer streamed: one round trip for the batch instead of one
- * per message. */
+/* Length of the CollectionId of item id "<collection>\t<server id>". */
+static size_t coll_len(const char *id)
+{
+	return strcspn(id, "\t");
+}
+
+/* Up to EAS_FETCH_BATCH items of one collection per ItemOperations (the
+ * core sizes its batches by the items' estimated sizes; this caps the
+ * count), one Fetch each, the answer streamed: one round trip for the
+ * batch instead of one per message.  One collection per request: SOGo
+ * answers every Fetch of a request from the first Fetch's collection
+ * (another folder's message of the same ServerId). */
 static enum be_status eas_fetch_mime(struct be_session *s,
 				     const char *const *ids, size_t n,
 				     be_sink_fn sink, be_done_fn done,
 				     void *arg, struct be_result *r)
 {
-	size_t map[EAS_FETCH_BATCH], k = 0;
+	bool *handled = xcalloc(n ? n : 1, sizeof(bool));
 	be_result_ok(r);
 	for (size_t i = 0; i < n; i++) {
 		char *buf = NULL;
@@ -951,22 +959,32 @@ static enum be_status eas_fetch_mime(struct be_session *s,
 		bool ok = eas_item_split(ids[i], &buf, &coll, &sid);
 		free(buf);
 		if (!ok) {
+			handled[i] = true;
 			done(arg, i, BE_ITEM_GONE, "invalid item id");
-			continue;
 		}
-		map[k++] = i;
-		if (k < EAS_FETCH_BATCH && i + 1 < n)
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (handled[i])
 			continue;
+		/* item i and the next ones of its collection */
+		size_t map[EAS_FETCH_BATCH], k = 0, cl = coll_len(ids[i]);
+		for (size_t j = i; j < n && k < EAS_FETCH_BATCH; j++) {
+			if (handled[j] || coll_len(ids[j]) != cl ||
+			    strncmp(ids[j], ids[i], cl))
+				continue;
+			handled[j] = true;
+			map[k++] = j;
+		}
 		if (fetch_fatal(fetch_items(s, ids, map, k, sink, done, arg,
 					    r))) {
 			for (size_t l = i + 1; l < n; l++)
-				done(arg, l, r->status, r->msg);
+				if (!handled[l])
+					done(arg, l, r->status, r->msg);
+			free(handled);
 			return r->status;
 		}
-		k = 0;
 	}
-	if (k && fetch_fatal(fetch_items(s, ids, map, k, sink, done, arg, r)))
-		return r->status;
+	free(handled);
 	be_result_ok(r);
 	return BE_OK;
 }

@@ -286,7 +286,7 @@ def main():
     PROTOCOL = args.protocol
     print("exchangefs prefetch benchmark; build %s; %d cores" % (args.build, os.cpu_count()))
     batches = [int(b) for b in args.batches.split(",") if b]
-    for n in (int(s) for s in args.sizes.split(",") if s):
+    for n in (int(s) for s in args.sizes.split(",") if s and int(s) > 0):
         bench_size(n, args.build, args.batch, args.sessions, batches, args.dir, args.latency_ms)
     if args.sogo:
         PROTOCOL = "eas"

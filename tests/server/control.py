@@ -23,7 +23,8 @@
 #   POST fault {kind, count, operation?, ms?, backoff_ms?, retry_after?, where?} | clear_faults
 #   POST reset_stats | clear_sent
 # ActiveSync (eas.py): POST eas_config {versions?, provision?, policy?, min_heartbeat?, max_heartbeat?,
-#   max_folders?, empty_sync?, string_data?, max_window?, fetch_gone?} -> the whole config; GET eas_devices
+#   max_folders?, empty_sync?, string_data?, max_window?, fetch_gone?,
+#   fetch_first_collection?} -> the whole config; GET eas_devices
 #   {config, devices:[{id, type, policy_key, revoked, hierarchy_key, collections}]}. Faults hit EAS
 #   commands by their Cmd name; kind "reprovision" (EAS only) answers 449 and revokes policy keys.
 #   POST item_cost {ms}    GetItem sleeps ms per id it is asked for (as a server's work per

@@ -88,6 +88,8 @@ class Config:
         "fetch_gone": str,         # ItemOperations with an item gone: "status" (its Fetch has
                                    # Status 6, as Exchange) or "http501" (the whole request fails
                                    # with HTTP 501 when it has several Fetch, as SOGo)
+        "fetch_first_collection": bool,   # every Fetch of an ItemOperations answered from the
+                                          # first Fetch's CollectionId, as SOGo
     }
 
     def __init__(self):
@@ -101,6 +103,7 @@ class Config:
         self.string_data = False
         self.max_window = MAX_WINDOW
         self.fetch_gone = "status"
+        self.fetch_first_collection = False
 
     def update(self, req):
         for k, v in req.items():
@@ -1293,7 +1296,7 @@ def cmd_item_operations(r, elem):
 
 
 def _item_operations(r, elem, n_fetch):
-    mb, out = r.mb, []
+    mb, out, first_cid = r.mb, [], None
     with mb.lock:
         for op in children(elem):
             if op[0] != "ItemOperations:Fetch":
@@ -1301,6 +1304,10 @@ def _item_operations(r, elem, n_fetch):
                 continue
             bo = BodyOptions(child(op, "ItemOperations:Options"))
             cid = text(op, "AirSync:CollectionId")
+            if first_cid is None:
+                first_cid = cid
+            if r.cfg.fetch_first_collection:
+                cid = first_cid         # SOGo's quirk
             sid = text(op, "AirSync:ServerId")
             ref = text(op, "AirSyncBase:FileReference")
             if text(op, "ItemOperations:Store") not in ("Mailbox", None):

@@ -316,8 +316,9 @@ static void test_session(void)
 
 /* An ItemOperations answer: item k of sids gets status st[k], and the
  * body "Subject: <sid>" when its status is 1. */
-static void fetch_answer(struct buf *b, const char *const *sids,
-			 const char *const *st, size_t n)
+static void fetch_answer(struct buf *b, const char *coll,
+			 const char *const *sids, const char *const *st,
+			 size_t n)
 {
 	struct wbxml_enc e;
 	buf_init(b, 0);
@@ -328,7 +329,7 @@ static void fetch_answer(struct buf *b, const char *const *sids,
 	for (size_t k = 0; k < n; k++) {
 		wbxml_start(&e, WB_IO_FETCH);
 		wbxml_str(&e, WB_IO_STATUS, st[k]);
-		wbxml_str(&e, WB_AS_COLLECTION_ID, "c");
+		wbxml_str(&e, WB_AS_COLLECTION_ID, coll);
 		wbxml_str(&e, WB_AS_SERVER_ID, sids[k]);
 		if (!strcmp(st[k], "1")) {
 			char mime[64];
@@ -381,7 +382,8 @@ static void fetched_reset(struct fetched *g)
 }
 
 /* The Fetch elements of a request body: count, and the ServerIds. */
-static size_t fetches_of(const struct buf *body, char *sids, size_t cap)
+static size_t fetches_in(const struct buf *body, char *sids, size_t cap,
+			 bool with_coll)
 {
 	char err[128];
 	size_t n = 0;
@@ -391,11 +393,18 @@ static size_t fetches_of(const struct buf *body, char *sids, size_t cap)
 	for (struct wbxml_node *f = wbxml_path(t, WB_IO_ITEM_OPERATIONS, WB_IO_FETCH, 0);
 	     f; f = wbxml_next(f), n++) {
 		size_t l = strlen(sids);
-		snprintf(sids + l, cap - l, "%s%s", l ? "," : "",
+		snprintf(sids + l, cap - l, "%s%s%s%s", l ? "," : "",
+			 with_coll ? wbxml_child_text(f, WB_AS_COLLECTION_ID) : "",
+			 with_coll ? ":" : "",
 			 wbxml_child_text(f, WB_AS_SERVER_ID));
 	}
 	wbxml_free(t);
 	return n;
+}
+
+static size_t fetches_of(const struct buf *body, char *sids, size_t cap)
+{
+	return fetches_in(body, sids, cap, false);
 }
 
 /* Several messages per ItemOperations; mixed statuses; an invalid id; a
@@ -418,10 +427,14 @@ static void test_fetch_batch(void)
 	static const char *const s13[] = { "1", "2", "3" };
 	static const char *const st_mixed[] = { "1", "6", "1" };
 	static const char *const ok1[] = { "1" };
-	fetch_answer(&a1, s13, st_mixed, 3);
-	fetch_answer(&a2, s13, ok1, 1);
-	fetch_answer(&a4, s13 + 2, ok1, 1);
-	fetch_answer(&empty, NULL, NULL, 0);
+	static const char *const ok2[] = { "1", "1" };
+	struct buf ca, cb;
+	fetch_answer(&a1, "c", s13, st_mixed, 3);
+	fetch_answer(&a2, "c", s13, ok1, 1);
+	fetch_answer(&a4, "c", s13 + 2, ok1, 1);
+	fetch_answer(&empty, "c", NULL, NULL, 0);
+	fetch_answer(&ca, "a", s13, ok2, 2);
+	fetch_answer(&cb, "b", s13, ok1, 1);
 	add(200, "MS-ASProtocolVersions: 16.1\r\n", NULL);
 	add(200, NULL, &a1);          /* 1: one request for c1, c2, c3 */
 	add(501, NULL, NULL);         /* 2: the whole request fails ... */
@@ -430,6 +443,8 @@ static void test_fetch_batch(void)
 	add(200, NULL, &a4);          /* 5: c3 */
 	add(200, NULL, &empty);       /* 6, 7: 20 items in 16 + 4 */
 	add(200, NULL, &empty);
+	add(200, NULL, &ca);          /* 8, 9: one collection per request */
+	add(200, NULL, &cb);
 	pthread_t th;
 	int port = start_server(&th);
 	CHECK(port > 0);
@@ -472,12 +487,23 @@ static void test_fetch_batch(void)
 		CHECK(eas_backend.fetch_mime(s, many, FN, f_sink, f_done, &g, &r) == BE_OK);
 		for (int i = 0; i < FN; i++)
 			CHECK(g.calls[i] == 1 && g.st[i] == BE_PROTOCOL);
+
+		/* items of two folders: a request each (SOGo answers every
+		 * Fetch from the first one's folder) */
+		fetched_reset(&g);
+		static const char *const mixed[] = { "a\t1", "b\t1", "a\t2" };
+		CHECK(eas_backend.fetch_mime(s, mixed, 3, f_sink, f_done, &g, &r) == BE_OK);
+		for (int i = 0; i < 3; i++)
+			CHECK(g.calls[i] == 1 && g.st[i] == BE_OK);
+		CHECK_STR(g.data[0].data, "Subject: 1\r\n\r\nx");
+		CHECK_STR(g.data[1].data, "Subject: 1\r\n\r\nx");
+		CHECK_STR(g.data[2].data, "Subject: 2\r\n\r\nx");
 		eas_backend.close(s);
 	}
 	pthread_join(th, NULL);
 	close(listen_fd);
-	CHECK(n_requests == 8);
-	if (n_requests == 8) {
+	CHECK(n_requests == 10);
+	if (n_requests == 10) {
 		char sids[512];
 		CHECK(strstr(requests[1], "Cmd=ItemOperations") != NULL);
 		CHECK(fetches_of(&bodies[1], sids, sizeof(sids)) == 3);
@@ -492,6 +518,10 @@ static void test_fetch_batch(void)
 		CHECK(fetches_of(&bodies[6], sids, sizeof(sids)) == EAS_FETCH_BATCH);
 		CHECK(fetches_of(&bodies[7], sids, sizeof(sids)) == FN - EAS_FETCH_BATCH);
 		CHECK_STR(sids, "116,117,118,119");
+		CHECK(fetches_in(&bodies[8], sids, sizeof(sids), true) == 2);
+		CHECK_STR(sids, "a:1,a:2");
+		CHECK(fetches_in(&bodies[9], sids, sizeof(sids), true) == 1);
+		CHECK_STR(sids, "b:1");
 	}
 	reset_script();
 	for (int i = 0; i < FN; i++)
@@ -500,6 +530,8 @@ static void test_fetch_batch(void)
 	buf_free(&a2);
 	buf_free(&a4);
 	buf_free(&empty);
+	buf_free(&ca);
+	buf_free(&cb);
 	eas_keys_free_all();
 	eas_folders_free_all();
 	char cmd[600];
