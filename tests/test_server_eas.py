@@ -515,6 +515,20 @@ def test_item_operations_fetch_several(srv, c):
     for f, s in zip(got, sids):
         assert text(f, "AirSync:ServerId") == s
         assert body_data(child(f, "ItemOperations:Properties")) == body_data(adds[s])
+    # counted as a GetItem of 4 ids in the statistics
+    st = srv.stats()
+    assert st["get_item_max"] >= 4 and st["get_item_ids"] >= 4
+    # as SOGo: one item gone fails the whole request with HTTP 501, a single Fetch is fine
+    srv.eas_config(fetch_gone="http501")
+    try:
+        assert c.cmd("ItemOperations", E("ItemOperations:ItemOperations", fetches)).status == 501
+        r = c.ok("ItemOperations", E("ItemOperations:ItemOperations", fetches[-1:]))
+        assert [text(f, "ItemOperations:Status") for f in
+                children(child(r.body, "ItemOperations:Response"), "ItemOperations:Fetch")] == ["6"]
+        r = c.ok("ItemOperations", E("ItemOperations:ItemOperations", fetches[:3]))
+        assert text(r.body, "ItemOperations:Status") == "1"
+    finally:
+        srv.eas_config(fetch_gone="status")
 
 
 def test_send_mail_save_in_sent_items_and_duplicates(srv, c):

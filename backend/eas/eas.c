@@ -865,28 +865,54 @@ static int fetch_sink(void *arg, const struct http_response *resp,
 	return eas_fetch_feed(io->f, data, len);
 }
 
-/* Fetch one item; done() is called for it whatever happens. */
-static enum be_status fetch_one(struct be_session *s, const char *const *ids,
-				size_t i, be_sink_fn sink, be_done_fn done,
-				void *arg, struct be_result *r)
+/* The fetch parser numbers the items of one request from 0; the core's
+ * index of item j is map[j]. */
+struct reindex {
+	const size_t *map;
+	be_sink_fn sink;
+	be_done_fn done;
+	void *arg;
+};
+
+static int ri_sink(void *arg, size_t index, const void *data, size_t len)
 {
-	char *buf = NULL;
-	const char *coll, *sid;
+	struct reindex *x = arg;
+	return x->sink(x->arg, x->map[index], data, len);
+}
+
+static void ri_done(void *arg, size_t index, enum be_status st,
+		    const char *msg)
+{
+	struct reindex *x = arg;
+	x->done(x->arg, x->map[index], st, msg);
+}
+
+/* One ItemOperations with a Fetch for each of the k items ids[map[j]]
+ * (valid ids); done() is called for every one of them whatever happens,
+ * except when *split says the server failed the request as a whole (HTTP
+ * 500/501, or a top-level Status) with k > 1: then the items with left[j]
+ * have had no done() and are the caller's to ask for one by one. */
+static enum be_status fetch_some(struct be_session *s, const char *const *ids,
+				 const size_t *map, size_t k, be_sink_fn sink,
+				 be_done_fn done, void *arg, bool *left,
+				 bool *split, struct be_result *r)
+{
+	char *bufs[EAS_FETCH_BATCH];
+	const char *coll[EAS_FETCH_BATCH], *sid[EAS_FETCH_BATCH];
+	const char *sub[EAS_FETCH_BATCH];
+	struct reindex x = { map, sink, done, arg };
 	struct fetch_io io = { 0 };
+	struct be_result why;
 	be_result_ok(r);
-	/* the parser numbers this item 0: the caller's sink and done map
-	 * it back to i */
-	io.f = eas_fetch_new(ids + i, 1, sink, done, arg);
-	if (!eas_item_split(ids[i], &buf, &coll, &sid)) {
-		be_result_set(r, BE_REFUSED, "invalid item id");
-		eas_fetch_fail_rest(io.f, BE_ITEM_GONE, r->msg);
-		eas_fetch_free(io.f);
-		be_result_ok(r);
-		return BE_OK;
+	*split = false;
+	for (size_t j = 0; j < k; j++) {
+		sub[j] = ids[map[j]];
+		eas_item_split(sub[j], &bufs[j], &coll[j], &sid[j]);
 	}
+	io.f = eas_fetch_new(sub, k, ri_sink, ri_done, &x);
 	struct buf req;
 	buf_init(&req, 0);
-	eas_req_fetch(&req, coll, sid);
+	eas_req_fetch_n(&req, coll, sid, k);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct http_response resp;
 		enum be_status st = post(s, "ItemOperations", &req, false, 0,
@@ -899,11 +925,16 @@ static enum be_status fetch_one(struct be_session *s, const char *const *ids,
 		}
 		if (io.not_wbxml || (st == BE_OK && resp.status / 100 != 2)) {
 			grade(s, "ItemOperations", &resp, r);
-			if (resp.status == 501 || resp.status == 500)
-				/* SOGo fails so on a message gone */
+			if ((resp.status == 501 || resp.status == 500) && k > 1) {
+				/* SOGo fails so when one of them is gone */
+				*split = true;
+				log_dbg(LC_HTTP, "ItemOperations of %zu messages failed as a whole (HTTP %ld): asking for them one by one",
+					k, resp.status);
+			} else if (resp.status == 501 || resp.status == 500) {
 				be_result_set(r, BE_ITEM_GONE,
 					      "server could not fetch the message (HTTP %ld): it may no longer exist",
 					      resp.status);
+			}
 			if (r->status == BE_OK)
 				be_result_set(r, BE_PROTOCOL,
 					      "server did not answer ItemOperations as ActiveSync");
@@ -913,11 +944,16 @@ static enum be_status fetch_one(struct be_session *s, const char *const *ids,
 			 * delivered; provision and ask again */
 			http_response_free(&resp);
 			eas_fetch_free(io.f);
-			io = (struct fetch_io){ .f = eas_fetch_new(ids + i, 1, sink,
-								    done, arg) };
+			io = (struct fetch_io){ .f = eas_fetch_new(sub, k, ri_sink,
+								    ri_done, &x) };
 			if (provision(s, r) != BE_OK)
 				break;
 			continue;
+		} else if (st == BE_OK && k > 1 &&
+			   eas_fetch_failed_whole(io.f, &why)) {
+			*split = true;
+			log_dbg(LC_HTTP, "ItemOperations of %zu messages failed as a whole (%s): asking for the rest one by one",
+				k, why.msg);
 		} else if (st == BE_OK || (st == BE_REFUSED && io.checked)) {
 			struct be_result net = *r;
 			eas_fetch_finish(io.f, r);
@@ -928,56 +964,105 @@ static enum be_status fetch_one(struct be_session *s, const char *const *ids,
 		break;
 	}
 	buf_free(&req);
-	free(buf);
-	if (r->status != BE_OK)
+	for (size_t j = 0; j < k; j++) {
+		free(bufs[j]);
+		left[j] = *split && !eas_fetch_reported(io.f, j);
+	}
+	if (*split)
+		be_result_ok(r);
+	else if (r->status != BE_OK)
 		eas_fetch_fail_rest(io.f, r->status, r->msg);
 	eas_fetch_free(io.f);
 	return r->status;
 }
 
-/* The fetch parser numbers items from 0 within its own call; the core's
- * index is i. */
-struct reindex {
-	size_t base;
-	be_sink_fn sink;
-	be_done_fn done;
-	void *arg;
-};
-
-static int ri_sink(void *arg, size_t index, const void *data, size_t len)
+/* A grade after which the next request would fare no better. */
+static bool fetch_fatal(enum be_status st)
 {
-	struct reindex *x = arg;
-	return x->sink(x->arg, x->base + index, data, len);
+	return st == BE_NETWORK || st == BE_AUTH || st == BE_TLS ||
+	       st == BE_THROTTLED || st == BE_REFUSED;
 }
 
-static void ri_done(void *arg, size_t index, enum be_status st,
-		    const char *msg)
+/* Items ids[map[0..k-1]] in one request; if the server fails it as a
+ * whole, one request per item, so the item it fails on is found and the
+ * others are delivered.  Items after a fatal grade get done() with it. */
+static enum be_status fetch_items(struct be_session *s, const char *const *ids,
+				  const size_t *map, size_t k, be_sink_fn sink,
+				  be_done_fn done, void *arg, struct be_result *r)
 {
-	struct reindex *x = arg;
-	x->done(x->arg, x->base + index, st, msg);
+	bool left[EAS_FETCH_BATCH], split;
+	if (fetch_some(s, ids, map, k, sink, done, arg, left, &split, r) !=
+	    BE_OK || !split)
+		return r->status;
+	for (size_t j = 0; j < k; j++) {
+		if (!left[j])
+			continue;
+		bool one_left;
+		if (!fetch_fatal(fetch_some(s, ids, map + j, 1, sink, done, arg,
+					    &one_left, &split, r))) {
+			be_result_ok(r);
+			continue;
+		}
+		for (size_t l = j + 1; l < k; l++)
+			if (left[l])
+				done(arg, map[l], r->status, r->msg);
+		return r->status;
+	}
+	return BE_OK;
 }
 
-/* One request per item: SOGo fails the whole ItemOperations (HTTP 501)
- * when one of several items is gone, and the core fetches one at a time. */
+/* Length of the CollectionId of item id "<collection>\t<server id>". */
+static size_t coll_len(const char *id)
+{
+	return strcspn(id, "\t");
+}
+
+/* Up to EAS_FETCH_BATCH items of one collection per ItemOperations (the
+ * core sizes its batches by the items' estimated sizes; this caps the
+ * count), one Fetch each, the answer streamed: one round trip for the
+ * batch instead of one per message.  One collection per request: SOGo
+ * answers every Fetch of a request from the first Fetch's collection
+ * (another folder's message of the same ServerId). */
 static enum be_status eas_fetch_mime(struct be_session *s,
 				     const char *const *ids, size_t n,
 				     be_sink_fn sink, be_done_fn done,
 				     void *arg, struct be_result *r)
 {
+	bool *handled = xcalloc(n ? n : 1, sizeof(bool));
 	be_result_ok(r);
 	for (size_t i = 0; i < n; i++) {
-		struct reindex x = { i, sink, done, arg };
-		struct be_result one;
-		enum be_status st = fetch_one(s, ids, i, ri_sink, ri_done, &x,
-					      &one);
-		if (st == BE_NETWORK || st == BE_AUTH || st == BE_TLS ||
-		    st == BE_THROTTLED || st == BE_REFUSED) {
-			*r = one;
-			for (size_t k = i + 1; k < n; k++)
-				done(arg, k, st, one.msg);
+		char *buf = NULL;
+		const char *coll, *sid;
+		bool ok = eas_item_split(ids[i], &buf, &coll, &sid);
+		free(buf);
+		if (!ok) {
+			handled[i] = true;
+			done(arg, i, BE_ITEM_GONE, "invalid item id");
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (handled[i])
+			continue;
+		/* item i and the next ones of its collection */
+		size_t map[EAS_FETCH_BATCH], k = 0, cl = coll_len(ids[i]);
+		for (size_t j = i; j < n && k < EAS_FETCH_BATCH; j++) {
+			if (handled[j] || coll_len(ids[j]) != cl ||
+			    strncmp(ids[j], ids[i], cl))
+				continue;
+			handled[j] = true;
+			map[k++] = j;
+		}
+		if (fetch_fatal(fetch_items(s, ids, map, k, sink, done, arg,
+					    r))) {
+			for (size_t l = i + 1; l < n; l++)
+				if (!handled[l])
+					done(arg, l, r->status, r->msg);
+			free(handled);
 			return r->status;
 		}
 	}
+	free(handled);
+	be_result_ok(r);
 	return BE_OK;
 }
 

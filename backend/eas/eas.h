@@ -109,6 +109,10 @@ int64_t eas_parse_date(const char *s);
 struct eas_fetch;
 void eas_req_fetch(struct buf *b, const char *collection,
 		   const char *server_id);
+/* One request for n items (a Fetch element each, in this order). */
+void eas_req_fetch_n(struct buf *b, const char *const *collections,
+		     const char *const *server_ids, size_t n);
+#define EAS_FETCH_BATCH 16               /* items per ItemOperations */
 /* ids: the core's item ids; sink/done as in be fetch_mime. */
 struct eas_fetch *eas_fetch_new(const char *const *ids, size_t n,
 				be_sink_fn sink, be_done_fn done, void *arg);
@@ -123,6 +127,12 @@ void eas_fetch_fail_rest(struct eas_fetch *f, enum be_status st,
 /* The answer said only "provision first" (status 142-144), nothing
  * reported yet. */
 bool eas_fetch_wants_provision(const struct eas_fetch *f);
+/* Whether item i has had its done() yet. */
+bool eas_fetch_reported(const struct eas_fetch *f, size_t i);
+/* A complete answer whose top-level Status failed the whole request
+ * (graded in r; not "provision first", not throttling) while some items
+ * were not reported: asked one by one, the others may still come. */
+bool eas_fetch_failed_whole(const struct eas_fetch *f, struct be_result *r);
 void eas_fetch_free(struct eas_fetch *f);
 
 /* ---- Writes ---- */

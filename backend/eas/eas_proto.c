@@ -681,24 +681,34 @@ out:
 
 /* ---- ItemOperations Fetch, streamed ---- */
 
-void eas_req_fetch(struct buf *b, const char *collection,
-		   const char *server_id)
+/* One Fetch element per item (MS-ASCMD ItemOperations: 0..N Fetch; the
+ * answer has one Fetch per item, each with its own Status). */
+void eas_req_fetch_n(struct buf *b, const char *const *collections,
+		     const char *const *server_ids, size_t n)
 {
 	struct wbxml_enc e;
 	wbxml_enc_init(&e, b);
 	wbxml_start(&e, WB_IO_ITEM_OPERATIONS);
-	wbxml_start(&e, WB_IO_FETCH);
-	wbxml_str(&e, WB_IO_STORE, "Mailbox");
-	wbxml_str(&e, WB_AS_COLLECTION_ID, collection);
-	wbxml_str(&e, WB_AS_SERVER_ID, server_id);
-	wbxml_start(&e, WB_IO_OPTIONS);
-	wbxml_str(&e, WB_AS_MIMESUPPORT, "2");
-	wbxml_start(&e, WB_ASB_BODY_PREFERENCE);
-	wbxml_str(&e, WB_ASB_TYPE, "4");
+	for (size_t i = 0; i < n; i++) {
+		wbxml_start(&e, WB_IO_FETCH);
+		wbxml_str(&e, WB_IO_STORE, "Mailbox");
+		wbxml_str(&e, WB_AS_COLLECTION_ID, collections[i]);
+		wbxml_str(&e, WB_AS_SERVER_ID, server_ids[i]);
+		wbxml_start(&e, WB_IO_OPTIONS);
+		wbxml_str(&e, WB_AS_MIMESUPPORT, "2");
+		wbxml_start(&e, WB_ASB_BODY_PREFERENCE);
+		wbxml_str(&e, WB_ASB_TYPE, "4");
+		wbxml_end(&e);
+		wbxml_end(&e);
+		wbxml_end(&e);
+	}
 	wbxml_end(&e);
-	wbxml_end(&e);
-	wbxml_end(&e);
-	wbxml_end(&e);
+}
+
+void eas_req_fetch(struct buf *b, const char *collection,
+		   const char *server_id)
+{
+	eas_req_fetch_n(b, &collection, &server_id, 1);
 }
 
 /* Where the decoder is, as far as the fetch cares. */
@@ -722,6 +732,7 @@ struct eas_fetch {
 	bool in_data;          /* streaming MIME */
 	bool got_data;
 	long cur;              /* index of the current item, -1 unknown */
+	size_t nth;            /* Fetch elements of the answer so far */
 	bool sink_failed;
 	char err[160];
 };
@@ -753,6 +764,18 @@ static long find_item(struct eas_fetch *f)
 				return (long)i;
 		}
 	return -1;
+}
+
+/* The item the current Fetch is about: by its ids, or when it names
+ * none (they are optional in an answer) by position: the answer keeps the
+ * request's order. */
+static long current_item(struct eas_fetch *f)
+{
+	long i = find_item(f);
+	if (i < 0 && !f->coll[0] && !f->sid[0] && f->nth < f->n &&
+	    !f->reported[f->nth])
+		i = (long)f->nth;
+	return i;
 }
 
 static int f_start(void *arg, unsigned tag, bool empty)
@@ -790,7 +813,7 @@ static int f_start(void *arg, unsigned tag, bool empty)
 				 "ItemOperations answer: two bodies for one item");
 			return -1;
 		}
-		f->cur = find_item(f);
+		f->cur = current_item(f);
 		if (f->cur < 0) {
 			snprintf(f->err, sizeof(f->err),
 				 "ItemOperations answer: a body for an item not asked for");
@@ -839,7 +862,8 @@ static int f_end(void *arg, unsigned tag)
 	if (f->in_data && tag == WB_ASB_DATA)
 		f->in_data = false;
 	if (f->depth == 3 && tag == WB_IO_FETCH) {
-		long i = f->cur >= 0 ? f->cur : find_item(f);
+		long i = f->cur >= 0 ? f->cur : current_item(f);
+		f->nth++;
 		if (i < 0) {
 			snprintf(f->err, sizeof(f->err),
 				 "ItemOperations answer about an item not asked for");
@@ -906,6 +930,26 @@ enum be_status eas_fetch_finish(struct eas_fetch *f, struct be_result *r)
 	if (r->status != BE_OK)
 		eas_fetch_fail_rest(f, r->status, r->msg);
 	return r->status;
+}
+
+bool eas_fetch_reported(const struct eas_fetch *f, size_t i)
+{
+	return i < f->n && f->reported[i];
+}
+
+bool eas_fetch_failed_whole(const struct eas_fetch *f, struct be_result *r)
+{
+	be_result_ok(r);
+	if (f->sink_failed || f->err[0] || !f->top_status[0] ||
+	    eas_status("ItemOperations", f->top_status, r) == BE_OK)
+		return false;
+	if (r->status == BE_AUTH || r->status == BE_THROTTLED ||
+	    r->status == BE_UNSUPPORTED)
+		return false;
+	for (size_t i = 0; i < f->n; i++)
+		if (!f->reported[i])
+			return true;
+	return false;
 }
 
 bool eas_fetch_wants_provision(const struct eas_fetch *f)

@@ -14,8 +14,14 @@ the same server.  Then `grep -r` over the copy with the server stopped.
 The test server is Python: on a small machine it, not the client, is the
 bottleneck, so the ratio to the minimal client is the figure to read.
 
+--protocol eas: the same test server over ActiveSync 16.1 (ItemOperations;
+no minimal client). --latency-ms adds a delay to every request, as a
+remote server's round trip. --sogo N: also N messages on the local SOGo
+(ActiveSync 14.1; no offline grep: SOGo stays up).
+
 usage: tests/bench/bench_prefetch.py [--sizes 10000,100000] [--build DIR] [--dir DIR]
                                      [--batch 16] [--sessions 4] [--batches 4,16,32]
+                                     [--protocol ews|eas] [--latency-ms 0] [--sogo 1000]
 """
 import argparse
 import base64
@@ -121,11 +127,18 @@ def progress(m):
     return 0, -1
 
 
+PROTOCOL = "ews"     # --protocol
+
+
 def mount(srv, tmp, name, policy, env=None):
-    m = mountlib.Mount(os.path.join(tmp, "mnt"), srv.ews_url, srv.user, srv.password,
+    url, args = srv.ews_url, []
+    if PROTOCOL != "ews":
+        url, args = srv.eas_url, ["--protocol", "eas"]
+    m = mountlib.Mount(os.path.join(tmp, "mnt"), url, srv.user, srv.password,
                        os.path.join(tmp, "cache-" + name), os.path.join(tmp, name + ".log"),
                        ca_file=srv.ca_cert, env=env,
-                       extra=["--sync-interval", "3600", "--cache-size", "0", "--prefetch", policy])
+                       extra=["--sync-interval", "3600", "--cache-size", "0", "--prefetch", policy,
+                              *args])
     t0 = time.monotonic()
     m.start(timeout=600)
     return m, t0
@@ -171,10 +184,10 @@ def bench_daemon(srv, tmp, n, batch, sessions, cpu_sync, synced=False):
     mb = sum(os.path.getsize(os.path.join(m.cache_dir, "bodies", f))
              for f in os.listdir(os.path.join(m.cache_dir, "bodies"))) / 1e6
     user, system = cpu[0] - cpu_sync[0], cpu[1] - cpu_sync[1]
-    print("exchangefs --prefetch all (batch %d, %d connections), %s: %d bodies, %.1f MB; %.2f s from "
+    print("[%s] exchangefs --prefetch all (batch %d, %d connections), %s: %d bodies, %.1f MB; %.2f s from "
           "the first body to the last = %.0f msg/s, %.1f MB/s (%.2f s from the mount); daemon CPU "
           "for the bodies %.3f ms per message (user %.3f + system %.3f); RSS peak %.1f MB"
-          % (batch, sessions, "headers synced before" if synced else "empty cache, header sync alongside",
+          % (PROTOCOL, batch, sessions, "headers synced before" if synced else "empty cache, header sync alongside",
              cached, mb, phase, cached / phase, mb / phase, wall,
              (user + system) * 1000 / cached, user * 1000 / cached, system * 1000 / cached,
              mem["VmHWM"] / 1024), flush=True)
@@ -184,15 +197,25 @@ def bench_daemon(srv, tmp, n, batch, sessions, cpu_sync, synced=False):
     return m, phase
 
 
-def bench_size(n, build, batch, sessions, batches, where):
+def bench_size(n, build, batch, sessions, batches, where, latency_ms=0, sogo=False):
     tmp = tempfile.mkdtemp(prefix="exchangefs-benchpf-", dir=where)
-    print("\n== full offline copy of %d messages" % n, flush=True)
+    print("\n== full offline copy of %d messages (%s%s%s)" % (
+        n, "SOGo, " if sogo else "", PROTOCOL, ", %d ms per request" % latency_ms if latency_ms else ""),
+        flush=True)
     mountlib.EXE = os.path.join(build, "fs", "exchangefs")
+    user = None
     try:
         t0 = time.monotonic()
-        srv = EwsServer(messages=n, seed=99, tls=True, start_timeout=1200)
-        srv.start()
-        print("test server up in %.1f s" % (time.monotonic() - t0), flush=True)
+        if sogo:
+            sys.path.insert(0, os.path.join(TOP, "tests", "sogo"))
+            import sogo_server
+            user = sogo_server.shared().new_user()
+            srv = user.view()
+            srv.populate(n, 99)
+        else:
+            srv = EwsServer(messages=n, seed=99, tls=True, start_timeout=1200, latency_ms=latency_ms)
+            srv.start()
+        print("server up in %.1f s" % (time.monotonic() - t0), flush=True)
         ids = [it["id"] for it in srv.mailbox()["items"]]
 
         # the header sync alone, to take its CPU off
@@ -204,27 +227,33 @@ def bench_size(n, build, batch, sessions, batches, where):
               % (time.monotonic() - t0, sum(cpu_sync)), flush=True)
         m.stop()
 
-        out = os.path.join(tmp, "client")
-        os.mkdir(out)
-        wall_c, cpu_c, nbytes = minimal_client(srv, ids, out, batch, sessions)
-        print("minimal Python client (GetItem, batch %d, %d connections): %d bodies, %.1f MB in %.1f s "
-              "= %.0f msg/s, %.1f MB/s; its CPU %.3f ms per message (user %.3f + system %.3f)"
-              % (batch, sessions, len(ids), nbytes / 1e6, wall_c, len(ids) / wall_c,
-                 nbytes / 1e6 / wall_c, sum(cpu_c) * 1000 / len(ids), cpu_c[0] * 1000 / len(ids),
-                 cpu_c[1] * 1000 / len(ids)), flush=True)
-        shutil.rmtree(out)
+        wall_c = None
+        if PROTOCOL == "ews":
+            out = os.path.join(tmp, "client")
+            os.mkdir(out)
+            wall_c, cpu_c, nbytes = minimal_client(srv, ids, out, batch, sessions)
+            print("minimal Python client (GetItem, batch %d, %d connections): %d bodies, %.1f MB in %.1f s "
+                  "= %.0f msg/s, %.1f MB/s; its CPU %.3f ms per message (user %.3f + system %.3f)"
+                  % (batch, sessions, len(ids), nbytes / 1e6, wall_c, len(ids) / wall_c,
+                     nbytes / 1e6 / wall_c, sum(cpu_c) * 1000 / len(ids), cpu_c[0] * 1000 / len(ids),
+                     cpu_c[1] * 1000 / len(ids)), flush=True)
+            shutil.rmtree(out)
 
         for b in batches:
             if b != batch:
                 m, wall = bench_daemon(srv, tmp, n, b, sessions, cpu_sync, synced=True)
                 m.stop()
         m, wall = bench_daemon(srv, tmp, n, batch, sessions, cpu_sync, synced=True)
-        print("exchangefs / minimal client wall time, bodies only: %.2f" % (wall / wall_c), flush=True)
+        if wall_c:
+            print("exchangefs / minimal client wall time, bodies only: %.2f" % (wall / wall_c), flush=True)
         m.stop()
         m, wall = bench_daemon(srv, tmp, n, batch, sessions, cpu_sync)
-        print("exchangefs / minimal client wall time, first body to last with the header sync "
-              "alongside: %.2f" % (wall / wall_c), flush=True)
+        if wall_c:
+            print("exchangefs / minimal client wall time, first body to last with the header sync "
+                  "alongside: %.2f" % (wall / wall_c), flush=True)
         m.stop()
+        if sogo:
+            return
 
         # grep -r over the copy, offline
         srv.stop()
@@ -236,6 +265,8 @@ def bench_size(n, build, batch, sessions, batches, where):
     finally:
         subprocess.run(["fusermount3", "-u", "-z", os.path.join(tmp, "mnt")], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
+        if user:
+            user.remove()
 
 
 def main():
@@ -246,11 +277,20 @@ def main():
     ap.add_argument("--sessions", type=int, default=4, help="the daemon's default pool")
     ap.add_argument("--batches", default="", help="also run the daemon with these batch sizes")
     ap.add_argument("--dir", help="where the caches and the client's files go (default $TMPDIR)")
+    ap.add_argument("--protocol", choices=["ews", "eas"], default="ews",
+                    help="the test server over EWS or ActiveSync 16.1")
+    ap.add_argument("--latency-ms", type=int, default=0, help="the test server's delay per request")
+    ap.add_argument("--sogo", type=int, default=0, help="also this many messages on SOGo (ActiveSync 14.1)")
     args = ap.parse_args()
+    global PROTOCOL
+    PROTOCOL = args.protocol
     print("exchangefs prefetch benchmark; build %s; %d cores" % (args.build, os.cpu_count()))
     batches = [int(b) for b in args.batches.split(",") if b]
-    for n in (int(s) for s in args.sizes.split(",") if s):
-        bench_size(n, args.build, args.batch, args.sessions, batches, args.dir)
+    for n in (int(s) for s in args.sizes.split(",") if s and int(s) > 0):
+        bench_size(n, args.build, args.batch, args.sessions, batches, args.dir, args.latency_ms)
+    if args.sogo:
+        PROTOCOL = "eas"
+        bench_size(args.sogo, args.build, args.batch, args.sessions, [], args.dir, sogo=True)
 
 
 if __name__ == "__main__":

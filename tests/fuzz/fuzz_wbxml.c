@@ -19,7 +19,9 @@ static int sink(void *arg, size_t index, const void *data, size_t len)
 
 static void done(void *arg, size_t index, enum be_status st, const char *msg)
 {
-	(void)arg; (void)index; (void)st; (void)msg;
+	(void)st; (void)msg;
+	if (arg && index < 3)
+		((int *)arg)[index]++;
 }
 
 /* Re-encode a tree and parse it again: the same shape must come back. */
@@ -118,13 +120,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 3: {
 		static const char *const ids[] = { "c\t1", "c\t2", "mail%2Finbox\t17" };
-		struct eas_fetch *f = eas_fetch_new(ids, 3, sink, done, NULL);
+		int calls[3] = { 0 };
+		struct eas_fetch *f = eas_fetch_new(ids, 3, sink, done, calls);
 		/* in two pieces, split where the second byte says */
 		size_t cut = n ? (size_t)(sel >> 4) * n / 16 : 0;
-		if (eas_fetch_feed(f, p, cut) == 0)
-			eas_fetch_feed(f, p + cut, n - cut);
+		if (eas_fetch_feed(f, p, cut) == 0 &&
+		    eas_fetch_feed(f, p + cut, n - cut) == 0 &&
+		    eas_fetch_failed_whole(f, &r)) {
+			/* the backend asks one by one: none reported twice */
+			for (size_t i = 0; i < 3; i++)
+				if (calls[i] != (int)eas_fetch_reported(f, i))
+					abort();
+		}
 		eas_fetch_finish(f, &r);
 		eas_fetch_free(f);
+		/* every item reported exactly once */
+		for (size_t i = 0; i < 3; i++)
+			if (calls[i] != 1)
+				abort();
 		break;
 	}
 	case 4: {

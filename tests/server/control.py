@@ -23,14 +23,16 @@
 #   POST fault {kind, count, operation?, ms?, backoff_ms?, retry_after?, where?} | clear_faults
 #   POST reset_stats | clear_sent
 # ActiveSync (eas.py): POST eas_config {versions?, provision?, policy?, min_heartbeat?, max_heartbeat?,
-#   max_folders?, empty_sync?, string_data?, max_window?} -> the whole config; GET eas_devices
+#   max_folders?, empty_sync?, string_data?, max_window?, fetch_gone?,
+#   fetch_first_collection?} -> the whole config; GET eas_devices
 #   {config, devices:[{id, type, policy_key, revoked, hierarchy_key, collections}]}. Faults hit EAS
 #   commands by their Cmd name; kind "reprovision" (EAS only) answers 449 and revokes policy keys.
 #   POST item_cost {ms}    GetItem sleeps ms per id it is asked for (as a server's work per
 #                          item; concurrent calls overlap); GET stats then also has get_item_ids
 #                          (ids GetItem worked on), get_item_max (most in one call), get_item_peak
-#                          (most GetItem calls at once); and eas_sync_collections_max
-#                          (most folders in one ActiveSync Sync)
+#                          (most GetItem calls at once); on EAS the same for ItemOperations and
+#                          its Fetch elements; and eas_sync_collections_max (most folders in
+#                          one ActiveSync Sync)
 # Notifications (notify.py):
 #   POST notify_config {keepalive_s?, subscription_expiry_s?, minute_s?, split_chunks?, event_log_limit?,
 #                       refuse?: "streaming"|"all"|"quota"|null} -> the whole config

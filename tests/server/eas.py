@@ -33,7 +33,7 @@ import uuid
 
 import wbxml
 from wbxml import child, children, text
-from mailbox import IPF_NOTE, MailboxError, Tombstone
+from mailbox import IPF_NOTE, MailboxError, Tombstone, store_size
 from ops_write import mime_recipients, transmit
 from generate import OWNER
 import directory
@@ -86,6 +86,11 @@ class Config:
         "empty_sync": bool,        # a Sync with nothing to say answers an empty body
         "string_data": bool,       # Body Data as an inline string, not opaque bytes
         "max_window": int,         # WindowSize cap
+        "fetch_gone": str,         # ItemOperations with an item gone: "status" (its Fetch has
+                                   # Status 6, as Exchange) or "http501" (the whole request fails
+                                   # with HTTP 501 when it has several Fetch, as SOGo)
+        "fetch_first_collection": bool,   # every Fetch of an ItemOperations answered from the
+                                          # first Fetch's CollectionId, as SOGo
     }
 
     def __init__(self):
@@ -98,6 +103,8 @@ class Config:
         self.empty_sync = True
         self.string_data = False
         self.max_window = MAX_WINDOW
+        self.fetch_gone = "status"
+        self.fetch_first_collection = False
 
     def update(self, req):
         for k, v in req.items():
@@ -105,6 +112,8 @@ class Config:
                 raise ValueError(f"unknown eas_config setting {k!r}; known: {sorted(self.FIELDS)}")
             if not isinstance(v, self.FIELDS[k]) or (self.FIELDS[k] is int and isinstance(v, bool)):
                 raise ValueError(f"eas_config {k}: {self.FIELDS[k].__name__} expected")
+            if k == "fetch_gone" and v not in ("status", "http501"):
+                raise ValueError("eas_config fetch_gone: status or http501")
             if k == "provision" and v not in ("none", "449", "status"):
                 raise ValueError("eas_config provision: none, 449 or status")
             if k == "versions" and (not v or any(x not in ALL_VERSIONS for x in v)):
@@ -447,7 +456,10 @@ def body_element(it, bo, cfg):
         pref = next((p for p in bo.prefs if p[0] in ("1", "2")), None) or ("1", None, False)
         btype, limit = pref[0], pref[1]
         data = text_body(it, btype == "2").encode("utf-8")
-    kids = [E("AirSyncBase:Type", btype), E("AirSyncBase:EstimatedDataSize", str(len(data)))]
+    estimate = len(data)
+    if btype == "4" and it.size != store_size(it.mime, it.subject):
+        estimate = it.size          # a test asked for another estimate (deliver size=)
+    kids = [E("AirSyncBase:Type", btype), E("AirSyncBase:EstimatedDataSize", str(estimate))]
     if limit is not None and len(data) > limit:
         data = data[:limit]
         kids.append(E("AirSyncBase:Truncated", "1"))
@@ -1272,7 +1284,21 @@ def cmd_ping(r, elem):
 # ---- ItemOperations, SendMail, MoveItems, ResolveRecipients ---------------------------------
 
 def cmd_item_operations(r, elem):
-    mb, out = r.mb, []
+    """Fetch elements counted in the stats as GetItem ids (get_item_ids, _max, _peak) and
+    charged item_cost each, like the ids of a GetItem."""
+    fetches = [op for op in children(elem) if op[0] == "ItemOperations:Fetch"]
+    stats = r.server.stats
+    stats.get_item(len(fetches), 1)
+    try:
+        if r.server.item_cost_ms:
+            time.sleep(len(fetches) * r.server.item_cost_ms / 1000)
+        return _item_operations(r, elem, len(fetches))
+    finally:
+        stats.get_item(len(fetches), -1)
+
+
+def _item_operations(r, elem, n_fetch):
+    mb, out, first_cid = r.mb, [], None
     with mb.lock:
         for op in children(elem):
             if op[0] != "ItemOperations:Fetch":
@@ -1280,6 +1306,10 @@ def cmd_item_operations(r, elem):
                 continue
             bo = BodyOptions(child(op, "ItemOperations:Options"))
             cid = text(op, "AirSync:CollectionId")
+            if first_cid is None:
+                first_cid = cid
+            if r.cfg.fetch_first_collection:
+                cid = first_cid         # SOGo's quirk
             sid = text(op, "AirSync:ServerId")
             ref = text(op, "AirSyncBase:FileReference")
             if text(op, "ItemOperations:Store") not in ("Mailbox", None):
@@ -1292,6 +1322,8 @@ def cmd_item_operations(r, elem):
             it = item_by_sid(mb, sid, f) if f is not None else None
             ids = [E("AirSync:CollectionId", cid or ""), E("AirSync:ServerId", sid or "")]
             if it is None:
+                if n_fetch > 1 and r.cfg.fetch_gone == "http501":
+                    return 501          # SOGo: one item gone fails the whole request
                 out.append(E("ItemOperations:Fetch", [E("ItemOperations:Status", "6")] + ids))
                 continue
             out.append(E("ItemOperations:Fetch", [E("ItemOperations:Status", "1")] + ids + [

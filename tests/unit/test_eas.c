@@ -180,6 +180,27 @@ static void test_requests(void)
 	CHECK_STR(wbxml_child_text(wbxml_child(c, WB_IO_OPTIONS), WB_AS_MIMESUPPORT), "2");
 	wbxml_free(t);
 
+	/* several messages: one Fetch each, in order, each with its options */
+	buf_reset(&b);
+	static const char *const colls[] = { "c1", "c2", "c1" };
+	static const char *const sids[] = { "7", "8", "9" };
+	eas_req_fetch_n(&b, colls, sids, 3);
+	t = tree_of(&b);
+	c = wbxml_path(t, WB_IO_ITEM_OPERATIONS, WB_IO_FETCH, 0);
+	for (int i = 0; i < 3; i++, c = c ? wbxml_next(c) : NULL) {
+		CHECK(c != NULL);
+		if (!c)
+			break;
+		CHECK_STR(wbxml_child_text(c, WB_IO_STORE), "Mailbox");
+		CHECK_STR(wbxml_child_text(c, WB_AS_COLLECTION_ID), colls[i]);
+		CHECK_STR(wbxml_child_text(c, WB_AS_SERVER_ID), sids[i]);
+		CHECK_STR(wbxml_child_text(wbxml_child(wbxml_child(c, WB_IO_OPTIONS),
+							WB_ASB_BODY_PREFERENCE),
+					   WB_ASB_TYPE), "4");
+	}
+	CHECK(c == NULL);
+	wbxml_free(t);
+
 	buf_reset(&b);
 	struct be_props p = { .mask = BE_PROP_READ | BE_PROP_FLAG, .read = true,
 			      .flag = BE_FLAG_FLAGGED };
@@ -786,6 +807,79 @@ static void test_fetch(void)
 			for (int i = 0; i < 3; i++)
 				buf_free(&h.data[i]);
 		}
+		buf_free(&b);
+	}
+	/* a batch answer whose Fetch elements name no item (the ids are
+	 * optional): matched by position; a top-level failure with items
+	 * not reported is a failure of the whole request */
+	{
+		struct buf b;
+		struct wbxml_enc e;
+		struct got g = { 0 };
+		struct be_result r;
+		for (int i = 0; i < 3; i++) {
+			buf_init(&g.data[i], 0);
+			g.done_st[i] = -1;
+		}
+		buf_init(&b, 0);
+		wbxml_enc_init(&e, &b);
+		wbxml_start(&e, WB_IO_ITEM_OPERATIONS);
+		wbxml_str(&e, WB_IO_STATUS, "1");
+		wbxml_start(&e, WB_IO_RESPONSE);
+		wbxml_start(&e, WB_IO_FETCH);
+		wbxml_str(&e, WB_IO_STATUS, "6");
+		wbxml_end(&e);
+		wbxml_start(&e, WB_IO_FETCH);
+		wbxml_str(&e, WB_IO_STATUS, "1");
+		wbxml_start(&e, WB_IO_PROPERTIES);
+		wbxml_start(&e, WB_ASB_BODY);
+		wbxml_str(&e, WB_ASB_DATA, "Subject: two\r\n\r\nx");
+		wbxml_end(&e);
+		wbxml_end(&e);
+		wbxml_end(&e);
+		wbxml_start(&e, WB_IO_FETCH);
+		wbxml_str(&e, WB_IO_STATUS, "14");
+		wbxml_end(&e);
+		wbxml_end(&e);
+		wbxml_end(&e);
+		struct eas_fetch *f = eas_fetch_new(ids, 3, g_sink, g_done, &g);
+		CHECK(eas_fetch_feed(f, b.data, b.len) == 0);
+		CHECK(!eas_fetch_failed_whole(f, &r));
+		CHECK(eas_fetch_finish(f, &r) == BE_OK);
+		eas_fetch_free(f);
+		CHECK(g.done_n == 3);
+		CHECK(g.done_st[0] == BE_ITEM_GONE);
+		CHECK(g.done_st[1] == BE_OK);
+		CHECK_STR(g.data[1].data, "Subject: two\r\n\r\nx");
+		CHECK(g.done_st[2] == BE_REFUSED);
+		for (int i = 0; i < 3; i++)
+			buf_free(&g.data[i]);
+
+		/* the whole request failed: nothing reported, the caller asks
+		 * one by one */
+		buf_reset(&b);
+		wbxml_enc_init(&e, &b);
+		wbxml_start(&e, WB_IO_ITEM_OPERATIONS);
+		wbxml_str(&e, WB_IO_STATUS, "3");
+		wbxml_end(&e);
+		struct got h = { 0 };
+		f = eas_fetch_new(ids, 3, g_sink, g_done, &h);
+		CHECK(eas_fetch_feed(f, b.data, b.len) == 0);
+		CHECK(eas_fetch_failed_whole(f, &r) && r.status == BE_NETWORK);
+		CHECK(h.done_n == 0 && !eas_fetch_reported(f, 0));
+		eas_fetch_free(f);
+		/* throttling is not: the next request would fare no better */
+		buf_reset(&b);
+		wbxml_enc_init(&e, &b);
+		wbxml_start(&e, WB_IO_ITEM_OPERATIONS);
+		wbxml_str(&e, WB_IO_STATUS, "111");
+		wbxml_end(&e);
+		f = eas_fetch_new(ids, 3, g_sink, g_done, &h);
+		CHECK(eas_fetch_feed(f, b.data, b.len) == 0);
+		CHECK(!eas_fetch_failed_whole(f, &r));
+		CHECK(eas_fetch_finish(f, &r) == BE_THROTTLED);
+		CHECK(h.done_n == 3 && h.done_st[2] == BE_THROTTLED);
+		eas_fetch_free(f);
 		buf_free(&b);
 	}
 	/* "provision first": nothing reported until finish */

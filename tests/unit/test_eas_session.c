@@ -314,8 +314,234 @@ static void test_session(void)
 	CHECK(system(cmd) == 0);
 }
 
+/* An ItemOperations answer: item k of sids gets status st[k], and the
+ * body "Subject: <sid>" when its status is 1. */
+static void fetch_answer(struct buf *b, const char *coll,
+			 const char *const *sids, const char *const *st,
+			 size_t n)
+{
+	struct wbxml_enc e;
+	buf_init(b, 0);
+	wbxml_enc_init(&e, b);
+	wbxml_start(&e, WB_IO_ITEM_OPERATIONS);
+	wbxml_str(&e, WB_IO_STATUS, "1");
+	wbxml_start(&e, WB_IO_RESPONSE);
+	for (size_t k = 0; k < n; k++) {
+		wbxml_start(&e, WB_IO_FETCH);
+		wbxml_str(&e, WB_IO_STATUS, st[k]);
+		wbxml_str(&e, WB_AS_COLLECTION_ID, coll);
+		wbxml_str(&e, WB_AS_SERVER_ID, sids[k]);
+		if (!strcmp(st[k], "1")) {
+			char mime[64];
+			snprintf(mime, sizeof(mime), "Subject: %s\r\n\r\nx", sids[k]);
+			wbxml_start(&e, WB_IO_PROPERTIES);
+			wbxml_start(&e, WB_ASB_BODY);
+			wbxml_opaque(&e, WB_ASB_DATA, mime, strlen(mime));
+			wbxml_end(&e);
+			wbxml_end(&e);
+		}
+		wbxml_end(&e);
+	}
+	wbxml_end(&e);
+	wbxml_end(&e);
+}
+
+#define FN 20
+struct fetched {
+	struct buf data[FN];
+	int st[FN];
+	int calls[FN];
+};
+
+static int f_sink(void *arg, size_t i, const void *p, size_t n)
+{
+	struct fetched *g = arg;
+	if (i < FN)
+		buf_append(&g->data[i], p, n);
+	return 0;
+}
+
+static void f_done(void *arg, size_t i, enum be_status st, const char *msg)
+{
+	struct fetched *g = arg;
+	(void)msg;
+	if (i < FN) {
+		g->st[i] = (int)st;
+		g->calls[i]++;
+	}
+}
+
+static void fetched_reset(struct fetched *g)
+{
+	for (int i = 0; i < FN; i++) {
+		buf_free(&g->data[i]);
+		buf_init(&g->data[i], 0);
+		g->st[i] = -1;
+		g->calls[i] = 0;
+	}
+}
+
+/* The Fetch elements of a request body: count, and the ServerIds. */
+static size_t fetches_in(const struct buf *body, char *sids, size_t cap,
+			 bool with_coll)
+{
+	char err[128];
+	size_t n = 0;
+	sids[0] = 0;
+	struct wbxml_node *t = wbxml_parse(body->data, body->len, 1 << 20, 10000,
+					   err, sizeof(err));
+	for (struct wbxml_node *f = wbxml_path(t, WB_IO_ITEM_OPERATIONS, WB_IO_FETCH, 0);
+	     f; f = wbxml_next(f), n++) {
+		size_t l = strlen(sids);
+		snprintf(sids + l, cap - l, "%s%s%s%s", l ? "," : "",
+			 with_coll ? wbxml_child_text(f, WB_AS_COLLECTION_ID) : "",
+			 with_coll ? ":" : "",
+			 wbxml_child_text(f, WB_AS_SERVER_ID));
+	}
+	wbxml_free(t);
+	return n;
+}
+
+static size_t fetches_of(const struct buf *body, char *sids, size_t cap)
+{
+	return fetches_in(body, sids, cap, false);
+}
+
+/* Several messages per ItemOperations; mixed statuses; an invalid id; a
+ * server that fails the whole request (HTTP 501, as SOGo does when one is
+ * gone) asked one by one; more than EAS_FETCH_BATCH in two requests. */
+static void test_fetch_batch(void)
+{
+	char dir[] = "/tmp/test_eas_fetch.XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char path[600];
+	snprintf(path, sizeof(path), "%s/eas-policy-key", dir);
+	FILE *pf = fopen(path, "w");
+	CHECK(pf != NULL);
+	if (!pf)
+		return;
+	fputs("none\n", pf);
+	fclose(pf);
+
+	struct buf a1, a2, a4, empty;
+	static const char *const s13[] = { "1", "2", "3" };
+	static const char *const st_mixed[] = { "1", "6", "1" };
+	static const char *const ok1[] = { "1" };
+	static const char *const ok2[] = { "1", "1" };
+	struct buf ca, cb;
+	fetch_answer(&a1, "c", s13, st_mixed, 3);
+	fetch_answer(&a2, "c", s13, ok1, 1);
+	fetch_answer(&a4, "c", s13 + 2, ok1, 1);
+	fetch_answer(&empty, "c", NULL, NULL, 0);
+	fetch_answer(&ca, "a", s13, ok2, 2);
+	fetch_answer(&cb, "b", s13, ok1, 1);
+	add(200, "MS-ASProtocolVersions: 16.1\r\n", NULL);
+	add(200, NULL, &a1);          /* 1: one request for c1, c2, c3 */
+	add(501, NULL, NULL);         /* 2: the whole request fails ... */
+	add(200, NULL, &a2);          /* 3: ... then one by one: c1 */
+	add(501, NULL, NULL);         /* 4: c2 gone */
+	add(200, NULL, &a4);          /* 5: c3 */
+	add(200, NULL, &empty);       /* 6, 7: 20 items in 16 + 4 */
+	add(200, NULL, &empty);
+	add(200, NULL, &ca);          /* 8, 9: one collection per request */
+	add(200, NULL, &cb);
+	pthread_t th;
+	int port = start_server(&th);
+	CHECK(port > 0);
+	char url[128];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/Microsoft-Server-ActiveSync", port);
+	struct be_config cfg = { .url = url, .user = "al@ex.test", .password = "pw",
+				 .connect_timeout_s = 5, .timeout_s = 10,
+				 .state_dir = dir };
+	struct be_result r;
+	struct fetched g = { 0 };
+	fetched_reset(&g);
+	struct be_session *s = eas_backend.open(&cfg, &r);
+	CHECK(s != NULL);
+	if (s) {
+		static const char *const ids[] = { "c\t1", "c\t2", "bad", "c\t3" };
+		CHECK(eas_backend.fetch_mime(s, ids, 4, f_sink, f_done, &g, &r) == BE_OK);
+		for (int i = 0; i < 4; i++)
+			CHECK(g.calls[i] == 1);
+		CHECK(g.st[0] == BE_OK && g.st[1] == BE_ITEM_GONE &&
+		      g.st[2] == BE_ITEM_GONE && g.st[3] == BE_OK);
+		CHECK_STR(g.data[0].data, "Subject: 1\r\n\r\nx");
+		CHECK_STR(g.data[3].data, "Subject: 3\r\n\r\nx");
+
+		fetched_reset(&g);
+		static const char *const three[] = { "c\t1", "c\t2", "c\t3" };
+		CHECK(eas_backend.fetch_mime(s, three, 3, f_sink, f_done, &g, &r) == BE_OK);
+		for (int i = 0; i < 3; i++)
+			CHECK(g.calls[i] == 1);
+		CHECK(g.st[0] == BE_OK && g.st[1] == BE_ITEM_GONE && g.st[2] == BE_OK);
+		CHECK_STR(g.data[0].data, "Subject: 1\r\n\r\nx");
+		CHECK_STR(g.data[2].data, "Subject: 3\r\n\r\nx");
+
+		fetched_reset(&g);
+		char idbuf[FN][16];
+		const char *many[FN];
+		for (int i = 0; i < FN; i++) {
+			snprintf(idbuf[i], sizeof(idbuf[i]), "c\t%d", 100 + i);
+			many[i] = idbuf[i];
+		}
+		CHECK(eas_backend.fetch_mime(s, many, FN, f_sink, f_done, &g, &r) == BE_OK);
+		for (int i = 0; i < FN; i++)
+			CHECK(g.calls[i] == 1 && g.st[i] == BE_PROTOCOL);
+
+		/* items of two folders: a request each (SOGo answers every
+		 * Fetch from the first one's folder) */
+		fetched_reset(&g);
+		static const char *const mixed[] = { "a\t1", "b\t1", "a\t2" };
+		CHECK(eas_backend.fetch_mime(s, mixed, 3, f_sink, f_done, &g, &r) == BE_OK);
+		for (int i = 0; i < 3; i++)
+			CHECK(g.calls[i] == 1 && g.st[i] == BE_OK);
+		CHECK_STR(g.data[0].data, "Subject: 1\r\n\r\nx");
+		CHECK_STR(g.data[1].data, "Subject: 1\r\n\r\nx");
+		CHECK_STR(g.data[2].data, "Subject: 2\r\n\r\nx");
+		eas_backend.close(s);
+	}
+	pthread_join(th, NULL);
+	close(listen_fd);
+	CHECK(n_requests == 10);
+	if (n_requests == 10) {
+		char sids[512];
+		CHECK(strstr(requests[1], "Cmd=ItemOperations") != NULL);
+		CHECK(fetches_of(&bodies[1], sids, sizeof(sids)) == 3);
+		CHECK_STR(sids, "1,2,3");
+		CHECK(fetches_of(&bodies[2], sids, sizeof(sids)) == 3);
+		CHECK(fetches_of(&bodies[3], sids, sizeof(sids)) == 1);
+		CHECK_STR(sids, "1");
+		CHECK(fetches_of(&bodies[4], sids, sizeof(sids)) == 1);
+		CHECK_STR(sids, "2");
+		CHECK(fetches_of(&bodies[5], sids, sizeof(sids)) == 1);
+		CHECK_STR(sids, "3");
+		CHECK(fetches_of(&bodies[6], sids, sizeof(sids)) == EAS_FETCH_BATCH);
+		CHECK(fetches_of(&bodies[7], sids, sizeof(sids)) == FN - EAS_FETCH_BATCH);
+		CHECK_STR(sids, "116,117,118,119");
+		CHECK(fetches_in(&bodies[8], sids, sizeof(sids), true) == 2);
+		CHECK_STR(sids, "a:1,a:2");
+		CHECK(fetches_in(&bodies[9], sids, sizeof(sids), true) == 1);
+		CHECK_STR(sids, "b:1");
+	}
+	reset_script();
+	for (int i = 0; i < FN; i++)
+		buf_free(&g.data[i]);
+	buf_free(&a1);
+	buf_free(&a2);
+	buf_free(&a4);
+	buf_free(&empty);
+	buf_free(&ca);
+	buf_free(&cb);
+	eas_keys_free_all();
+	eas_folders_free_all();
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
 	test_session();
+	test_fetch_batch();
 	return check_done("test_eas_session");
 }
