@@ -41,6 +41,7 @@ CANNOT = {
         "restart": "SOGo is shared by the whole test session and is not restarted by a test",
         "notify_fast": "SOGo looks for changes every 5 s (Ping answers within 5-10 s)",
         "outbox": "SOGo has no Outbox folder (the client's Outbox is virtual)",
+        "tls": "SOGo is served over plain HTTP here (no certificate to distrust)",
     },
 }
 
