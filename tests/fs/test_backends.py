@@ -1,8 +1,8 @@
 """test_backends.py - the core contracts of a mount on every kind of server
 (tests/fs/servers.py): the test server over EWS, the same server over
 ActiveSync 16.1, and SOGo over ActiveSync 14.1 (the tree, the exact bytes and
-grep: test_read.py, on every kind too). New mail, the read and follow-up flags, move, delete, folders, and
-sending through Outbox; and the contracts of test_notify.py, test_durable.py
+grep: test_read.py, on every kind too). New mail, the read and follow-up
+flags, move, delete, folders, and sending through Outbox; and the contracts of test_notify.py, test_durable.py
 and test_sync.py: server changes as inotify events, no echo of the mount's
 own changes, writes that survive kill -9 exactly once, remount and offline
 keeping names, inodes and bodies, and a resync after the server refused the
@@ -10,7 +10,6 @@ sync state; each checked against the server's own view. A server
 that truly cannot do something is skipped with the reason; an exchangefs
 without the ActiveSync backend skips the ActiveSync kinds."""
 import os
-import subprocess
 
 import pytest
 

@@ -11,7 +11,7 @@ message corpus: the smallest that holds the grep markers). Over ActiveSync
 user.exchangefs.id is the ActiveSync ServerId, not the server's item id, so
 a file is matched to its server item by its bytes there."""
 import base64
-import email
+import email.utils
 import errno
 import os
 import stat
@@ -159,7 +159,6 @@ def test_xattrs(shared):
     if shared.kind == "sogo":
         # SOGo's DateReceived is the message's Date header, not the IMAP
         # INTERNALDATE the view reads as "received"
-        import email.utils
         received = email.utils.parsedate_to_datetime(
             email.message_from_bytes(srv.item_mime(item_id))["Date"]).timestamp()
     received_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(received))
