@@ -42,6 +42,7 @@ CANNOT = {
         "notify_fast": "SOGo looks for changes every 5 s (Ping answers within 5-10 s)",
         "outbox": "SOGo has no Outbox folder (the client's Outbox is virtual)",
         "tls": "SOGo is served over plain HTTP here (no certificate to distrust)",
+        "slash_names": "IMAP (where SOGo keeps mail) uses / between folder names: no name can hold one",
     },
 }
 
