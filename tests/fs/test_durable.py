@@ -64,6 +64,10 @@ class Workload:
     def __init__(self, target, m, rnd, tag):
         srv = target.srv
         self.srv, self.m, self.rnd, self.tag = srv, m, rnd, tag
+        # a message saved into a folder (not a draft) is EWS's alone (servers.CANNOT)
+        self.kinds = ["draft", "save", "send", "delete", "move", "flag", "mkdir"]
+        if not target.can("store_message"):
+            self.kinds.remove("save")
         self.inbox = sorted(n for n in os.listdir(m.path("Inbox")) if n.endswith(".eml"))
         self.rnd.shuffle(self.inbox)
         self.mids = {n: message_id(target.kind, srv, m, n) for n in self.inbox}
@@ -76,7 +80,7 @@ class Workload:
         self.n = 0
 
     def ops(self, count):
-        kinds = ["draft", "save", "send", "delete", "move", "flag", "mkdir"]
+        kinds = self.kinds
         for i in range(count):
             yield self.rnd.choice(kinds) if i >= len(kinds) else kinds[i]
 
@@ -260,7 +264,13 @@ def test_conflict_move_of_item_deleted_on_server_is_dropped(kt, mount):
     assert "changes failed: 0" in m.status()
 
 
-def test_conflict_edit_of_draft_deleted_on_server_recreates_it(kt, mount):
+def test_conflict_edit_of_draft_deleted_on_server_recreates_it(kt, mount, request):
+    if kt.kind == "eas":
+        # branch suite-w (6edd3d3) gives ActiveSync replace_mime (a Sync Change):
+        # once merged this passes, and this mark goes
+        request.node.add_marker(pytest.mark.xfail(
+            reason="ActiveSync cannot edit a draft yet (no replace_mime: 'this protocol cannot do that yet')",
+            strict=False))
     server = kt.srv
     m = mount(kt)
     m.wait_synced()
@@ -363,11 +373,17 @@ def test_mkdir_whose_answer_was_lost_is_adopted(kt, mount):
     m.wait_synced()
     arm(kt, "reset_after", ("CreateFolder",), count=1)
     os.mkdir(m.path("Lost answer"))
-    write(m.path("Lost answer", "inside.eml"), message("Inside lost"))
+    if kt.can("store_message"):
+        write(m.path("Lost answer", "inside.eml"), message("Inside lost"))
+        subject = "Inside lost"
+    else:   # ActiveSync stores no message in a folder: move one into it
+        name = sorted(n for n in os.listdir(m.path("Inbox")) if n.endswith(".eml"))[0]
+        subject = os.getxattr(m.path("Inbox", name), "user.mail.subject").decode()
+        os.rename(m.path("Inbox", name), m.path("Lost answer", name))
     drained(m, timeout=120)
     paths = ["/".join(f["path_parts"]) for f in server.mailbox()["folders"]]
     assert paths.count("Lost answer") == 1
-    assert [it["subject"] for it in server.items("Lost answer")] == ["Inside lost"]
+    assert [it["subject"] for it in server.items("Lost answer")] == [subject]
     assert "changes failed: 0" in m.status()
     assert "an earlier attempt made it" in m.log_text()
     assert os.listdir(m.path()).count("Lost answer") == 1
