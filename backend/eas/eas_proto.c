@@ -141,7 +141,11 @@ enum be_status eas_status(const char *cmd, const char *status,
 		case 8: g = BE_ITEM_GONE; what = "object not found"; break;
 		case 9: what = "mailbox full"; break;
 		case 12: g = BE_NETWORK; what = "folder hierarchy changed (resyncing it)"; break;
-		case 13: g = BE_PROTOCOL; what = "incomplete request"; break;
+		/* "resend a full Sync request" (MS-ASCMD); SOGo answers
+		 * it now and then to a write it takes no harm from
+		 * sending again: a retry, not a refusal that drops the
+		 * user's change */
+		case 13: g = BE_NETWORK; what = "incomplete request (sending it again)"; break;
 		case 14: g = BE_PROTOCOL; what = "invalid interval"; break;
 		case 15: g = BE_PROTOCOL; what = "too many folders"; break;
 		case 16: g = BE_NETWORK; what = "retry"; break;

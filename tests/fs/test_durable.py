@@ -23,7 +23,7 @@ import pytest
 import email
 
 from mountlib import wait_for
-from servers import KINDS, make_target
+from servers import KINDS, has_eas, make_target
 from test_sync import op
 from test_write import drained, message, queued, write
 
@@ -391,3 +391,29 @@ def test_mkdir_whose_answer_was_lost_is_adopted(kt, mount):
     assert "changes failed: 0" in m.status()
     assert "an earlier attempt made it" in m.log_text()
     assert os.listdir(m.path()).count("Lost answer") == 1
+
+
+def test_eas_write_answered_incomplete_is_sent_again(mount):
+    """ActiveSync only by nature: a Sync write answered status 13 ("resend
+    the full request"; SOGo does now and then, and test_backends' kill -9
+    case on SOGo lost a flag to it as a refusal) is sent again, not dropped.
+    The periodic sync is off, so the write is the Sync the fault meets."""
+    if not has_eas():
+        pytest.skip("this exchangefs has no ActiveSync backend (--protocol eas)")
+    t = make_target("eas", messages=10, seed=5)
+    try:
+        m = mount(t, extra=["--sync-interval", "600"])
+        m.wait_synced()
+        name = sorted(n for n in os.listdir(m.path("Inbox")) if n.endswith(".eml"))[0]
+        mid = message_id("eas", t.srv, m, name)
+        t.srv.fault("incomplete", count=1, operation="Sync")
+        os.setxattr(m.path("Inbox", name), "user.mail.flag", b"flagged")
+        drained(m, timeout=60)
+        assert not t.srv.stats()["faults"], "the write never met the fault"
+        [it] = [it for it in t.srv.items("Inbox") if it["message_id"] == mid]
+        assert it["flag"] == "Flagged"
+        assert "changes failed: 0" in m.status()
+        assert "refused" not in m.log_text()
+        m.stop()
+    finally:
+        t.close()

@@ -86,6 +86,7 @@ static void test_versions_ids_status(void)
 		{ "Sync", "3", BE_SYNC_INVALID },
 		{ "Sync", "8", BE_ITEM_GONE },
 		{ "Sync", "12", BE_NETWORK },
+		{ "Sync", "13", BE_NETWORK },
 		{ "Sync", "16", BE_NETWORK },
 		{ "Sync", "111", BE_THROTTLED },
 		{ "Sync", "110", BE_NETWORK },
