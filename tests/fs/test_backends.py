@@ -1,15 +1,17 @@
 """test_backends.py - the core contracts of a mount on every kind of server
 (tests/fs/servers.py): the test server over EWS, the same server over
-ActiveSync 16.1, and SOGo over ActiveSync 14.1 (the tree, the exact bytes and
-grep: test_read.py, on every kind too). New mail, the read and follow-up
-flags, move, delete, folders, and sending through Outbox; and the contracts of test_notify.py and
-test_durable.py: server changes as inotify events, no echo of the mount's
-own changes, writes that survive kill -9 exactly once (new mail, remount,
-offline and the refused sync state: test_sync.py, on every kind); each
-checked against the server's own view. A server
+ActiveSync 16.1, and SOGo over ActiveSync 14.1: the read and follow-up
+flags, move, delete, folders; and the contracts of test_notify.py and
+test_durable.py: server changes as inotify events, writes that survive
+kill -9 exactly once; each checked against the server's own view. (The
+tree, the exact bytes and grep run on every kind in test_read.py; new mail,
+remount, offline and the refused sync state in test_sync.py; sending
+through Outbox and no echo of the mount's own changes in test_write.py and
+test_notify.py.) A server
 that truly cannot do something is skipped with the reason; an exchangefs
 without the ActiveSync backend skips the ActiveSync kinds."""
 import os
+import subprocess
 
 import pytest
 
