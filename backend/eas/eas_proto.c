@@ -127,6 +127,10 @@ enum be_status eas_status(const char *cmd, const char *status,
 	/* MoveItems alone counts from 1 = failure, 3 = success */
 	if (st == 1 && strcmp(cmd, "MoveItems"))
 		return BE_OK;
+	/* SendMail 118, "message previously sent": this ClientId went out
+	 * already (a send resent after its answer was lost): done */
+	if (st == 118 && !strcmp(cmd, "SendMail"))
+		return BE_OK;
 	if (common_status((int)st, r))
 		return r->status;
 	enum be_status g = BE_REFUSED;
@@ -195,7 +199,6 @@ enum be_status eas_status(const char *cmd, const char *status,
 		}
 	} else if (!strcmp(cmd, "SendMail")) {
 		switch (st) {
-		case 118: what = "message sent but not saved in Sent Items"; break;
 		case 119: what = "message has no recipient"; break;
 		case 120: what = "message could not be submitted"; break;
 		}

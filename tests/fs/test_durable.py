@@ -30,11 +30,10 @@ from test_write import drained, message, queued, write
 
 @pytest.fixture(params=KINDS)
 def kt(request, tmp_path):
-    """A fresh test server (80 messages) over EWS or ActiveSync; SOGo is
-    skipped with the reason (drafts)."""
+    """A fresh server (80 messages) of each kind; each test requires what it
+    needs (SOGo: drafts, faults)."""
     t = make_target(request.param, messages=80, seed=5, tls=True,
                     state=str(tmp_path / "server-state.json"))
-    t.require("drafts")
     yield t
     t.close()
 
@@ -61,13 +60,15 @@ class Workload:
     """A stream of mixed writes through the mount and what the server must
     hold afterwards: every change exactly once."""
 
-    def __init__(self, target, m, rnd, tag):
+    def __init__(self, target, m, rnd, tag, drafts=True):
         srv = target.srv
         self.srv, self.m, self.rnd, self.tag = srv, m, rnd, tag
         # a message saved into a folder (not a draft) is EWS's alone (servers.CANNOT)
         self.kinds = ["draft", "save", "send", "delete", "move", "flag", "mkdir"]
         if not target.can("store_message"):
             self.kinds.remove("save")
+        if not drafts:
+            self.kinds.remove("draft")
         self.inbox = sorted(n for n in os.listdir(m.path("Inbox")) if n.endswith(".eml"))
         self.rnd.shuffle(self.inbox)
         self.mids = {n: message_id(target.kind, srv, m, n) for n in self.inbox}
@@ -156,11 +157,14 @@ def slow(request, tmp_path):
 
 
 def test_kill9_at_random_points_loses_and_doubles_nothing(slow, mount):
-    """40 writes and 20 kills over EWS; over ActiveSync 20 and 10 (cost)."""
+    """40 writes and 20 kills over EWS; over ActiveSync 20 and 10 (cost),
+    and no drafts there: a draft whose Add was carried out unanswered comes
+    twice after a restart (an open bug, pinned down by the strict xfail
+    test_eas_draft_whose_answer_was_lost_is_not_doubled_by_a_restart)."""
     m = mount(slow)
     m.wait_synced()
     rnd = random.Random(20261122)
-    w = Workload(slow, m, rnd, "K9")
+    w = Workload(slow, m, rnd, "K9", drafts=slow.kind == "ews")
     n = 40 if slow.kind == "ews" else 20
     kinds = list(w.ops(n))
     kills = set(rnd.sample(range(len(kinds)), n // 2))
@@ -180,6 +184,7 @@ def test_kill9_at_random_points_loses_and_doubles_nothing(slow, mount):
 
 
 def test_server_down_for_the_whole_stream(kt, mount):
+    kt.require("drafts", "restart")
     server = kt.srv
     m = mount(kt)
     m.wait_synced()
@@ -208,6 +213,7 @@ def test_faults_while_writing(kt, mount, fault, kw):
     (reset_after: done, but the client never heard) and a 503, each twice
     per command (every retry backs off 1, 2, 4 s: three faults on each of
     Sync, SendMail, MoveItems and FolderCreate made it 30 s)."""
+    kt.require("drafts", "faults")
     if kt.kind != "ews":
         if fault not in ("reset_after", "http503"):
             pytest.skip("ActiveSync runs a representative two of the write faults (reset_after, http503)")
@@ -253,6 +259,7 @@ def test_conflict_flag_changed_on_server_is_reapplied(server, mount):
 
 
 def test_conflict_move_of_item_deleted_on_server_is_dropped(kt, mount):
+    kt.require("faults")
     server = kt.srv
     m = mount(kt)
     m.wait_synced()
@@ -269,6 +276,7 @@ def test_conflict_move_of_item_deleted_on_server_is_dropped(kt, mount):
 
 
 def test_conflict_edit_of_draft_deleted_on_server_recreates_it(kt, mount, request):
+    kt.require("drafts", "faults")
     if kt.kind == "eas":
         # branch suite-w (6edd3d3) gives ActiveSync replace_mime (a Sync Change):
         # once merged this passes, and this mark goes
@@ -372,6 +380,7 @@ def test_sixteen_writers_at_once(server, mount, tmp_path):
 def test_mkdir_whose_answer_was_lost_is_adopted(kt, mount):
     """CreateFolder carried out but unanswered: the retry hears the name
     exists; the next folder sync finds it and the queue goes on into it."""
+    kt.require("faults")
     server = kt.srv
     m = mount(kt)
     m.wait_synced()
@@ -414,6 +423,55 @@ def test_eas_write_answered_incomplete_is_sent_again(mount):
         assert it["flag"] == "Flagged"
         assert "changes failed: 0" in m.status()
         assert "refused" not in m.log_text()
+        m.stop()
+    finally:
+        t.close()
+
+
+@pytest.mark.xfail(strict=True, reason="ActiveSync bug: after a restart a write starts from SyncKey 0 (write_key() "
+                   "in backend/eas/eas_write.c knows no key until the folder's first sync), which makes the server "
+                   "forget the ClientIds of Adds it carried out, so a draft whose answer was lost is stored twice")
+def test_eas_draft_whose_answer_was_lost_is_not_doubled_by_a_restart(mount):
+    """ActiveSync only by nature (EWS finds an earlier attempt by its token):
+    a draft's Sync Add carried out but unanswered, then kill -9. After the
+    restart the Add goes again with the same ClientId and the folder's own
+    SyncKey, so the server knows it; a write that started from SyncKey 0
+    made the server forget the ClientIds, and the draft came twice."""
+    if not has_eas():
+        pytest.skip("this exchangefs has no ActiveSync backend (--protocol eas)")
+    t = make_target("eas", messages=10, seed=5)
+    try:
+        m = mount(t, extra=["--sync-interval", "600"])
+        m.wait_synced()
+        t.srv.fault("reset_after", count=1, operation="Sync")
+        write(m.path("Drafts", "lost.eml"), message("Lost answer draft"))
+        wait_for(lambda: not t.srv.stats()["faults"], 30, interval=0.01, what="the Add to be carried out")
+        m.kill()
+        m.start()
+        drained(m, timeout=60)
+        assert [d["subject"] for d in t.srv.items("Drafts")].count("Lost answer draft") == 1
+        assert "changes failed: 0" in m.status()
+        m.stop()
+    finally:
+        t.close()
+
+
+def test_eas_send_whose_answer_was_lost_goes_once(mount):
+    """ActiveSync only by nature: a SendMail carried out but unanswered is
+    sent again with the same ClientId; the server's "previously sent"
+    (status 118) means done, not a refusal: one message out, no failure."""
+    if not has_eas():
+        pytest.skip("this exchangefs has no ActiveSync backend (--protocol eas)")
+    t = make_target("eas", messages=10, seed=5)
+    try:
+        m = mount(t)
+        m.wait_synced()
+        t.srv.fault("reset_after", count=1, operation="SendMail")
+        write(m.path("Outbox", "once.eml"), message("Sent once", to="erin@example.com"))
+        drained(m, timeout=60)
+        assert [s["subject"] for s in t.srv.sent()].count("Sent once") == 1
+        assert not t.srv.stats()["faults"], "the send never met the fault"
+        assert "changes failed: 0" in m.status()
         m.stop()
     finally:
         t.close()

@@ -104,6 +104,7 @@ static void test_versions_ids_status(void)
 		{ "Ping", "5", BE_OK },
 		{ "Ping", "7", BE_SYNC_INVALID },
 		{ "SendMail", "120", BE_REFUSED },
+		{ "SendMail", "118", BE_OK },
 		{ "Sync", "", BE_PROTOCOL },
 		{ "Sync", "1x", BE_PROTOCOL },
 		{ "Sync", NULL, BE_PROTOCOL },
