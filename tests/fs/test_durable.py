@@ -445,7 +445,8 @@ def test_eas_draft_whose_answer_was_lost_is_not_doubled_by_a_restart(mount):
         m.wait_synced()
         t.srv.fault("reset_after", count=1, operation="Sync")
         write(m.path("Drafts", "lost.eml"), message("Lost answer draft"))
-        wait_for(lambda: not t.srv.stats()["faults"], 30, interval=0.01, what="the Add to be carried out")
+        wait_for(lambda: t.srv.items("Drafts", subject="Lost answer draft"), 30, interval=0.01,
+                 what="the Add to be carried out")
         m.kill()
         m.start()
         drained(m, timeout=60)
