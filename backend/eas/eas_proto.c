@@ -127,6 +127,10 @@ enum be_status eas_status(const char *cmd, const char *status,
 	/* MoveItems alone counts from 1 = failure, 3 = success */
 	if (st == 1 && strcmp(cmd, "MoveItems"))
 		return BE_OK;
+	/* SendMail 118, "message previously sent": this ClientId went out
+	 * already (a send resent after its answer was lost): done */
+	if (st == 118 && !strcmp(cmd, "SendMail"))
+		return BE_OK;
 	if (common_status((int)st, r))
 		return r->status;
 	enum be_status g = BE_REFUSED;
@@ -141,7 +145,11 @@ enum be_status eas_status(const char *cmd, const char *status,
 		case 8: g = BE_ITEM_GONE; what = "object not found"; break;
 		case 9: what = "mailbox full"; break;
 		case 12: g = BE_NETWORK; what = "folder hierarchy changed (resyncing it)"; break;
-		case 13: g = BE_PROTOCOL; what = "incomplete request"; break;
+		/* "resend a full Sync request" (MS-ASCMD); SOGo answers
+		 * it now and then to a write it takes no harm from
+		 * sending again: a retry, not a refusal that drops the
+		 * user's change */
+		case 13: g = BE_NETWORK; what = "incomplete request (sending it again)"; break;
 		case 14: g = BE_PROTOCOL; what = "invalid interval"; break;
 		case 15: g = BE_PROTOCOL; what = "too many folders"; break;
 		case 16: g = BE_NETWORK; what = "retry"; break;
@@ -191,7 +199,6 @@ enum be_status eas_status(const char *cmd, const char *status,
 		}
 	} else if (!strcmp(cmd, "SendMail")) {
 		switch (st) {
-		case 118: what = "message sent but not saved in Sent Items"; break;
 		case 119: what = "message has no recipient"; break;
 		case 120: what = "message could not be submitted"; break;
 		}

@@ -32,7 +32,10 @@ KINDS = ["ews", "eas", "sogo"]
 # what a server cannot do, and why (the skip message)
 CANNOT = {
     "ews": {},
-    "eas": {},
+    "eas": {
+        "store_message": "ActiveSync cannot store a message in a folder (Sync Add of mail: drafts only, "
+                         "from 16.0 on)",
+    },
     "sogo": {
         "faults": "SOGo has no fault knobs (the test server has)",
         "stats": "SOGo keeps no request statistics for tests",
@@ -41,6 +44,10 @@ CANNOT = {
         "restart": "SOGo is shared by the whole test session and is not restarted by a test",
         "notify_fast": "SOGo looks for changes every 5 s (Ping answers within 5-10 s)",
         "outbox": "SOGo has no Outbox folder (the client's Outbox is virtual)",
+        "tls": "SOGo is served over plain HTTP here (no certificate to distrust)",
+        "store_message": "ActiveSync cannot store a message in a folder (Sync Add of mail: drafts only, "
+                         "from 16.0 on)",
+        "slash_names": "IMAP (where SOGo keeps mail) uses / between folder names: no name can hold one",
     },
 }
 

@@ -1,7 +1,16 @@
 """test_durable.py - nothing the user wrote is lost, nothing arrives twice:
 kill -9 of the daemon right after calls return, the server down for a whole
 stream of writes, faults injected while writing, conflicts with changes
-made on the server meanwhile, and 16 processes writing at once."""
+made on the server meanwhile, and 16 processes writing at once.
+
+On the test server over EWS and over ActiveSync 16.1. Not on SOGo: the
+workload saves drafts, which ActiveSync 14.1 cannot (servers.CANNOT);
+test_backends.py's kill -9 case covers SOGo's writes. This file is the
+suite's most expensive, so ActiveSync gets a representative subset: the
+kill -9 and server-down streams, two of the six write faults, the conflicts
+that are not EWS change keys, and the lost CreateFolder answer; the
+16-writer stress stays on EWS (the journal and the inode layer it loads are
+the same code over either protocol)."""
 import json
 import os
 import random
@@ -11,21 +20,58 @@ import time
 
 import pytest
 
-from harness import EwsServer
+import email
+
 from mountlib import wait_for
+from servers import KINDS, has_eas, make_target
+from test_sync import op
 from test_write import drained, message, queued, write
+
+
+@pytest.fixture(params=KINDS)
+def kt(request, tmp_path):
+    """A fresh server (80 messages) of each kind; each test requires what it
+    needs (SOGo: drafts, faults)."""
+    t = make_target(request.param, messages=80, seed=5, tls=True,
+                    state=str(tmp_path / "server-state.json"))
+    yield t
+    t.close()
+
+
+def arm(target, fault, ews_ops, **kw):
+    """Arm fault on the operations that carry these EWS operations' work
+    (ActiveSync: Sync carries creates, changes and deletes)."""
+    for o in dict.fromkeys(op(target, x) for x in ews_ops):
+        target.srv.fault(fault, operation=o, **kw)
+
+
+def message_id(kind, srv, m, name):
+    """The Message-ID of an Inbox file: from the server's item over EWS (no
+    fetch), from its bytes over ActiveSync (user.exchangefs.id is a
+    ServerId there)."""
+    p = m.path("Inbox", name)
+    if kind == "ews":
+        return srv.item_info(os.getxattr(p, "user.exchangefs.id").decode())["message_id"]
+    with open(p, "rb") as f:
+        return email.message_from_bytes(f.read())["Message-ID"]
 
 
 class Workload:
     """A stream of mixed writes through the mount and what the server must
     hold afterwards: every change exactly once."""
 
-    def __init__(self, srv, m, rnd, tag):
+    def __init__(self, target, m, rnd, tag, drafts=True):
+        srv = target.srv
         self.srv, self.m, self.rnd, self.tag = srv, m, rnd, tag
+        # a message saved into a folder (not a draft) is EWS's alone (servers.CANNOT)
+        self.kinds = ["draft", "save", "send", "delete", "move", "flag", "mkdir"]
+        if not target.can("store_message"):
+            self.kinds.remove("save")
+        if not drafts:
+            self.kinds.remove("draft")
         self.inbox = sorted(n for n in os.listdir(m.path("Inbox")) if n.endswith(".eml"))
         self.rnd.shuffle(self.inbox)
-        self.mids = {n: srv.item_info(os.getxattr(m.path("Inbox", n), "user.exchangefs.id").decode())
-                     ["message_id"] for n in self.inbox}
+        self.mids = {n: message_id(target.kind, srv, m, n) for n in self.inbox}
         self.created = []   # (server folder path, subject)
         self.sent = []      # subjects, in order
         self.deleted = []   # message ids
@@ -35,7 +81,7 @@ class Workload:
         self.n = 0
 
     def ops(self, count):
-        kinds = ["draft", "save", "send", "delete", "move", "flag", "mkdir"]
+        kinds = self.kinds
         for i in range(count):
             yield self.rnd.choice(kinds) if i >= len(kinds) else kinds[i]
 
@@ -99,23 +145,29 @@ class Workload:
             assert names.count(name) == 1, "folder %r made %d times" % (name, names.count(name))
 
 
-@pytest.fixture
-def slow_server(tmp_path):
+@pytest.fixture(params=KINDS)
+def slow(request, tmp_path):
     """A server that takes a little while per request, so a kill -9 often
     lands while a request is in flight."""
-    with EwsServer(messages=80, seed=5, tls=True, latency_ms=25,
-                   state=str(tmp_path / "server-state.json")) as srv:
-        yield srv
+    t = make_target(request.param, messages=80, seed=5, tls=True, latency_ms=25,
+                    state=str(tmp_path / "server-state.json"))
+    t.require("drafts")
+    yield t
+    t.close()
 
 
-def test_kill9_at_random_points_loses_and_doubles_nothing(slow_server, mount):
-    srv = slow_server
-    m = mount(srv)
+def test_kill9_at_random_points_loses_and_doubles_nothing(slow, mount):
+    """40 writes and 20 kills over EWS; over ActiveSync 20 and 10 (cost),
+    and no drafts there: a draft whose Add was carried out unanswered comes
+    twice after a restart (an open bug, pinned down by the strict xfail
+    test_eas_draft_whose_answer_was_lost_is_not_doubled_by_a_restart)."""
+    m = mount(slow)
     m.wait_synced()
     rnd = random.Random(20261122)
-    w = Workload(srv, m, rnd, "K9")
-    kinds = list(w.ops(40))
-    kills = set(rnd.sample(range(len(kinds)), 20))
+    w = Workload(slow, m, rnd, "K9", drafts=slow.kind == "ews")
+    n = 40 if slow.kind == "ews" else 20
+    kinds = list(w.ops(n))
+    kills = set(rnd.sample(range(len(kinds)), n // 2))
     for i, kind in enumerate(kinds):
         w.do(kind)
         if i in kills:
@@ -131,10 +183,12 @@ def test_kill9_at_random_points_loses_and_doubles_nothing(slow_server, mount):
     m.stop()
 
 
-def test_server_down_for_the_whole_stream(server, mount):
-    m = mount(server)
+def test_server_down_for_the_whole_stream(kt, mount):
+    kt.require("drafts", "restart")
+    server = kt.srv
+    m = mount(kt)
     m.wait_synced()
-    w = Workload(server, m, random.Random(7), "DOWN")
+    w = Workload(kt, m, random.Random(7), "DOWN")
     server.stop()
     for kind in w.ops(25):
         w.do(kind)
@@ -154,13 +208,22 @@ def test_server_down_for_the_whole_stream(server, mount):
     ("http429", {"count": 2, "retry_after": 1}),
     ("busy", {"count": 3, "backoff_ms": 300}),
 ])
-def test_faults_while_writing(server, mount, fault, kw):
-    m = mount(server)
+def test_faults_while_writing(kt, mount, fault, kw):
+    """Every fault over EWS; over ActiveSync two (the cost): a lost answer
+    (reset_after: done, but the client never heard) and a 503, each twice
+    per command (every retry backs off 1, 2, 4 s: three faults on each of
+    Sync, SendMail, MoveItems and FolderCreate made it 30 s)."""
+    kt.require("drafts", "faults")
+    if kt.kind != "ews":
+        if fault not in ("reset_after", "http503"):
+            pytest.skip("ActiveSync runs a representative two of the write faults (reset_after, http503)")
+        kw = dict(kw, count=2)
+    server = kt.srv
+    m = mount(kt)
     m.wait_synced()
-    w = Workload(server, m, random.Random(hash(fault) & 0xffff), "F" + fault)
+    w = Workload(kt, m, random.Random(hash(fault) & 0xffff), "F" + fault)
     ops = list(w.ops(14))
-    for op in ("CreateItem", "MoveItem", "DeleteItem", "UpdateItem", "CreateFolder"):
-        server.fault(fault, operation=op, **kw)
+    arm(kt, fault, ("CreateItem", "SendItem", "MoveItem", "DeleteItem", "UpdateItem", "CreateFolder"), **kw)
     for kind in ops:
         w.do(kind)
     drained(m, timeout=120)
@@ -168,23 +231,25 @@ def test_faults_while_writing(server, mount, fault, kw):
     w.check()
 
 
-def stalled(server, op):
-    """Make op fail (503) until cleared, so a local change waits queued."""
-    server.fault("http503", count=100000, operation=op)
+def stalled(target, ews_op):
+    """Make the operation fail (503) until cleared, so a local change waits queued."""
+    arm(target, "http503", (ews_op,), count=100000)
 
 
 def resume(server, m):
-    server.clear_faults()
+    server.clear_faults()  # the test server's, whichever protocol
     drained(m, timeout=90)
 
 
 def test_conflict_flag_changed_on_server_is_reapplied(server, mount):
+    """EWS only: a change key made stale by a change on the server is an EWS
+    conflict (ActiveSync changes carry no key)."""
     m = mount(server)
     m.wait_synced()
     name = sorted(n for n in os.listdir(m.path("Inbox")) if n.endswith(".eml"))[0]
     p = m.path("Inbox", name)
     sid = os.getxattr(p, "user.exchangefs.id").decode()
-    stalled(server, "UpdateItem")
+    server.fault("http503", count=100000, operation="UpdateItem")
     os.setxattr(p, "user.mail.flag", b"flagged")
     server.set_categories(sid, ["Blue"])  # a new change key on the server
     resume(server, m)
@@ -193,12 +258,15 @@ def test_conflict_flag_changed_on_server_is_reapplied(server, mount):
     assert any(r.get("op") == "UpdateItem" for r in server.stats()["recent"])
 
 
-def test_conflict_move_of_item_deleted_on_server_is_dropped(server, mount):
-    m = mount(server)
+def test_conflict_move_of_item_deleted_on_server_is_dropped(kt, mount):
+    kt.require("faults")
+    server = kt.srv
+    m = mount(kt)
     m.wait_synced()
     name = sorted(n for n in os.listdir(m.path("Inbox")) if n.endswith(".eml"))[1]
-    sid = os.getxattr(m.path("Inbox", name), "user.exchangefs.id").decode()
-    stalled(server, "MoveItem")
+    mid = message_id(kt.kind, server, m, name)
+    sid = next(it["id"] for it in server.items("Inbox") if it["message_id"] == mid)
+    stalled(kt, "MoveItem")
     os.rename(m.path("Inbox", name), m.path("Archive", name))
     server.delete(sid)
     resume(server, m)
@@ -207,14 +275,16 @@ def test_conflict_move_of_item_deleted_on_server_is_dropped(server, mount):
     assert "changes failed: 0" in m.status()
 
 
-def test_conflict_edit_of_draft_deleted_on_server_recreates_it(server, mount):
-    m = mount(server)
+def test_conflict_edit_of_draft_deleted_on_server_recreates_it(kt, mount):
+    kt.require("drafts", "faults")
+    server = kt.srv
+    m = mount(kt)
     m.wait_synced()
     p = m.path("Drafts", "gone.eml")
     write(p, message("Gone 1"))
     drained(m)
     [it] = server.items("Drafts", subject="Gone 1")
-    stalled(server, "UpdateItem")
+    stalled(kt, "UpdateItem")
     write(p, message("Gone 2"))
     server.delete(it["id"])
     resume(server, m)
@@ -269,6 +339,7 @@ with open(out, "w") as f:
 
 
 def test_sixteen_writers_at_once(server, mount, tmp_path):
+    """EWS only (the cost: see the module's docstring)."""
     m = mount(server)
     m.wait_synced()
     os.mkdir(m.path("Stress"))
@@ -300,18 +371,102 @@ def test_sixteen_writers_at_once(server, mount, tmp_path):
     m.stop()
 
 
-def test_mkdir_whose_answer_was_lost_is_adopted(server, mount):
+def test_mkdir_whose_answer_was_lost_is_adopted(kt, mount):
     """CreateFolder carried out but unanswered: the retry hears the name
     exists; the next folder sync finds it and the queue goes on into it."""
-    m = mount(server)
+    kt.require("faults")
+    server = kt.srv
+    m = mount(kt)
     m.wait_synced()
-    server.fault("reset_after", count=1, operation="CreateFolder")
+    arm(kt, "reset_after", ("CreateFolder",), count=1)
     os.mkdir(m.path("Lost answer"))
-    write(m.path("Lost answer", "inside.eml"), message("Inside lost"))
+    if kt.can("store_message"):
+        write(m.path("Lost answer", "inside.eml"), message("Inside lost"))
+        subject = "Inside lost"
+    else:   # ActiveSync stores no message in a folder: move one into it
+        name = sorted(n for n in os.listdir(m.path("Inbox")) if n.endswith(".eml"))[0]
+        subject = os.getxattr(m.path("Inbox", name), "user.mail.subject").decode()
+        os.rename(m.path("Inbox", name), m.path("Lost answer", name))
     drained(m, timeout=120)
     paths = ["/".join(f["path_parts"]) for f in server.mailbox()["folders"]]
     assert paths.count("Lost answer") == 1
-    assert [it["subject"] for it in server.items("Lost answer")] == ["Inside lost"]
+    assert [it["subject"] for it in server.items("Lost answer")] == [subject]
     assert "changes failed: 0" in m.status()
     assert "an earlier attempt made it" in m.log_text()
     assert os.listdir(m.path()).count("Lost answer") == 1
+
+
+def test_eas_write_answered_incomplete_is_sent_again(mount):
+    """ActiveSync only by nature: a Sync write answered status 13 ("resend
+    the full request"; SOGo does now and then, and test_backends' kill -9
+    case on SOGo lost a flag to it as a refusal) is sent again, not dropped.
+    The periodic sync is off, so the write is the Sync the fault meets."""
+    if not has_eas():
+        pytest.skip("this exchangefs has no ActiveSync backend (--protocol eas)")
+    t = make_target("eas", messages=10, seed=5)
+    try:
+        m = mount(t, extra=["--sync-interval", "600"])
+        m.wait_synced()
+        name = sorted(n for n in os.listdir(m.path("Inbox")) if n.endswith(".eml"))[0]
+        mid = message_id("eas", t.srv, m, name)
+        t.srv.fault("incomplete", count=1, operation="Sync")
+        os.setxattr(m.path("Inbox", name), "user.mail.flag", b"flagged")
+        drained(m, timeout=60)
+        assert not t.srv.stats()["faults"], "the write never met the fault"
+        [it] = [it for it in t.srv.items("Inbox") if it["message_id"] == mid]
+        assert it["flag"] == "Flagged"
+        assert "changes failed: 0" in m.status()
+        assert "refused" not in m.log_text()
+        m.stop()
+    finally:
+        t.close()
+
+
+@pytest.mark.xfail(strict=True, reason="ActiveSync bug: after a restart a write starts from SyncKey 0 (write_key() "
+                   "in backend/eas/eas_write.c knows no key until the folder's first sync), which makes the server "
+                   "forget the ClientIds of Adds it carried out, so a draft whose answer was lost is stored twice")
+def test_eas_draft_whose_answer_was_lost_is_not_doubled_by_a_restart(mount):
+    """ActiveSync only by nature (EWS finds an earlier attempt by its token):
+    a draft's Sync Add carried out but unanswered, then kill -9. After the
+    restart the Add goes again with the same ClientId and the folder's own
+    SyncKey, so the server knows it; a write that started from SyncKey 0
+    made the server forget the ClientIds, and the draft came twice."""
+    if not has_eas():
+        pytest.skip("this exchangefs has no ActiveSync backend (--protocol eas)")
+    t = make_target("eas", messages=10, seed=5)
+    try:
+        m = mount(t, extra=["--sync-interval", "600"])
+        m.wait_synced()
+        t.srv.fault("reset_after", count=1, operation="Sync")
+        write(m.path("Drafts", "lost.eml"), message("Lost answer draft"))
+        wait_for(lambda: t.srv.items("Drafts", subject="Lost answer draft"), 30, interval=0.01,
+                 what="the Add to be carried out")
+        m.kill()
+        m.start()
+        drained(m, timeout=60)
+        assert [d["subject"] for d in t.srv.items("Drafts")].count("Lost answer draft") == 1
+        assert "changes failed: 0" in m.status()
+        m.stop()
+    finally:
+        t.close()
+
+
+def test_eas_send_whose_answer_was_lost_goes_once(mount):
+    """ActiveSync only by nature: a SendMail carried out but unanswered is
+    sent again with the same ClientId; the server's "previously sent"
+    (status 118) means done, not a refusal: one message out, no failure."""
+    if not has_eas():
+        pytest.skip("this exchangefs has no ActiveSync backend (--protocol eas)")
+    t = make_target("eas", messages=10, seed=5)
+    try:
+        m = mount(t)
+        m.wait_synced()
+        t.srv.fault("reset_after", count=1, operation="SendMail")
+        write(m.path("Outbox", "once.eml"), message("Sent once", to="erin@example.com"))
+        drained(m, timeout=60)
+        assert [s["subject"] for s in t.srv.sent()].count("Sent once") == 1
+        assert not t.srv.stats()["faults"], "the send never met the fault"
+        assert "changes failed: 0" in m.status()
+        m.stop()
+    finally:
+        t.close()

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from mountlib import EXE, wait_for
+from servers import KINDS, has_eas, make_target
 
 
 def run(args, env=None, timeout=60):
@@ -70,9 +71,32 @@ def test_missing_mountpoint_and_password(tmp_path):
     assert "--password-command failed" in one_line_error(r)
 
 
-def test_server_down_with_empty_cache(tmp_path):
+@pytest.fixture(params=KINDS)
+def backend(request):
+    """A server of each kind with a tiny mailbox (none on SOGo: these tests
+    never get past signing in), over TLS where the server can (SOGo here is
+    plain HTTP)."""
+    t = make_target(request.param, messages=5, sogo_messages=0, tls=True)
+    yield t
+    t.close()
+
+
+def start_once(target, password, url=None, ca=True, cache=None):
+    """Run the daemon against target the way a user starts it; it must
+    exit before mounting."""
+    ca_args = ["--ca-file", target.srv.ca_cert] if ca and target.srv.ca_cert else []
+    return run(["--url", url or target.url, "--user", target.srv.user, *target.args, *ca_args,
+                "--cache-dir", cache, cache + "-mnt"],
+               env={"EXCHANGEFS_PASSWORD": password})
+
+
+@pytest.mark.parametrize("protocol", [[], ["--protocol", "eas"]], ids=["ews", "eas"])
+def test_server_down_with_empty_cache(tmp_path, protocol):
+    if protocol and not has_eas():
+        pytest.skip("this exchangefs has no ActiveSync backend (--protocol eas)")
     port = free_port()
-    r = run(["--url", "https://127.0.0.1:%d/EWS/Exchange.asmx" % port, "--user", "a",
+    path = "/Microsoft-Server-ActiveSync" if protocol else "/EWS/Exchange.asmx"
+    r = run(["--url", "https://127.0.0.1:%d%s" % (port, path), "--user", "a", *protocol,
              "--cache-dir", str(tmp_path / "c"), str(tmp_path)],
             env={"EXCHANGEFS_PASSWORD": "x"})
     line = one_line_error(r)
@@ -80,27 +104,31 @@ def test_server_down_with_empty_cache(tmp_path):
     assert r.returncode == 1
 
 
-def test_wrong_password(server, tmp_path):
-    r = run(["--url", server.ews_url, "--user", server.user, "--ca-file", server.ca_cert,
-             "--cache-dir", str(tmp_path / "c"), str(tmp_path)],
-            env={"EXCHANGEFS_PASSWORD": "wrong"})
+def test_wrong_password(backend, tmp_path):
+    (tmp_path / "c-mnt").mkdir()
+    r = start_once(backend, "wrong-pw-1234", cache=str(tmp_path / "c"))
     line = one_line_error(r)
+    assert r.returncode == 1
     assert "401" in line or "password" in line
-    assert "wrong" not in line  # never echo the secret
+    assert "wrong-pw-1234" not in r.stderr  # never echo the secret
 
 
-def test_untrusted_certificate(server, tmp_path):
-    r = run(["--url", server.ews_url, "--user", server.user,
-             "--cache-dir", str(tmp_path / "c"), str(tmp_path)],
-            env={"EXCHANGEFS_PASSWORD": server.password})
+def test_untrusted_certificate(backend, tmp_path):
+    backend.require("tls")
+    (tmp_path / "c-mnt").mkdir()
+    r = start_once(backend, backend.srv.password, ca=False, cache=str(tmp_path / "c"))
     assert "certificate" in one_line_error(r).lower()
 
 
-def test_not_an_ews_endpoint(server, tmp_path):
-    url = server.base_url + "/control/stats"
-    r = run(["--url", url, "--user", server.user, "--ca-file", server.ca_cert,
-             "--cache-dir", str(tmp_path / "c"), str(tmp_path)],
-            env={"EXCHANGEFS_PASSWORD": server.password})
+def test_not_an_endpoint_of_the_protocol(backend, tmp_path):
+    """A URL that answers, but not as an EWS (or ActiveSync) endpoint: the
+    test servers' control API; on SOGo its web root beside the endpoint."""
+    import urllib.parse
+    u = urllib.parse.urlsplit(backend.url)
+    path = "/control/stats" if backend.kind != "sogo" else "/SOGo/"
+    url = urllib.parse.urlunsplit((u.scheme, u.netloc, path, "", ""))
+    (tmp_path / "c-mnt").mkdir()
+    r = start_once(backend, backend.srv.password, url=url, cache=str(tmp_path / "c"))
     assert r.returncode == 1
     one_line_error(r)
 

@@ -59,7 +59,8 @@ from mailbox import MailboxError
 
 # reset_after: the operation is carried out, then the connection is dropped unanswered.
 FAULT_KINDS = {"http500", "http503", "http429", "reset", "reset_after", "truncate", "slow", "busy", "auth",
-               "garbage", "invalid_sync", "reprovision"}   # reprovision: EAS only (449, policy keys revoked)
+               "garbage", "invalid_sync", "reprovision",   # reprovision: EAS only (449, policy keys revoked)
+               "incomplete"}                                # incomplete: EAS only (Sync status 13)
 
 
 class ControlError(Exception):

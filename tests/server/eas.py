@@ -708,6 +708,9 @@ def apply_fault(h, fault):
         revoke_policies(h.server)
         h.send(449, b"", "text/plain")
         return 449
+    if kind == "incomplete":    # Sync status 13: "resend the full request" (SOGo does, now and then)
+        send_el(h, E("AirSync:Sync", [E("AirSync:Status", "13")]))
+        return 200
     if kind == "garbage":
         h.send(200, b"\x03\x01\x6a\x00\x45\x5c\x4f\x4b\x03", WBXML_TYPE)   # cut inside a string
         return 200

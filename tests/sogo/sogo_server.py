@@ -503,7 +503,8 @@ class ImapView:
                     ids[it.id] = f"{int(hit.group(1))}@{p}"
         self._with(run)
         self.u.enable_modseq()
-        self._markers = {k: [ids[i] for i in v if i in ids] for k, v in info["markers"].items()}
+        self._markers = {k: [ids[i] for i in v if i in ids]
+                         for k, v in {**info["markers"], "hostile": info["hostile"]}.items()}
         return self._markers
 
     def invalidate_sync_states(self):
