@@ -138,14 +138,66 @@ void eas_keys_free_all(void)
 
 /* ---- Sync writes ---- */
 
-/* A key to write with: the newest known, else a fresh one (Sync from 0,
- * then once for a key the server accepts writes with). */
+/* The key each collection's last write went out with, kept in the cache
+ * directory ("collection TAB key" lines) before the write is sent.  After
+ * a restart - kill -9 while a write's answer was on its way - the write
+ * goes again with that key, which the server takes as the resend of its
+ * last request and answers again instead of carrying it out twice; a fresh
+ * key (Sync from 0) would make it forget the ClientIds it has seen, and a
+ * draft would be stored twice.  Called under eas_sync_lock(). */
+#define WRITE_KEYS_FILE "eas-write-keys"
+
+static char *kept_write_key(struct be_session *s, const char *coll)
+{
+	char *text = eas_state_read_all(s, WRITE_KEYS_FILE), *key = NULL;
+	size_t cl = strlen(coll);
+	for (char *l = text, *nl; l && *l && !key; l = nl) {
+		nl = l + strcspn(l, "\n");
+		if (*nl)
+			*nl++ = 0;
+		if (!strncmp(l, coll, cl) && l[cl] == '\t' && l[cl + 1])
+			key = xstrdup(l + cl + 1);
+	}
+	free(text);
+	return key;
+}
+
+/* Keep key as coll's (NULL: forget coll's). */
+static void keep_write_key(struct be_session *s, const char *coll,
+			   const char *key)
+{
+	char *text = eas_state_read_all(s, WRITE_KEYS_FILE);
+	size_t cl = strlen(coll);
+	struct buf b;
+	buf_init(&b, 0);
+	for (char *l = text, *nl; l && *l; l = nl) {
+		nl = l + strcspn(l, "\n");
+		if (*nl)
+			*nl++ = 0;
+		if (!(!strncmp(l, coll, cl) && l[cl] == '\t') && strchr(l, '\t'))
+			buf_printf(&b, "%s\n", l);
+	}
+	if (key)
+		buf_printf(&b, "%s\t%s\n", coll, key);
+	eas_state_write(s, WRITE_KEYS_FILE, b.data ? b.data : "");
+	buf_free(&b);
+	free(text);
+}
+
+/* A key to write with: the newest known, else the one the last write of
+ * an earlier run went out with, else a fresh one (Sync from 0, then once
+ * for a key the server accepts writes with).  The key is kept before the
+ * write goes out (keep_write_key). */
 static enum be_status write_key(struct be_session *s, const char *coll,
 				char **key, struct be_result *r)
 {
 	*key = eas_key_latest(eas_session_device(s), coll);
-	if (*key)
+	if (!*key && (*key = kept_write_key(s, coll)) != NULL)
+		log_dbg(LC_HTTP, "Sync write: from the key kept by an earlier run");
+	if (*key) {
+		keep_write_key(s, coll, *key);
 		return BE_OK;
+	}
 	struct buf req, ans;
 	buf_init(&req, 0);
 	eas_req_sync(&req, coll, "0", 1);
@@ -159,8 +211,10 @@ static enum be_status write_key(struct be_session *s, const char *coll,
 	}
 	buf_free(&req);
 	buf_free(&ans);
-	if (*key)
+	if (*key) {
 		eas_key_note(eas_session_device(s), coll, NULL, *key, false);
+		keep_write_key(s, coll, *key);
+	}
 	return r->status;
 }
 
@@ -198,9 +252,11 @@ static enum be_status sync_write(struct be_session *s, const char *id,
 		if (r->status == BE_OK)
 			eas_key_note(eas_session_device(s), coll, key,
 				     new_key ? new_key : key, true);
-		else if (r->status == BE_SYNC_INVALID)
+		else if (r->status == BE_SYNC_INVALID) {
 			eas_key_note(eas_session_device(s), coll, NULL, NULL,
 				     false);
+			keep_write_key(s, coll, NULL);
+		}
 		free(key);
 		free(new_key);
 		if (r->status != BE_SYNC_INVALID)
@@ -342,6 +398,7 @@ static enum be_status add_draft(struct be_session *s, const char *folder_id,
 		} else if (r->status == BE_SYNC_INVALID) {
 			eas_key_note(eas_session_device(s), folder_id, NULL,
 				     NULL, false);
+			keep_write_key(s, folder_id, NULL);
 		}
 		free(key);
 		free(new_key);

@@ -157,14 +157,14 @@ def slow(request, tmp_path):
 
 
 def test_kill9_at_random_points_loses_and_doubles_nothing(slow, mount):
-    """40 writes and 20 kills over EWS; over ActiveSync 20 and 10 (cost),
-    and no drafts there: a draft whose Add was carried out unanswered comes
-    twice after a restart (an open bug, pinned down by the strict xfail
+    """40 writes and 20 kills over EWS; over ActiveSync 20 and 10 (cost).
+    Drafts included: over ActiveSync an Add carried out unanswered goes
+    again after the restart with the key it went out with (see
     test_eas_draft_whose_answer_was_lost_is_not_doubled_by_a_restart)."""
     m = mount(slow)
     m.wait_synced()
     rnd = random.Random(20261122)
-    w = Workload(slow, m, rnd, "K9", drafts=slow.kind == "ews")
+    w = Workload(slow, m, rnd, "K9")
     n = 40 if slow.kind == "ews" else 20
     kinds = list(w.ops(n))
     kills = set(rnd.sample(range(len(kinds)), n // 2))
@@ -422,15 +422,13 @@ def test_eas_write_answered_incomplete_is_sent_again(mount):
         t.close()
 
 
-@pytest.mark.xfail(strict=True, reason="ActiveSync bug: after a restart a write starts from SyncKey 0 (write_key() "
-                   "in backend/eas/eas_write.c knows no key until the folder's first sync), which makes the server "
-                   "forget the ClientIds of Adds it carried out, so a draft whose answer was lost is stored twice")
 def test_eas_draft_whose_answer_was_lost_is_not_doubled_by_a_restart(mount):
     """ActiveSync only by nature (EWS finds an earlier attempt by its token):
     a draft's Sync Add carried out but unanswered, then kill -9. After the
-    restart the Add goes again with the same ClientId and the folder's own
-    SyncKey, so the server knows it; a write that started from SyncKey 0
-    made the server forget the ClientIds, and the draft came twice."""
+    restart the Add goes again with the same ClientId and the key the lost
+    write went out with (kept in the cache directory), so the server answers
+    it as a resend; a write that started from SyncKey 0 made the server
+    forget the ClientIds, and the draft came twice."""
     if not has_eas():
         pytest.skip("this exchangefs has no ActiveSync backend (--protocol eas)")
     t = make_target("eas", messages=10, seed=5)
