@@ -87,20 +87,31 @@ static enum be_status top_status(const char *st, struct be_result *r)
 	return r->status;
 }
 
-enum be_status eas_parse_resolve(const void *p, size_t n, unsigned max,
-				 struct be_person **out, size_t *nout,
-				 struct be_result *r)
+/* What both people answers start with: no one yet, max capped, and the
+ * tree of a non-empty answer (NULL with r set). */
+static struct wbxml_node *people_answer(const void *p, size_t n,
+					const char *cmd, unsigned *max,
+					struct be_person **out, size_t *nout,
+					struct be_result *r)
 {
 	*out = NULL;
 	*nout = 0;
 	be_result_ok(r);
-	if (max > BE_PEOPLE_MAX)
-		max = BE_PEOPLE_MAX;
+	if (*max > BE_PEOPLE_MAX)
+		*max = BE_PEOPLE_MAX;
 	if (!n) {
-		be_result_set(r, BE_PROTOCOL, "empty ResolveRecipients answer");
-		return r->status;
+		be_result_set(r, BE_PROTOCOL, "empty %s answer", cmd);
+		return NULL;
 	}
-	struct wbxml_node *t = eas_parse(p, n, "ResolveRecipients", r);
+	return eas_parse(p, n, cmd, r);
+}
+
+enum be_status eas_parse_resolve(const void *p, size_t n, unsigned max,
+				 struct be_person **out, size_t *nout,
+				 struct be_result *r)
+{
+	struct wbxml_node *t = people_answer(p, n, "ResolveRecipients", &max,
+					     out, nout, r);
 	if (!t)
 		return r->status;
 	struct wbxml_node *root = wbxml_child(t, WB_RR_RESOLVE_RECIPIENTS);
@@ -176,16 +187,8 @@ enum be_status eas_parse_gal_search(const void *p, size_t n, unsigned max,
 				    struct be_person **out, size_t *nout,
 				    struct be_result *r)
 {
-	*out = NULL;
-	*nout = 0;
-	be_result_ok(r);
-	if (max > BE_PEOPLE_MAX)
-		max = BE_PEOPLE_MAX;
-	if (!n) {
-		be_result_set(r, BE_PROTOCOL, "empty Search answer");
-		return r->status;
-	}
-	struct wbxml_node *t = eas_parse(p, n, "Search", r);
+	struct wbxml_node *t = people_answer(p, n, "Search", &max, out, nout,
+					     r);
 	if (!t)
 		return r->status;
 	struct wbxml_node *root = wbxml_child(t, WB_SRCH_SEARCH);

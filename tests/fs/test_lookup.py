@@ -160,26 +160,3 @@ def test_sogo(kind, tmp_path):
     finally:
         other.close()
         t.close()
-
-
-def test_bash_completion(tmp_path):
-    from test_unix import CONTRIB, env_for, write_config
-    bc = "/usr/share/bash-completion/bash_completion"
-    if not os.path.exists(bc):
-        pytest.skip("bash-completion is not installed")
-    write_config(tmp_path, "[work]\nurl = https://a/\n[home]\nurl = https://b/\n")
-    comp = os.path.join(CONTRIB, "bash-completion", "exchangefs")
-
-    def complete(*words):
-        script = ('source %s; source %s; COMP_WORDS=(%s); COMP_CWORD=%d; '
-                  'COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}; '
-                  '_exchangefs; printf "%%s\\n" "${COMPREPLY[@]}"'
-                  % (bc, comp, " ".join("'%s'" % w for w in words), len(words) - 1))
-        r = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                           env=env_for(tmp_path), cwd=tmp_path)
-        return r.stdout.split()
-
-    assert complete("exchangefs", "lo") == ["lookup"]
-    assert sorted(complete("exchangefs", "lookup", "")) == ["home", "work"]
-    assert sorted(complete("exchangefs", "lookup", "--protocol", "eas", "w")) == ["work"]
-    assert complete("exchangefs", "lookup", "work", "") == []

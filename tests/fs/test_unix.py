@@ -274,6 +274,11 @@ def test_bash_completion(tmp_path):
     assert sorted(complete("exchangefs", "--account", "")) == ["home", "work"]
     assert "status" in complete("exchangefs", "")
     assert complete("exchangefs", "--delete-in-trash", "s") == ["soft"]
+    # exchangefs lookup (tests/fs/test_lookup.py): the command, then an account
+    assert complete("exchangefs", "lo") == ["lookup"]
+    assert sorted(complete("exchangefs", "lookup", "")) == ["home", "work"]
+    assert sorted(complete("exchangefs", "lookup", "--protocol", "eas", "w")) == ["work"]
+    assert complete("exchangefs", "lookup", "work", "") == []
 
 
 def test_man_page_and_install(tmp_path):
