@@ -403,7 +403,13 @@ def test_connections_are_reused(kt, mount):
         with open(m.path(kt.inbox, n), "rb") as f:
             f.read()
     st = server.stats()
-    assert st["total"] >= 25                 # reads in a row are fetched in batches
+    # enough requests to show reuse (reads in a row are fetched in batches;
+    # ActiveSync reads 16 folders per Sync and 16 bodies per request, so
+    # there it is a pass, the reads and each session's OPTIONS: ~16)
+    if kt.kind == "ews":
+        assert st["total"] >= 25, st["requests"]
+    else:
+        assert st["total"] >= 2 * st["connections"], st["requests"]
     # one sync session plus at most the fetch pool (4, and 1 more for reads)
     assert st["connections"] <= 6, st["connections"]
     m.stop()
