@@ -35,6 +35,12 @@ if [ -s "$pf" ] && running "$(cat "$pf")"; then
 else
   say "sogod: not running"; rm -f "$pf"
 fi
+# a sogod of ours the pid file no longer names (a restart that lost the race for the port)
+stray=$(pgrep -f -- "-WOPidFile $pf" | tr '\n' ' ')
+if [ -n "$stray" ]; then
+  kill -TERM $stray 2>/dev/null; sleep 2; kill -KILL $stray 2>/dev/null
+  say "sogod: stopped strays ($stray)"
+fi
 
 stop_pid "SMTP sink" "$STATE/smtp-sink.pid" 5
 stop_pid memcached "$STATE/memcached/memcached.pid" 5
