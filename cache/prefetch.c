@@ -415,9 +415,11 @@ static void *worker(void *arg)
 		}
 		struct be_result r;
 		enum be_status st = fetch_batch(p->pool, v, n, true, &r);
+		/* failures go to their table before the bodies leave the
+		 * in-flight set: another worker would pick them at once */
+		account(p, v, n, st, &r);
 		fetch_release(p->pool, v, n);
 		cache_prefetch_picks_free(picks, PF_BATCH_MAX);
-		account(p, v, n, st, &r);
 		pthread_mutex_lock(&p->lock);
 		p->active--;
 		pthread_mutex_unlock(&p->lock);

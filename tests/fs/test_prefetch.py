@@ -231,11 +231,17 @@ def test_failed_bodies_listed_and_rest_fetched(tsmall, mount):
     m = mount(tsmall, extra=["--prefetch", "all"], env={"EXCHANGEFS_PREFETCH_BATCH": "4"})
     m.wait_synced()
     items = visible_items(small)
-    wait_for(lambda: progress(m)[0] == len(items) - 4, 60, interval=0.1,
-             what="all but the failed batch:\n" + m.status())
+
+    def failed():
+        mo = re.search(r"prefetch errors: (\d+) \(retried later\)", m.status())
+        return int(mo.group(1)) if mo else 0
+    # the first batch fails whole: 4 bodies, or fewer if prefetch began
+    # while its folder was still syncing (fewer candidates then)
+    wait_for(lambda: failed() and progress(m)[0] == len(items) - failed(), 60, interval=0.1,
+             what="all but the failed batch")
     st = m.status()
-    assert "prefetch errors: 4 (retried later)" in st
-    assert st.count("(1 attempts)") == 4
+    assert 1 <= failed() <= 4, st
+    assert st.count("(1 attempts)") == failed(), st
     m.stop(busy_retries=20)
 
 
