@@ -5,8 +5,10 @@
  *
  *   wbxml.c      the WBXML codec (MS-ASWBXML code pages)
  *   eas_proto.c  requests and answers: OPTIONS headers, Provision,
- *                FolderSync, Sync, ItemOperations (streamed), Ping,
- *                MoveItems, Folder*, status codes (pure, fuzzed)
+ *                FolderSync, Sync, Ping, MoveItems, Folder*, SendMail,
+ *                status codes (pure, fuzzed)
+ *   eas_fetch.c  ItemOperations Fetch: request and streamed answer
+ *   eas_draft.c  drafts from MIME (Sync Add/Change), a message's Message-ID
  *   eas.c        the ops table and the session (HTTP calls, Provision
  *                rounds, the persistent DeviceId)
  *   eas_write.c  the write operations and Ping (watch)
@@ -82,6 +84,16 @@ enum be_status eas_parse_folder_sync(const void *p, size_t n,
 /* Well-known folder roles from a full FolderSync answer (ids owned). */
 enum be_status eas_parse_special(const void *p, size_t n,
 				 char *ids[BE_SPECIAL_N], struct be_result *r);
+
+/* Shared by eas_proto.c and eas_draft.c: a text field short enough to be
+ * an id or key (NULL otherwise); a Sync with one Collection whose Commands
+ * the caller fills (open) and closes; the Message-ID of a message's first
+ * bytes (owned; NULL when the header is missing or cut off). */
+const char *eas_short_text(const struct wbxml_node *n, unsigned tag);
+void eas_sync_open(struct wbxml_enc *e, struct buf *b, const char *collection,
+		   const char *key);
+void eas_sync_close(struct wbxml_enc *e);
+char *eas_mime_message_id(const char *p, size_t len);
 
 /* ---- Sync ---- */
 /* key "0" = start (no options, no GetChanges). */

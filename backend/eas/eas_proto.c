@@ -220,7 +220,7 @@ struct wbxml_node *eas_parse(const void *p, size_t n, const char *cmd,
 }
 
 /* A text field short enough to be an id or key. */
-static const char *short_text(const struct wbxml_node *n, unsigned tag)
+const char *eas_short_text(const struct wbxml_node *n, unsigned tag)
 {
 	const char *t = wbxml_child_text(n, tag);
 	if (!t || !*t || strlen(t) > EAS_KEY_MAX)
@@ -262,7 +262,7 @@ enum be_status eas_parse_provision(const void *p, size_t n, char **key,
 		struct wbxml_node *pol = wbxml_path(top, WB_PROV_POLICIES,
 						    WB_PROV_POLICY, 0);
 		const char *ps = pol ? wbxml_child_text(pol, WB_PROV_STATUS) : NULL;
-		const char *k = pol ? short_text(pol, WB_PROV_POLICY_KEY) : NULL;
+		const char *k = pol ? eas_short_text(pol, WB_PROV_POLICY_KEY) : NULL;
 		if (ps && !strcmp(ps, "2")) {
 			/* no policy for this client: none to send */
 		} else if (!ps || strcmp(ps, "1") || !k) {
@@ -334,7 +334,7 @@ enum be_status eas_parse_folder_sync(const void *p, size_t n,
 		return r->status;
 	struct wbxml_node *top = folder_answer(t, WB_FH_FOLDER_SYNC,
 					       "FolderSync", r);
-	const char *key = top ? short_text(top, WB_FH_SYNC_KEY) : NULL;
+	const char *key = top ? eas_short_text(top, WB_FH_SYNC_KEY) : NULL;
 	if (top && !key)
 		be_result_set(r, BE_PROTOCOL, "FolderSync answer without a SyncKey");
 	struct wbxml_node *ch = key ? wbxml_child(top, WB_FH_CHANGES) : NULL;
@@ -343,7 +343,7 @@ enum be_status eas_parse_folder_sync(const void *p, size_t n,
 		if (c->tag != WB_FH_ADD && c->tag != WB_FH_UPDATE &&
 		    c->tag != WB_FH_DELETE)
 			continue;
-		const char *id = short_text(c, WB_FH_SERVER_ID);
+		const char *id = eas_short_text(c, WB_FH_SERVER_ID);
 		if (!id) {
 			be_result_set(r, BE_PROTOCOL,
 				      "FolderSync answer: a change without a ServerId");
@@ -356,7 +356,7 @@ enum be_status eas_parse_folder_sync(const void *p, size_t n,
 			continue;
 		}
 		f->change = c->tag == WB_FH_ADD ? BE_CREATE : BE_UPDATE;
-		const char *parent = short_text(c, WB_FH_PARENT_ID);
+		const char *parent = eas_short_text(c, WB_FH_PARENT_ID);
 		const char *name = wbxml_child_text(c, WB_FH_DISPLAY_NAME);
 		f->parent_id = xstrdup(parent ? parent : "0");
 		f->name = name && *name && strlen(name) < 4096 ? xstrdup(name)
@@ -394,7 +394,7 @@ enum be_status eas_parse_special(const void *p, size_t n,
 	for (struct wbxml_node *c = ch ? wbxml_child(ch, WB_FH_ADD) : NULL; c;
 	     c = wbxml_next(c)) {
 		int type = folder_type(c);
-		const char *id = short_text(c, WB_FH_SERVER_ID);
+		const char *id = eas_short_text(c, WB_FH_SERVER_ID);
 		for (int k = 0; k < BE_SPECIAL_N && id; k++)
 			if (type == role_type[k] && !ids[k])
 				ids[k] = xstrdup(id);
@@ -496,8 +496,6 @@ static int bool_field(const struct wbxml_node *n, unsigned tag)
 	return !strcmp(t, "1") ? 1 : !strcmp(t, "0") ? 0 : -1;
 }
 
-static char *mime_message_id(const char *p, size_t len);
-
 /* Email properties of an Add or Change: only those present are set. */
 static void email_fields(const struct wbxml_node *app, struct be_item *it)
 {
@@ -547,7 +545,7 @@ static void email_fields(const struct wbxml_node *app, struct be_item *it)
 	struct wbxml_node *data = body && type && !strcmp(type, "4")
 				  ? wbxml_child(body, WB_ASB_DATA) : NULL;
 	if (data && data->text)
-		it->message_id = mime_message_id(data->text, data->len);
+		it->message_id = eas_mime_message_id(data->text, data->len);
 }
 
 /* The changes of one Collection of a Sync answer. */
@@ -560,7 +558,7 @@ static enum be_status parse_collection(const struct wbxml_node *coll,
 	be_result_ok(r);
 	if (eas_status("Sync", wbxml_child_text(coll, WB_AS_STATUS), r) != BE_OK)
 		return r->status;
-	const char *key = short_text(coll, WB_AS_SYNC_KEY);
+	const char *key = eas_short_text(coll, WB_AS_SYNC_KEY);
 	if (!key) {
 		be_result_set(r, BE_PROTOCOL, "Sync answer without a SyncKey");
 		return r->status;
@@ -576,7 +574,7 @@ static enum be_status parse_collection(const struct wbxml_node *coll,
 		case WB_AS_SOFT_DELETE: kind = BE_DELETE; break;
 		default: continue;
 		}
-		const char *sid = short_text(c, WB_AS_SERVER_ID);
+		const char *sid = eas_short_text(c, WB_AS_SERVER_ID);
 		if (!sid) {
 			be_result_set(r, BE_PROTOCOL,
 				      "Sync answer: a change without a ServerId");
@@ -686,300 +684,10 @@ out:
 	return r->status;
 }
 
-/* ---- ItemOperations Fetch, streamed ---- */
-
-/* One Fetch element per item (MS-ASCMD ItemOperations: 0..N Fetch; the
- * answer has one Fetch per item, each with its own Status). */
-void eas_req_fetch_n(struct buf *b, const char *const *collections,
-		     const char *const *server_ids, size_t n)
-{
-	struct wbxml_enc e;
-	wbxml_enc_init(&e, b);
-	wbxml_start(&e, WB_IO_ITEM_OPERATIONS);
-	for (size_t i = 0; i < n; i++) {
-		wbxml_start(&e, WB_IO_FETCH);
-		wbxml_str(&e, WB_IO_STORE, "Mailbox");
-		wbxml_str(&e, WB_AS_COLLECTION_ID, collections[i]);
-		wbxml_str(&e, WB_AS_SERVER_ID, server_ids[i]);
-		wbxml_start(&e, WB_IO_OPTIONS);
-		wbxml_str(&e, WB_AS_MIMESUPPORT, "2");
-		wbxml_start(&e, WB_ASB_BODY_PREFERENCE);
-		wbxml_str(&e, WB_ASB_TYPE, "4");
-		wbxml_end(&e);
-		wbxml_end(&e);
-		wbxml_end(&e);
-	}
-	wbxml_end(&e);
-}
-
-void eas_req_fetch(struct buf *b, const char *collection,
-		   const char *server_id)
-{
-	eas_req_fetch_n(b, &collection, &server_id, 1);
-}
-
-/* Where the decoder is, as far as the fetch cares. */
-enum { F_SMALL_MAX = EAS_KEY_MAX + 1 };
-struct eas_fetch {
-	const char *const *ids;
-	size_t n;
-	bool *reported;
-	be_sink_fn sink;
-	be_done_fn done;
-	void *arg;
-	struct wbxml_dec dec;
-	unsigned path[WBXML_MAX_DEPTH];
-	int depth;
-	/* the current Fetch element */
-	char status[16], coll[F_SMALL_MAX], sid[F_SMALL_MAX];
-	char top_status[16];
-	char *target;          /* small text being captured, or NULL */
-	size_t target_max, target_len;
-	bool over;             /* a captured text was too long */
-	bool in_data;          /* streaming MIME */
-	bool got_data;
-	long cur;              /* index of the current item, -1 unknown */
-	size_t nth;            /* Fetch elements of the answer so far */
-	bool sink_failed;
-	char err[160];
-};
-
-static void report(struct eas_fetch *f, size_t i, enum be_status st,
-		   const char *msg)
-{
-	if (i >= f->n || f->reported[i])
-		return;
-	f->reported[i] = true;
-	if (f->done)
-		f->done(f->arg, i, st, msg);
-}
-
-static long find_item(struct eas_fetch *f)
-{
-	size_t lc = strlen(f->coll);
-	for (size_t i = 0; i < f->n; i++) {
-		const char *id = f->ids[i];
-		if (!f->reported[i] && !strncmp(id, f->coll, lc) &&
-		    id[lc] == EAS_SEP && !strcmp(id + lc + 1, f->sid))
-			return (long)i;
-	}
-	/* an answer without CollectionId: the ServerId alone */
-	if (!lc)
-		for (size_t i = 0; i < f->n; i++) {
-			const char *sep = strchr(f->ids[i], EAS_SEP);
-			if (!f->reported[i] && sep && !strcmp(sep + 1, f->sid))
-				return (long)i;
-		}
-	return -1;
-}
-
-/* The item the current Fetch is about: by its ids, or when it names
- * none (they are optional in an answer) by position: the answer keeps the
- * request's order. */
-static long current_item(struct eas_fetch *f)
-{
-	long i = find_item(f);
-	if (i < 0 && !f->coll[0] && !f->sid[0] && f->nth < f->n &&
-	    !f->reported[f->nth])
-		i = (long)f->nth;
-	return i;
-}
-
-static int f_start(void *arg, unsigned tag, bool empty)
-{
-	struct eas_fetch *f = arg;
-	(void)empty;
-	if (f->depth >= WBXML_MAX_DEPTH)
-		return -1;
-	f->path[f->depth++] = tag;
-	f->target = NULL;
-	/* ItemOperations > Response > Fetch > ... */
-	if (f->depth == 3 && tag == WB_IO_FETCH && f->path[1] == WB_IO_RESPONSE) {
-		f->status[0] = f->coll[0] = f->sid[0] = 0;
-		f->got_data = false;
-		f->cur = -1;
-	} else if (f->depth == 2 && tag == WB_IO_STATUS) {
-		f->target = f->top_status;
-		f->target_max = sizeof(f->top_status);
-	} else if (f->depth == 4 && f->path[2] == WB_IO_FETCH) {
-		if (tag == WB_IO_STATUS) {
-			f->target = f->status;
-			f->target_max = sizeof(f->status);
-		} else if (tag == WB_AS_COLLECTION_ID) {
-			f->target = f->coll;
-			f->target_max = sizeof(f->coll);
-		} else if (tag == WB_AS_SERVER_ID) {
-			f->target = f->sid;
-			f->target_max = sizeof(f->sid);
-		}
-	} else if (f->depth == 6 && tag == WB_ASB_DATA &&
-		   f->path[4] == WB_ASB_BODY && f->path[3] == WB_IO_PROPERTIES &&
-		   f->path[2] == WB_IO_FETCH) {
-		if (f->got_data) {
-			snprintf(f->err, sizeof(f->err),
-				 "ItemOperations answer: two bodies for one item");
-			return -1;
-		}
-		f->cur = current_item(f);
-		if (f->cur < 0) {
-			snprintf(f->err, sizeof(f->err),
-				 "ItemOperations answer: a body for an item not asked for");
-			return -1;
-		}
-		f->in_data = true;
-		f->got_data = true;
-	}
-	if (f->target) {
-		f->target[0] = 0;
-		f->target_len = 0;
-	}
-	return 0;
-}
-
-static int f_text(void *arg, const void *p, size_t n, bool last)
-{
-	struct eas_fetch *f = arg;
-	(void)last;
-	if (f->in_data) {
-		if (n && f->sink(f->arg, (size_t)f->cur, p, n)) {
-			f->sink_failed = true;
-			return -1;
-		}
-		return 0;
-	}
-	if (!f->target)
-		return 0;
-	if (n >= f->target_max - f->target_len) {
-		f->over = true;
-		snprintf(f->err, sizeof(f->err),
-			 "ItemOperations answer: an id or status too long");
-		return -1;
-	}
-	memcpy(f->target + f->target_len, p, n);
-	f->target_len += n;
-	f->target[f->target_len] = 0;
-	return 0;
-}
-
-static int f_end(void *arg, unsigned tag)
-{
-	struct eas_fetch *f = arg;
-	struct be_result r;
-	f->target = NULL;
-	if (f->in_data && tag == WB_ASB_DATA)
-		f->in_data = false;
-	if (f->depth == 3 && tag == WB_IO_FETCH) {
-		long i = f->cur >= 0 ? f->cur : current_item(f);
-		f->nth++;
-		if (i < 0) {
-			snprintf(f->err, sizeof(f->err),
-				 "ItemOperations answer about an item not asked for");
-			return -1;
-		}
-		if (eas_status("ItemOperations", f->status, &r) != BE_OK)
-			report(f, (size_t)i, r.status, r.msg);
-		else if (!f->got_data)
-			report(f, (size_t)i, BE_PROTOCOL,
-			       "ItemOperations answer without the message");
-		else
-			report(f, (size_t)i, BE_OK, "");
-	}
-	if (f->depth > 0)
-		f->depth--;
-	return 0;
-}
-
-struct eas_fetch *eas_fetch_new(const char *const *ids, size_t n,
-				be_sink_fn sink, be_done_fn done, void *arg)
-{
-	struct eas_fetch *f = xcalloc(1, sizeof(*f));
-	f->ids = ids;
-	f->n = n;
-	f->reported = xcalloc(n ? n : 1, sizeof(bool));
-	f->sink = sink;
-	f->done = done;
-	f->arg = arg;
-	f->cur = -1;
-	struct wbxml_handler h = { f_start, f_end, f_text, f };
-	wbxml_dec_init(&f->dec, &h);
-	return f;
-}
-
-int eas_fetch_feed(struct eas_fetch *f, const void *p, size_t n)
-{
-	return wbxml_feed(&f->dec, p, n);
-}
-
-void eas_fetch_fail_rest(struct eas_fetch *f, enum be_status st,
-			 const char *msg)
-{
-	for (size_t i = 0; i < f->n; i++)
-		report(f, i, st, msg);
-}
-
-enum be_status eas_fetch_finish(struct eas_fetch *f, struct be_result *r)
-{
-	be_result_ok(r);
-	if (f->sink_failed) {
-		be_result_set(r, BE_REFUSED, "transfer aborted by receiver");
-	} else if (f->err[0]) {
-		be_result_set(r, BE_PROTOCOL, "%s", f->err);
-	} else if (wbxml_dec_finish(&f->dec)) {
-		be_result_set(r, BE_PROTOCOL, "ItemOperations answer: malformed WBXML: %s",
-			      f->dec.err);
-	} else if (f->top_status[0] &&
-		   eas_status("ItemOperations", f->top_status, r) != BE_OK) {
-		/* graded in r */
-	} else {
-		eas_fetch_fail_rest(f, BE_PROTOCOL,
-				    "the server's answer did not include this message");
-	}
-	if (r->status != BE_OK)
-		eas_fetch_fail_rest(f, r->status, r->msg);
-	return r->status;
-}
-
-bool eas_fetch_reported(const struct eas_fetch *f, size_t i)
-{
-	return i < f->n && f->reported[i];
-}
-
-bool eas_fetch_failed_whole(const struct eas_fetch *f, struct be_result *r)
-{
-	be_result_ok(r);
-	if (f->sink_failed || f->err[0] || !f->top_status[0] ||
-	    eas_status("ItemOperations", f->top_status, r) == BE_OK)
-		return false;
-	if (r->status == BE_AUTH || r->status == BE_THROTTLED ||
-	    r->status == BE_UNSUPPORTED)
-		return false;
-	for (size_t i = 0; i < f->n; i++)
-		if (!f->reported[i])
-			return true;
-	return false;
-}
-
-bool eas_fetch_wants_provision(const struct eas_fetch *f)
-{
-	for (size_t i = 0; i < f->n; i++)
-		if (f->reported[i])
-			return false;
-	return !strcmp(f->top_status, "142") || !strcmp(f->top_status, "143") ||
-	       !strcmp(f->top_status, "144");
-}
-
-void eas_fetch_free(struct eas_fetch *f)
-{
-	if (!f)
-		return;
-	free(f->reported);
-	free(f);
-}
-
 /* ---- Writes ---- */
 
-static void sync_open(struct wbxml_enc *e, struct buf *b,
-		      const char *collection, const char *key)
+void eas_sync_open(struct wbxml_enc *e, struct buf *b,
+		   const char *collection, const char *key)
 {
 	wbxml_enc_init(e, b);
 	wbxml_start(e, WB_AS_SYNC);
@@ -989,7 +697,7 @@ static void sync_open(struct wbxml_enc *e, struct buf *b,
 	wbxml_str(e, WB_AS_COLLECTION_ID, collection);
 }
 
-static void sync_close(struct wbxml_enc *e)
+void eas_sync_close(struct wbxml_enc *e)
 {
 	wbxml_end(e);  /* Commands */
 	wbxml_end(e);  /* Collection */
@@ -1030,7 +738,7 @@ void eas_req_change(struct buf *b, const char *collection, const char *key,
 		    const char *server_id, const struct be_props *p)
 {
 	struct wbxml_enc e;
-	sync_open(&e, b, collection, key);
+	eas_sync_open(&e, b, collection, key);
 	wbxml_start(&e, WB_AS_COMMANDS);
 	wbxml_start(&e, WB_AS_CHANGE);
 	wbxml_str(&e, WB_AS_SERVER_ID, server_id);
@@ -1053,20 +761,20 @@ void eas_req_change(struct buf *b, const char *collection, const char *key,
 		put_categories(&e, p->categories);
 	wbxml_end(&e);  /* ApplicationData */
 	wbxml_end(&e);  /* Change */
-	sync_close(&e);
+	eas_sync_close(&e);
 }
 
 void eas_req_delete(struct buf *b, const char *collection, const char *key,
 		    const char *server_id, bool deletes_as_moves)
 {
 	struct wbxml_enc e;
-	sync_open(&e, b, collection, key);
+	eas_sync_open(&e, b, collection, key);
 	wbxml_str(&e, WB_AS_DELETES_AS_MOVES, deletes_as_moves ? "1" : "0");
 	wbxml_start(&e, WB_AS_COMMANDS);
 	wbxml_start(&e, WB_AS_DELETE);
 	wbxml_str(&e, WB_AS_SERVER_ID, server_id);
 	wbxml_end(&e);
-	sync_close(&e);
+	eas_sync_close(&e);
 }
 
 enum be_status eas_parse_sync_write(const void *p, size_t n, char **new_key,
@@ -1092,7 +800,7 @@ enum be_status eas_parse_sync_write(const void *p, size_t n, char **new_key,
 		be_result_set(r, BE_PROTOCOL, "Sync answer without the folder");
 	} else if (eas_status("Sync", wbxml_child_text(coll, WB_AS_STATUS),
 			      r) == BE_OK) {
-		const char *k = short_text(coll, WB_AS_SYNC_KEY);
+		const char *k = eas_short_text(coll, WB_AS_SYNC_KEY);
 		if (k)
 			*new_key = xstrdup(k);
 		struct wbxml_node *resp = wbxml_child(coll, WB_AS_RESPONSES);
@@ -1138,7 +846,7 @@ enum be_status eas_parse_move(const void *p, size_t n, char **dst_id,
 		be_result_set(r, BE_PROTOCOL, "MoveItems answer without a Response");
 	} else if (eas_status("MoveItems", wbxml_child_text(resp, WB_MV_STATUS),
 			      r) == BE_OK) {
-		const char *d = short_text(resp, WB_MV_DST_MSG_ID);
+		const char *d = eas_short_text(resp, WB_MV_DST_MSG_ID);
 		if (d)
 			*dst_id = xstrdup(d);
 		else
@@ -1200,8 +908,8 @@ enum be_status eas_parse_folder_op(const void *p, size_t n, const char *cmd,
 		return r->status;
 	struct wbxml_node *top = folder_answer(t, tag, cmd, r);
 	if (top) {
-		const char *k = short_text(top, WB_FH_SYNC_KEY);
-		const char *sid = short_text(top, WB_FH_SERVER_ID);
+		const char *k = eas_short_text(top, WB_FH_SYNC_KEY);
+		const char *sid = eas_short_text(top, WB_FH_SERVER_ID);
 		if (!k)
 			be_result_set(r, BE_PROTOCOL, "%s answer without a SyncKey", cmd);
 		else if (id && !sid)
@@ -1310,258 +1018,4 @@ void eas_ping_free(struct eas_ping *p)
 		free(p->changed[i]);
 	free(p->changed);
 	memset(p, 0, sizeof(*p));
-}
-
-/* ---- Drafts (16.0+: Sync Add of Email in Drafts) ---- */
-
-void eas_draft_free(struct eas_draft *d)
-{
-	free(d->to);
-	free(d->cc);
-	free(d->bcc);
-	free(d->subject);
-	free(d->body);
-	memset(d, 0, sizeof(*d));
-}
-
-/* Header value: unfolded, trimmed (owned). */
-static char *header_value(const char *v, size_t n)
-{
-	struct buf b;
-	buf_init(&b, 0);
-	for (size_t i = 0; i < n; i++) {
-		if (v[i] == '\r' || v[i] == '\n')
-			continue;
-		buf_append(&b, &v[i], 1);
-	}
-	char *s = b.data ? b.data : xstrdup("");
-	char *p = s;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	size_t l = strlen(p);
-	while (l && (p[l - 1] == ' ' || p[l - 1] == '\t'))
-		l--;
-	char *out = xstrndup(p, l);
-	free(s);
-	return out;
-}
-
-/* The Message-ID among the first bytes of a MIME message (the part of it
- * a Sync brings, MIMETruncation 1), unfolded and trimmed; NULL when it is
- * not there, or may be cut by the truncation. */
-static char *mime_message_id(const char *p, size_t len)
-{
-	const char *end = p + len;
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		if (!eol)
-			return NULL;  /* cut: the header may go on */
-		if (eol - p <= 1 && (*p == '\r' || *p == '\n'))
-			return NULL;  /* the blank line: header over */
-		const char *h_end = eol + 1;
-		while (h_end < end && (*h_end == ' ' || *h_end == '\t')) {
-			const char *e2 = memchr(h_end, '\n', (size_t)(end - h_end));
-			if (!e2)
-				return NULL;
-			h_end = e2 + 1;
-		}
-		if (h_end == end)
-			return NULL;  /* a continuation may have been cut */
-		if (eol - p > 11 && !strncasecmp(p, "Message-ID:", 11)) {
-			char *v = header_value(p + 11, (size_t)(h_end - p - 11));
-			if (*v && strlen(v) <= 998)
-				return v;
-			free(v);
-			return NULL;
-		}
-		p = h_end;
-	}
-	return NULL;
-}
-
-static int hexval(int c)
-{
-	return c >= '0' && c <= '9' ? c - '0'
-	     : c >= 'A' && c <= 'F' ? c - 'A' + 10
-	     : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-static void decode_qp(const char *p, size_t n, struct buf *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '=' && i + 1 < n && (p[i + 1] == '\r' || p[i + 1] == '\n')) {
-			i++;  /* soft line break */
-			if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
-				i++;
-		} else if (p[i] == '=' && i + 2 < n && hexval(p[i + 1]) >= 0 &&
-			   hexval(p[i + 2]) >= 0) {
-			char c = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
-			buf_append(out, &c, 1);
-			i += 2;
-		} else {
-			buf_append(out, &p[i], 1);
-		}
-	}
-}
-
-static void decode_b64(const char *p, size_t n, struct buf *out)
-{
-	static const char al[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	unsigned acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *k = p[i] ? strchr(al, p[i]) : NULL;
-		if (!k)
-			continue;
-		acc = (acc << 6) | (unsigned)(k - al);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			char c = (char)((acc >> bits) & 0xff);
-			buf_append(out, &c, 1);
-		}
-	}
-}
-
-int eas_draft_from_mime(const void *mime, size_t len, struct eas_draft *d,
-			struct be_result *r)
-{
-	const char *p = mime, *end = p + len;
-	char *ctype = NULL, *cte = NULL;
-	memset(d, 0, sizeof(*d));
-	be_result_ok(r);
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		const char *line_end = eol ? eol + 1 : end;
-		if (line_end - p <= 2 && (*p == '\r' || *p == '\n')) {
-			p = line_end;
-			break;  /* the blank line */
-		}
-		/* the header and its folded continuation lines */
-		const char *h_end = line_end;
-		while (h_end < end && (*h_end == ' ' || *h_end == '\t')) {
-			const char *e2 = memchr(h_end, '\n', (size_t)(end - h_end));
-			h_end = e2 ? e2 + 1 : end;
-		}
-		const char *colon = memchr(p, ':', (size_t)(line_end - p));
-		if (colon) {
-			size_t nl = (size_t)(colon - p);
-			char **slot = NULL;
-			if (nl == 2 && !strncasecmp(p, "To", 2))
-				slot = &d->to;
-			else if (nl == 2 && !strncasecmp(p, "Cc", 2))
-				slot = &d->cc;
-			else if (nl == 3 && !strncasecmp(p, "Bcc", 3))
-				slot = &d->bcc;
-			else if (nl == 7 && !strncasecmp(p, "Subject", 7))
-				slot = &d->subject;
-			else if (nl == 12 && !strncasecmp(p, "Content-Type", 12))
-				slot = &ctype;
-			else if (nl == 25 && !strncasecmp(p, "Content-Transfer-Encoding", 25))
-				slot = &cte;
-			if (slot && !*slot)
-				*slot = header_value(colon + 1,
-						     (size_t)(h_end - colon - 1));
-		}
-		p = h_end;
-	}
-	if (ctype && (strncasecmp(ctype, "text/", 5) ||
-		      (strncasecmp(ctype + 5, "plain", 5) &&
-		       strncasecmp(ctype + 5, "html", 4)))) {
-		be_result_set(r, BE_UNSUPPORTED,
-			      "only drafts of plain text or HTML can be stored over ActiveSync (this one is %.60s)",
-			      ctype);
-	} else {
-		struct buf body;
-		buf_init(&body, 0);
-		size_t n = p < end ? (size_t)(end - p) : 0;
-		if (cte && !strcasecmp(cte, "quoted-printable"))
-			decode_qp(p, n, &body);
-		else if (cte && !strcasecmp(cte, "base64"))
-			decode_b64(p, n, &body);
-		else
-			buf_append(&body, p, n);
-		d->body = body.data ? body.data : xstrdup("");
-		d->html = ctype && !strncasecmp(ctype + 5, "html", 4);
-		if (strlen(d->body) != body.len)
-			be_result_set(r, BE_UNSUPPORTED,
-				      "a draft whose text holds NUL bytes cannot be stored over ActiveSync");
-	}
-	free(ctype);
-	free(cte);
-	if (r->status != BE_OK)
-		eas_draft_free(d);
-	return r->status == BE_OK ? 0 : -1;
-}
-
-/* The ApplicationData of a draft's Add or Change: its fields. */
-static void draft_data(struct wbxml_enc *e, const struct eas_draft *d, bool add)
-{
-	wbxml_start(e, WB_AS_APPLICATION_DATA);
-	if (d->to)
-		wbxml_str(e, WB_EM_TO, d->to);
-	if (d->cc)
-		wbxml_str(e, WB_EM_CC, d->cc);
-	if (d->bcc)
-		wbxml_str(e, WB_EM2_BCC, d->bcc);
-	wbxml_str(e, WB_EM_SUBJECT, d->subject ? d->subject : "");
-	wbxml_start(e, WB_ASB_BODY);
-	wbxml_str(e, WB_ASB_TYPE, d->html ? "2" : "1");
-	wbxml_str(e, WB_ASB_DATA, d->body ? d->body : "");
-	wbxml_end(e);
-	if (add)
-		wbxml_str(e, WB_EM2_IS_DRAFT, "1");
-	wbxml_end(e);  /* ApplicationData */
-}
-
-void eas_req_add_draft(struct buf *b, const char *collection, const char *key,
-		       const char *client_id, const struct eas_draft *d)
-{
-	struct wbxml_enc e;
-	sync_open(&e, b, collection, key);
-	wbxml_str(&e, WB_AS_GET_CHANGES, "0");
-	wbxml_start(&e, WB_AS_COMMANDS);
-	wbxml_start(&e, WB_AS_ADD);
-	wbxml_str(&e, WB_AS_CLIENT_ID, client_id);
-	draft_data(&e, d, true);
-	wbxml_end(&e);  /* Add */
-	sync_close(&e);
-}
-
-void eas_req_change_draft(struct buf *b, const char *collection,
-			  const char *key, const char *server_id,
-			  const struct eas_draft *d)
-{
-	struct wbxml_enc e;
-	sync_open(&e, b, collection, key);
-	wbxml_str(&e, WB_AS_GET_CHANGES, "0");
-	wbxml_start(&e, WB_AS_COMMANDS);
-	wbxml_start(&e, WB_AS_CHANGE);
-	wbxml_str(&e, WB_AS_SERVER_ID, server_id);
-	draft_data(&e, d, false);
-	wbxml_end(&e);  /* Change */
-	sync_close(&e);
-}
-
-enum be_status eas_parse_sync_add(const void *p, size_t n, char **new_key,
-				  char **server_id, struct be_result *r)
-{
-	*server_id = NULL;
-	if (eas_parse_sync_write(p, n, new_key, r) != BE_OK)
-		return r->status;
-	struct wbxml_node *t = eas_parse(p, n, "Sync", r);
-	struct wbxml_node *add = wbxml_path(t, WB_AS_SYNC, WB_AS_COLLECTIONS,
-					    WB_AS_COLLECTION, WB_AS_RESPONSES,
-					    WB_AS_ADD, 0);
-	const char *sid = add ? short_text(add, WB_AS_SERVER_ID) : NULL;
-	if (sid) {
-		*server_id = xstrdup(sid);
-	} else if (t) {
-		be_result_set(r, BE_PROTOCOL, "Sync answer without the new draft's id");
-		free(*new_key);
-		*new_key = NULL;
-	}
-	wbxml_free(t);
-	return r->status;
 }

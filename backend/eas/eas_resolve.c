@@ -87,6 +87,22 @@ static enum be_status top_status(const char *st, struct be_result *r)
 	return r->status;
 }
 
+/* One person of an answer into (*v)[*k] (the array of max made on first
+ * use); one with neither a name nor an address is left out. */
+static void add_person(struct be_person **v, size_t *k, unsigned max,
+		       const char *name, const char *addr,
+		       enum be_person_kind kind)
+{
+	if (!name && !addr)
+		return;
+	if (!*v)
+		*v = xcalloc(max, sizeof(**v));
+	(*v)[*k].name = xstrdup(name);
+	(*v)[*k].address = xstrdup(addr);
+	(*v)[*k].kind = kind;
+	(*k)++;
+}
+
 /* What both people answers start with: no one yet, max capped, and the
  * tree of a non-empty answer (NULL with r set). */
 static struct wbxml_node *people_answer(const void *p, size_t n,
@@ -143,17 +159,11 @@ enum be_status eas_parse_resolve(const void *p, size_t n, unsigned max,
 		const char *name = field(rc, WB_RR_DISPLAY_NAME);
 		const char *addr = field(rc, WB_RR_EMAIL_ADDRESS);
 		const char *type = wbxml_child_text(rc, WB_RR_TYPE);
-		if (!name && !addr)
-			continue;
-		if (!v)
-			v = xcalloc(max, sizeof(*v));
-		v[k].name = xstrdup(name);
-		v[k].address = xstrdup(addr);
-		v[k].kind = !type ? BE_PERSON_OTHER
-			  : !strcmp(type, "1") ? BE_PERSON_DIRECTORY
-			  : !strcmp(type, "2") ? BE_PERSON_CONTACT
-					       : BE_PERSON_OTHER;
-		k++;
+		add_person(&v, &k, max, name, addr,
+			   !type ? BE_PERSON_OTHER
+			   : !strcmp(type, "1") ? BE_PERSON_DIRECTORY
+			   : !strcmp(type, "2") ? BE_PERSON_CONTACT
+						: BE_PERSON_OTHER);
 	}
 	*out = v;
 	*nout = k;
@@ -218,14 +228,7 @@ enum be_status eas_parse_gal_search(const void *p, size_t n, unsigned max,
 		struct wbxml_node *pr = wbxml_child(res, WB_SRCH_PROPERTIES);
 		const char *name = field(pr, WB_GAL_DISPLAY_NAME);
 		const char *addr = field(pr, WB_GAL_EMAIL_ADDRESS);
-		if (!name && !addr)
-			continue;
-		if (!v)
-			v = xcalloc(max, sizeof(*v));
-		v[k].name = xstrdup(name);
-		v[k].address = xstrdup(addr);
-		v[k].kind = BE_PERSON_DIRECTORY;
-		k++;
+		add_person(&v, &k, max, name, addr, BE_PERSON_DIRECTORY);
 	}
 	*out = v;
 	*nout = k;
