@@ -168,18 +168,23 @@ static void keep_write_key(struct be_session *s, const char *coll,
 {
 	char *text = eas_state_read_all(s, WRITE_KEYS_FILE);
 	size_t cl = strlen(coll);
+	bool same = false;
 	struct buf b;
 	buf_init(&b, 0);
 	for (char *l = text, *nl; l && *l; l = nl) {
 		nl = l + strcspn(l, "\n");
 		if (*nl)
 			*nl++ = 0;
-		if (!(!strncmp(l, coll, cl) && l[cl] == '\t') && strchr(l, '\t'))
+		if (!strncmp(l, coll, cl) && l[cl] == '\t')
+			same = key && !strcmp(l + cl + 1, key);
+		else if (strchr(l, '\t'))
 			buf_printf(&b, "%s\n", l);
 	}
 	if (key)
 		buf_printf(&b, "%s\t%s\n", coll, key);
-	eas_state_write(s, WRITE_KEYS_FILE, b.data ? b.data : "");
+	/* the same key again (writes in a row between reads): no new file */
+	if (!same)
+		eas_state_write(s, WRITE_KEYS_FILE, b.data ? b.data : "");
 	buf_free(&b);
 	free(text);
 }
