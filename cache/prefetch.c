@@ -207,8 +207,17 @@ static void progress_text(struct prefetch *p, char *line, size_t len)
 	double secs = (double)(end - p->run_start_ms) / 1000;
 	double rate = p->run_fetched && secs > 0.2 ? p->run_fetched / secs : 0;
 	bool idle = p->idle && !p->active;
+	pthread_mutex_unlock(&p->lock);
+	/* asked outside p->lock: it reads the cache */
+	bool synced = p->days >= 0 && !pc.total && sync_synced_once(p->s);
+	pthread_mutex_lock(&p->lock);
 	if (p->days < 0)
 		;   /* read-ahead only: no goal to measure against */
+	else if (!pc.total && synced && p->days > 0)
+		snprintf(line + o, len - (size_t)o,
+			 ", complete (nothing received in the last %d days)", p->days);
+	else if (!pc.total && synced)
+		snprintf(line + o, len - (size_t)o, ", complete (no messages)");
 	else if (!pc.total)
 		snprintf(line + o, len - (size_t)o, ", waiting for the first sync");
 	else if (pc.cached >= pc.total)

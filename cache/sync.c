@@ -787,6 +787,26 @@ static void *sync_main(void *arg)
 	return NULL;
 }
 
+bool sync_synced_once(struct sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool done = s->first_pass_done;
+	pthread_mutex_unlock(&s->lock);
+	if (done)
+		return true;
+	/* an earlier run's: every folder of the cache has its items */
+	struct node *folders = NULL;
+	size_t n = 0;
+	if (!sync_have_cache(s) || cache_folders(s->cache, &folders, &n) != 0)
+		return false;
+	done = true;
+	for (size_t i = 0; i < n; i++)
+		if (!folders[i].synced)
+			done = false;
+	cache_nodes_free(folders, n);
+	return done;
+}
+
 bool sync_have_cache(struct sync *s)
 {
 	char *st = cache_meta_get(s->cache, "hierarchy_state");

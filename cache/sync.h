@@ -53,6 +53,9 @@ void sync_free(struct sync *s);
 enum be_status sync_connect(struct sync *s, struct be_result *r);
 /* Whether the cache holds a hierarchy from an earlier run. */
 bool sync_have_cache(struct sync *s);
+/* Whether every folder has been read once (this run's first full pass, or
+ * an earlier run's), so an empty prefetch goal means nothing to fetch. */
+bool sync_synced_once(struct sync *s);
 
 int sync_start(struct sync *s);      /* start the background thread */
 void sync_stop(struct sync *s);      /* stop and join it */

@@ -7,6 +7,7 @@ worker, since one SOGo instance serves the machine and the worker that
 starts it stops it at its end."""
 import os
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -18,6 +19,9 @@ _leaks = []
 
 
 def pytest_configure(config):
+    # one clock anchor for every generated mailbox of the run (tests/server/
+    # generate.py): the controller sets it, xdist workers and servers inherit it
+    os.environ.setdefault("EXCHANGEFS_TEST_ANCHOR", str(int(time.time()) // 3600 * 3600))
     build = os.environ.get("EXCHANGEFS_BUILD") or os.path.join(os.path.dirname(HERE), "build")
     logcheck.start_session(build)
 

@@ -158,6 +158,32 @@ def test_prefetch_days_only_recent_then_all_on_remount(tsmall, mount):
     m.stop()
 
 
+@pytest.mark.parametrize("kind", ["ews", "eas"])
+def test_prefetch_days_with_nothing_in_the_window_says_complete(kind, mount, request):
+    """--prefetch 7d on a mailbox whose newest mail is a month old: once the
+    first sync is done the status says prefetch is complete with nothing in
+    the window (it used to say 'waiting for the first sync' for ever)."""
+    t = make_target(kind, messages=0)
+    request.addfinalizer(t.close)
+    old = int(time.time()) - 30 * 86400
+    for i in range(3):
+        t.srv.deliver("Inbox", subject="Old %d" % i, received=old + i)
+    m = mount(t, extra=["--prefetch", "7d"])
+    m.wait_synced()
+    wait_for(lambda: "complete (nothing received in the last 7 days)" in m.status(), 30,
+             interval=0.1, what="prefetch to say it is complete:\n" + m.status())
+    assert progress(m) == (0, 0)
+    assert "waiting for the first sync" not in m.status()
+    m.stop()
+    # the same from the cache of the earlier run, with the server down (no pass
+    # of this run ever completes)
+    t.srv.stop()
+    m = mount(t, extra=["--prefetch", "7d"])
+    wait_for(lambda: "complete (nothing received in the last 7 days)" in m.status(), 30,
+             interval=0.1, what="prefetch to say it is complete:\n" + m.status())
+    m.stop()
+
+
 def test_prefetch_stops_at_cache_size_and_never_evicts(small, mount):
     items = visible_items(small.srv)
     # about a third of the mailbox (120 KiB of the test server's 150 messages)

@@ -3,8 +3,11 @@
 # multipart/mixed with base64 attachments, UTF-8 bodies, RFC 2047 subjects,
 # same-minute duplicate subjects, hostile subjects (../x, a/b, .hidden, control
 # characters, 1000 bytes, empty, dots and spaces), a meeting request and an
-# NDR, over the two years before a fixed anchor date, CRLF line endings.
-# Deterministic for a given (n, seed, big ratio, anchor). Fast: MIME is built
+# NDR, over the two years before an anchor date, CRLF line endings. The anchor
+# follows the clock (the start of the current hour, or EXCHANGEFS_TEST_ANCHOR,
+# which tests/conftest.py sets once per test session so every server and
+# worker of a run agrees), so "the last 7 days" always holds mail whatever
+# today's date is. Deterministic for a given (n, seed, big ratio, anchor). Fast: MIME is built
 # from strings and a pre-made paragraph pool, not with the email package.
 #
 # Module use: generate(mailbox, n, seed) -> {"markers": {...}, ...}
@@ -17,7 +20,16 @@ import random
 import sys
 import time
 
-ANCHOR = 1795197600          # 2026-11-20T18:00:00Z: the newest message is near it
+
+
+def clock_anchor():
+    """The newest generated message is near this time: EXCHANGEFS_TEST_ANCHOR
+    (seconds since the epoch) if set, else the start of the current hour."""
+    env = os.environ.get("EXCHANGEFS_TEST_ANCHOR", "")
+    return int(env) if env.isdigit() else int(time.time()) // 3600 * 3600
+
+
+ANCHOR = clock_anchor()
 SPAN = 2 * 365 * 86400       # two years of mail
 OWNER = ("Alice Example", "alice@example.com")
 MARKERS = {"invoice 4711": 1, "quarterly-needle-7f3a": 3}   # marker text -> how many messages
