@@ -931,8 +931,12 @@ static enum be_status fetch_some(struct be_session *s, const char *const *ids,
 				log_dbg(LC_HTTP, "ItemOperations of %zu messages failed as a whole (HTTP %ld): asking for them one by one",
 					k, resp.status);
 			} else if (resp.status == 501 || resp.status == 500) {
-				be_result_set(r, BE_ITEM_GONE,
-					      "server could not fetch the message (HTTP %ld): it may no longer exist",
+				/* SOGo answers a lone Fetch of a message gone
+				 * so too, but so does any server's hiccup:
+				 * not proof that it is gone (the core asks
+				 * the folder's Sync, which says so) */
+				be_result_set(r, BE_NETWORK,
+					      "server failed to fetch the message (HTTP %ld)",
 					      resp.status);
 			}
 			if (r->status == BE_OK)
