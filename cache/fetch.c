@@ -574,7 +574,7 @@ int sync_fetch_body_for(struct sync *s, uint64_t ino,
 					 (long long)((retry_ms + 999) / 1000),
 					 n.name);
 				sync_reader_gave_up(s, why, "cannot read a message");
-				rc = -EAGAIN;
+				rc = -ETIMEDOUT;
 				break;
 			}
 			if (!pool_nap(p, retry_ms, w)) {

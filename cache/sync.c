@@ -1003,7 +1003,7 @@ int sync_wait_folder(struct sync *s, uint64_t ino, const struct sync_waiter *w)
 		if (late) {
 			sync_reader_gave_up(s, why, "cannot list a folder");
 			pthread_mutex_lock(&s->lock);
-			ret = -EAGAIN;
+			ret = -ETIMEDOUT;
 			break;
 		}
 		bool done = cache_get(s->cache, ino, &f) != 0 || f.synced;

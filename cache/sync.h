@@ -110,8 +110,8 @@ void sync_changed(struct sync *s, const uint64_t *inos, size_t n,
 
 /* Make sure the body of item ino is in the cache (fetching it if needed,
  * sharing a fetch already under way).  0 or -errno: -EINTR when w was
- * interrupted (the fetch under way is abandoned), -EAGAIN when the server
- * asked to wait longer than --timeout allows. */
+ * interrupted (the fetch under way is abandoned), -ETIMEDOUT when the
+ * server asked to wait longer than --timeout allows. */
 int sync_fetch_body(struct sync *s, uint64_t ino);
 int sync_fetch_body_for(struct sync *s, uint64_t ino,
 			const struct sync_waiter *w);
