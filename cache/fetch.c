@@ -368,6 +368,15 @@ static enum be_status fetch_batch_for(struct fetch_pool *p,
 		    (st == BE_NETWORK && !strcmp(r->code, "HTTP 503"));
 	for (size_t i = 0; i < n; i++) {
 		busy |= v[i].st == BE_THROTTLED;
+		if (st == BE_OK && v[i].st == BE_NETWORK && background) {
+			/* the server failed this one alone (ActiveSync HTTP
+			 * 500/501): gone, or a hiccup; its folder's sync
+			 * tells (a reader's call waits for it itself) */
+			struct node f = { 0 };
+			if (!cache_get(c, v[i].ino, &f))
+				sync_changed(p->sync, &f.parent, 1, false, false);
+			node_clear(&f);
+		}
 		if (v[i].st != BE_ITEM_GONE)
 			continue;
 		/* the server deleted it since the last sync */
@@ -476,6 +485,7 @@ static int fetch_attempt(struct fetch_pool *p, const struct node *n,
 		return -EINTR;
 	if (v[0].err)
 		return v[0].err;
+	bool call_ok = st == BE_OK;
 	if (st == BE_OK)
 		st = v[0].st;
 	if (st == BE_ITEM_GONE) {
@@ -487,8 +497,10 @@ static int fetch_attempt(struct fetch_pool *p, const struct node *n,
 						     : be_status_name(st));
 	if (st == BE_THROTTLED || st == BE_NETWORK)
 		*retry_ms = r.retry_after_ms ? r.retry_after_ms : 1000;
+	/* the call went through but this message failed, or the server
+	 * failed the call itself (HTTP 5xx, no Retry-After) */
 	*confirm = st == BE_NETWORK && !r.retry_after_ms &&
-		   !strncmp(r.code, "HTTP 5", 6);
+		   (call_ok || !strncmp(r.code, "HTTP 5", 6));
 	sync_note_error(p->sync, &r);
 	log_warn("cannot fetch '%s': %s", n->name, r.msg);
 	return -be_errno(st);

@@ -1002,8 +1002,14 @@ static enum be_status fetch_items(struct be_session *s, const char *const *ids,
 		if (!left[j])
 			continue;
 		bool one_left;
-		if (!fetch_fatal(fetch_some(s, ids, map + j, 1, sink, done, arg,
-					    &one_left, &split, r))) {
+		enum be_status st1 = fetch_some(s, ids, map + j, 1, sink, done,
+						arg, &one_left, &split, r);
+		/* HTTP 500/501 for this one alone (done() said so): maybe
+		 * it is gone, the others may still come */
+		bool its_own = st1 == BE_NETWORK &&
+			       (!strcmp(r->code, "HTTP 500") ||
+				!strcmp(r->code, "HTTP 501"));
+		if (!fetch_fatal(st1) || its_own) {
 			be_result_ok(r);
 			continue;
 		}
