@@ -45,7 +45,18 @@ struct xfer {
 	bool over_cap;       /* a 2xx body exceeded the cap */
 	bool sink_abort;     /* the sink returned -1 */
 	bool cancelled;      /* rq->cancelled returned true */
+	bool abandoned;      /* the thread's abandon hook returned true */
 };
+
+/* The calling thread's abandon hook (http_thread_abandon). */
+static __thread bool (*thread_abandon)(void *arg);
+static __thread void *thread_abandon_arg;
+
+void http_thread_abandon(bool (*fn)(void *arg), void *arg)
+{
+	thread_abandon = fn;
+	thread_abandon_arg = arg;
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
@@ -367,6 +378,12 @@ static CURLcode perform(struct http_session *h, struct xfer *x)
 			rc = CURLE_ABORTED_BY_CALLBACK;
 			break;
 		}
+		if (mc == CURLM_OK && running && thread_abandon &&
+		    thread_abandon(thread_abandon_arg)) {
+			x->abandoned = true;
+			rc = CURLE_ABORTED_BY_CALLBACK;
+			break;
+		}
 		if (mc == CURLM_OK && running)
 			mc = curl_multi_poll(h->multi, NULL, 0, HTTP_POLL_MS,
 					     NULL);
@@ -579,6 +596,10 @@ static enum be_status post_once(struct http_session *h,
 		log_dbg(LC_HTTP, "%s cancelled after %.0f ms", what,
 			secs * 1000);
 		return BE_OK;
+	} else if (x.abandoned) {
+		be_result_set(r, BE_NETWORK, "abandoned: the request waiting for it was interrupted");
+		log_dbg(LC_HTTP, "%s abandoned after %.0f ms", what,
+			secs * 1000);
 	} else if (x.sink_abort) {
 		be_result_set(r, BE_REFUSED, "transfer aborted by receiver");
 	} else if (x.over_cap) {

@@ -151,6 +151,13 @@ struct http_request {
 enum be_status http_post(struct http_session *h, const struct http_request *rq,
 			 struct http_response *resp, struct be_result *r);
 
+/* A hook polled like rq->cancelled by every transfer the calling thread
+ * makes until it is set again (NULL: none): true abandons the transfer
+ * (its connection closed) and http_post fails with BE_NETWORK,
+ * "abandoned ...".  For work done on behalf of a FUSE request the user
+ * interrupted (cache/fetch.c), whatever backend call it is in. */
+void http_thread_abandon(bool (*fn)(void *arg), void *arg);
+
 /* The value of a header of the last answer (copied into out, at most
  * len - 1 bytes); false if it had none. */
 bool http_header(struct http_session *h, const char *name, char *out,

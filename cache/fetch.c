@@ -22,6 +22,7 @@
 #include "sync.h"
 #include "prefetch.h"
 #include "backend/util.h"
+#include "backend/http.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -68,8 +69,15 @@ struct fetch_pool *fetch_pool_new(struct sync *s, unsigned max)
 	p->max = p->limit = max ? max : 1;
 	p->idle = xcalloc(p->max + 1, sizeof(*p->idle));
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cond, NULL);
+	cond_init_monotonic(&p->cond);
 	return p;
+}
+
+void fetch_pool_wake(struct fetch_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
 }
 
 void fetch_pool_free(struct fetch_pool *p)
@@ -88,13 +96,23 @@ void fetch_pool_free(struct fetch_pool *p)
  * the server cannot be reached.  Urgent (a reader waits) goes first and
  * may use one session more than background work. */
 static struct be_session *borrow(struct fetch_pool *p, bool urgent,
+				 const struct sync_waiter *w,
 				 struct be_result *r)
 {
 	pthread_mutex_lock(&p->lock);
 	if (urgent) {
 		p->urgent_waiting++;
-		while (!p->n_idle && p->n_open >= p->max + 1)
-			pthread_cond_wait(&p->cond, &p->lock);
+		while (!p->n_idle && p->n_open >= p->max + 1) {
+			if (sync_waiter_interrupted(w)) {
+				p->urgent_waiting--;
+				pthread_mutex_unlock(&p->lock);
+				be_result_set(r, BE_NETWORK, "interrupted");
+				return NULL;
+			}
+			struct timespec ts;
+			deadline_ms(&ts, 1000);
+			pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+		}
 		p->urgent_waiting--;
 	} else {
 		while (p->urgent_waiting || p->bg_busy >= p->limit ||
@@ -290,8 +308,18 @@ static void done(void *arg, size_t index, enum be_status st, const char *msg)
 					 : cache_body_commit(w, &b->evicted);
 }
 
-enum be_status fetch_batch(struct fetch_pool *p, struct fetch_item *v,
-			   size_t n, bool background, struct be_result *r)
+static bool abandon_if_interrupted(void *arg)
+{
+	return sync_waiter_interrupted(arg);
+}
+
+/* fetch_batch for a reader (w: its FUSE request, or NULL): waits and the
+ * call itself end when it is interrupted. */
+static enum be_status fetch_batch_for(struct fetch_pool *p,
+				      struct fetch_item *v, size_t n,
+				      bool background,
+				      const struct sync_waiter *w,
+				      struct be_result *r)
 {
 	struct cache *c = sync_cache(p->sync);
 	be_result_ok(r);
@@ -301,7 +329,7 @@ enum be_status fetch_batch(struct fetch_pool *p, struct fetch_item *v,
 		v[i].bytes = 0;
 		v[i].msg[0] = 0;
 	}
-	struct be_session *s = borrow(p, !background, r);
+	struct be_session *s = borrow(p, !background, w, r);
 	if (!s) {
 		for (size_t i = 0; i < n; i++) {
 			v[i].st = r->status;
@@ -313,7 +341,11 @@ enum be_status fetch_batch(struct fetch_pool *p, struct fetch_item *v,
 	for (size_t i = 0; i < n; i++)
 		ids[i] = v[i].server_id;
 	struct batch b = { .c = c, .v = v, .n = n, .background = background };
+	if (w)
+		http_thread_abandon(abandon_if_interrupted, (void *)w);
 	enum be_status st = p->ops->fetch_mime(s, ids, n, sink, done, &b, r);
+	if (w)
+		http_thread_abandon(NULL, NULL);
 	if (b.w)
 		cache_body_abort(b.w);
 	give_back(p, s, !background,
@@ -336,6 +368,15 @@ enum be_status fetch_batch(struct fetch_pool *p, struct fetch_item *v,
 		    (st == BE_NETWORK && !strcmp(r->code, "HTTP 503"));
 	for (size_t i = 0; i < n; i++) {
 		busy |= v[i].st == BE_THROTTLED;
+		if (st == BE_OK && v[i].st == BE_NETWORK && background) {
+			/* the server failed this one alone (ActiveSync HTTP
+			 * 500/501): gone, or a hiccup; its folder's sync
+			 * tells (a reader's call waits for it itself) */
+			struct node f = { 0 };
+			if (!cache_get(c, v[i].ino, &f))
+				sync_changed(p->sync, &f.parent, 1, false, false);
+			node_clear(&f);
+		}
 		if (v[i].st != BE_ITEM_GONE)
 			continue;
 		/* the server deleted it since the last sync */
@@ -349,6 +390,12 @@ enum be_status fetch_batch(struct fetch_pool *p, struct fetch_item *v,
 	else if (st == BE_OK)
 		went_through(p);
 	return st;
+}
+
+enum be_status fetch_batch(struct fetch_pool *p, struct fetch_item *v,
+			   size_t n, bool background, struct be_result *r)
+{
+	return fetch_batch_for(p, v, n, background, NULL, r);
 }
 
 /* Read-ahead: the next uncached messages of the folder after n, claimed,
@@ -393,22 +440,52 @@ static size_t read_ahead(struct fetch_pool *p, const struct node *n,
 	return kept;
 }
 
+/* Sleep up to ms on the pool's condition: false when w was interrupted
+ * or the engine stops first. */
+static bool pool_nap(struct fetch_pool *p, int64_t ms,
+		     const struct sync_waiter *w)
+{
+	int64_t end = now_ms() + ms;
+	pthread_mutex_lock(&p->lock);
+	bool ok = true;
+	while (now_ms() < end) {
+		if (sync_waiter_interrupted(w) || sync_exiting(p->sync)) {
+			ok = false;
+			break;
+		}
+		struct timespec ts;
+		int64_t left = end - now_ms();
+		deadline_ms(&ts, left < 1000 ? left : 1000);
+		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return ok;
+}
+
 /* One attempt at an on-demand fetch: 0, or -errno; *retry_ms > 0 asks for
- * another attempt. */
+ * another attempt (after that long, as the server asked), *confirm that
+ * the server failed it with an error of its own (HTTP 5xx: maybe a
+ * message gone, maybe a hiccup; the folder's sync tells). */
 static int fetch_attempt(struct fetch_pool *p, const struct node *n,
-			 struct fetch_item *v, size_t nv, int64_t *retry_ms)
+			 struct fetch_item *v, size_t nv,
+			 const struct sync_waiter *w, int64_t *retry_ms,
+			 bool *confirm)
 {
 	struct be_result r;
 	*retry_ms = 0;
+	*confirm = false;
 	int64_t t0 = now_ms();
-	enum be_status st = fetch_batch(p, v, nv, false, &r);
+	enum be_status st = fetch_batch_for(p, v, nv, false, w, &r);
 	if (st == BE_OK && v[0].st == BE_OK && !v[0].err) {
 		log_dbg(LC_SYNC, "fetched '%s' (+%zu ahead) in %lld ms", n->name,
 			nv - 1, (long long)(now_ms() - t0));
 		return 0;
 	}
+	if (sync_waiter_interrupted(w))
+		return -EINTR;
 	if (v[0].err)
 		return v[0].err;
+	bool call_ok = st == BE_OK;
 	if (st == BE_OK)
 		st = v[0].st;
 	if (st == BE_ITEM_GONE) {
@@ -420,6 +497,10 @@ static int fetch_attempt(struct fetch_pool *p, const struct node *n,
 						     : be_status_name(st));
 	if (st == BE_THROTTLED || st == BE_NETWORK)
 		*retry_ms = r.retry_after_ms ? r.retry_after_ms : 1000;
+	/* the call went through but this message failed, or the server
+	 * failed the call itself (HTTP 5xx, no Retry-After) */
+	*confirm = st == BE_NETWORK && !r.retry_after_ms &&
+		   (call_ok || !strncmp(r.code, "HTTP 5", 6));
 	sync_note_error(p->sync, &r);
 	log_warn("cannot fetch '%s': %s", n->name, r.msg);
 	return -be_errno(st);
@@ -427,13 +508,26 @@ static int fetch_attempt(struct fetch_pool *p, const struct node *n,
 
 int sync_fetch_body(struct sync *s, uint64_t ino)
 {
+	return sync_fetch_body_for(s, ino, NULL);
+}
+
+int sync_fetch_body_for(struct sync *s, uint64_t ino,
+			const struct sync_waiter *w)
+{
 	struct fetch_pool *p = sync_pool(s);
 	struct cache *c = sync_cache(s);
 
 	/* one fetch per message: wait for one under way */
 	pthread_mutex_lock(&p->lock);
-	while (is_inflight(p, ino) || p->n_inflight >= MAX_INFLIGHT)
-		pthread_cond_wait(&p->cond, &p->lock);
+	while (is_inflight(p, ino) || p->n_inflight >= MAX_INFLIGHT) {
+		if (sync_waiter_interrupted(w)) {
+			pthread_mutex_unlock(&p->lock);
+			return -EINTR;
+		}
+		struct timespec ts;
+		deadline_ms(&ts, 1000);
+		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+	}
 	p->inflight[p->n_inflight++] = ino;
 	pthread_mutex_unlock(&p->lock);
 
@@ -459,13 +553,46 @@ int sync_fetch_body(struct sync *s, uint64_t ino)
 			nv += read_ahead(p, &n, v, picks);
 		}
 		claimed = nv;
+		int64_t give_up = now_ms() + sync_reader_patience_ms(s);
 		for (int tries = 1; !rc; tries++) {
 			int64_t retry_ms;
-			rc = fetch_attempt(p, &n, v, nv, &retry_ms);
+			bool confirm;
+			rc = fetch_attempt(p, &n, v, nv, w, &retry_ms, &confirm);
 			if (!rc || !retry_ms || tries >= FETCH_TRIES)
 				break;
-			/* a reader is waiting: never sleep minutes */
-			sleep_ms(retry_ms > 10000 ? 10000 : retry_ms);
+			/* the server failed it itself: only its folder's
+			 * sync may say the message is gone (SOGo fails a
+			 * lone fetch of a gone message with HTTP 500, and
+			 * any server may fail one now and then) */
+			if (confirm) {
+				int64_t left = give_up - now_ms();
+				sync_confirm_folder(s, n.parent,
+						    left > 0 ? left : 0, w);
+				struct node again = { 0 };
+				if (cache_get(c, ino, &again) == -ENOENT) {
+					log_notice("'%s' was deleted on the server",
+						   n.name);
+					rc = -ENOENT;
+					break;
+				}
+				node_clear(&again);
+			}
+			/* a reader waits no longer than --timeout for a
+			 * server that asked to be left alone */
+			if (now_ms() + retry_ms > give_up) {
+				char why[300];
+				snprintf(why, sizeof(why),
+					 "server asked to wait %lld s (throttled) fetching '%s'",
+					 (long long)((retry_ms + 999) / 1000),
+					 n.name);
+				sync_reader_gave_up(s, why, "cannot read a message");
+				rc = -ETIMEDOUT;
+				break;
+			}
+			if (!pool_nap(p, retry_ms, w)) {
+				rc = sync_waiter_interrupted(w) ? -EINTR : -EIO;
+				break;
+			}
 			rc = 0;
 			nv = 1;   /* again for the reader only */
 		}

@@ -380,7 +380,12 @@ static enum be_status sync_folder(struct sync *s, const struct node *f,
 				   "as it asked", f->name, ms / 1000.0);
 			be_item_batch_free(&b);
 			sync_server_unlock(s);
-			if (nap_for(s, ms, WAKE_STOP))
+			char what[300];
+			snprintf(what, sizeof(what), "syncing '%s'", f->name);
+			sync_note_server_wait(s, now_ms() + ms, what);
+			bool stop = nap_for(s, ms, WAKE_STOP);
+			sync_note_server_wait(s, 0, NULL);
+			if (stop)
 				break;
 			continue;
 		}
@@ -770,7 +775,15 @@ static void *sync_main(void *arg)
 			continue;
 		}
 		bool full = take_kick(s) || now_ms() >= next_full;
-		if (!(full ? pass(s) : quick_pass(s))) {
+		pthread_mutex_lock(&s->lock);
+		s->passes_started++;
+		pthread_mutex_unlock(&s->lock);
+		bool ok = full ? pass(s) : quick_pass(s);
+		pthread_mutex_lock(&s->lock);
+		s->passes_done++;
+		pthread_cond_broadcast(&s->done_cond);
+		pthread_mutex_unlock(&s->lock);
+		if (!ok) {
 			if (nap(s, next_wait(s, backoff)))
 				break;
 			backoff = backoff * 2 > 300000 ? 300000 : backoff * 2;
@@ -875,7 +888,79 @@ void sync_kick(struct sync *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
-int sync_wait_folder(struct sync *s, uint64_t ino)
+bool sync_exiting(struct sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool stop = s->stop;
+	pthread_mutex_unlock(&s->lock);
+	return stop || (s->hooks.exiting && s->hooks.exiting(s->hooks.arg));
+}
+
+bool sync_waiter_interrupted(const struct sync_waiter *w)
+{
+	return w && w->interrupted && w->interrupted(w->arg);
+}
+
+void sync_wake_waiters(struct sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	pthread_cond_broadcast(&s->done_cond);
+	pthread_mutex_unlock(&s->lock);
+	fetch_pool_wake(s->pool);
+}
+
+void sync_note_server_wait(struct sync *s, int64_t until, const char *what)
+{
+	pthread_mutex_lock(&s->lock);
+	s->server_wait_until = until;
+	snprintf(s->server_wait_what, sizeof(s->server_wait_what), "%s",
+		 what ? what : "");
+	pthread_cond_broadcast(&s->done_cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* s->lock held */
+static bool server_wait_beyond_locked(struct sync *s, int64_t deadline,
+				      char *why, size_t len)
+{
+	int64_t until = s->server_wait_until;
+	if (!until || until <= deadline)
+		return false;
+	snprintf(why, len, "server asked to wait %lld s (throttled) %s",
+		 (long long)((until - now_ms() + 999) / 1000),
+		 s->server_wait_what);
+	return true;
+}
+
+bool sync_server_wait_beyond(struct sync *s, int64_t deadline, char *why,
+			     size_t len)
+{
+	pthread_mutex_lock(&s->lock);
+	bool beyond = server_wait_beyond_locked(s, deadline, why, len);
+	pthread_mutex_unlock(&s->lock);
+	return beyond;
+}
+
+/* How long a reader may wait behind a back-off the server asked for. */
+int64_t sync_reader_patience_ms(struct sync *s)
+{
+	long t = s->cfg.be.timeout_s;
+	return (t > 0 ? t : 60) * 1000;
+}
+
+void sync_reader_gave_up(struct sync *s, const char *why, const char *what)
+{
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->last_error, sizeof(s->last_error),
+		 "%s: %s: %s; gave up after --timeout (%lld s)",
+		 be_status_name(BE_THROTTLED), what, why,
+		 (long long)(sync_reader_patience_ms(s) / 1000));
+	s->last_error_at = time(NULL);
+	log_warn("%s", s->last_error);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int sync_wait_folder(struct sync *s, uint64_t ino, const struct sync_waiter *w)
 {
 	prefetch_looked_at(s->prefetch, ino);
 	struct node f = { 0 };
@@ -886,6 +971,8 @@ int sync_wait_folder(struct sync *s, uint64_t ino)
 	if (synced)
 		return 0;
 
+	int64_t give_up = now_ms() + sync_reader_patience_ms(s);
+	char why[400];
 	pthread_mutex_lock(&s->lock);
 	bool listed = false;
 	for (size_t i = 0; i < s->n_wanted; i++)
@@ -904,7 +991,21 @@ int sync_wait_folder(struct sync *s, uint64_t ino)
 			ret = -s->failed_errno;
 			break;
 		}
+		bool late = now_ms() >= give_up &&
+			    server_wait_beyond_locked(s, now_ms(), why,
+						      sizeof(why));
 		pthread_mutex_unlock(&s->lock);
+		if (sync_waiter_interrupted(w)) {
+			pthread_mutex_lock(&s->lock);
+			ret = -EINTR;
+			break;
+		}
+		if (late) {
+			sync_reader_gave_up(s, why, "cannot list a folder");
+			pthread_mutex_lock(&s->lock);
+			ret = -ETIMEDOUT;
+			break;
+		}
 		bool done = cache_get(s->cache, ino, &f) != 0 || f.synced;
 		node_clear(&f);
 		pthread_mutex_lock(&s->lock);
@@ -917,4 +1018,29 @@ int sync_wait_folder(struct sync *s, uint64_t ino)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;
+}
+
+void sync_confirm_folder(struct sync *s, uint64_t ino, int64_t ms,
+			 const struct sync_waiter *w)
+{
+	int64_t end = now_ms() + ms;
+	pthread_mutex_lock(&s->lock);
+	/* a pass under way may have read the folder already: the next one */
+	unsigned target = s->passes_started + 1;
+	pthread_mutex_unlock(&s->lock);
+	sync_changed(s, &ino, 1, false, false);
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop && (int)(s->passes_done - target) < 0 &&
+	       now_ms() < end) {
+		pthread_mutex_unlock(&s->lock);
+		bool intr = sync_waiter_interrupted(w);
+		pthread_mutex_lock(&s->lock);
+		if (intr)
+			break;
+		struct timespec ts;
+		int64_t left = end - now_ms();
+		deadline_ms(&ts, left < 1000 ? left : 1000);
+		pthread_cond_timedwait(&s->done_cond, &s->lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lock);
 }

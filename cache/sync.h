@@ -60,9 +60,46 @@ bool sync_synced_once(struct sync *s);
 int sync_start(struct sync *s);      /* start the background thread */
 void sync_stop(struct sync *s);      /* stop and join it */
 
+/* A FUSE request waiting in the engine (a folder's first sync, a body):
+ * interrupted() is polled (a FUSE_INTERRUPT: the wait ends at once with
+ * -EINTR), and sync_wake_waiters() makes every wait poll it now (the file
+ * system calls it from libfuse's interrupt callback; it takes the
+ * engine's locks, so never call it holding them).  NULL: no request. */
+struct sync_waiter {
+	bool (*interrupted)(void *arg);
+	void *arg;
+};
+bool sync_waiter_interrupted(const struct sync_waiter *w);
+/* Whether the engine is stopping or the mount going away. */
+bool sync_exiting(struct sync *s);
+void sync_wake_waiters(struct sync *s);
+
 /* Block until folder ino has completed its first item sync; asks the
- * engine to sync it next.  0, or -errno when syncing it failed. */
-int sync_wait_folder(struct sync *s, uint64_t ino);
+ * engine to sync it next.  0, or -errno when syncing it failed; -EINTR
+ * when w was interrupted; -EAGAIN when the server asked the engine to
+ * wait (throttling) and the reader has waited --timeout (the status file
+ * says so). */
+int sync_wait_folder(struct sync *s, uint64_t ino,
+		     const struct sync_waiter *w);
+/* Ask for a sync of folder ino and wait (at most ms, or until w is
+ * interrupted) for a pass that started after the request to end: what
+ * the server says of the folder's items is then in the cache. */
+void sync_confirm_folder(struct sync *s, uint64_t ino, int64_t ms,
+			 const struct sync_waiter *w);
+/* The server asked to wait (throttled) until at least when (now_ms()
+ * clock), for what: readers then give up after --timeout, and the status
+ * file names the reason.  until 0: no longer. */
+void sync_note_server_wait(struct sync *s, int64_t until, const char *what);
+/* How long a reader may wait behind a back-off the server asked for
+ * (--timeout). */
+int64_t sync_reader_patience_ms(struct sync *s);
+/* A reader gave up waiting (what: "cannot read 'x'"; why: the server's
+ * ask): one line in the log and the status file's last error. */
+void sync_reader_gave_up(struct sync *s, const char *why, const char *what);
+/* Whether the server asked to wait beyond deadline (now_ms() clock);
+ * then why (a line for the user) in why. */
+bool sync_server_wait_beyond(struct sync *s, int64_t deadline, char *why,
+			     size_t len);
 /* Ask for an immediate re-sync (all folders). */
 void sync_kick(struct sync *s);
 /* The server said these folders (and, with hierarchy, the folder tree)
@@ -72,8 +109,12 @@ void sync_changed(struct sync *s, const uint64_t *inos, size_t n,
 
 
 /* Make sure the body of item ino is in the cache (fetching it if needed,
- * sharing a fetch already under way).  0 or -errno. */
+ * sharing a fetch already under way).  0 or -errno: -EINTR when w was
+ * interrupted (the fetch under way is abandoned), -ETIMEDOUT when the
+ * server asked to wait longer than --timeout allows. */
 int sync_fetch_body(struct sync *s, uint64_t ino);
+int sync_fetch_body_for(struct sync *s, uint64_t ino,
+			const struct sync_waiter *w);
 
 /* The status text of the control file (.exchangefs/status). */
 void sync_status(struct sync *s, struct buf *out);
@@ -105,6 +146,8 @@ struct fetch_item {
 	int64_t bytes;              /* MIME bytes received */
 	char msg[330];
 };
+/* Wake everything waiting on the pool (an interrupted reader). */
+void fetch_pool_wake(struct fetch_pool *p);
 /* Fetch the bodies of v[] (claimed) in one call and commit each as it
  * completes; background: through the background share of the pool.
  * Only v[0] of a foreground call (the body a reader waits for) may evict

@@ -41,6 +41,11 @@ struct sync {
 	time_t last_error_at;
 	time_t last_sync_at;
 	uint32_t server_asked_ms;   /* Retry-After/BackOff of the last failure */
+	int64_t server_wait_until;  /* the server asked to wait till then
+				       (now_ms() clock), 0: not waiting */
+	char server_wait_what[300]; /* ... while doing this */
+	unsigned passes_started;    /* sync passes (full or quick) begun */
+	unsigned passes_done;       /* ... and ended, well or not */
 	char current[256];          /* folder being synced, for status */
 	int64_t current_done;
 	bool first_pass_done;

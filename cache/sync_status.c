@@ -68,6 +68,12 @@ void sync_status(struct sync *s, struct buf *out)
 	} else {
 		buf_puts(out, "last error: none\n");
 	}
+	int64_t now = now_ms();
+	if (s->server_wait_until > now)
+		buf_printf(out, "server asked to wait %lld s (throttled) %s; readers give up after --timeout (%lld s)\n",
+			   (long long)((s->server_wait_until - now + 999) / 1000),
+			   s->server_wait_what,
+			   (long long)(sync_reader_patience_ms(s) / 1000));
 	buf_printf(out, "sync interval: %u s\n", s->cfg.interval_s);
 	pthread_mutex_unlock(&s->lock);
 	watcher_status(s->watcher, s->cfg.notify, out);

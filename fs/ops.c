@@ -21,6 +21,34 @@ static struct xfs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* A request that waits in the engine (a folder's first sync, a body)
+ * honours FUSE_INTERRUPT: libfuse calls on_interrupt from the thread that
+ * read the INTERRUPT, which wakes every wait so it polls
+ * fuse_req_interrupted() now, and the wait ends with -EINTR. */
+static bool req_interrupted(void *arg)
+{
+	return fuse_req_interrupted(arg);
+}
+
+static void on_interrupt(fuse_req_t req, void *arg)
+{
+	(void)req;
+	sync_wake_waiters(arg);
+}
+
+static struct sync_waiter wait_begin(fuse_req_t req, struct xfs *fs)
+{
+	/* before any lock: libfuse calls on_interrupt at once if the
+	 * request is already interrupted */
+	fuse_req_interrupt_func(req, on_interrupt, fs->sync);
+	return (struct sync_waiter){ req_interrupted, req };
+}
+
+static void wait_end(fuse_req_t req)
+{
+	fuse_req_interrupt_func(req, NULL, NULL);
+}
+
 static void node_stat(struct xfs *fs, const struct node *n, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -155,7 +183,9 @@ static void xfs_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 	/* a listing is never partial: the first one of a folder waits for
 	 * its first complete sync */
-	int rc = sync_wait_folder(fs->sync, ino);
+	struct sync_waiter w = wait_begin(req, fs);
+	int rc = sync_wait_folder(fs->sync, ino, &w);
+	wait_end(req);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -244,8 +274,8 @@ static void xfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 }
 
 /* Open a message: its cached body, fetched first if need be. */
-static int open_item(struct xfs *fs, fuse_ino_t ino, struct fuse_file_info *fi,
-		     int *fdp)
+static int open_item(fuse_req_t req, struct xfs *fs, fuse_ino_t ino,
+		     struct fuse_file_info *fi, int *fdp)
 {
 	struct node n = { 0 };
 	int rc = cache_get(fs->cache, ino, &n);
@@ -267,7 +297,9 @@ static int open_item(struct xfs *fs, fuse_ino_t ino, struct fuse_file_info *fi,
 	fd = cache_body_open(fs->cache, ino);
 	bool fetched = false;
 	if (fd < 0) {
-		rc = sync_fetch_body(fs->sync, ino);
+		struct sync_waiter w = wait_begin(req, fs);
+		rc = sync_fetch_body_for(fs->sync, ino, &w);
+		wait_end(req);
 		if (rc)
 			return rc;
 		fd = cache_body_open(fs->cache, ino);
@@ -328,7 +360,7 @@ static void xfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (vfile_is(ino))
 		rc = -EISDIR;  /* the control directory; status is a link */
 	else
-		rc = open_item(fs, ino, fi, &fd);
+		rc = open_item(req, fs, ino, fi, &fd);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -371,8 +403,11 @@ static void read_by_ino(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 		int rc = cache_get(fs->cache, ino, &n);
 		int64_t estimate = n.size;
 		node_clear(&n);
-		if (!rc)
-			rc = sync_fetch_body(fs->sync, ino);
+		if (!rc) {
+			struct sync_waiter w = wait_begin(req, fs);
+			rc = sync_fetch_body_for(fs->sync, ino, &w);
+			wait_end(req);
+		}
 		if (!rc)
 			fd = cache_body_open(fs->cache, ino);
 		if (fd < 0) {

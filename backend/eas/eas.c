@@ -931,8 +931,12 @@ static enum be_status fetch_some(struct be_session *s, const char *const *ids,
 				log_dbg(LC_HTTP, "ItemOperations of %zu messages failed as a whole (HTTP %ld): asking for them one by one",
 					k, resp.status);
 			} else if (resp.status == 501 || resp.status == 500) {
-				be_result_set(r, BE_ITEM_GONE,
-					      "server could not fetch the message (HTTP %ld): it may no longer exist",
+				/* SOGo answers a lone Fetch of a message gone
+				 * so too, but so does any server's hiccup:
+				 * not proof that it is gone (the core asks
+				 * the folder's Sync, which says so) */
+				be_result_set(r, BE_NETWORK,
+					      "server failed to fetch the message (HTTP %ld)",
 					      resp.status);
 			}
 			if (r->status == BE_OK)
@@ -998,8 +1002,14 @@ static enum be_status fetch_items(struct be_session *s, const char *const *ids,
 		if (!left[j])
 			continue;
 		bool one_left;
-		if (!fetch_fatal(fetch_some(s, ids, map + j, 1, sink, done, arg,
-					    &one_left, &split, r))) {
+		enum be_status st1 = fetch_some(s, ids, map + j, 1, sink, done,
+						arg, &one_left, &split, r);
+		/* HTTP 500/501 for this one alone (done() said so): maybe
+		 * it is gone, the others may still come */
+		bool its_own = st1 == BE_NETWORK &&
+			       (!strcmp(r->code, "HTTP 500") ||
+				!strcmp(r->code, "HTTP 501"));
+		if (!fetch_fatal(st1) || its_own) {
 			be_result_ok(r);
 			continue;
 		}

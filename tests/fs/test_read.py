@@ -232,3 +232,73 @@ def test_cache_is_private(shared):
             assert mode == 0o600, "%s is %o" % (n, mode)
             seen += 1
     assert seen > 2  # cache.db, its WAL, bodies
+
+
+# ---- a server's hiccup never hides a message (ActiveSync, test server only) --------------
+
+def _eas_box(request, n=6):
+    """The test server over ActiveSync with n messages in Inbox/Hiccup, mounted with
+    nothing that would re-sync or fetch on its own: {subject: id}, target, mount."""
+    t = make_target("eas", messages=10, seed=13)
+    request.addfinalizer(t.close)
+    t.srv.create_folder(t.inbox, "Hiccup")
+    base = int(time.time()) - 86400
+    ids = {"Hiccup %02d" % i: t.srv.deliver(t.inbox + "/Hiccup", subject="Hiccup %02d" % i,
+                                            body="body %d\r\n" % i, received=base + i)
+           for i in range(n)}
+    return ids, t
+
+
+def _named(d, ids):
+    return {n: next(s for s in ids if s in n) for n in os.listdir(d) if n.endswith(".eml")}
+
+
+def test_eas_http500_on_a_body_keeps_the_message(mount, request):
+    """One body read answered HTTP 500 by ItemOperations (the message exists): the read
+    fails with EIO, the message stays listed, and once the server is well again it reads
+    byte-equal. (A lone HTTP 500 used to be taken for "gone": the message was removed
+    from the cache and no later sync brought it back.)"""
+    ids, t = _eas_box(request)
+    m = mount(t, extra=["--no-notify", "--sync-interval", "3600"])
+    m.wait_synced()
+    d = m.path(t.inbox, "Hiccup")
+    names = _named(d, ids)
+    assert len(names) == len(ids)
+    victim = sorted(names)[2]
+    t.srv.fault("http500", count=100, operation="ItemOperations")
+    with pytest.raises(OSError) as e:
+        with open(os.path.join(d, victim), "rb") as f:
+            f.read()
+    assert e.value.errno == errno.EIO
+    t.srv.clear_faults()
+    assert _named(d, ids) == names                # nothing left the listing (the read
+                                                  # had the folder synced: nothing gone)
+    with open(os.path.join(d, victim), "rb") as f:
+        assert f.read() == t.srv.item_mime(ids[names[victim]])
+    assert "cannot fetch" in m.log_text() and "HTTP 500" in m.log_text()
+    m.stop()
+
+
+def test_eas_lone_http500_for_a_gone_message_removed_by_its_folder_sync(mount, request):
+    """A server that answers a lone Fetch of a message gone with HTTP 500 (as SOGo may)
+    says nothing the client can tell from a hiccup: the folder's Sync decides. The message
+    deleted on the server is gone after the read (ENOENT, as its Sync says), the others
+    stay and read fine."""
+    ids, t = _eas_box(request)
+    t.srv.eas_config(fetch_gone="http500")
+    m = mount(t, extra=["--no-notify", "--sync-interval", "3600"])
+    m.wait_synced()
+    d = m.path(t.inbox, "Hiccup")
+    names = _named(d, ids)
+    gone = sorted(names)[1]
+    t.srv.delete(ids[names[gone]])
+    with pytest.raises(FileNotFoundError):
+        with open(os.path.join(d, gone), "rb") as f:
+            f.read()
+    assert gone not in os.listdir(d)
+    rest = {n: s for n, s in _named(d, ids).items()}
+    assert set(rest) == set(names) - {gone}
+    for n, s in rest.items():
+        with open(os.path.join(d, n), "rb") as f:
+            assert f.read() == t.srv.item_mime(ids[s]), n
+    m.stop()

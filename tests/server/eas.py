@@ -87,8 +87,10 @@ class Config:
         "string_data": bool,       # Body Data as an inline string, not opaque bytes
         "max_window": int,         # WindowSize cap
         "fetch_gone": str,         # ItemOperations with an item gone: "status" (its Fetch has
-                                   # Status 6, as Exchange) or "http501" (the whole request fails
-                                   # with HTTP 501 when it has several Fetch, as SOGo)
+                                   # Status 6, as Exchange), "http501" (the whole request fails
+                                   # with HTTP 501 when it has several Fetch, as SOGo) or "http500"
+                                   # (HTTP 500 even for a lone Fetch: a server that says nothing
+                                   # more of a gone message than of a hiccup)
         "fetch_first_collection": bool,   # every Fetch of an ItemOperations answered from the
                                           # first Fetch's CollectionId, as SOGo
     }
@@ -112,8 +114,8 @@ class Config:
                 raise ValueError(f"unknown eas_config setting {k!r}; known: {sorted(self.FIELDS)}")
             if not isinstance(v, self.FIELDS[k]) or (self.FIELDS[k] is int and isinstance(v, bool)):
                 raise ValueError(f"eas_config {k}: {self.FIELDS[k].__name__} expected")
-            if k == "fetch_gone" and v not in ("status", "http501"):
-                raise ValueError("eas_config fetch_gone: status or http501")
+            if k == "fetch_gone" and v not in ("status", "http501", "http500"):
+                raise ValueError("eas_config fetch_gone: status, http501 or http500")
             if k == "provision" and v not in ("none", "449", "status"):
                 raise ValueError("eas_config provision: none, 449 or status")
             if k == "versions" and (not v or any(x not in ALL_VERSIONS for x in v)):
@@ -1327,6 +1329,8 @@ def _item_operations(r, elem, n_fetch):
             if it is None:
                 if n_fetch > 1 and r.cfg.fetch_gone == "http501":
                     return 501          # SOGo: one item gone fails the whole request
+                if r.cfg.fetch_gone == "http500":
+                    return 500
                 out.append(E("ItemOperations:Fetch", [E("ItemOperations:Status", "6")] + ids))
                 continue
             out.append(E("ItemOperations:Fetch", [E("ItemOperations:Status", "1")] + ids + [

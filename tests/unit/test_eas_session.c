@@ -439,7 +439,7 @@ static void test_fetch_batch(void)
 	add(200, NULL, &a1);          /* 1: one request for c1, c2, c3 */
 	add(501, NULL, NULL);         /* 2: the whole request fails ... */
 	add(200, NULL, &a2);          /* 3: ... then one by one: c1 */
-	add(501, NULL, NULL);         /* 4: c2 gone */
+	add(501, NULL, NULL);         /* 4: c2 fails alone: gone or a hiccup */
 	add(200, NULL, &a4);          /* 5: c3 */
 	add(200, NULL, &empty);       /* 6, 7: 20 items in 16 + 4 */
 	add(200, NULL, &empty);
@@ -473,7 +473,10 @@ static void test_fetch_batch(void)
 		CHECK(eas_backend.fetch_mime(s, three, 3, f_sink, f_done, &g, &r) == BE_OK);
 		for (int i = 0; i < 3; i++)
 			CHECK(g.calls[i] == 1);
-		CHECK(g.st[0] == BE_OK && g.st[1] == BE_ITEM_GONE && g.st[2] == BE_OK);
+		/* a lone HTTP 501 is no proof the message is gone: a
+		 * server failure (the core has the folder synced), and c3
+		 * is still asked for */
+		CHECK(g.st[0] == BE_OK && g.st[1] == BE_NETWORK && g.st[2] == BE_OK);
 		CHECK_STR(g.data[0].data, "Subject: 1\r\n\r\nx");
 		CHECK_STR(g.data[2].data, "Subject: 3\r\n\r\nx");
 
