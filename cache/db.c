@@ -238,7 +238,7 @@ void db_bind_text(sqlite3_stmt *st, int i, const char *s)
 
 /* mkdir -p with mode 0700 for every directory we create; the last one is
  * forced to 0700 even if it existed. */
-static int make_private_dir(const char *path, char *err, size_t errlen)
+int cache_make_dir(const char *path, char *err, size_t errlen)
 {
 	char *p = xstrdup(path);
 	for (char *s = p + 1; *s; s++) {
@@ -301,7 +301,7 @@ static int migrate(struct cache *c, char *err, size_t errlen)
 
 struct cache *cache_open(const char *dir, char *err, size_t errlen)
 {
-	if (make_private_dir(dir, err, errlen))
+	if (cache_make_dir(dir, err, errlen))
 		return NULL;
 	char *path = xasprintf("%s/cache.db", dir);
 	/* create the file ourselves so it is 0600 whatever the umask; SQLite

@@ -1,0 +1,137 @@
+/*
+ * lock.c - one daemon per cache directory.  The daemon takes an exclusive
+ * lock on <cache>/lock before anything at start touches the cache (journal
+ * recovery, leftover body downloads, local-only nodes) and holds it until
+ * it exits; a second daemon on the same cache is refused with one line
+ * naming the first one's pid and mount point, which the holder keeps in
+ * the file ("pid\nmount point\n").
+ *
+ * The lock is an open file description lock (F_OFD_SETLK; flock() where
+ * there is none): it belongs to the open file, not to the process, so it
+ * holds across fuse_daemonize()'s fork (the child keeps the descriptor;
+ * a POSIX F_SETLK lock would stay with the parent, which exits), and the
+ * kernel drops it when the daemon dies, kill -9 included.  Subcommands that
+ * only read the cache directory (lookup) never take it.
+ */
+#include "cache/cache.h"
+#include "backend/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOCK_FILE "lock"
+
+/* 0 locked, -1 held by someone else (errno EAGAIN), -1 other errno. */
+static int try_lock(int fd)
+{
+#ifdef F_OFD_SETLK
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	if (errno == EACCES || errno == EAGAIN) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (errno != EINVAL)
+		return -1;
+	/* a kernel older than 3.15: flock() is per open file too */
+#endif
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK)
+		errno = EAGAIN;
+	return -1;
+}
+
+/* The holder's "pid" and "mount point" from the file, into the buffers
+ * (empty when it has not written them yet). */
+static void read_holder(int fd, char *pid, size_t pidlen, char *mnt,
+			size_t mntlen)
+{
+	char text[4200];
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+	*pid = *mnt = 0;
+	if (n <= 0)
+		return;
+	text[n] = 0;
+	char *nl = strchr(text, '\n');
+	if (!nl)
+		return;
+	*nl = 0;
+	size_t digits = strspn(text, "0123456789");
+	if (!digits || digits != strlen(text) || digits >= pidlen)
+		return;
+	memcpy(pid, text, digits + 1);
+	char *m = nl + 1;
+	m[strcspn(m, "\n")] = 0;
+	snprintf(mnt, mntlen, "%s", m);
+}
+
+int cache_lock(const char *dir, const char *mountpoint, char *err,
+	       size_t errlen)
+{
+	if (cache_make_dir(dir, err, errlen))
+		return -1;
+	char *path = xasprintf("%s/" LOCK_FILE, dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	fchmod(fd, 0600);
+	if (try_lock(fd)) {
+		if (errno == EAGAIN) {
+			char pid[24], mnt[4096];
+			read_holder(fd, pid, sizeof(pid), mnt, sizeof(mnt));
+			if (*pid && *mnt)
+				snprintf(err, errlen, "the cache in %s is in use by "
+					 "exchangefs (pid %s) mounted on %s: one "
+					 "cache serves one mount (unmount that one, "
+					 "or use another --cache-dir)", dir, pid, mnt);
+			else
+				snprintf(err, errlen, "the cache in %s is in use by "
+					 "another exchangefs: one cache serves one "
+					 "mount", dir);
+			close(fd);
+			free(path);
+			return -1;
+		}
+		/* a file system without locks: go on, as before there were any */
+		log_warn("cannot lock %s (%s): nothing stops a second daemon "
+			 "from using this cache", path, strerror(errno));
+	}
+	free(path);
+	cache_lock_note(fd, mountpoint);
+	return fd;
+}
+
+void cache_lock_note(int fd, const char *mountpoint)
+{
+	if (fd < 0)
+		return;
+	char *text = xasprintf("%ld\n%s\n", (long)getpid(),
+			       mountpoint ? mountpoint : "");
+	if (ftruncate(fd, 0) || pwrite(fd, text, strlen(text), 0) < 0)
+		log_warn("cannot note this daemon in the cache's lock file: %s",
+			 strerror(errno));
+	free(text);
+}
+
+void cache_unlock(int fd)
+{
+	if (fd < 0)
+		return;
+	/* the file stays: unlinking it would let a daemon starting now lock
+	 * a new file while another still waits on the old one */
+	if (ftruncate(fd, 0) < 0)
+		log_dbg(LC_CACHE, "cannot empty the lock file: %s",
+			strerror(errno));
+	close(fd);
+}
