@@ -297,6 +297,12 @@ static int migrate(struct cache *c, char *err, size_t errlen)
 		}
 		log_dbg(LC_CACHE, "cache schema upgraded to version %d", v + 1);
 	}
+	/* a new database: what local/ holds (nothing, unless a database was
+	 * lost) is adopted, not collected, by journal_recover() */
+	if (version == 0 && cache_meta_set(c, "adopt-local", "1")) {
+		snprintf(err, errlen, "cannot write to the new cache database");
+		return -1;
+	}
 	return 0;
 }
 

@@ -112,3 +112,41 @@ def test_damaged_state_file(kind, name, damage, mount, tmp_path):
             assert name == "cache.db", text
     finally:
         t.close()
+
+
+def test_lost_database_keeps_what_was_written(mount, tmp_path):
+    """A cache database emptied (a full disk, a user's hand) is a new
+    database: the mount starts again from the server, and the content
+    written here and not yet sent, which only the lost journal knew, is
+    kept in .exchangefs/rejected/ instead of being collected as unused."""
+    t = make_target("ews", messages=5)
+    try:
+        m = mount(t)
+        m.wait_synced()
+        t.srv.fault("http503", count=100000, operation="CreateItem")
+        mime = (b"From: me@example.com\r\nTo: you@example.com\r\nSubject: unsent\r\n"
+                b"Date: Mon, 02 Nov 2026 10:00:00 +0000\r\n\r\nkeep me\r\n")
+        with open(m.path("Inbox", "unsent.eml"), "wb") as f:
+            f.write(mime)
+        m.stop()
+        db = os.path.join(m.cache_dir, "cache.db")
+        open(db, "wb").close()
+        for extra in ("-wal", "-shm"):
+            if os.path.exists(db + extra):
+                os.unlink(db + extra)
+        t.srv.clear_faults()
+        m2 = mount(t)
+        m2.wait_synced()
+        rej = m2.path(".exchangefs", "rejected")
+        names = os.listdir(rej)
+        assert len(names) == 1 and names[0].startswith("recovered "), names
+        with open(os.path.join(rej, names[0]), "rb") as f:
+            assert f.read() == mime
+        assert "recovered" in m2.log_text()
+        m2.stop()
+        # adopted once: the next start collects nothing and adds nothing
+        m3 = mount(t)
+        assert os.listdir(m3.path(".exchangefs", "rejected")) == names
+        m3.stop()
+    finally:
+        t.close()
