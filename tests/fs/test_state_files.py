@@ -150,3 +150,95 @@ def test_lost_database_keeps_what_was_written(mount, tmp_path):
         m3.stop()
     finally:
         t.close()
+
+
+# ---- files outside the cache directory ---------------------------------------------
+
+from test_signin import (ADDR, address_mount, env, login, rules, settings,  # noqa: E402,F401
+                         token_file, token_mount, world)
+
+
+def start_outcome(m, timeout=90):
+    """(mounted, the one error line or None) of starting m; a refusal must
+    be one line and an exit, never a crash."""
+    if outcome(m, timeout):
+        return True, None
+    rc = m.proc.wait(30)
+    m.proc = None
+    m.log.close()
+    text = m.check_log()
+    lines = [l for l in text.splitlines()
+             if l.startswith("exchangefs: ") and "warning" not in l and "debug:" not in l]
+    assert rc not in (0, -6, -11), text
+    assert len(lines) == 1, text
+    return False, lines[0]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_token_file(world, env, tmp_path, damage):
+    """The OAuth2 token file: refused with one line naming it and saying to
+    sign in again; a readable one with the wrong mode is a warning."""
+    assert login(world, env)[0] == 0
+    path = token_file(env)
+    damage_file(path, damage, "token-" + damage)
+    m = token_mount(world, env, tmp_path, extra=["--auth", "oauth2"])
+    mounted, line = start_outcome(m)
+    if damage == "mode":
+        assert mounted
+        assert "chmod 600" in m.log_text()
+        m.stop()
+    else:
+        assert not mounted
+        assert path in line and "exchangefs login " + ADDR in line, line
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_autodiscover_cache(world, env, tmp_path, damage):
+    """The Autodiscover answers cache is only a cache: damaged, it is asked
+    again and the mount goes on."""
+    rules(world, tls={"autodiscover.example.test": settings()})
+    m = address_mount(world, env, tmp_path).start()
+    m.stop()
+    cached = os.path.join(env["XDG_CACHE_HOME"], "exchangefs", "autodiscover", ADDR + ".json")
+    damage_file(cached, damage, "ad-" + damage)
+    m2 = address_mount(world, env, tmp_path, name="m2")
+    mounted, line = start_outcome(m2)
+    assert mounted, line
+    assert "Inbox" in os.listdir(m2.mountpoint)
+    m2.stop()
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_accounts_file(tmp_path, damage):
+    """The accounts file is the user's: never rewritten; damaged, a mount by
+    account name mounts or says in one line which file (and line) is wrong."""
+    from harness import EwsServer
+    from test_unix import account_text, env_for, write_config
+    with EwsServer(messages=3, tls=True) as srv:
+        p = write_config(tmp_path, account_text(srv, tmp_path))
+        damage_file(str(p), damage, "config-" + damage)
+        (tmp_path / "mnt").mkdir()
+        log = open(tmp_path / "daemon.log", "wb")
+        proc = subprocess.Popen([EXE, "-f", "work"], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env_for(tmp_path))
+        try:
+            wait_for(lambda: proc.poll() is not None or os.path.ismount(tmp_path / "mnt"), 60,
+                     what="mount or exit")
+            text = open(tmp_path / "daemon.log", errors="replace").read()
+            if os.path.ismount(tmp_path / "mnt"):
+                assert damage in ("mode", "truncated"), text
+                r = subprocess.run(["fusermount3", "-u", str(tmp_path / "mnt")],
+                                   capture_output=True, text=True)
+                assert r.returncode == 0, r.stderr
+                assert proc.wait(30) == 0
+            else:
+                lines = [l for l in text.splitlines() if l.strip() and "warning" not in l]
+                assert proc.returncode not in (0, -6, -11), text
+                assert len(lines) == 1 and lines[0].startswith("exchangefs: "), text
+                assert str(p) in lines[0] or "work" in lines[0], lines[0]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            subprocess.run(["fusermount3", "-u", "-z", str(tmp_path / "mnt")], capture_output=True)
+            log.close()
