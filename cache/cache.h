@@ -93,7 +93,9 @@ int cache_make_dir(const char *dir, char *err, size_t errlen);
  * locks: a warning, and a descriptor that holds nothing. */
 int cache_lock(const char *dir, const char *mountpoint, char *err,
 	       size_t errlen);
-/* After fuse_daemonize(): note the daemon's own pid again. */
+/* After fuse_daemonize(): note the daemon's own pid again; with a NULL
+ * mountpoint, note that the daemon is stopping (a daemon starting on the
+ * cache then waits for the lock, up to 30 s, instead of giving up). */
 void cache_lock_note(int fd, const char *mountpoint);
 void cache_unlock(int fd);
 void cache_close(struct cache *c);

@@ -4,7 +4,8 @@
  * recovery, leftover body downloads, local-only nodes) and holds it until
  * it exits; a second daemon on the same cache is refused with one line
  * naming the first one's pid and mount point, which the holder keeps in
- * the file ("pid\nmount point\n").
+ * the file ("pid\nmount point\n"; no mount point once it is stopping:
+ * then a new daemon waits for it, up to 30 s).
  *
  * The lock is an open file description lock (F_OFD_SETLK; flock() where
  * there is none): it belongs to the open file, not to the process, so it
@@ -23,9 +24,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOCK_FILE "lock"
+#define STOPPING_WAIT_MS 30000
 
 /* 0 locked, -1 held by someone else (errno EAGAIN), -1 other errno. */
 static int try_lock(int fd)
@@ -86,15 +89,34 @@ int cache_lock(const char *dir, const char *mountpoint, char *err,
 		return -1;
 	}
 	fchmod(fd, 0600);
-	if (try_lock(fd)) {
+	/* a holder that is stopping (unmounted, its threads ending) is waited
+	 * for, so "fusermount3 -u DIR && exchangefs ..." works */
+	char pid[24], mnt[4096];
+	int rc;
+	for (int i = 0; (rc = try_lock(fd)) && errno == EAGAIN &&
+			i < STOPPING_WAIT_MS / 100; i++) {
+		read_holder(fd, pid, sizeof(pid), mnt, sizeof(mnt));
+		if (!*pid || *mnt)
+			break;
+		if (i == 0)
+			log_notice("waiting for exchangefs (pid %s), which is "
+				   "stopping, to free the cache in %s", pid, dir);
+		struct timespec ts = { 0, 100 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	if (rc) {
 		if (errno == EAGAIN) {
-			char pid[24], mnt[4096];
 			read_holder(fd, pid, sizeof(pid), mnt, sizeof(mnt));
 			if (*pid && *mnt)
 				snprintf(err, errlen, "the cache in %s is in use by "
 					 "exchangefs (pid %s) mounted on %s: one "
 					 "cache serves one mount (unmount that one, "
 					 "or use another --cache-dir)", dir, pid, mnt);
+			else if (*pid)
+				snprintf(err, errlen, "the cache in %s is in use by "
+					 "exchangefs (pid %s), which has been stopping "
+					 "for %d s: try again when it has exited", dir,
+					 pid, STOPPING_WAIT_MS / 1000);
 			else
 				snprintf(err, errlen, "the cache in %s is in use by "
 					 "another exchangefs: one cache serves one "

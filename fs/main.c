@@ -368,6 +368,7 @@ int main(int argc, char **argv)
 	ret = fuse_session_loop_mt(fs.se, lc) < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
 	unix_notify("STOPPING=1");
+	cache_lock_note(lock_fd, NULL);   /* a new mount may wait for us */
 	sync_stop(fs.sync);
 	notify_stop();
 	stopped_notify = true;

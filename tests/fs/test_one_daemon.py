@@ -140,3 +140,48 @@ def test_lookup_works_while_mounted(kind, mount, tmp_path):
         m.stop()
     finally:
         t.close()
+
+
+def hold_lock(cache_dir, note):
+    """Take the cache's lock the way a daemon does (an OFD write lock on
+    <cache>/lock) and write note; returns the open file (closing it frees
+    the lock)."""
+    import fcntl
+    import struct
+    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+    f = open(os.path.join(cache_dir, "lock"), "r+b" if os.path.exists(
+        os.path.join(cache_dir, "lock")) else "w+b")
+    fcntl.fcntl(f, fcntl.F_OFD_SETLK, struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, 0, 0, 0))
+    f.truncate(0)
+    f.write(note.encode())
+    f.flush()
+    return f
+
+
+def test_a_stopping_daemon_is_waited_for(srv, mount, tmp_path):
+    """A daemon that has left its FUSE loop (unmounted, its threads ending)
+    notes that it is stopping: "fusermount3 -u DIR && exchangefs ..." then
+    waits for it instead of being refused."""
+    cache = str(tmp_path / "cache")
+    holder = hold_lock(cache, "%d\n\n" % os.getpid())
+    m = mount(srv, cache=cache, start=False)
+    m.start(expect_mount=False)
+    # it waits, neither mounting nor giving up, while the holder stops
+    wait_for(lambda: "which is stopping" in m.log_text() or m.proc.poll() is not None
+             or os.path.ismount(m.mountpoint), 30, what="the daemon's wait")
+    assert m.proc.poll() is None and not os.path.ismount(m.mountpoint)
+    holder.close()
+    wait_for(lambda: m.proc.poll() is not None or os.path.ismount(m.mountpoint), 60,
+             what="the mount after the holder exited")
+    assert os.path.ismount(m.mountpoint), m.log_text()
+    m.stop()
+
+
+def test_the_lock_file_names_the_daemon(srv, mount, tmp_path):
+    m = mount(srv)
+    with open(os.path.join(m.cache_dir, "lock")) as f:
+        assert f.read() == "%d\n%s\n" % (m.proc.pid, m.mountpoint)
+    m.stop()
+    # a clean exit leaves an empty file: no one is named
+    with open(os.path.join(m.cache_dir, "lock")) as f:
+        assert f.read() == ""
