@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -42,6 +43,14 @@ static bool fs_exiting(void *arg)
 static int check_mountpoint(const char *path)
 {
 	struct stat st;
+	struct statvfs sv;
+	if ((stat(path, &st) < 0 || statvfs(path, &sv) < 0) &&
+	    errno == ENOTCONN) {   /* stat may be answered from the kernel */
+		fprintf(stderr, "exchangefs: %s is the mount of a daemon that "
+			"is gone (killed?): fusermount3 -u %s, then mount again\n",
+			path, path);
+		return -1;
+	}
 	if (stat(path, &st) < 0) {
 		fprintf(stderr, "exchangefs: mount point %s: %s\n", path,
 			strerror(errno));

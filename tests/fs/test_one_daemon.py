@@ -185,3 +185,23 @@ def test_the_lock_file_names_the_daemon(srv, mount, tmp_path):
     # a clean exit leaves an empty file: no one is named
     with open(os.path.join(m.cache_dir, "lock")) as f:
         assert f.read() == ""
+
+
+def test_mount_point_of_a_killed_daemon(srv, mount, tmp_path):
+    """kill -9 leaves the mount point dead (ENOTCONN) until it is detached:
+    a new mount there says how to clear it; once cleared, the cache's lock
+    is free and the mount starts."""
+    m1 = mount(srv)
+    m1.wait_synced()
+    m1.proc.kill()
+    m1.proc.wait(30)
+    m1.proc = None
+    m1.log.close()
+    m2 = mount(srv, start=False)
+    m2.start(expect_mount=False)
+    line = refused(m2, mounted_before=True)
+    assert "fusermount3 -u %s" % m1.mountpoint in line, line
+    subprocess.run(["fusermount3", "-u", m1.mountpoint], capture_output=True)
+    m3 = mount(srv)
+    assert os.listdir(m3.path("Inbox"))
+    m3.stop()
