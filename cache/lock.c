@@ -92,8 +92,8 @@ int cache_lock(const char *dir, const char *mountpoint, char *err,
 	/* a holder that is stopping (unmounted, its threads ending) is waited
 	 * for, so "fusermount3 -u DIR && exchangefs ..." works */
 	char pid[24], mnt[4096];
-	int rc;
-	for (int i = 0; (rc = try_lock(fd)) && errno == EAGAIN &&
+	int rc, e = 0;
+	for (int i = 0; (rc = try_lock(fd)) && (e = errno) == EAGAIN &&
 			i < STOPPING_WAIT_MS / 100; i++) {
 		read_holder(fd, pid, sizeof(pid), mnt, sizeof(mnt));
 		if (!*pid || *mnt)
@@ -105,7 +105,7 @@ int cache_lock(const char *dir, const char *mountpoint, char *err,
 		nanosleep(&ts, NULL);
 	}
 	if (rc) {
-		if (errno == EAGAIN) {
+		if (e == EAGAIN) {
 			read_holder(fd, pid, sizeof(pid), mnt, sizeof(mnt));
 			if (*pid && *mnt)
 				snprintf(err, errlen, "the cache in %s is in use by "
@@ -127,7 +127,7 @@ int cache_lock(const char *dir, const char *mountpoint, char *err,
 		}
 		/* a file system without locks: go on, as before there were any */
 		log_warn("cannot lock %s (%s): nothing stops a second daemon "
-			 "from using this cache", path, strerror(errno));
+			 "from using this cache", path, strerror(e));
 	}
 	free(path);
 	cache_lock_note(fd, mountpoint);
