@@ -248,3 +248,22 @@ def test_damaged_accounts_file(tmp_path, damage):
                 proc.wait()
             subprocess.run(["fusermount3", "-u", "-z", str(tmp_path / "mnt")], capture_output=True)
             log.close()
+
+
+def test_cache_directories_made_private(mount, tmp_path):
+    """The cache directory and the directories in it are 0700 after a
+    start, whatever a copy or an older version left."""
+    t = make_target("ews", messages=3)
+    try:
+        m = mount(t)
+        m.wait_synced()
+        m.stop()
+        for d, mode in (("", 0o755), ("bodies", 0o755), ("local", 0o777)):
+            os.chmod(os.path.join(m.cache_dir, d), mode)
+        m2 = mount(t)
+        for d in ("", "bodies", "local"):
+            st = os.stat(os.path.join(m.cache_dir, d))
+            assert st.st_mode & 0o777 == 0o700, "%s is %o" % (d or ".", st.st_mode & 0o777)
+        m2.stop()
+    finally:
+        t.close()
