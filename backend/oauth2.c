@@ -150,7 +150,7 @@ out:
 int oa_tokens_load(const char *path, struct tokens *t, struct timespec *mtime,
 		       struct be_result *r, const char *address)
 {
-	struct json_obj o;
+	struct json_obj o = { 0 };
 	char err[200];
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -178,7 +178,7 @@ int oa_tokens_load(const char *path, struct tokens *t, struct timespec *mtime,
 		be_result_set(r, BE_AUTH,
 			      "token file %s is damaged: run exchangefs login %s",
 			      path, address);
-		goto out;
+		goto out_json;   /* a partial parse keeps what it read */
 	}
 	const char *ep = json_str(&o, "token_endpoint"),
 		   *id = json_str(&o, "client_id"),
@@ -200,7 +200,6 @@ out_json:
 	for (size_t i = 0; i < o.n; i++)
 		explicit_bzero(o.v[i].value, strlen(o.v[i].value));
 	json_free(&o);
-out:
 	explicit_bzero(data, (size_t)st.st_size);
 	free(data);
 	return rc;

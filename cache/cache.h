@@ -80,6 +80,24 @@ struct cache;
 /* Open (creating if needed) the cache in dir: dir is made 0700, files in it
  * 0600.  On failure returns NULL and writes one line into err. */
 struct cache *cache_open(const char *dir, char *err, size_t errlen);
+
+/* Make dir (and its parents) 0700; an existing dir is made 0700 too.
+ * Returns 0, or -1 with one line in err. */
+int cache_make_dir(const char *dir, char *err, size_t errlen);
+
+/* One daemon per cache directory (cache/lock.c).  cache_lock() takes an
+ * exclusive lock on <dir>/lock, noting this process and mountpoint in it,
+ * and returns the descriptor that holds it (kept across fork(); close it
+ * with cache_unlock()).  When another daemon holds it: -1 and one line in
+ * err naming that daemon's pid and mount point.  A file system without
+ * locks: a warning, and a descriptor that holds nothing. */
+int cache_lock(const char *dir, const char *mountpoint, char *err,
+	       size_t errlen);
+/* After fuse_daemonize(): note the daemon's own pid again; with a NULL
+ * mountpoint, note that the daemon is stopping (a daemon starting on the
+ * cache then waits for the lock, up to 30 s, instead of giving up). */
+void cache_lock_note(int fd, const char *mountpoint);
+void cache_unlock(int fd);
 void cache_close(struct cache *c);
 const char *cache_dir(struct cache *c);
 

@@ -6,6 +6,7 @@
 #include "db_internal.h"
 #include "backend/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -238,7 +239,7 @@ void db_bind_text(sqlite3_stmt *st, int i, const char *s)
 
 /* mkdir -p with mode 0700 for every directory we create; the last one is
  * forced to 0700 even if it existed. */
-static int make_private_dir(const char *path, char *err, size_t errlen)
+int cache_make_dir(const char *path, char *err, size_t errlen)
 {
 	char *p = xstrdup(path);
 	for (char *s = p + 1; *s; s++) {
@@ -296,13 +297,88 @@ static int migrate(struct cache *c, char *err, size_t errlen)
 		}
 		log_dbg(LC_CACHE, "cache schema upgraded to version %d", v + 1);
 	}
+	/* a new database: what local/ holds (nothing, unless a database was
+	 * lost) is adopted, not collected, by journal_recover() */
+	if (version == 0 && cache_meta_set(c, "adopt-local", "1")) {
+		snprintf(err, errlen, "cannot write to the new cache database");
+		return -1;
+	}
 	return 0;
+}
+
+/* A damaged database (emptied pages, random bytes, a truncated file) is
+ * found here, before anything reads it (a query that cannot be prepared
+ * aborts: db_prepare), and refused with one line saying what to do: it
+ * holds the journal of changes not yet sent, so it is not thrown away
+ * without the user's word.  quick_check reads every page once (60 ms for
+ * 100,000 messages).  An empty file is a new database. */
+static int check_usable(struct cache *c, const char *path, char *err,
+			size_t errlen)
+{
+	char *msg = NULL;
+	sqlite3_stmt *st = NULL;
+	const char *why = NULL;
+	int rc = sqlite3_exec(c->db, "PRAGMA journal_mode = WAL", NULL, NULL,
+			      &msg);
+	if (rc == SQLITE_OK && sqlite3_prepare_v2(c->db, "PRAGMA quick_check(1)",
+						  -1, &st, NULL) == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		const char *v = rc == SQLITE_ROW
+			? (const char *)sqlite3_column_text(st, 0) : NULL;
+		if (rc == SQLITE_ROW && v && !strcmp(v, "ok"))
+			rc = SQLITE_OK;
+		else if (rc == SQLITE_ROW)
+			why = v ? v : "integrity check failed";
+	} else if (rc == SQLITE_OK) {
+		rc = sqlite3_errcode(c->db);
+	}
+	if (rc == SQLITE_OK) {
+		sqlite3_finalize(st);
+		return 0;
+	}
+	if (!why)
+		why = msg ? msg : sqlite3_errmsg(c->db);
+	if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB || rc == SQLITE_ROW)
+		snprintf(err, errlen, "cache %s is damaged (%.200s): move it away "
+			 "(mv %s %s.damaged) and the next mount starts again "
+			 "from the server; changes in it not yet sent are lost",
+			 path, why, path, path);
+	else
+		snprintf(err, errlen, "cannot use cache %s: %.200s", path, why);
+	sqlite3_finalize(st);
+	sqlite3_free(msg);
+	return -1;
+}
+
+/* What the cache directory holds is the user's mail and keys: files 0600,
+ * directories 0700, whatever a copy, an editor or an older version left
+ * (one level down: bodies/ and local/ are made by us, 0600 each). */
+static void make_private_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		struct stat st;
+		if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &st,
+						   AT_SYMLINK_NOFOLLOW))
+			continue;
+		mode_t want = S_ISDIR(st.st_mode) ? 0700 : 0600;
+		if ((S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) &&
+		    (st.st_mode & 0777) != want &&
+		    fchmodat(dirfd(d), e->d_name, want, 0) == 0)
+			log_warn("%s/%s was mode %03o: made %03o (the cache is "
+				 "private)", dir, e->d_name,
+				 (unsigned)(st.st_mode & 0777), (unsigned)want);
+	}
+	if (d)
+		closedir(d);
 }
 
 struct cache *cache_open(const char *dir, char *err, size_t errlen)
 {
-	if (make_private_dir(dir, err, errlen))
+	if (cache_make_dir(dir, err, errlen))
 		return NULL;
+	make_private_files(dir);
 	char *path = xasprintf("%s/cache.db", dir);
 	/* create the file ourselves so it is 0600 whatever the umask; SQLite
 	 * gives the -wal and -shm files the database file's mode */
@@ -332,9 +408,14 @@ struct cache *cache_open(const char *dir, char *err, size_t errlen)
 		cache_close(c);
 		return NULL;
 	}
-	free(path);
 	sqlite3_busy_timeout(c->db, 10000);
 	sqlite3_extended_result_codes(c->db, 0);
+	if (check_usable(c, path, err, errlen)) {
+		free(path);
+		cache_close(c);
+		return NULL;
+	}
+	free(path);
 	if (db_exec(c, "PRAGMA journal_mode = WAL") ||
 	    db_exec(c, "PRAGMA synchronous = NORMAL") ||
 	    db_exec(c, "PRAGMA foreign_keys = OFF") ||

@@ -269,6 +269,35 @@ char *jr_new_token(void)
 	return s;
 }
 
+/* A file of local/ that a lost database knew: kept as a rejected file
+ * (.exchangefs/rejected/recovered <file>.eml), so its bytes can be read
+ * and put back where they belong.  Lock held. */
+static void adopt_orphan(struct cache *c, const char *rel)
+{
+	char *path = journal_content_path(c, rel);
+	struct stat sb;
+	int bad = stat(path, &sb) || !S_ISREG(sb.st_mode) || sb.st_size == 0;
+	free(path);
+	if (bad)
+		return;
+	char *want = xasprintf("recovered %s.eml", rel + strlen("local/"));
+	char *name = jr_free_user_name(c, CACHE_REJECTED_INO, want);
+	sqlite3_stmt *st = db_prepare(c, "INSERT INTO nodes(parent, kind, "
+		"name, local, content, body_size, error, size, mtime) VALUES("
+		"?, 2, ?, 2, ?, ?, 'written here, not yet sent when the cache "
+		"database was lost', -1, strftime('%s'))");
+	sqlite3_bind_int64(st, 1, CACHE_REJECTED_INO);
+	db_bind_text(st, 2, name);
+	db_bind_text(st, 3, rel);
+	sqlite3_bind_int64(st, 4, sb.st_size);
+	if (!db_step_done(c, st))
+		log_warn("%s was written here and not yet sent when the cache "
+			 "database was lost: kept as .exchangefs/rejected/%s",
+			 rel, name);
+	free(name);
+	free(want);
+}
+
 int journal_recover(struct cache *c)
 {
 	char *dir = xasprintf("%s/local", c->dir);
@@ -277,6 +306,7 @@ int journal_recover(struct cache *c)
 		free(dir);
 		return -EIO;
 	}
+	char *adopt = cache_meta_get(c, "adopt-local");
 	pthread_mutex_lock(&c->lock);
 	int rc = db_begin(c);
 	/* local-only files vanish with the mount */
@@ -339,19 +369,28 @@ int journal_recover(struct cache *c)
 		rc = db_commit(c);
 	if (rc)
 		db_rollback(c);
-	/* files nothing refers to: staging leftovers, superseded versions */
+	/* files nothing refers to: staging leftovers, superseded versions;
+	 * unless the database is new beside them (it was lost: emptied,
+	 * moved away as damaged), when they are what the user wrote and
+	 * the journal can no longer say where it goes */
 	DIR *d = opendir(dir);
 	struct dirent *de;
 	while (!rc && d && (de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
 		char *rel = xasprintf("local/%s", de->d_name);
-		jr_content_gc(c, rel);
+		if (adopt)
+			adopt_orphan(c, rel);
+		else
+			jr_content_gc(c, rel);
 		free(rel);
 	}
 	if (d)
 		closedir(d);
+	if (!rc && adopt)
+		rc = db_exec(c, "DELETE FROM meta WHERE key = 'adopt-local'");
 	pthread_mutex_unlock(&c->lock);
+	free(adopt);
 	free(dir);
 	return rc;
 }

@@ -172,6 +172,9 @@ char *options_cache_dir(const struct options *o);
  * status), and a state ("READY=1") for systemd when $NOTIFY_SOCKET is set. */
 int unix_command(int argc, char **argv);
 void unix_notify(const char *state);
+/* The source ("exchangefs:user@host") of the exchangefs mount on path (a
+ * real path), or NULL if none is mounted there.  Owned. */
+char *unix_mount_source(const char *path);
 
 /* lookup.c: `exchangefs lookup`: signs in like a mount and prints the
  * people of the address book matching o->query; the exit status. */

@@ -11,8 +11,10 @@
 
 #include <curl/curl.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <signal.h>
 #include <pthread.h>
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -34,9 +37,20 @@ static bool fs_exiting(void *arg)
 	return fs->se && fuse_session_exited(fs->se);
 }
 
+/* The mount point must be a directory without an exchangefs mount on it
+ * (a second daemon there would hide the first one's files); one that is
+ * not empty is only a warning (its files are hidden while mounted). */
 static int check_mountpoint(const char *path)
 {
 	struct stat st;
+	struct statvfs sv;
+	if ((stat(path, &st) < 0 || statvfs(path, &sv) < 0) &&
+	    errno == ENOTCONN) {   /* stat may be answered from the kernel */
+		fprintf(stderr, "exchangefs: %s is the mount of a daemon that "
+			"is gone (killed?): fusermount3 -u %s, then mount again\n",
+			path, path);
+		return -1;
+	}
 	if (stat(path, &st) < 0) {
 		fprintf(stderr, "exchangefs: mount point %s: %s\n", path,
 			strerror(errno));
@@ -47,6 +61,26 @@ static int check_mountpoint(const char *path)
 			path);
 		return -1;
 	}
+	char real[PATH_MAX];
+	char *source = realpath(path, real) ? unix_mount_source(real) : NULL;
+	if (source) {
+		fprintf(stderr, "exchangefs: %s is already an exchangefs mount "
+			"(%s): unmount it first (exchangefs unmount %s)\n", path,
+			source, path);
+		free(source);
+		return -1;
+	}
+	DIR *d = opendir(path);
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			fprintf(stderr, "exchangefs: warning: mount point %s is "
+				"not empty: its files are hidden while mounted\n",
+				path);
+			break;
+		}
+	if (d)
+		closedir(d);
 	return 0;
 }
 
@@ -247,8 +281,15 @@ int main(int argc, char **argv)
 		.progress = o.foreground,
 	};
 	int ret = 1;
-	char err[512] = "";
-	struct cache *cache = cache_open(cache_dir, err, sizeof(err));
+	char err[4600] = "";
+	struct cache *cache = NULL;
+	/* before anything touches the cache: one daemon per cache */
+	int lock_fd = cache_lock(cache_dir, o.mountpoint, err, sizeof(err));
+	if (lock_fd < 0) {
+		fprintf(stderr, "exchangefs: %s\n", err);
+		goto out_free;
+	}
+	cache = cache_open(cache_dir, err, sizeof(err));
 	if (!cache) {
 		fprintf(stderr, "exchangefs: %s\n", err);
 		goto out_free;
@@ -305,6 +346,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "exchangefs: cannot go to the background\n");
 		goto out_unmount;
 	}
+	cache_lock_note(lock_fd, o.mountpoint);   /* the daemon's own pid */
 	cache = cache_open(cache_dir, err, sizeof(err));
 	if (!cache) {
 		log_err("%s", err);
@@ -335,6 +377,7 @@ int main(int argc, char **argv)
 	ret = fuse_session_loop_mt(fs.se, lc) < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
 	unix_notify("STOPPING=1");
+	cache_lock_note(lock_fd, NULL);   /* a new mount may wait for us */
 	sync_stop(fs.sync);
 	notify_stop();
 	stopped_notify = true;
@@ -353,6 +396,7 @@ out_session:
 		sync_free(fs.sync);
 out_free:
 	cache_close(cache);
+	cache_unlock(lock_fd);
 	free(cache_dir);
 	signin_free(&si);
 	options_free(&o);

@@ -617,6 +617,17 @@ int options_parse(int argc, char **argv, struct options *o)
 		o->address = xstrdup(o->user);
 	if (!o->user && o->address)
 		o->user = xstrdup(o->address);
+	struct stat mst;
+	if (!o->url && !o->address && !o->account && !o->lookup &&
+	    !o->user && npos == 1 && !strchr(o->mountpoint, '/') &&
+	    stat(o->mountpoint, &mst) && errno == ENOENT) {
+		/* "exchangefs work": an account meant, but the accounts file
+		 * (missing, emptied, damaged) does not have it */
+		fprintf(stderr, "exchangefs: no account [%s] in %s%s, and no "
+			"--url (see --help)\n", o->mountpoint, o->config,
+			lr > 0 ? " (there is no such file)" : "");
+		return -1;
+	}
 	if (!o->url && !o->address) {
 		fprintf(stderr, "exchangefs: --url is required (the EWS endpoint, "
 			"e.g. https://mail.example.com/EWS/Exchange.asmx), or an "

@@ -60,7 +60,7 @@ static void unescape(char *s)
 
 /* The source ("exchangefs:user@host") of the exchangefs mount on path
  * (a real path), or NULL if none is mounted there.  Owned. */
-static char *mount_source(const char *path)
+char *unix_mount_source(const char *path)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
@@ -141,7 +141,7 @@ static int status_command(const char *arg)
 		say_unreadable(arg, arg);
 		return 1;
 	}
-	char *source = mount_source(real);
+	char *source = unix_mount_source(real);
 	if (!source) {
 		fprintf(stderr, "exchangefs: %s is not an exchangefs mount (see "
 			"mount -t fuse.exchangefs)\n", arg);
@@ -208,7 +208,7 @@ static int unmount_command(const char *config, const char *arg)
 			return 2;
 	}
 	if (realpath(target, real) && !strcmp(target, arg)) {
-		char *source = mount_source(real);
+		char *source = unix_mount_source(real);
 		if (!source) {
 			fprintf(stderr, "exchangefs: %s is not an exchangefs "
 				"mount\n", arg);

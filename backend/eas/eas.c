@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,48 +110,67 @@ void eas_state_write(const struct be_session *s, const char *name,
 	state_write(s, name, text);
 }
 
+static bool device_id_ok(const char *v)
+{
+	return v && strlen(v) == 32 && strspn(v, "0123456789ABCDEF") == 32;
+}
+
 /* The DeviceId: 32 hex digits, made once per account (cache directory);
- * without one, derived from the URL and user so it is still stable. */
+ * without one, derived from the URL and user so it is still stable.  A
+ * file holding anything else (emptied by a full disk, edited) is replaced
+ * by a new id, with a warning: the server then sees a new device, and the
+ * folders sync again (names and inodes kept).  The sessions of a process
+ * start one at a time here; two processes (a mount and a lookup) making
+ * the first id at once: the first file wins. */
 static void load_device_id(struct be_session *s, const struct be_config *cfg)
 {
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&lock);
 	char *v = state_read(s, DEVICE_FILE);
-	if (v && strlen(v) == 32 && strspn(v, "0123456789ABCDEF") == 32) {
-		memcpy(s->device_id, v, 33);
-		free(v);
-		return;
-	}
-	free(v);
 	unsigned char rnd[16];
-	if (s->state_dir && getrandom(rnd, sizeof(rnd), 0) == sizeof(rnd)) {
+	if (device_id_ok(v)) {
+		memcpy(s->device_id, v, 33);
+	} else if (s->state_dir && getrandom(rnd, sizeof(rnd), 0) == sizeof(rnd)) {
 		for (int i = 0; i < 16; i++)
 			snprintf(s->device_id + 2 * i, 3, "%02X", rnd[i]);
-		/* two sessions starting at once: the first file wins */
+		char line[34];
+		snprintf(line, sizeof(line), "%s\n", s->device_id);
 		char *path = xasprintf("%s/%s", s->state_dir, DEVICE_FILE);
 		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd >= 0) {
-			char line[34];
-			snprintf(line, sizeof(line), "%s\n", s->device_id);
 			if (write_all(fd, line, 33) || fsync(fd))
 				log_warn("cannot write %s", path);
 			close(fd);
 		} else if (errno == EEXIST) {
-			free(path);
-			load_device_id(s, cfg);
-			return;
+			free(v);
+			v = state_read(s, DEVICE_FILE);
+			if (device_id_ok(v)) {   /* another process made it */
+				memcpy(s->device_id, v, 33);
+			} else {
+				log_warn("%s is damaged (not 32 hex digits): "
+					 "replaced by a new device id; the "
+					 "server sees a new device and the "
+					 "folders sync again", path);
+				state_write(s, DEVICE_FILE, line);
+			}
+		} else {
+			log_warn("cannot create %s: %s", path, strerror(errno));
 		}
 		free(path);
-		return;
+	} else {
+		/* FNV-1a of user and URL, twice with different seeds */
+		uint64_t h[2] = { 0xcbf29ce484222325ull, 0x84222325cbf29ce4ull };
+		for (int k = 0; k < 2; k++) {
+			for (const char *p = cfg->user ? cfg->user : ""; *p; p++)
+				h[k] = (h[k] ^ (unsigned char)*p) * 0x100000001b3ull;
+			for (const char *p = cfg->url ? cfg->url : ""; *p; p++)
+				h[k] = (h[k] ^ (unsigned char)*p) * 0x100000001b3ull;
+		}
+		snprintf(s->device_id, sizeof(s->device_id), "%016llX%016llX",
+			 (unsigned long long)h[0], (unsigned long long)h[1]);
 	}
-	/* FNV-1a of user and URL, twice with different seeds */
-	uint64_t h[2] = { 0xcbf29ce484222325ull, 0x84222325cbf29ce4ull };
-	for (int k = 0; k < 2; k++) {
-		for (const char *p = cfg->user ? cfg->user : ""; *p; p++)
-			h[k] = (h[k] ^ (unsigned char)*p) * 0x100000001b3ull;
-		for (const char *p = cfg->url ? cfg->url : ""; *p; p++)
-			h[k] = (h[k] ^ (unsigned char)*p) * 0x100000001b3ull;
-	}
-	snprintf(s->device_id, sizeof(s->device_id), "%016llX%016llX",
-		 (unsigned long long)h[0], (unsigned long long)h[1]);
+	free(v);
+	pthread_mutex_unlock(&lock);
 }
 
 /* Percent-encode a query value. */

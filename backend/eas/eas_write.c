@@ -159,6 +159,16 @@ static char *kept_write_key(struct be_session *s, const char *coll)
 			key = xstrdup(l + cl + 1);
 	}
 	free(text);
+	/* a damaged file: a key no server gave is no key (Sync from 0) */
+	for (const char *p = key; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f ||
+		    p - key >= EAS_KEY_MAX) {
+			log_warn("the kept write key of collection %s in "
+				 WRITE_KEYS_FILE " is damaged: not used", coll);
+			free(key);
+			key = NULL;
+			break;
+		}
 	return key;
 }
 

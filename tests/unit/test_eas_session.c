@@ -542,9 +542,64 @@ static void test_fetch_batch(void)
 	CHECK(system(cmd) == 0);
 }
 
+/* A damaged eas-device-id (emptied by a full disk, cut short, edited,
+ * binary) is replaced by a new id: load_device_id() used to call itself
+ * without end on anything but 32 upper-case hex digits. */
+static void test_damaged_device_id(void)
+{
+	static const struct { const char *text; size_t len; } bad[] = {
+		{ "", 0 },
+		{ "0123456789ABCDEF", 16 },
+		{ "0123456789abcdef0123456789abcdef\n", 33 },
+		{ "\x01\xff\x00garbage\n\x7f", 13 },
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		char dir[] = "/tmp/test_eas_session.XXXXXX";
+		CHECK(mkdtemp(dir) != NULL);
+		char path[512];
+		snprintf(path, sizeof(path), "%s/eas-device-id", dir);
+		FILE *f = fopen(path, "w");
+		CHECK(f && fwrite(bad[k].text, 1, bad[k].len, f) == bad[k].len);
+		fclose(f);
+		snprintf(path, sizeof(path), "%s/eas-policy-key", dir);
+		f = fopen(path, "w");
+		fputs("none\n", f);
+		fclose(f);
+		add(200, "MS-ASProtocolVersions: 14.1,16.1\r\n", NULL);
+		pthread_t th;
+		int port = start_server(&th);
+		CHECK(port > 0);
+		char url[128];
+		snprintf(url, sizeof(url),
+			 "http://127.0.0.1:%d/Microsoft-Server-ActiveSync", port);
+		struct be_config cfg = { .url = url, .user = "al", .password = "pw",
+					 .connect_timeout_s = 5, .timeout_s = 10,
+					 .state_dir = dir };
+		struct be_result r;
+		struct be_session *s = eas_backend.open(&cfg, &r);
+		CHECK(s != NULL);
+		char *dev = slurp(dir, "eas-device-id");
+		if (s) {
+			const char *id = eas_session_device(s);
+			CHECK(strlen(id) == 32 &&
+			      strspn(id, "0123456789ABCDEF") == 32);
+			CHECK_STR(dev, id);
+			eas_backend.close(s);
+		}
+		free(dev);
+		pthread_join(th, NULL);
+		close(listen_fd);
+		reset_script();
+		char cmd[600];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		CHECK(system(cmd) == 0);
+	}
+}
+
 int main(void)
 {
 	test_session();
 	test_fetch_batch();
+	test_damaged_device_id();
 	return check_done("test_eas_session");
 }
