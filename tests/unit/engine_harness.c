@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,9 +223,24 @@ void engine_copy_dir(const char *from, const char *to)
 		closedir(d);
 }
 
+static char *base;  /* the test's directory, made at first use */
+
+static int remove_one(const char *path, const struct stat *sb, int type,
+		      struct FTW *ftw)
+{
+	return remove(path) < 0 ? -1 : 0;
+}
+
+void engine_cleanup(void)
+{
+	if (base)
+		nftw(base, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(base);
+	base = NULL;
+}
+
 char *engine_tmpdir(const char *tag)
 {
-	static char *base;
 	static unsigned n;
 	if (!base) {
 		const char *t = getenv("TMPDIR");

@@ -58,6 +58,8 @@ int engine_rows(struct engine *e);
 void engine_copy_dir(const char *from, const char *to);
 /* A fresh directory under the test's base (owned). */
 char *engine_tmpdir(const char *tag);
+/* Remove every directory engine_tmpdir() made. */
+void engine_cleanup(void);
 /* Print both dumps when they differ; true if equal. */
 bool engine_same(const char *what, const char *a, const char *b);
 

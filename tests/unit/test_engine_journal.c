@@ -590,5 +590,6 @@ int main(void)
 	test_draft_gone();
 	test_gone_on_server();
 	test_refused_kept();
+	engine_cleanup();
 	return check_done("test_engine_journal");
 }

@@ -316,5 +316,6 @@ int main(void)
 	}
 	free(ref);
 	test_resync();
+	engine_cleanup();
 	return check_done("test_engine_sync");
 }
