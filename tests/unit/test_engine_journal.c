@@ -272,21 +272,24 @@ static char *without_item_inos(const char *dump)
  * finds the old id gone, and the target folder's next sync brings it back
  * as a new node - same folder, same name, same server item, but a new
  * inode (and its cached body fetched again).  Nothing is lost or doubled;
- * the inode is the difference, so there only the rest is compared. */
-static void restart(const struct scenario *sc, const char *what,
-		    struct snap *sn, const char *want_cache,
-		    const char *want_server, bool lost_move)
+ * the inode is the difference, so there only the rest is compared.
+ *
+ * The restarted daemon runs its applier and sync thread side by side;
+ * either may go first, so both orders are tried, each from its own copy
+ * of the snapshot. */
+static void restart_one(const struct scenario *sc, const char *what,
+			const char *dir, struct sb_model *server,
+			bool sync_first, const char *want_cache,
+			const char *want_server, bool lost_move)
 {
 	struct engine e;
-	if (!sn->server) {
-		printf("%s, %s: no snapshot taken\n", sc->name, what);
-		CHECK(sn->server != NULL);
-		return;
-	}
-	CHECK(engine_start(&e, sn->to, sn->server));
+	CHECK(engine_start(&e, dir, server));
+	if (sync_first)
+		sync_pass_now(e.s);
 	engine_settle(&e);
-	char *cache = engine_dump(&e), *server = sb_dump(sn->server);
-	char *label = xasprintf("%s, crash %s: cache", sc->name, what);
+	char *cache = engine_dump(&e), *srv = sb_dump(server);
+	char *label = xasprintf("%s, crash %s, %s first: cache", sc->name, what,
+				sync_first ? "sync" : "applier");
 	if (lost_move) {
 		char *a = without_item_inos(want_cache), *b = without_item_inos(cache);
 		CHECK(engine_same(label, a, b));
@@ -296,11 +299,12 @@ static void restart(const struct scenario *sc, const char *what,
 		CHECK(engine_same(label, want_cache, cache));
 	}
 	free(label);
-	label = xasprintf("%s, crash %s: server", sc->name, what);
-	CHECK(engine_same(label, want_server, server));
+	label = xasprintf("%s, crash %s, %s first: server", sc->name, what,
+			  sync_first ? "sync" : "applier");
+	CHECK(engine_same(label, want_server, srv));
 	free(label);
-	CHECK(tokens(sn->server) == sc->creates);
-	CHECK(sn->server->sent == sc->sent);
+	CHECK(tokens(server) == sc->creates);
+	CHECK(server->sent == sc->sent);
 	CHECK(engine_rows(&e) == 0);
 	/* and a second run changes nothing */
 	engine_settle(&e);
@@ -308,8 +312,28 @@ static void restart(const struct scenario *sc, const char *what,
 	CHECK(engine_same("a second run", cache, again));
 	free(again);
 	free(cache);
-	free(server);
+	free(srv);
 	engine_stop(&e);
+}
+
+static void restart(const struct scenario *sc, const char *what,
+		    struct snap *sn, const char *want_cache,
+		    const char *want_server, bool lost_move)
+{
+	if (!sn->server) {
+		printf("%s, %s: no snapshot taken\n", sc->name, what);
+		CHECK(sn->server != NULL);
+		return;
+	}
+	char *other = engine_tmpdir("crash-sync-first");
+	engine_copy_dir(sn->to, other);
+	struct sb_model *server = sb_clone(sn->server);
+	restart_one(sc, what, other, server, true, want_cache, want_server,
+		    lost_move);
+	sb_free(server);
+	free(other);
+	restart_one(sc, what, sn->to, sn->server, false, want_cache, want_server,
+		    lost_move);
 }
 
 static void run_scenario(const struct scenario *sc)
