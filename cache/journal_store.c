@@ -356,6 +356,71 @@ int journal_recover(struct cache *c)
 	return rc;
 }
 
+/* Called by the sync engine (sync_apply.c) before it removes a folder the
+ * server deleted. */
+int jr_keep_unsent(struct cache *c, uint64_t ino)
+{
+	sqlite3_stmt *st = db_prepare(c,
+		"WITH RECURSIVE sub(ino) AS (SELECT ?1 UNION ALL "
+		"SELECT n.ino FROM nodes n JOIN sub ON n.parent = sub.ino) "
+		"SELECT n.ino, n.name FROM nodes n JOIN sub ON n.ino = sub.ino "
+		"WHERE n.kind = 2 AND n.local = 0 AND n.content IS NOT NULL "
+		"AND n.pend & ?2 != 0");
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int(st, 2, (int)JP_CONTENT);
+	struct node *v = NULL;
+	size_t n = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		v = xrealloc(v, (n + 1) * sizeof(*v));
+		memset(&v[n], 0, sizeof(*v));
+		v[n].ino = (uint64_t)sqlite3_column_int64(st, 0);
+		v[n++].name = xstrdup((const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	int rc = 0;
+	for (size_t i = 0; !rc && i < n; i++) {
+		char *name = jr_free_user_name(c, CACHE_REJECTED_INO, v[i].name);
+		log_warn("'%s' was not sent yet when its folder was deleted on "
+			 "the server: kept as .exchangefs/rejected/%s",
+			 v[i].name, name);
+		st = db_prepare(c, "UPDATE nodes SET parent = ?, name = ?, "
+				"local = 2, server_id = NULL, change_key = NULL, "
+				"pend = 0, error = 'its folder was deleted on the "
+				"server before it was sent' WHERE ino = ?");
+		sqlite3_bind_int64(st, 1, CACHE_REJECTED_INO);
+		db_bind_text(st, 2, name);
+		sqlite3_bind_int64(st, 3, (int64_t)v[i].ino);
+		rc = db_step_done(c, st);
+		free(name);
+		if (!rc) {
+			/* the rows' own content files: the node keeps its own */
+			st = db_prepare(c, "SELECT content FROM journal WHERE ino = ? "
+					"AND content IS NOT NULL");
+			sqlite3_bind_int64(st, 1, (int64_t)v[i].ino);
+			char **files = NULL;
+			size_t nf = 0;
+			while (sqlite3_step(st) == SQLITE_ROW) {
+				files = xrealloc(files, (nf + 1) * sizeof(*files));
+				files[nf++] = xstrdup((const char *)sqlite3_column_text(st, 0));
+			}
+			sqlite3_finalize(st);
+			st = db_prepare(c, "DELETE FROM journal WHERE ino = ?");
+			sqlite3_bind_int64(st, 1, (int64_t)v[i].ino);
+			rc = db_step_done(c, st);
+			for (size_t k = 0; k < nf; k++) {
+				if (!rc)
+					jr_content_gc(c, files[k]);
+				free(files[k]);
+			}
+			free(files);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+	return rc;
+}
+
 /* ---- the applier's side ---- */
 
 int journal_first(struct cache *c, struct jrow *out)

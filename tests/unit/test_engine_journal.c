@@ -600,6 +600,68 @@ static void test_refused_kept(void)
 	done_with(&e, m, dir);
 }
 
+/* A folder renamed here and one removed here, neither sent yet, reported
+ * by a sync meanwhile (something in them changed on the server): the one
+ * keeps the name the user gave it, the other does not come back. */
+static void test_pending_folder_rename_kept(void)
+{
+	struct engine e;
+	struct sb_model *m;
+	struct ids x;
+	char *dir;
+	if (start_synced(&e, &m, &x, &dir)) {
+		uint64_t work = ino_of(&e, x.work);
+		CHECK(do_rename_dir(&e, &x) == 0);
+		CHECK(do_rmdir(&e, &x) == 0);
+		sb_folder(m, x.work)->seq = ++m->seq;  /* reported again */
+		sb_folder(m, x.empty)->seq = ++m->seq;
+		CHECK(sync_pass_now(e.s) == BE_OK);
+		CHECK(engine_ino(&e, CACHE_ROOT_INO, "Jobs") == work);
+		CHECK(engine_ino(&e, CACHE_ROOT_INO, "Work") == 0);
+		CHECK(engine_ino(&e, CACHE_ROOT_INO, "Empty") == 0);
+		/* any page of the folder list: Empty is not linked back */
+		sb_folder(m, x.inbox)->seq = ++m->seq;
+		CHECK(sync_pass_now(e.s) == BE_OK);
+		CHECK(engine_ino(&e, CACHE_ROOT_INO, "Empty") == 0);
+		engine_settle(&e);
+		CHECK(engine_ino(&e, CACHE_ROOT_INO, "Jobs") == work);
+		CHECK_STR(sb_folder(m, x.work)->name, "Jobs");
+		CHECK(sb_folder(m, x.empty) == NULL);
+		CHECK(engine_rows(&e) == 0);
+	}
+	done_with(&e, m, dir);
+}
+
+/* A message written here, not uploaded yet, into a folder another client
+ * deletes meanwhile: what the user wrote is kept (in
+ * .exchangefs/rejected, with the reason), not deleted with the folder. */
+static void test_folder_gone_keeps_unsent(void)
+{
+	struct engine e;
+	struct sb_model *m;
+	struct ids x;
+	char *dir;
+	if (start_synced(&e, &m, &x, &dir)) {
+		uint64_t ino;
+		CHECK(engine_write_file(&e, ino_of(&e, x.work), "unsent.eml",
+					"unsent", &ino) == 0);
+		sb_remove_folder(m, x.work);
+		CHECK(sync_pass_now(e.s) == BE_OK);  /* before the applier */
+		engine_settle(&e);
+		CHECK(ino_of(&e, x.work) == 0);
+		struct node n = { 0 };
+		CHECK(cache_get(e.c, ino, &n) == 0);
+		CHECK(n.parent == CACHE_REJECTED_INO && n.content && n.error);
+		struct stat sb;
+		char *path = n.content ? journal_content_path(e.c, n.content) : NULL;
+		CHECK(path && stat(path, &sb) == 0 && sb.st_size > 0);
+		free(path);
+		node_clear(&n);
+		CHECK(engine_rows(&e) == 0);
+	}
+	done_with(&e, m, dir);
+}
+
 int main(void)
 {
 	setenv("TZ", "UTC", 1);
@@ -614,6 +676,8 @@ int main(void)
 	test_draft_gone();
 	test_gone_on_server();
 	test_refused_kept();
+	test_pending_folder_rename_kept();
+	test_folder_gone_keeps_unsent();
 	engine_cleanup();
 	return check_done("test_engine_journal");
 }
