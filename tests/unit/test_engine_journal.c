@@ -9,7 +9,9 @@
  * every create and send done exactly once, and a second run changing
  * nothing.  Then the conflicts: a stale change key, a move or delete of
  * an item gone on the server, a draft edited here and deleted there, a
- * create refused for good (its content kept).
+ * create refused for good (its content kept), folders renamed or removed
+ * here while a sync reports them, a message not sent yet into a folder
+ * deleted elsewhere.
  */
 #include "engine_harness.h"
 #include "cache/journal.h"
