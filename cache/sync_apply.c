@@ -151,9 +151,10 @@ static uint64_t parent_ino(struct cache *c, const char *root_id,
 
 /* Remove a folder and everything below it (but what the user wrote and
  * has not sent yet, jr_keep_unsent). */
-static int delete_subtree(struct cache *c, uint64_t ino)
+static int delete_subtree(struct cache *c, uint64_t ino,
+			  struct cache_changes *ch)
 {
-	int rc = jr_keep_unsent(c, ino);
+	int rc = jr_keep_unsent(c, ino, ch);
 	if (rc)
 		return rc;
 	sqlite3_stmt *st = db_prepare(c,
@@ -218,7 +219,7 @@ static int apply_folder(struct cache *c, const char *root_id,
 
 	if (f->change == BE_DELETE) {
 		if (exists) {
-			rc = delete_subtree(c, old.ino);
+			rc = delete_subtree(c, old.ino, ch);
 			cache_change_add_dir(ch, CC_GONE, old.ino, old.parent, old.name, 0, NULL);
 		}
 		node_clear(&old);
@@ -810,7 +811,7 @@ int cache_sweep_folders(struct cache *c, char *const *ids, size_t n,
 		}
 		sqlite3_finalize(st);
 		for (size_t i = 0; !rc && i < ng; i++)
-			rc = delete_subtree(c, gone[i]);
+			rc = delete_subtree(c, gone[i], ch);
 		free(gone);
 	}
 	if (!rc)

@@ -664,6 +664,29 @@ static void test_folder_gone_keeps_unsent(void)
 	done_with(&e, m, dir);
 }
 
+/* A message moved here into a folder another client deletes before the
+ * move is sent: the message is still where it was on the server, and
+ * stays in view. */
+static void test_move_into_deleted_folder(void)
+{
+	struct engine e;
+	struct sb_model *m;
+	struct ids x;
+	char *dir;
+	if (start_synced(&e, &m, &x, &dir)) {
+		char *name = name_of(&e, x.one);
+		CHECK(do_move(&e, &x) == 0);
+		sb_remove_folder(m, x.work);
+		CHECK(sync_pass_now(e.s) == BE_OK);
+		engine_settle(&e);
+		CHECK(sb_item(m, x.one) != NULL);
+		CHECK(engine_ino(&e, ino_of(&e, x.inbox), name) != 0);
+		CHECK(engine_rows(&e) == 0);
+		free(name);
+	}
+	done_with(&e, m, dir);
+}
+
 int main(void)
 {
 	setenv("TZ", "UTC", 1);
@@ -680,6 +703,7 @@ int main(void)
 	test_refused_kept();
 	test_pending_folder_rename_kept();
 	test_folder_gone_keeps_unsent();
+	test_move_into_deleted_folder();
 	engine_cleanup();
 	return check_done("test_engine_journal");
 }
