@@ -304,6 +304,78 @@ static void test_resync(void)
 	free(dir);
 }
 
+/* A resync of Big (3 pages: 6 messages, 2 gone, 1 new) killed at each of
+ * its calls - the refused one and each page from empty: restarted, it
+ * ends as a resync without a crash (the gone removed at the end, the
+ * others keeping their inodes). */
+static struct sb_model *resync_mailbox(const char **big, const char **ids)
+{
+	struct sb_model *m = big_mailbox(big, ids);
+	return m;
+}
+
+static void resync_change(struct sb_model *m, const char *big,
+			  const char *const *ids)
+{
+	sb_remove_item(m, ids[1]);
+	sb_remove_item(m, ids[4]);
+	sb_add_item(m, big, "late", 1700009000);
+	m->epoch++;
+}
+
+static void test_resync_crash(void)
+{
+	const char *big, *ids[PAGES * PER_PAGE];
+	struct sb_model *m = resync_mailbox(&big, ids);
+	struct engine e;
+	char *dir = engine_tmpdir("resync-ref");
+	CHECK(engine_start(&e, dir, m));
+	CHECK(sync_pass_now(e.s) == BE_OK);
+	resync_change(m, big, ids);
+	sb_clear_calls(m);
+	CHECK(sync_pass_now(e.s) == BE_OK);
+	char *ref = engine_dump(&e);
+	size_t calls = sb_calls(m, SB_SYNC_ITEMS, big);
+	CHECK(calls >= 4);  /* refused, then the pages from empty */
+	engine_stop(&e);
+	sb_free(m);
+	free(dir);
+	for (unsigned k = 1; k <= calls; k++) {
+		m = resync_mailbox(&big, ids);
+		dir = engine_tmpdir("resync-crash");
+		struct snap sn = { .from = dir, .to = engine_tmpdir("resync-copy"),
+				   .m = m };
+		CHECK(engine_start(&e, dir, m));
+		CHECK(sync_pass_now(e.s) == BE_OK);
+		resync_change(m, big, ids);
+		sb_clear_calls(m);
+		m->hook = take_snapshot;
+		m->hook_arg = &sn;
+		m->hook_op = SB_SYNC_ITEMS;
+		m->hook_on = big;
+		m->hook_nth = k;
+		sync_pass_now(e.s);
+		engine_stop(&e);
+		CHECK(sn.server != NULL);
+		if (sn.server) {
+			struct engine r;
+			CHECK(engine_start(&r, sn.to, sn.server));
+			CHECK(sync_pass_now(r.s) == BE_OK);
+			char *dump = engine_dump(&r);
+			char *label = xasprintf("resync killed at call %u", k);
+			CHECK(engine_same(label, ref, dump));
+			free(label);
+			free(dump);
+			engine_stop(&r);
+		}
+		sb_free(sn.server);
+		sb_free(m);
+		free(sn.to);
+		free(dir);
+	}
+	free(ref);
+}
+
 int main(void)
 {
 	setenv("TZ", "UTC", 1);
@@ -316,6 +388,7 @@ int main(void)
 	}
 	free(ref);
 	test_resync();
+	test_resync_crash();
 	engine_cleanup();
 	return check_done("test_engine_sync");
 }
