@@ -391,6 +391,15 @@ static int64_t backoff_ms(int attempts, uint32_t asked)
 	return (int64_t)asked > ms ? (int64_t)asked : ms;
 }
 
+/* The pending bits (JP_*) of node ino: what rows not done change. */
+static unsigned pending(struct cache *c, uint64_t ino)
+{
+	struct node n = { 0 };
+	unsigned p = cache_get(c, ino, &n) == 0 ? n.pend : 0;
+	node_clear(&n);
+	return p;
+}
+
 /* Record what happened to a row. */
 static void settle(struct applier *a, const struct jrow *row,
 		   struct outcome *o, const char *what)
@@ -415,11 +424,14 @@ static void settle(struct applier *a, const struct jrow *row,
 			return;
 		}
 		/* a move, delete, flag change or rename of something the
-		 * server no longer has: nothing to apply it to */
+		 * server no longer has: nothing to apply it to, and a
+		 * message goes (a resync that met it left it for this row) */
 		log_notice("%s '%s' dropped: it no longer exists on the server",
 			   jop_name(row->op), what);
 		o->drop = row->op == J_DELETE || row->op == J_RMDIR ||
-			  row->op == J_MOVE || row->op == J_MOVE_DIR;
+			  row->op == J_MOVE || row->op == J_MOVE_DIR ||
+			  (row->op == J_PROPS && st == BE_ITEM_GONE &&
+			   !(pending(c, row->ino) & (JP_CONTENT | JP_PLACE)));
 		be_new_free(&o->made);
 		st = BE_OK;
 	}

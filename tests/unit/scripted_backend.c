@@ -469,6 +469,8 @@ static enum be_status sb_sync_folders(struct be_session *s, const char *state,
 		last = next->seq;
 		n++;
 	}
+	if (!out->more)  /* everything up to now was considered */
+		last = m->seq;
 	out->new_state = xasprintf("%u:%lld", m->hier_epoch, (long long)last);
 	return leave(m, SB_SYNC_FOLDERS, f, BE_OK, NULL, r);
 }
@@ -531,6 +533,8 @@ static enum be_status sb_sync_items(struct be_session *s, const char *folder_id,
 		last = next->seq;
 		n++;
 	}
+	if (!out->more)
+		last = m->seq;
 	out->new_state = xasprintf("%u:%lld", m->epoch, (long long)last);
 	return leave(m, SB_SYNC_ITEMS, f, BE_OK, NULL, r);
 }

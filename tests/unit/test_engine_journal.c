@@ -687,6 +687,45 @@ static void test_move_into_deleted_folder(void)
 	done_with(&e, m, dir);
 }
 
+/* A flag set here on a message another client deletes, while Inbox's
+ * state is refused: the resync leaves the message alone (a change of ours
+ * waits for it), the flag finds it gone - and the message goes, rather
+ * than staying as a file the server no longer has. */
+static void test_flag_gone_during_resync(void)
+{
+	struct engine e;
+	struct sb_model *m;
+	struct ids x;
+	char *dir;
+	if (start_synced(&e, &m, &x, &dir)) {
+		CHECK(do_flag(&e, &x) == 0);
+		sb_remove_item(m, x.two);
+		m->epoch++;
+		CHECK(sync_pass_now(e.s) == BE_OK);
+		engine_settle(&e);
+		CHECK(ino_of(&e, x.two) == 0);
+		CHECK(engine_rows(&e) == 0);
+		CHECK(ino_of(&e, x.one) != 0);
+		/* a draft flagged, then edited here, deleted elsewhere: the
+		 * flag does not take the edit with it (saved anew) */
+		uint64_t d = ino_of(&e, x.draft);
+		struct be_props p = { .mask = BE_PROP_FLAG, .flag = BE_FLAG_FLAGGED };
+		CHECK(journal_set_props(e.c, d, &p) == 0);
+		CHECK(do_edit_draft(&e, &x) == 0);
+		sb_remove_item(m, x.draft);
+		m->epoch++;
+		CHECK(sync_pass_now(e.s) == BE_OK);
+		engine_settle(&e);
+		struct node n = { 0 };
+		CHECK(cache_get(e.c, d, &n) == 0 && n.server_id &&
+		      sb_item(m, n.server_id) &&
+		      !strcmp(sb_item(m, n.server_id)->subject, "edited here"));
+		node_clear(&n);
+		CHECK(engine_rows(&e) == 0);
+	}
+	done_with(&e, m, dir);
+}
+
 int main(void)
 {
 	setenv("TZ", "UTC", 1);
@@ -704,6 +743,7 @@ int main(void)
 	test_pending_folder_rename_kept();
 	test_folder_gone_keeps_unsent();
 	test_move_into_deleted_folder();
+	test_flag_gone_during_resync();
 	engine_cleanup();
 	return check_done("test_engine_journal");
 }

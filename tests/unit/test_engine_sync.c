@@ -30,13 +30,14 @@ static struct sb_model *big_mailbox(const char **big, const char **ids)
 	return m;
 }
 
-/* The state a page ends with: the cursor of its last message. */
+/* The state a page ends with: the cursor of its last message (the last
+ * page's: the server's head). */
 static char *state_after(struct sb_model *m, const char *const *ids, int page)
 {
 	if (page == 0)
 		return NULL;
-	return xasprintf("%u:%lld", m->epoch,
-			 (long long)sb_item(m, ids[page * PER_PAGE - 1])->seq);
+	return xasprintf("%u:%lld", m->epoch, page == PAGES ? (long long)m->seq
+			 : (long long)sb_item(m, ids[page * PER_PAGE - 1])->seq);
 }
 
 /* What a whole pass without faults leaves. */
