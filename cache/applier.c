@@ -391,6 +391,15 @@ static int64_t backoff_ms(int attempts, uint32_t asked)
 	return (int64_t)asked > ms ? (int64_t)asked : ms;
 }
 
+/* The pending bits (JP_*) of node ino: what rows not done change. */
+static unsigned pending(struct cache *c, uint64_t ino)
+{
+	struct node n = { 0 };
+	unsigned p = cache_get(c, ino, &n) == 0 ? n.pend : 0;
+	node_clear(&n);
+	return p;
+}
+
 /* Record what happened to a row. */
 static void settle(struct applier *a, const struct jrow *row,
 		   struct outcome *o, const char *what)
@@ -415,11 +424,14 @@ static void settle(struct applier *a, const struct jrow *row,
 			return;
 		}
 		/* a move, delete, flag change or rename of something the
-		 * server no longer has: nothing to apply it to */
+		 * server no longer has: nothing to apply it to, and a
+		 * message goes (a resync that met it left it for this row) */
 		log_notice("%s '%s' dropped: it no longer exists on the server",
 			   jop_name(row->op), what);
 		o->drop = row->op == J_DELETE || row->op == J_RMDIR ||
-			  row->op == J_MOVE || row->op == J_MOVE_DIR;
+			  row->op == J_MOVE || row->op == J_MOVE_DIR ||
+			  (row->op == J_PROPS && st == BE_ITEM_GONE &&
+			   !(pending(c, row->ino) & (JP_CONTENT | JP_PLACE)));
 		be_new_free(&o->made);
 		st = BE_OK;
 	}
@@ -452,55 +464,66 @@ static void settle(struct applier *a, const struct jrow *row,
 	journal_fail(c, row, o->r.msg);
 }
 
+/* Send the first row of the journal.  due_only: leave a row whose next
+ * try is later (and report its wait in *wait_ms).  Returns 1 if a row was
+ * handled (done, failed or put off), 0 if the journal has nothing to send,
+ * -1 if the first row is not due yet. */
+static int send_first(struct applier *a, bool due_only, int64_t *wait_ms)
+{
+	struct jrow row = { 0 };
+	if (journal_first(a->cache, &row))
+		return 0;
+	int64_t wait = row.next_try - wall_ms();
+	pthread_mutex_lock(&a->lock);
+	if (a->retry_now)
+		wait = 0;
+	a->retry_now = false;
+	pthread_mutex_unlock(&a->lock);
+	if (due_only && wait > 0) {
+		*wait_ms = wait;
+		jrow_clear(&row);
+		return -1;
+	}
+	struct outcome o = { 0 };
+	if (!open_session(a, &o.r)) {
+		char *err = xasprintf("%s: %s", be_status_name(o.r.status),
+				      o.r.msg);
+		journal_retry_later(a->cache, row.seq, wall_ms() +
+				    backoff_ms(row.attempts, o.r.retry_after_ms),
+				    err);
+		note(a, "%s", err);
+		free(err);
+		jrow_clear(&row);
+		return 1;
+	}
+	if (journal_take(a->cache, &row)) {
+		jrow_clear(&row);
+		return 1;
+	}
+	struct node n = { 0 };
+	char *what = cache_get(a->cache, row.ino, &n) == 0
+		? xstrdup(n.name) : xasprintf("#%llu", (unsigned long long)row.ino);
+	node_clear(&n);
+	sync_server_lock(a->sync);
+	apply_row(a, &row, &o);
+	settle(a, &row, &o, what);
+	sync_server_unlock(a->sync);
+	be_new_free(&o.made);
+	free(what);
+	jrow_clear(&row);
+	return 1;
+}
+
 static void *applier_main(void *arg)
 {
 	struct applier *a = arg;
 	for (;;) {
-		struct jrow row = { 0 };
-		if (journal_first(a->cache, &row)) {
-			if (wait_for(a, -1))
-				break;
-			continue;
-		}
-		int64_t wait = row.next_try - wall_ms();
-		pthread_mutex_lock(&a->lock);
-		if (a->retry_now)
-			wait = 0;
-		a->retry_now = false;
-		pthread_mutex_unlock(&a->lock);
-		if (wait > 0) {
-			jrow_clear(&row);
-			if (wait_for(a, wait))
-				break;
-			continue;
-		}
-		struct outcome o = { 0 };
-		if (!open_session(a, &o.r)) {
-			char *err = xasprintf("%s: %s", be_status_name(o.r.status),
-					      o.r.msg);
-			journal_retry_later(a->cache, row.seq, wall_ms() +
-					    backoff_ms(row.attempts, o.r.retry_after_ms),
-					    err);
-			note(a, "%s", err);
-			free(err);
-			jrow_clear(&row);
-			continue;
-		}
-		if (journal_take(a->cache, &row)) {
-			jrow_clear(&row);
-			continue;
-		}
-		struct node n = { 0 };
-		char *what = cache_get(a->cache, row.ino, &n) == 0
-			? xstrdup(n.name) : xasprintf("#%llu", (unsigned long long)row.ino);
-		node_clear(&n);
-		sync_server_lock(a->sync);
-		apply_row(a, &row, &o);
-		settle(a, &row, &o, what);
-		sync_server_unlock(a->sync);
-		be_new_free(&o.made);
-		free(what);
-		jrow_clear(&row);
+		int64_t wait = 0;
+		int got = send_first(a, true, &wait);
+		if (got == 0 && wait_for(a, -1))
+			break;
+		if (got < 0 && wait_for(a, wait))
+			break;
 		pthread_mutex_lock(&a->lock);
 		bool stop = a->stop;
 		pthread_mutex_unlock(&a->lock);
@@ -511,7 +534,7 @@ static void *applier_main(void *arg)
 	return NULL;
 }
 
-struct applier *applier_start(struct sync *s)
+struct applier *applier_new(struct sync *s)
 {
 	struct applier *a = xcalloc(1, sizeof(*a));
 	a->sync = s;
@@ -520,12 +543,25 @@ struct applier *applier_start(struct sync *s)
 	a->cfg = &sync_config(s)->be;
 	pthread_mutex_init(&a->lock, NULL);
 	cond_init_monotonic(&a->cond);
+	return a;
+}
+
+struct applier *applier_start(struct sync *s)
+{
+	struct applier *a = applier_new(s);
 	if (thread_start(&a->thread, "xfs-applier", applier_main, a)) {
+		pthread_mutex_destroy(&a->lock);
+		pthread_cond_destroy(&a->cond);
 		free(a);
 		return NULL;
 	}
 	a->running = true;
 	return a;
+}
+
+int applier_step(struct applier *a)
+{
+	return send_first(a, false, NULL);
 }
 
 void applier_kick(struct applier *a)
@@ -556,7 +592,10 @@ void applier_stop(struct applier *a)
 	a->stop = true;
 	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
-	pthread_join(a->thread, NULL);
+	if (a->running)
+		pthread_join(a->thread, NULL);
+	else
+		drop_session(a);
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->cond);
 	free(a);

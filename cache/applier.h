@@ -13,6 +13,12 @@ struct applier;
 /* Start sending the journal of s's cache through s's backend; NULL if the
  * thread cannot be started. */
 struct applier *applier_start(struct sync *s);
+/* For tests (tests/unit/test_engine*.c): an applier without its thread,
+ * whose rows applier_step() sends in the calling thread, due or not;
+ * applier_stop() frees it.  applier_step returns 1 if a row was handled
+ * (done, failed or put off), 0 if the journal has nothing to send. */
+struct applier *applier_new(struct sync *s);
+int applier_step(struct applier *a);
 /* A row was queued: look now. */
 void applier_kick(struct applier *a);
 /* The server answers again (the sync engine got through after failures):

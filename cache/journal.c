@@ -584,8 +584,8 @@ static int rename_item(struct cache *c, const struct node *n,
 			sqlite3_bind_int64(st, 3, last.seq);
 			rc = db_run(c, st);
 		} else {
-			rc = insert_row(c, J_MOVE, n->ino, newparent, 0, NULL,
-					NULL, NULL);
+			rc = insert_row(c, J_MOVE, n->ino, newparent,
+					(int64_t)n->parent, NULL, NULL, NULL);
 		}
 		jrow_clear(&last);
 	}

@@ -45,7 +45,7 @@ enum j_op {
 	J_REPLACE,    /* replace a draft's content */
 	J_PROPS,      /* set read / flag / categories (arg = JP_ bits) */
 	J_DELETE,     /* delete the item (arg = enum be_delete) */
-	J_MOVE,       /* move the item to folder */
+	J_MOVE,       /* move the item to folder (arg = the folder it left) */
 	J_MKDIR,      /* create the folder under its parent */
 	J_RMDIR,      /* delete the folder */
 	J_RENAME_DIR, /* rename the folder (name = server name) */

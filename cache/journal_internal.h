@@ -29,6 +29,15 @@ char *jr_free_user_name(struct cache *c, uint64_t parent, const char *name);
 void jr_read_row(sqlite3_stmt *st, struct jrow *r);
 /* Remove a node and everything queued for it (lock held, in a txn). */
 int jr_forget_node(struct cache *c, const struct node *n);
+/* When the server deleted folder ino, before the cache removes it: the
+ * messages below it that were moved there here and whose move was not
+ * sent go back where they are on the server; those whose content was
+ * written here and not sent yet (a new message, a draft's edit) move to
+ * .exchangefs/rejected with the reason, their rows dropped - what the
+ * user wrote or sees on the server is never deleted with a folder.  The
+ * messages moved back are added to ch (lock held, in a txn). */
+int jr_keep_unsent(struct cache *c, uint64_t folder,
+		   struct cache_changes *ch);
 /* A random dedup token for a create.  Owned. */
 char *jr_new_token(void);
 

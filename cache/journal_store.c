@@ -608,3 +608,131 @@ int journal_failures(struct cache *c, struct jrow **out, size_t *n, size_t max)
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
+
+/* Messages moved here into folder ino (or below it), the first move not
+ * sent yet, when the server deleted the folder: on the server they are
+ * still in the folder they left (the row's arg), so they go back there,
+ * their moves dropped (lock held, in a txn). */
+static int moves_back(struct cache *c, uint64_t ino, struct cache_changes *ch)
+{
+	sqlite3_stmt *st = db_prepare(c,
+		"WITH RECURSIVE sub(ino) AS (SELECT ?1 UNION ALL "
+		"SELECT n.ino FROM nodes n JOIN sub ON n.parent = sub.ino) "
+		"SELECT n.ino, n.name, j.arg FROM nodes n JOIN sub ON n.ino = sub.ino "
+		"JOIN journal j ON j.seq = (SELECT min(seq) FROM journal WHERE "
+		"ino = n.ino AND op = ?2) JOIN nodes f ON f.ino = j.arg AND "
+		"f.kind = 1 AND f.server_id IS NOT NULL "
+		"WHERE n.kind = 2 AND n.local = 0 AND j.state IN (0, 2) AND "
+		"j.arg NOT IN sub");
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int(st, 2, J_MOVE);
+	struct node *v = NULL;
+	size_t n = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		v = xrealloc(v, (n + 1) * sizeof(*v));
+		memset(&v[n], 0, sizeof(*v));
+		v[n].ino = (uint64_t)sqlite3_column_int64(st, 0);
+		v[n].name = xstrdup((const char *)sqlite3_column_text(st, 1));
+		v[n++].parent = (uint64_t)sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	int rc = 0;
+	for (size_t i = 0; !rc && i < n; i++) {
+		char *name = jr_free_user_name(c, v[i].parent, v[i].name);
+		log_notice("'%s' was moved into a folder that was deleted on "
+			   "the server before the move was sent: it stays where "
+			   "it is, as '%s'", v[i].name, name);
+		st = db_prepare(c, "UPDATE nodes SET parent = ?, name = ? "
+				"WHERE ino = ?");
+		sqlite3_bind_int64(st, 1, (int64_t)v[i].parent);
+		db_bind_text(st, 2, name);
+		sqlite3_bind_int64(st, 3, (int64_t)v[i].ino);
+		rc = db_step_done(c, st);
+		if (!rc) {
+			st = db_prepare(c, "DELETE FROM journal WHERE ino = ? AND "
+					"op = ?");
+			sqlite3_bind_int64(st, 1, (int64_t)v[i].ino);
+			sqlite3_bind_int(st, 2, J_MOVE);
+			rc = db_step_done(c, st);
+		}
+		if (!rc)
+			rc = recompute_pend(c, v[i].ino);
+		if (!rc)
+			rc = count_items(c, v[i].parent, 1);
+		if (!rc)
+			cache_change_add(ch, CC_NEW, v[i].ino, v[i].parent, name,
+					 0, NULL);
+		free(name);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+	return rc;
+}
+
+/* Called by the sync engine (sync_apply.c) before it removes a folder the
+ * server deleted. */
+int jr_keep_unsent(struct cache *c, uint64_t ino, struct cache_changes *ch)
+{
+	int rc = moves_back(c, ino, ch);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = db_prepare(c,
+		"WITH RECURSIVE sub(ino) AS (SELECT ?1 UNION ALL "
+		"SELECT n.ino FROM nodes n JOIN sub ON n.parent = sub.ino) "
+		"SELECT n.ino, n.name FROM nodes n JOIN sub ON n.ino = sub.ino "
+		"WHERE n.kind = 2 AND n.local = 0 AND n.content IS NOT NULL "
+		"AND n.pend & ?2 != 0");
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int(st, 2, (int)JP_CONTENT);
+	struct node *v = NULL;
+	size_t n = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		v = xrealloc(v, (n + 1) * sizeof(*v));
+		memset(&v[n], 0, sizeof(*v));
+		v[n].ino = (uint64_t)sqlite3_column_int64(st, 0);
+		v[n++].name = xstrdup((const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	for (size_t i = 0; !rc && i < n; i++) {
+		char *name = jr_free_user_name(c, CACHE_REJECTED_INO, v[i].name);
+		log_warn("'%s' was not sent yet when its folder was deleted on "
+			 "the server: kept as .exchangefs/rejected/%s",
+			 v[i].name, name);
+		st = db_prepare(c, "UPDATE nodes SET parent = ?, name = ?, "
+				"local = 2, server_id = NULL, change_key = NULL, "
+				"pend = 0, error = 'its folder was deleted on the "
+				"server before it was sent' WHERE ino = ?");
+		sqlite3_bind_int64(st, 1, CACHE_REJECTED_INO);
+		db_bind_text(st, 2, name);
+		sqlite3_bind_int64(st, 3, (int64_t)v[i].ino);
+		rc = db_step_done(c, st);
+		free(name);
+		if (!rc) {
+			/* the rows' own content files: the node keeps its own */
+			st = db_prepare(c, "SELECT content FROM journal WHERE ino = ? "
+					"AND content IS NOT NULL");
+			sqlite3_bind_int64(st, 1, (int64_t)v[i].ino);
+			char **files = NULL;
+			size_t nf = 0;
+			while (sqlite3_step(st) == SQLITE_ROW) {
+				files = xrealloc(files, (nf + 1) * sizeof(*files));
+				files[nf++] = xstrdup((const char *)sqlite3_column_text(st, 0));
+			}
+			sqlite3_finalize(st);
+			st = db_prepare(c, "DELETE FROM journal WHERE ino = ?");
+			sqlite3_bind_int64(st, 1, (int64_t)v[i].ino);
+			rc = db_step_done(c, st);
+			for (size_t k = 0; k < nf; k++) {
+				if (!rc)
+					jr_content_gc(c, files[k]);
+				free(files[k]);
+			}
+			free(files);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+	return rc;
+}

@@ -800,6 +800,22 @@ static void *sync_main(void *arg)
 	return NULL;
 }
 
+enum be_status sync_pass_now(struct sync *s)
+{
+	struct be_result r;
+	be_result_ok(&r);
+	if (open_session(s, &r) != BE_OK)
+		return r.status;
+	pthread_mutex_lock(&s->lock);
+	unsigned seq = s->fail_seq;
+	pthread_mutex_unlock(&s->lock);
+	bool ok = pass(s);
+	pthread_mutex_lock(&s->lock);
+	bool failed = s->fail_seq != seq;
+	pthread_mutex_unlock(&s->lock);
+	return !ok ? BE_NETWORK : failed ? BE_REFUSED : BE_OK;
+}
+
 bool sync_synced_once(struct sync *s)
 {
 	pthread_mutex_lock(&s->lock);

@@ -58,6 +58,11 @@ bool sync_have_cache(struct sync *s);
 bool sync_synced_once(struct sync *s);
 
 int sync_start(struct sync *s);      /* start the background thread */
+/* For tests (tests/unit/test_engine*.c): one full pass - the hierarchy,
+ * then every folder - in the calling thread, the sync thread not started.
+ * BE_OK when everything synced; BE_NETWORK when the connection was lost
+ * (the pass ended early); BE_REFUSED when some folder failed on its own. */
+enum be_status sync_pass_now(struct sync *s);
 void sync_stop(struct sync *s);      /* stop and join it */
 
 /* A FUSE request waiting in the engine (a folder's first sync, a body):

@@ -149,9 +149,14 @@ static uint64_t parent_ino(struct cache *c, const char *root_id,
 	return ino;
 }
 
-/* Remove a folder and everything below it. */
-static int delete_subtree(struct cache *c, uint64_t ino)
+/* Remove a folder and everything below it (but what the user wrote and
+ * has not sent yet, jr_keep_unsent). */
+static int delete_subtree(struct cache *c, uint64_t ino,
+			  struct cache_changes *ch)
 {
+	int rc = jr_keep_unsent(c, ino, ch);
+	if (rc)
+		return rc;
 	sqlite3_stmt *st = db_prepare(c,
 		"WITH RECURSIVE sub(ino) AS (SELECT ?1 UNION ALL "
 		"SELECT n.ino FROM nodes n JOIN sub ON n.parent = sub.ino) "
@@ -214,7 +219,7 @@ static int apply_folder(struct cache *c, const char *root_id,
 
 	if (f->change == BE_DELETE) {
 		if (exists) {
-			rc = delete_subtree(c, old.ino);
+			rc = delete_subtree(c, old.ino, ch);
 			cache_change_add_dir(ch, CC_GONE, old.ino, old.parent, old.name, 0, NULL);
 		}
 		node_clear(&old);
@@ -255,6 +260,12 @@ static int apply_folder(struct cache *c, const char *root_id,
 		free(name);
 		return rc;
 	}
+	/* a move, rename or removal of ours not sent yet wins over what
+	 * the server reports meanwhile (as for items): it stays put */
+	if (old.pend & JP_PLACE) {
+		parent = old.parent;
+		sname = old.server_name ? old.server_name : sname;
+	}
 	/* an existing folder: renamed or moved? */
 	char *name = xstrdup(old.name);
 	bool moved = parent != old.parent;
@@ -279,8 +290,9 @@ static int apply_folder(struct cache *c, const char *root_id,
 	db_bind_text(st, 4, f->parent_id);
 	db_bind_text(st, 5, sname);
 	db_bind_text(st, 6, f->folder_class ? f->folder_class : old.folder_class);
-	sqlite3_bind_int(st, 7, folder_visible(f->folder_class ? f->folder_class
-					       : old.folder_class));
+	sqlite3_bind_int(st, 7, (old.pend & JP_PLACE) ? old.visible
+				: folder_visible(f->folder_class ? f->folder_class
+						 : old.folder_class));
 	sqlite3_bind_int64(st, 8, f->total_count);
 	sqlite3_bind_int64(st, 9, f->unread_count);
 	sqlite3_bind_int64(st, 10, (moved || renamed) ? now : old.mtime);
@@ -301,7 +313,8 @@ static int link_orphans(struct cache *c, struct cache_changes *ch)
 	sqlite3_stmt *st = db_prepare(c,
 		"SELECT o.ino, p.ino, o.server_name FROM nodes o "
 		"JOIN nodes p ON p.kind = 1 AND p.server_id = o.parent_sid "
-		"WHERE o.kind = 1 AND o.parent = 0 AND o.ino != 1");
+		"WHERE o.kind = 1 AND o.parent = 0 AND o.ino != 1 AND "
+		"o.pend & 16 = 0");  /* not one removed here (JP_PLACE) */
 	int rc = 0;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		uint64_t ino = (uint64_t)sqlite3_column_int64(st, 0);
@@ -798,7 +811,7 @@ int cache_sweep_folders(struct cache *c, char *const *ids, size_t n,
 		}
 		sqlite3_finalize(st);
 		for (size_t i = 0; !rc && i < ng; i++)
-			rc = delete_subtree(c, gone[i]);
+			rc = delete_subtree(c, gone[i], ch);
 		free(gone);
 	}
 	if (!rc)
