@@ -863,8 +863,15 @@ int sync_start(struct sync *s)
 	s->applier = applier_start(s);
 	if (!s->applier)
 		log_err("cannot start sending changes to the server");
+	/* and the prefetcher: the sync thread kicks it after every page, so
+	 * s->prefetch is set before that thread starts (thread creation
+	 * publishes it; set after, the sync thread could read it unset or
+	 * half-made) */
+	s->prefetch = prefetch_start(s);
 	int rc = thread_start(&s->thread, "xfs-sync", sync_main, s);
 	if (rc) {
+		prefetch_stop(s->prefetch);
+		s->prefetch = NULL;
 		applier_stop(s->applier);
 		s->applier = NULL;
 		return -rc;
@@ -872,7 +879,6 @@ int sync_start(struct sync *s)
 	s->running = true;
 	if (s->cfg.notify)
 		s->watcher = watcher_start(s);
-	s->prefetch = prefetch_start(s);
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -25,7 +26,9 @@ struct xfs {
 	struct cache *cache;
 	struct sync *sync;
 	struct fuse_session *se;
-	bool kernel_ready;     /* INIT done: notifications may be sent */
+	/* INIT done: notifications may be sent.  Set by the FUSE thread that
+	 * answers INIT, read by the sync and reflector threads: atomic. */
+	atomic_bool kernel_ready;
 	bool zero_open;        /* the kernel opens files without asking us
 				  (FUSE no_open): reads come with fh 0 */
 	bool open_requests;    /* --open-requests: do not ask for no_open */

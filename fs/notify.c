@@ -81,7 +81,7 @@ static void inval_attr(struct xfs *fs, uint64_t ino)
 
 static void invalidate(struct xfs *fs, const struct cache_changes *ch)
 {
-	if (!fs->kernel_ready)
+	if (!atomic_load(&fs->kernel_ready))
 		return;
 	uint64_t last_parent = 0;
 	for (size_t i = 0; i < ch->n; i++) {
@@ -368,7 +368,7 @@ static void *reflect_main(void *arg)
 						     sizeof(*gone_dirs));
 				gone_dirs[n_gone++] = mine.v[i].ino;
 			}
-		int root = fs->kernel_ready ? open_root(fs) : -1;
+		int root = atomic_load(&fs->kernel_ready) ? open_root(fs) : -1;
 		unsigned long ok = 0, failed = 0;
 		for (size_t i = 0; i < mine.n && !atomic_load(&stopping); i++) {
 			const struct cache_change *c = &mine.v[i];
@@ -400,7 +400,7 @@ static void *reflect_main(void *arg)
 void notify_changes(void *arg, const struct cache_changes *ch)
 {
 	struct xfs *fs = arg;
-	if (!fs->kernel_ready)
+	if (!atomic_load(&fs->kernel_ready))
 		return;
 	if (!ch->from_server || !fs->reflect) {
 		invalidate(fs, ch);

@@ -104,7 +104,7 @@ static void xfs_init(void *userdata, struct fuse_conn_info *conn)
 	}
 	/* O_TRUNC must reach us as a SETATTR even when opens do not */
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
-	fs->kernel_ready = true;
+	atomic_store(&fs->kernel_ready, true);
 	log_dbg(LC_FS, "kernel connection ready (proto %u.%u, capable 0x%x, want 0x%x)",
 		conn->proto_major, conn->proto_minor, conn->capable, conn->want);
 }
@@ -312,7 +312,7 @@ static int open_item(fuse_req_t req, struct xfs *fs, fuse_ino_t ino,
 	 * an earlier fetch (servers rebuild MIME), and its exact size may
 	 * differ from the estimate stat showed: drop both. */
 	fi->keep_cache = !fetched;
-	if (fetched && fs->kernel_ready) {
+	if (fetched && atomic_load(&fs->kernel_ready)) {
 		struct stat sb;
 		if (fstat(fd, &sb) == 0 && sb.st_size != shown)
 			fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
@@ -421,7 +421,8 @@ static void read_by_ino(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 		 * A body smaller or equal: the short read itself makes the
 		 * kernel shrink the size; an invalidation here would stop it. */
 		struct stat sb;
-		if (fstat(fd, &sb) == 0 && sb.st_size > estimate && fs->kernel_ready)
+		if (fstat(fd, &sb) == 0 && sb.st_size > estimate &&
+		    atomic_load(&fs->kernel_ready))
 			fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 	}
 	reply_fd(req, fd, size, off);

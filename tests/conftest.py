@@ -1,7 +1,9 @@
 """conftest.py - session-wide: one directory for every log of the session
 (tests/logcheck.py says how tests put their logs there), and at the end of
 the session the check that no test password or token appears in any of
-them; a leak fails the run (exit status 1) with a report of where.  Tests
+them; a leak fails the run (exit status 1) with a report of where, and so
+does a sanitizer report file written during the run (tests/run.sh points
+ASan, UBSan and TSan at files with log_path).  Tests
 run in parallel (pytest-xdist, tests/run.sh): every test on SOGo goes to one
 worker, since one SOGo instance serves the machine and the worker that
 starts it stops it at its end."""
@@ -16,6 +18,29 @@ import logcheck  # noqa: E402
 import pytest  # noqa: E402
 
 _leaks = []
+_reports = []
+_started = time.time()
+
+
+def sanitizer_reports(since):
+    """Report files written since `since` by a sanitizer whose *SAN_OPTIONS
+    has log_path=P (the files are P.<pid>)."""
+    found = []
+    for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"):
+        for opt in os.environ.get(var, "").split(":"):
+            if not opt.startswith("log_path="):
+                continue
+            base = opt[len("log_path="):]
+            d = os.path.dirname(base) or "."
+            try:
+                names = os.listdir(d)
+            except OSError:
+                continue
+            for n in names:
+                p = os.path.join(d, n)
+                if n.startswith(os.path.basename(base) + ".") and os.path.getmtime(p) >= since:
+                    found.append(p)
+    return sorted(set(found))
 
 
 def pytest_configure(config):
@@ -46,6 +71,10 @@ def pytest_sessionfinish(session, exitstatus):
     _leaks[:] = logcheck.scan()
     if _leaks:
         session.exitstatus = 1
+    if not hasattr(session.config, "workerinput"):   # the xdist controller, or no xdist
+        _reports[:] = sanitizer_reports(_started)
+        if _reports:
+            session.exitstatus = 1
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -59,3 +88,7 @@ def pytest_terminal_summary(terminalreporter):
                                     % (len(_leaks), n, d))
     else:
         terminalreporter.write_line("no secret in the %d logs of %s" % (n, d))
+    if _reports:
+        terminalreporter.section("sanitizer reports", sep="=", red=True, bold=True)
+        terminalreporter.write_line("FAILED: %d sanitizer report file(s): %s"
+                                    % (len(_reports), " ".join(_reports)))

@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <strings.h>
 #include <stdbool.h>
 #include <sys/socket.h>
@@ -58,7 +59,7 @@ struct server {
 	int lfd, port;
 	SSL_CTX *tls;
 	pthread_t th;
-	volatile bool stop;
+	atomic_bool stop;       /* server_stop(); the server threads poll it */
 	pthread_mutex_t mu;
 	/* protected by mu */
 	struct canned script[8];

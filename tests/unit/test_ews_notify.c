@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -40,7 +41,7 @@ struct reply {
 struct server {
 	int lfd, port;
 	pthread_t th;
-	volatile bool stop;
+	atomic_bool stop;       /* server_stop(); the server threads poll it */
 	pthread_mutex_t mu;
 	/* protected by mu */
 	struct reply script[16];
