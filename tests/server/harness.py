@@ -108,12 +108,13 @@ def make_self_signed_cert(directory, names=()):
 class EwsServer:
     def __init__(self, messages=200, seed=1, big=None, user="alice", password="secret", tls=False,
                  state=None, latency_ms=0, xml_invalid_chars=None, extra_args=(), start_timeout=120,
-                 python=None, host="127.0.0.1", tls_names=()):
+                 python=None, host="127.0.0.1", tls_names=(), pim=False):
         self.messages, self.seed, self.big = messages, seed, big
         self.user, self.password = user, password
         self.tls, self.state, self.latency_ms = tls, state, latency_ms
         self.xml_invalid_chars, self.extra_args = xml_invalid_chars, list(extra_args)
         self.start_timeout, self.host = start_timeout, host
+        self.pim = pim                  # --pim: seed calendar items, contacts and tasks too
         self.python = python or ("/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable)
         self.dir = tempfile.mkdtemp(prefix="ews-server-")
         self.log_path = os.path.join(self.dir, "server.log")
@@ -151,6 +152,8 @@ class EwsServer:
                "--messages", str(self.messages), "--seed", str(self.seed)]
         if self.big is not None:
             cmd += ["--big", str(self.big)]
+        if self.pim:
+            cmd.append("--pim")
         if self.user is not None:
             cmd += ["--user", self.user, "--password", self.password]
         if self.tls:

@@ -305,7 +305,16 @@ def operations():
         OPERATIONS.update(WRITE_OPERATIONS)
         OPERATIONS.update(RESOLVE_OPERATIONS)
         OPERATIONS.update(NOTIFY_OPERATIONS)
+        OPERATIONS["GetUserAvailabilityRequest"] = _get_user_availability
     return OPERATIONS
+
+
+def _get_user_availability(mb, op):
+    import pim_ews
+    from generate import OWNER
+    user = mb.uid.rsplit("-", 1)[0] if "-" in mb.uid else mb.uid
+    owner = OWNER[1] if user == "alice" else (user if "@" in user else f"{user}@example.com")
+    return pim_ews.get_user_availability(mb, op, owner)
 
 
 def dispatch(mb, op_elem):
