@@ -329,6 +329,17 @@ class EwsServer:
             req["received"] = int(received)
         return self.control("POST", "deliver", req)["id"]
 
+    def add_pim(self, pim, folder_path=None):
+        """A calendar item, contact or task from its canonical dict (pim.py);
+        returns its id."""
+        return self.control("POST", "pim_add", {"pim": pim, "folder_path": folder_path})["id"]
+
+    def change_pim(self, item_id, **fields):
+        return self.control("POST", "pim_change", {"id": item_id, "set": fields})["change_key"]
+
+    def pim(self, item_id):
+        return self.item_info(item_id)["pim"]
+
     def delete(self, item_id):
         self.control("POST", "delete", {"id": item_id})
 
