@@ -337,7 +337,7 @@ class EwsServer:
     def change_pim(self, item_id, **fields):
         return self.control("POST", "pim_change", {"id": item_id, "set": fields})["change_key"]
 
-    def pim(self, item_id):
+    def pim_of(self, item_id):
         return self.item_info(item_id)["pim"]
 
     def delete(self, item_id):
