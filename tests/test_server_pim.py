@@ -260,6 +260,32 @@ def test_ews_free_busy(acc, srv, ids):
     assert b"ErrorMailRecipientNotFound" in ET.tostring(root)
 
 
+def test_ews_fault_knobs_hit_the_new_operations(acc, srv, ids):
+    p = srv.pim_of(ids["berlin"])
+    fmt = lambda ts: datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")  # noqa: E731
+    body = (AVAIL % ("alice@example.com", fmt(p["start"]), fmt(p["end"]))).encode()
+    srv.fault("http503", operation="GetUserAvailability")
+    r = requests.post(srv.ews_url, data=body, auth=(srv.user, srv.password), timeout=60,
+                      headers={"Content-Type": "text/xml; charset=utf-8"})
+    assert r.status_code == 503
+    assert post(acc, srv, body).find(f".//{TNS}CalendarEvent") is not None      # the next one is answered
+    card = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Fault Test\r\nN:Test;Fault;;;\r\nEND:VCARD\r\n"
+    srv.fault("busy", operation="CreateItem", where="message")
+    with pytest.raises(AssertionError, match="ErrorServerBusy"):
+        create_from_mime(acc, srv, "Contact", card)
+    assert srv.pim_of(create_from_mime(acc, srv, "Contact", card))["display"] == "Fault Test"
+
+
+def test_state_file_keeps_pim_items_across_a_restart(tmp_path):
+    with EwsServer(messages=5, seed=9, pim=True, state=str(tmp_path / "state.jsonl")) as s:
+        ids = s.markers()["pim"]
+        s.change_pim(ids["due"], subject="Changed before restart")
+        before = {m: s.pim_of(i) for m, i in ids.items()}
+        s.restart()
+        assert {m: s.pim_of(i) for m, i in ids.items()} == before
+        assert s.item_info(ids["recurring"])["mime_len"] > 1000
+
+
 # ---- ActiveSync -------------------------------------------------------------------------
 
 def test_eas_sync_each_class(srv, ids):

@@ -269,6 +269,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             op_elem, _version = soap.parse_request(body, self.server.known_versions)
             op_name, parse_fault = soap.local(op_elem.tag), None
+            if op_name == "GetUserAvailabilityRequest":     # the one operation whose element says Request
+                op_name = "GetUserAvailability"
         except soap.Fault as f:
             op_elem, op_name, parse_fault = None, "(invalid)", f
         fault = self.server.faults.take(op_name)
