@@ -90,16 +90,19 @@ def _calendar_fields(it):
     tzname = ev["tz"]
     out = [
         ("calendar:UID", f"<t:UID>{esc(ev['uid'])}</t:UID>"),
+        ("calendar:RecurrenceId", f"<t:RecurrenceId>{dt(ev['orig'])}</t:RecurrenceId>" if ev.get("orig") else ""),
         ("calendar:DateTimeStamp", f"<t:DateTimeStamp>{dt(it.modified)}</t:DateTimeStamp>"),
         ("calendar:Start", f"<t:Start>{dt(ev['start'])}</t:Start>"),
         ("calendar:End", f"<t:End>{dt(ev['end'])}</t:End>"),
+        ("calendar:OriginalStart", f"<t:OriginalStart>{dt(ev['orig'])}</t:OriginalStart>" if ev.get("orig") else ""),
         ("calendar:IsAllDayEvent", f"<t:IsAllDayEvent>{'true' if ev.get('all_day') else 'false'}</t:IsAllDayEvent>"),
         ("calendar:LegacyFreeBusyStatus", f"<t:LegacyFreeBusyStatus>{ev.get('busy') or 'Busy'}</t:LegacyFreeBusyStatus>"),
         ("calendar:Location", f"<t:Location>{esc(ev['location'])}</t:Location>" if ev.get("location") else ""),
         ("calendar:IsMeeting", f"<t:IsMeeting>{'true' if ev.get('attendees') else 'false'}</t:IsMeeting>"),
         ("calendar:IsCancelled", "<t:IsCancelled>false</t:IsCancelled>"),
-        ("calendar:IsRecurring", f"<t:IsRecurring>{'true' if rec else 'false'}</t:IsRecurring>"),
-        ("calendar:CalendarItemType", f"<t:CalendarItemType>{'RecurringMaster' if rec else 'Single'}</t:CalendarItemType>"),
+        ("calendar:IsRecurring", f"<t:IsRecurring>{'true' if rec or ev.get('instance') else 'false'}</t:IsRecurring>"),
+        ("calendar:CalendarItemType", f"<t:CalendarItemType>{ev.get('instance') or ('RecurringMaster' if rec else 'Single')}"
+         "</t:CalendarItemType>"),
         ("calendar:MyResponseType", "<t:MyResponseType>Organizer</t:MyResponseType>"),
         ("calendar:Organizer", f"<t:Organizer>{_mbx(*org)}</t:Organizer>"),
         ("calendar:RequiredAttendees", _attendees(ev, "Required")),
@@ -562,3 +565,78 @@ def get_user_availability(mb, op, owner):
                    "</t:WorkingPeriodArray></t:WorkingHours></m:FreeBusyView></m:FreeBusyResponse>")
     return envelope(f'<m:GetUserAvailabilityResponse xmlns:m="{NS_M}" xmlns:t="{NS_T}"><m:FreeBusyResponseArray>'
                     f'{"".join(out)}</m:FreeBusyResponseArray></m:GetUserAvailabilityResponse>')
+
+
+# ---- FindItem with CalendarView -------------------------------------------------------------
+
+class Occurrence:
+    """One instance of a recurring master as CalendarView lists it: the
+    master's properties, its own id, start, end (and those an exception
+    changed), CalendarItemType Occurrence or Exception."""
+
+    def __init__(self, master, occ):
+        orig, start, end, x = occ
+        self._master = master
+        self.id = _occ_id(master, orig)
+        self.pim = dict(master.pim, start=start, end=end, recurrence=None, exceptions=[], orig=orig,
+                        instance="Exception" if x else "Occurrence")
+        if x:
+            for k in ("subject", "location"):
+                if k in x:
+                    self.pim[k] = x[k]
+        self.subject = self.pim.get("subject")
+
+    def __getattr__(self, name):
+        return getattr(self._master, name)
+
+
+def calendar_view(f, view, fields):
+    """The RootFolder of a FindItem with CalendarView: single items and
+    occurrences overlapping [StartDate, EndDate), by start; at most
+    MaxEntriesReturned (IncludesLastItemInRange false when cut)."""
+    import render
+    from ops import _root_folder
+    if not (f.folder_class or "").startswith("IPF.Appointment"):
+        raise MailboxError("ErrorCalendarFolderIsInvalidForCalendarView",
+                           "The folder is not a calendar folder.")
+    try:
+        lo, hi = parse_dt(view.get("StartDate")), parse_dt(view.get("EndDate"))
+    except MailboxError:
+        raise Fault("ErrorSchemaValidation", "The CalendarView StartDate or EndDate is invalid.") from None
+    if hi < lo:
+        raise MailboxError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate")
+    if hi - lo > 2 * 366 * 86400:
+        raise MailboxError("ErrorCalendarViewRangeTooBig", "The calendar view range is too big.")
+    entries = []
+    for it in f.items.values():
+        if pim.kind_of(it) != "calendar":
+            continue
+        if not it.pim.get("recurrence"):
+            if it.pim["end"] > lo and it.pim["start"] < hi:
+                entries.append((it.pim["start"], it))
+            continue
+        for occ in pim.occurrences(it.pim, lo, hi):
+            entries.append((occ[1], Occurrence(it, occ)))
+    entries.sort(key=lambda e: (e[0], e[1].id))
+    limit = view.get("MaxEntriesReturned")
+    n = len(entries) if not (limit or "").strip().isdigit() else min(len(entries), int(limit))
+    return _root_folder("Items", [render.item_xml(x, fields) for _, x in entries[:n]], 0, n, n, len(entries))
+
+
+def occurrence_by_id(mb, iid):
+    """The Occurrence an occurrence id (master id + original start) names, or None."""
+    try:
+        raw = base64.b64decode(iid, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < 9:
+        return None
+    master = mb.items.get(base64.b64encode(raw[:-8]).decode("ascii"))
+    if master is None or pim.kind_of(master) != "calendar" or not master.pim.get("recurrence"):
+        return None
+    orig = int.from_bytes(raw[-8:], "big")
+    for occ in pim.occurrences(master.pim, orig, orig + 1 + (master.pim["end"] - master.pim["start"])) + \
+            [o for o in pim.occurrences(master.pim) if o[0] == orig]:
+        if occ[0] == orig:
+            return Occurrence(master, occ)
+    return None
