@@ -28,6 +28,7 @@ from eas_client import E, EasClient, collection  # noqa: E402
 from test_exchangelib import account  # noqa: E402
 from wbxml import child, children, text  # noqa: E402
 
+import generate  # noqa: E402
 import pim  # noqa: E402
 
 TNS = "{http://schemas.microsoft.com/exchange/services/2006/types}"
@@ -63,11 +64,8 @@ def test_ews_sync_gives_typed_items(acc, ids):
         for kind, item in f.sync_items():
             assert kind == "create"
             got[item.id] = type(item).__name__
-    want = {v: {"calendar": "CalendarItem", "contact": "Contact", "task": "Task"}[k] for k, v in (
-        (("calendar" if m in ("single", "allday", "recurring", "berlin", "seattle", "tokyo", "hostile_big",
-                              "hostile_lines") else "contact" if m in ("photo", "japanese", "plain0", "plain1",
-                                                                      "plain2") else "task"), i)
-        for m, i in ids.items())}
+    element = {"calendar": "CalendarItem", "contact": "Contact", "task": "Task"}
+    want = {ids[m]: element[kind] for kind, m, _ in generate.pim_specs(7, generate.ANCHOR)}
     assert got == want
 
 
