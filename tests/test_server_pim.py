@@ -408,3 +408,30 @@ def test_model_round_trips_icalendar_and_vcard(ids, srv):
     again = pim.parse_vcf(pim.render_vcf(c, 0))
     for k in ("given", "surname", "display", "emails", "photo", "birthday"):
         assert again[k] == c[k], k
+
+
+def test_eas_hostile_adds(srv, acc):
+    c = eas(srv)
+    cal = c.folders()["Calendar"]
+    c.sync_all(cal, options=[])
+    base = [E("Calendar:Timezone", pim.eas_timezone("UTC")), E("Calendar:StartTime", "20310808T100000Z"),
+            E("Calendar:EndTime", "20310808T110000Z")]
+    # a body that is not UTF-8 (opaque data) is kept with replacement characters
+    key, st, sid = _add(c, cal, c.keys[cal], "h1", base + [
+        E("Calendar:Subject", "Bad bytes"),
+        E("AirSyncBase:Body", [E("AirSyncBase:Type", "1"), E("AirSyncBase:Data", b"ok \xff\xfe end")])])
+    assert st == "1"
+    item = [i for i in acc.calendar.all() if i.subject == "Bad bytes"][0]
+    assert item.body.startswith("ok ") and item.body.endswith(" end")
+    icalendar.Calendar.from_ical(item.mime_content)
+    # a monthly recurrence is not modelled: the Add is refused with status 6, nothing stored
+    key, st, sid = _add(c, cal, key, "h2", base + [E("Calendar:Subject", "Monthly"), E("Calendar:Recurrence", [
+        E("Calendar:Type", "2"), E("Calendar:Interval", "1"), E("Calendar:DayOfMonth", "8")])])
+    assert st == "6" and sid is None
+    assert not [i for i in acc.calendar.all() if i.subject == "Monthly"]
+    # an end before the start is refused too
+    key, st, sid = _add(c, cal, key, "h3", [E("Calendar:Timezone", pim.eas_timezone("UTC")),
+                                            E("Calendar:Subject", "Backwards"),
+                                            E("Calendar:StartTime", "20310808T110000Z"),
+                                            E("Calendar:EndTime", "20310808T100000Z")])
+    assert st == "6"
