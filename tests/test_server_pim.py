@@ -435,3 +435,19 @@ def test_eas_hostile_adds(srv, acc):
                                             E("Calendar:StartTime", "20310808T110000Z"),
                                             E("Calendar:EndTime", "20310808T100000Z")])
     assert st == "6"
+
+
+def test_ews_pull_notifications_for_server_side_changes(acc, srv):
+    sub_id, watermark = acc.calendar.subscribe_to_pull()
+    try:
+        iid = srv.add_pim({"kind": "calendar", "subject": "Pushed", "tz": "UTC",
+                           "start": 1956528000, "end": 1956531600})
+        srv.change_pim(iid, subject="Pushed again")
+        srv.delete(iid)
+        kinds = []
+        for notification in acc.calendar.get_events(subscription_id=sub_id, watermark=watermark):
+            kinds += [type(e).__name__ for e in notification.events if getattr(e, "item_id", None)
+                      and e.item_id.id == iid]
+        assert kinds == ["CreatedEvent", "ModifiedEvent", "DeletedEvent"]
+    finally:
+        acc.calendar.unsubscribe(sub_id)
