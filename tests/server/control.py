@@ -199,7 +199,8 @@ def item_info(it, with_mime, mb=None):
          "item_class": it.item_class, "has_attachments": it.has_attachments,
          "message_id": it.message_id, "is_draft": it.is_draft, "flag": it.flag,
          "categories": list(it.categories), "token": it.ext.get(props.TOKEN_KEY),
-         "ext": [ext_info(k, v) for k, v in sorted(it.ext.items())], "to": it.to, "cc": it.cc}
+         "ext": [ext_info(k, v) for k, v in sorted(it.ext.items())], "to": it.to, "cc": it.cc,
+         "pim": it.pim}
     if mb is not None:
         d["folder_path"] = "/".join(mb.folder_path(it.folder))
     if with_mime:
@@ -317,6 +318,27 @@ def _route(server, mb, method, path, q, req):
         it = mb.deliver(f, mime, is_read=bool(req.get("is_read", False)), received=req.get("received"),
                         item_class=req.get("item_class", "IPM.Note"), size=req.get("size"))
         return {"id": it.id, "change_key": it.change_key}
+    if name == "pim_add":               # a calendar item, contact or task (pim.py canonical dict)
+        import pim
+        p = dict(req["pim"])
+        kind = p.get("kind")
+        base = {"calendar": pim.new_event, "contact": pim.new_contact, "task": pim.new_task}.get(kind)
+        if base is None:
+            raise ControlError(400, f"unknown kind {kind!r}")
+        p = base(**p)
+        if kind == "calendar" and ("start" not in p or "end" not in p):
+            raise ControlError(400, "a calendar item needs start and end")
+        f = _folder(mb, req["folder_path"]) if req.get("folder_path") else mb.distinguished.get(pim.KIND_FOLDER[kind])
+        if f is None:
+            raise ControlError(404, "no folder for that kind (start the server with --pim)")
+        it = mb.add_pim(f, p)
+        return {"id": it.id, "change_key": it.change_key}
+    if name == "pim_change":            # {"id", "set": {field: value}}: a server-side edit
+        it = _item(mb, req["id"])
+        if it.pim is None:
+            raise ControlError(400, "not a calendar item, contact or task")
+        mb.change_pim(it, dict(it.pim, **req["set"]))
+        return {"change_key": it.change_key}
     if name == "delete":
         mb.delete_item(_item(mb, req["id"]))
         return {"ok": True}

@@ -37,6 +37,8 @@ from mailbox import IPF_NOTE, MailboxError, Tombstone, store_size
 from ops_write import mime_recipients, transmit
 from generate import OWNER
 import directory
+import pim
+import pim_eas
 
 PATH = "/microsoft-server-activesync"
 WBXML_TYPE = "application/vnd.ms-sync.wbxml"
@@ -493,6 +495,8 @@ def categories_element(it):
 
 def app_data(it, bo, cfg, version, tag="AirSync:ApplicationData"):
     """The Email properties of an item as Sync Add and ItemOperations Fetch give them."""
+    if it.pim is not None:                  # Calendar, Contacts, Tasks (pim_eas.py)
+        return pim_eas.app_data(it, bo, tag)
     kids = []
 
     def add(t, v):
@@ -530,6 +534,12 @@ def app_data(it, bo, cfg, version, tag="AirSync:ApplicationData"):
 
 
 def change_data(it, bo, cfg, version, content):
+    if it.pim is not None:                  # these classes send the whole item on a Change
+        return pim_eas.app_data(it, bo)
+    return _mail_change_data(it, bo, cfg, version, content)
+
+
+def _mail_change_data(it, bo, cfg, version, content):
     """ApplicationData of a Change: Read, Flag, Categories; all of it when the content changed."""
     if content:
         return app_data(it, bo, cfg, version)
@@ -974,7 +984,7 @@ def _changes(mb, f, snap, window, bo, now):
                 new.given.add(ref.num)
                 last_cn = cn
                 continue
-            if cutoff is not None and ref.received < cutoff:
+            if cutoff is not None and _aged(ref, cutoff):
                 if ref.num in new.given:
                     kind = "softdelete"
                 else:
@@ -995,7 +1005,7 @@ def _changes(mb, f, snap, window, bo, now):
         last_cn = cn
     if cutoff is not None and not more:
         # items the device holds that aged out of the window without a change
-        aged = [it for n, it in f.items.items() if n in new.given and it.received < cutoff]
+        aged = [it for n, it in f.items.items() if n in new.given and _aged(it, cutoff)]
         for it in aged:
             if len(out) >= window:
                 more = True
@@ -1006,6 +1016,20 @@ def _changes(mb, f, snap, window, bo, now):
     if not more:
         new.echo = {}
     return out, new, more
+
+
+PIM_KINDS = {"Calendar": "calendar", "Contacts": "contact", "Tasks": "task"}
+
+
+def _aged(it, cutoff):
+    """Whether an item is out of the FilterType window: mail by its arrival,
+    a calendar item by its end (a recurring one never), contacts and tasks
+    never (their classes have no date filter here)."""
+    if it.pim is None:
+        return it.received < cutoff
+    if it.pim["kind"] == "calendar" and not it.pim.get("recurrence"):
+        return it.pim["end"] < cutoff
+    return False
 
 
 def _client_commands(r, f, keyed, snap, commands, bo, deletes_as_moves):
@@ -1022,6 +1046,19 @@ def _client_commands(r, f, keyed, snap, commands, bo, deletes_as_moves):
                                                    E("AirSync:Status", "1")]))
                 continue
             app = child(c, "AirSync:ApplicationData")
+            kind = PIM_KINDS.get(folder_class_name(f))
+            if kind is not None and app is not None:
+                try:
+                    it = mb.add_pim(f, pim_eas.from_app(kind, app))
+                except MailboxError:
+                    responses.append(E("AirSync:Add", [E("AirSync:ClientId", cid), E("AirSync:Status", "6")]))
+                    continue
+                snap.given.add(it.num)
+                snap.echo[it.num] = it.cn
+                keyed.client_ids[cid] = item_sid(it)
+                responses.append(E("AirSync:Add", [E("AirSync:ClientId", cid), E("AirSync:ServerId", item_sid(it)),
+                                                   E("AirSync:Status", "1")]))
+                continue
             if vnum(r.version) < 16.0 or f.distinguished != "drafts" or app is None:
                 responses.append(E("AirSync:Add", [E("AirSync:ClientId", cid), E("AirSync:Status", "6")]))
                 continue
@@ -1043,6 +1080,15 @@ def _client_commands(r, f, keyed, snap, commands, bo, deletes_as_moves):
             app = child(c, "AirSync:ApplicationData")
             if it is None:
                 responses.append(E("AirSync:Change", [E("AirSync:ServerId", sid or ""), E("AirSync:Status", "8")]))
+                continue
+            if it.pim is not None:
+                if app is not None:
+                    try:
+                        mb.change_pim(it, pim_eas.from_app(it.pim["kind"], app, it.pim))
+                    except MailboxError:
+                        responses.append(E("AirSync:Change", [E("AirSync:ServerId", sid), E("AirSync:Status", "6")]))
+                        continue
+                snap.echo[it.num] = it.cn
                 continue
             if app is not None and it.is_draft and vnum(r.version) >= 16.0 and any(
                     child(app, t) is not None for t in ("Email:To", "Email:Cc", "Email2:Bcc", "Email:Subject",
@@ -1334,7 +1380,7 @@ def _item_operations(r, elem, n_fetch):
                 out.append(E("ItemOperations:Fetch", [E("ItemOperations:Status", "6")] + ids))
                 continue
             out.append(E("ItemOperations:Fetch", [E("ItemOperations:Status", "1")] + ids + [
-                E("AirSync:Class", "Email"), app_data(it, bo, r.cfg, r.version, "ItemOperations:Properties")]))
+                E("AirSync:Class", folder_class_name(it.folder)), app_data(it, bo, r.cfg, r.version, "ItemOperations:Properties")]))
     return E("ItemOperations:ItemOperations", [E("ItemOperations:Status", "1"), E("ItemOperations:Response", out)])
 
 
@@ -1419,6 +1465,7 @@ def cmd_resolve_recipients(r, elem):
     opts = child(elem, "ResolveRecipients:Options")
     max_amb = text(opts, "ResolveRecipients:MaxAmbiguousRecipients")
     max_amb = int(max_amb) if max_amb and max_amb.isdigit() else 20
+    avail = child(opts, "ResolveRecipients:Availability") if opts is not None else None
     out = []
     for to in children(elem, "ResolveRecipients:To"):
         with mb.lock:
@@ -1426,9 +1473,29 @@ def cmd_resolve_recipients(r, elem):
         st = "1" if len(hits) == 1 else "2" if hits else "4"
         entries = [E("ResolveRecipients:Recipient", [E("ResolveRecipients:Type", "1"),
                                                      E("ResolveRecipients:DisplayName", n),
-                                                     E("ResolveRecipients:EmailAddress", a)])
+                                                     E("ResolveRecipients:EmailAddress", a)]
+                     + ([_availability(r, a, avail)] if avail is not None else []))
                    for n, a in hits[:max_amb]]
         out.append(E("ResolveRecipients:Response", [E("ResolveRecipients:To", text(to) or ""),
                                                      E("ResolveRecipients:Status", st),
                                                      E("ResolveRecipients:RecipientCount", str(len(hits)))] + entries))
     return E("ResolveRecipients:ResolveRecipients", [E("ResolveRecipients:Status", "1")] + out)
+
+
+def _availability(r, addr, avail):
+    """MergedFreeBusy (one digit per 30 minutes) of the mailbox owner; status
+    163 (no free/busy data) for anyone else, as the test directory has no
+    other calendars."""
+    mb = r.mb
+    try:
+        lo = pim_eas.parse_time(text(avail, "ResolveRecipients:StartTime"))
+        hi = pim_eas.parse_time(text(avail, "ResolveRecipients:EndTime"))
+    except MailboxError:
+        return E("ResolveRecipients:Availability", [E("ResolveRecipients:Status", "5")])
+    cal = mb.distinguished.get("calendar")
+    if addr.lower() != user_address(r.server).lower() or cal is None or hi <= lo or hi - lo > 62 * 86400:
+        return E("ResolveRecipients:Availability", [E("ResolveRecipients:Status", "163")])
+    with mb.lock:
+        merged = pim.merged_free_busy(list(cal.items.values()), lo, hi)
+    return E("ResolveRecipients:Availability", [E("ResolveRecipients:Status", "1"),
+                                                E("ResolveRecipients:MergedFreeBusy", merged)])

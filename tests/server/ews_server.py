@@ -269,6 +269,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             op_elem, _version = soap.parse_request(body, self.server.known_versions)
             op_name, parse_fault = soap.local(op_elem.tag), None
+            if op_name == "GetUserAvailabilityRequest":     # the one operation whose element says Request
+                op_name = "GetUserAvailability"
         except soap.Fault as f:
             op_elem, op_name, parse_fault = None, "(invalid)", f
         fault = self.server.faults.take(op_name)
@@ -406,7 +408,7 @@ def load_or_create(args):
     mb = persist.load(args.state) if args.state else None
     if mb is None:
         mb = Mailbox(uid=f"{args.user or 'alice'}-{args.seed}")
-        generate(mb, args.messages, args.seed, args.big)
+        generate(mb, args.messages, args.seed, args.big, pim=args.pim)
         if args.state:
             persist.snapshot(mb, args.state)
     elif args.state:
@@ -426,6 +428,8 @@ def main(argv=None):
     ap.add_argument("--password", default="")
     ap.add_argument("--messages", type=int, default=200, help="messages to generate for a new mailbox")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--pim", action="store_true", help="also seed Tasks/Notes/Journal and calendar items, "
+                    "contacts and tasks (generate.generate_pim)")
     ap.add_argument("--big", type=float, default=0.0005, help="fraction of messages with big attachments")
     ap.add_argument("--state", help="JSON-lines file keeping the mailbox across restarts")
     ap.add_argument("--latency-ms", type=int, default=0, help="delay added to every EWS request")

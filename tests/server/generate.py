@@ -247,11 +247,101 @@ class Seeder:
         return {"markers": self.markers, "hostile": self.hostile}
 
 
-def generate(mailbox, n, seed=1, big_ratio=0.0005, anchor=ANCHOR):
+def generate(mailbox, n, seed=1, big_ratio=0.0005, anchor=ANCHOR, pim=False):
     """Add user folders and n messages to mailbox. Returns {"markers":
-    {text: [item ids]}, "hostile": [item ids]}; also stored in mailbox.markers."""
+    {text: [item ids]}, "hostile": [item ids]}; also stored in mailbox.markers.
+    pim=True also adds the Tasks/Notes/Journal folders and the calendar
+    items, contacts and tasks of generate_pim (opt-in: existing suites
+    count folders and items)."""
     with mailbox.lock:
-        return Seeder(mailbox, seed, big_ratio, anchor).run(n)
+        info = Seeder(mailbox, seed, big_ratio, anchor).run(n)
+        if pim:
+            info["pim"] = generate_pim(mailbox, seed, anchor)
+        return info
+
+
+# A tiny JPEG (SOI, JFIF APP0, EOI): enough for a contact photo round trip.
+PHOTO = base64.b64encode(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+                         + bytes(range(256)) + b"\xff\xd9").decode("ascii")
+
+
+def _at(anchor, days, hhmm, tz):
+    """UTC seconds of local time hh:mm in tz, `days` after the anchor's local date."""
+    import datetime
+    import pim
+    d = pim.local(anchor, tz).date() + datetime.timedelta(days=days)
+    return pim.utc_of_local(datetime.datetime(d.year, d.month, d.day, hhmm // 100, hhmm % 100), tz)
+
+
+def pim_specs(seed=1, anchor=ANCHOR):
+    """[(kind, marker, canonical dict)] of the seeded calendar items,
+    contacts and tasks, dated relative to the anchor; deterministic."""
+    import pim
+    r = random.Random(f"pim/{seed}")
+    we, pt, tk = "W. Europe Standard Time", "Pacific Standard Time", "Tokyo Standard Time"
+    out = []
+
+    def ev(marker, **kw):
+        kw.setdefault("uid", f"040000008200E00074C5B7101A82E0080000000{seed:04d}{len(out):04d}"
+                      + f"{r.getrandbits(64):016X}")
+        out.append(("calendar", marker, pim.new_event(**kw)))
+    me = list(OWNER)
+    ev("single", subject="Design review", tz=we, start=_at(anchor, 1, 1000, we), end=_at(anchor, 1, 1100, we),
+       location="Room 4.01", body="Agenda:\n1. Mockups\n2. Timeline", organizer=me,
+       attendees=[["Bob Smith", "bob@example.com", "Required"], ["Jürgen Müller", "juergen@beispiel.de", "Optional"]])
+    ev("allday", subject="Company holiday", tz=we, all_day=True, busy="OOF", reminder=None,
+       start=_at(anchor, 3, 0, we), end=_at(anchor, 4, 0, we))
+    first = _at(anchor, -14, 900, we)
+    weekly = dict(subject="Weekly sync", tz=we, start=first, end=first + 1800, location="Teams",
+                  recurrence={"freq": "WEEKLY", "interval": 1, "days": [pim.DAYS[(pim.local(first, we).weekday() + 1) % 7]],
+                              "count": 10, "until": None})
+    occ = pim.occurrences(dict(weekly, exceptions=[]))
+    weekly["exceptions"] = [{"orig": occ[1][0], "deleted": False, "start": occ[1][1] + 3600,
+                             "end": occ[1][2] + 3600, "subject": "Weekly sync (moved)", "location": "Room 2"},
+                            {"orig": occ[2][0], "deleted": True}]
+    ev("recurring", **weekly)
+    ev("berlin", subject="Call with the Berlin office", tz=we, start=_at(anchor, 2, 1500, we),
+       end=_at(anchor, 2, 1530, we))
+    ev("seattle", subject="Standup in Seattle", tz=pt, start=_at(anchor, 2, 900, pt), end=_at(anchor, 2, 915, pt))
+    ev("tokyo", subject="東京 partner call", tz=tk, start=_at(anchor, 5, 1000, tk), end=_at(anchor, 5, 1100, tk),
+       location="会議室 A")
+    ev("hostile_big", subject="Huge description", tz="UTC", start=_at(anchor, 7, 1200, "UTC"),
+       end=_at(anchor, 7, 1300, "UTC"), body=("0123456789abcdef" * 64 + "\n") * 1000)
+    ev("hostile_lines", subject="Broken\rlines; commas, \\ backslash", tz="UTC", start=_at(anchor, 8, 1200, "UTC"),
+       end=_at(anchor, 8, 1300, "UTC"), location="a;b,c",
+       body="bare CR\rbare LF\nCRLF\r\nctrl\x01\x7f\ttab " + "long " * 400)
+    out.append(("contact", "photo", pim.new_contact(
+        given="Jürgen", surname="Müller", display="Jürgen Müller", company="Beispiel GmbH",
+        job_title="Einkäufer", emails=["juergen@beispiel.de"], phones={"mobile": "+49 170 1234567"},
+        birthday="1980-02-29", photo=PHOTO, notes="Spricht Deutsch und Français.")))
+    out.append(("contact", "japanese", pim.new_contact(given="花子", surname="佐藤", display="佐藤 花子",
+                                                        emails=["hanako@example.jp"])))
+    for i, (g, s, e) in enumerate([("Bob", "Smith", "bob@example.com"), ("Carol", "Jones", "carol@example.org"),
+                                   ("Dave", "O'Brien", "dave@example.net")]):
+        out.append(("contact", f"plain{i}", pim.new_contact(given=g, surname=s, emails=[e],
+                                                             phones={"business": f"+1 555 01{r.randint(10, 99)}"})))
+    out.append(("task", "due", pim.new_task(subject="Submit expense report", body="Receipts are in the folder.",
+                                            start=_at(anchor, 0, 0, "UTC"), due=_at(anchor, 2, 0, "UTC"),
+                                            importance="High")))
+    out.append(("task", "done", pim.new_task(subject="Renew passport", complete=True, status="Completed",
+                                             percent=100, completed=anchor - 5 * 86400,
+                                             due=_at(anchor, -6, 0, "UTC"))))
+    out.append(("task", "nodue", pim.new_task(subject="Read the Ünïcödé handbook")))
+    return out
+
+
+def generate_pim(mailbox, seed=1, anchor=ANCHOR):
+    """Add the PIM folders and items of pim_specs(); returns {marker: item id}
+    (also in mailbox.markers["pim"])."""
+    with mailbox.lock:
+        mailbox.add_pim_folders()
+        ids = {}
+        for kind, marker, p in pim_specs(seed, anchor):
+            import pim
+            f = mailbox.distinguished[pim.KIND_FOLDER[kind]]
+            ids[marker] = mailbox.add_pim(f, p, received=anchor - 86400).id
+        mailbox.markers = dict(mailbox.markers, pim=ids)
+        return ids
 
 
 def main(argv=None):

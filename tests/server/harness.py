@@ -108,12 +108,13 @@ def make_self_signed_cert(directory, names=()):
 class EwsServer:
     def __init__(self, messages=200, seed=1, big=None, user="alice", password="secret", tls=False,
                  state=None, latency_ms=0, xml_invalid_chars=None, extra_args=(), start_timeout=120,
-                 python=None, host="127.0.0.1", tls_names=()):
+                 python=None, host="127.0.0.1", tls_names=(), pim=False):
         self.messages, self.seed, self.big = messages, seed, big
         self.user, self.password = user, password
         self.tls, self.state, self.latency_ms = tls, state, latency_ms
         self.xml_invalid_chars, self.extra_args = xml_invalid_chars, list(extra_args)
         self.start_timeout, self.host = start_timeout, host
+        self.pim = pim                  # --pim: seed calendar items, contacts and tasks too
         self.python = python or ("/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable)
         self.dir = tempfile.mkdtemp(prefix="ews-server-")
         self.log_path = os.path.join(self.dir, "server.log")
@@ -151,6 +152,8 @@ class EwsServer:
                "--messages", str(self.messages), "--seed", str(self.seed)]
         if self.big is not None:
             cmd += ["--big", str(self.big)]
+        if self.pim:
+            cmd.append("--pim")
         if self.user is not None:
             cmd += ["--user", self.user, "--password", self.password]
         if self.tls:
@@ -325,6 +328,17 @@ class EwsServer:
         if received is not None:
             req["received"] = int(received)
         return self.control("POST", "deliver", req)["id"]
+
+    def add_pim(self, pim, folder_path=None):
+        """A calendar item, contact or task from its canonical dict (pim.py);
+        returns its id."""
+        return self.control("POST", "pim_add", {"pim": pim, "folder_path": folder_path})["id"]
+
+    def change_pim(self, item_id, **fields):
+        return self.control("POST", "pim_change", {"id": item_id, "set": fields})["change_key"]
+
+    def pim_of(self, item_id):
+        return self.item_info(item_id)["pim"]
 
     def delete(self, item_id):
         self.control("POST", "delete", {"id": item_id})

@@ -85,7 +85,7 @@ class Item:
     __slots__ = ("id", "num", "folder", "mime", "subject", "from_name", "from_addr", "to", "cc",
                  "received", "sent", "modified", "size", "is_read", "item_class", "has_attachments",
                  "message_id", "is_draft", "change_key", "cn", "created_cn", "content_cn", "alive",
-                 "flag", "categories", "ext")
+                 "flag", "categories", "ext", "pim")
 
 FLAG_STATUSES = ("NotFlagged", "Flagged", "Complete")
 
@@ -319,7 +319,7 @@ class Mailbox:
 
     def add_item(self, folder, mime, *, received=None, is_read=False, item_class="IPM.Note",
                  fields=None, is_draft=None, num=None, iid=None, size=None, flag="NotFlagged",
-                 categories=(), ext=None, notify=True):
+                 categories=(), ext=None, notify=True, pim=None):
         """Store a new item holding the exact MIME bytes. `fields` (subject,
         from_name, from_addr, to, cc, sent, message_id, has_attachments) saves
         parsing the headers when the caller already knows them. ext holds
@@ -352,6 +352,7 @@ class Mailbox:
         it.flag = flag if flag in FLAG_STATUSES else "NotFlagged"
         it.categories = list(categories)
         it.ext = dict(ext or {})
+        it.pim = pim                    # canonical dict of a calendar item, contact or task (pim.py)
         it.alive = True
         it.created_cn = it.cn = it.content_cn = self._next_cn()
         it.change_key = self._change_key(9, it.cn)
@@ -423,7 +424,7 @@ class Mailbox:
         if mime is not None and mime != it.mime:
             fields = _parse_header_fields(mime)
         kw = dict(received=it.received, is_read=it.is_read, item_class=it.item_class, fields=fields,
-                  is_draft=it.is_draft, flag=it.flag, categories=it.categories, ext=it.ext)
+                  is_draft=it.is_draft, flag=it.flag, categories=it.categories, ext=it.ext, pim=it.pim)
         kw.update(over)
         new = self.add_item(dest, it.mime if mime is None else mime, notify=False, **kw)
         if mime is None and it.size != store_size(it.mime, it.subject):    # a test-chosen size stays
@@ -551,6 +552,46 @@ class Mailbox:
         it.mime = nl.join(out) + (sep or nl + nl) + body
         it.subject = subject
         it.size = store_size(it.mime, subject)  # the store size follows the MIME
+
+    # ---- calendar items, contacts, tasks (pim.py) ----------------------------
+
+    def add_pim_folders(self):
+        """Tasks, Notes and Journal below msgfolderroot, as Exchange has them
+        (opt-in: the mail-only test mailboxes keep their folder count)."""
+        import pim
+        for dist, name, cls, elem in pim.PIM_FOLDERS:
+            if dist not in self.distinguished:
+                self._new_folder(self.msgroot, name, cls, elem, dist)
+
+    def add_pim(self, folder, p, received=None, notify=True):
+        """Store a calendar item, contact or task given by its canonical
+        dict; the MimeContent Exchange would render is made from it."""
+        import pim
+        pim.validate(p)
+        now = int(received if received is not None else time.time())
+        mime = pim.render_mime(p, now)
+        fields = dict(subject=pim.subject_of(p), from_name="", from_addr="", to="", cc="", sent=now,
+                      message_id=None, has_attachments=False)
+        return self.add_item(folder, mime, received=now, is_read=True, item_class=pim.KIND_CLASS[p["kind"]],
+                             fields=fields, is_draft=False, pim=p, notify=notify)
+
+    def change_pim(self, it, p):
+        """Replace the canonical dict of an item as one change."""
+        import pim
+        pim.validate(p)
+        if p == it.pim:
+            return False
+        if p["kind"] == "calendar":
+            p = dict(p, sequence=int(p.get("sequence") or 0) + (p.get("start") != it.pim.get("start")
+                                                                or p.get("end") != it.pim.get("end")))
+        it.pim = p
+        it.subject = pim.subject_of(p)
+        self._modify(it, content=True)
+        it.mime = pim.render_mime(p, it.modified)
+        it.size = store_size(it.mime, it.subject)
+        self._save_item(it)
+        self._emit(_ev("ModifiedEvent", it, it.folder), _folder_modified(it.folder))
+        return True
 
     def items_sorted(self, f):
         """Items of f as FindItem lists them by default: newest received first."""
@@ -706,4 +747,4 @@ def item_record(it):
             "read": it.is_read, "class": it.item_class, "att": it.has_attachments,
             "mid": it.message_id, "draft": it.is_draft, "ck": it.change_key, "cn": it.cn,
             "ccn": it.created_cn, "kcn": it.content_cn, "flag": it.flag, "cats": it.categories,
-            "ext": [[list(k), v] for k, v in sorted(it.ext.items())]}
+            "ext": [[list(k), v] for k, v in sorted(it.ext.items())], "pim": it.pim}

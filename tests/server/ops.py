@@ -180,6 +180,9 @@ def get_item(mb, op):
     for e in ids_elem:
         iid = e.get("Id") or ""
         it = mb.items.get(iid) if local(e.tag) == "ItemId" else None
+        if it is None and local(e.tag) == "ItemId" and not id_is_malformed(iid):
+            import pim_ews
+            it = pim_ews.occurrence_by_id(mb, iid)      # an occurrence of a recurring master
         if it is not None:
             out.append(ok_message("GetItem", f"<m:Items>{render.item_xml(it, fields, include_mime, body_type)}</m:Items>"))
         elif local(e.tag) != "ItemId" or id_is_malformed(iid):
@@ -228,6 +231,10 @@ def find_item(mb, op):
             return _each_parent(mb, op, "FindItem", None, unsupported=e)
     view = op.find(m("IndexedPageItemView"))
     order = _sort_order(op.find(m("SortOrder")))
+    cal_view = op.find(m("CalendarView"))
+    if cal_view is not None:
+        import pim_ews
+        return _each_parent(mb, op, "FindItem", lambda f: pim_ews.calendar_view(f, cal_view, fields))
 
     def page(f):
         if traversal == "Shallow":
@@ -305,7 +312,16 @@ def operations():
         OPERATIONS.update(WRITE_OPERATIONS)
         OPERATIONS.update(RESOLVE_OPERATIONS)
         OPERATIONS.update(NOTIFY_OPERATIONS)
+        OPERATIONS["GetUserAvailabilityRequest"] = _get_user_availability
     return OPERATIONS
+
+
+def _get_user_availability(mb, op):
+    import pim_ews
+    from generate import OWNER
+    user = mb.uid.rsplit("-", 1)[0] if "-" in mb.uid else mb.uid
+    owner = OWNER[1] if user == "alice" else (user if "@" in user else f"{user}@example.com")
+    return pim_ews.get_user_availability(mb, op, owner)
 
 
 def dispatch(mb, op_elem):

@@ -17,6 +17,7 @@ import os
 import re
 import time
 
+import pim_ews
 import props
 import render
 import soap
@@ -312,6 +313,9 @@ def create_item(mb, op):
     specs = []                          # schema problems fault before anything is created
     for el in _id_list(op, "Items"):
         try:
+            if local(el.tag) in pim_ews.CREATE_ELEMENTS:
+                specs.append((("pim", pim_ews.CREATE_ELEMENTS[local(el.tag)], el), None))
+                continue
             if local(el.tag) not in ("Message", "Item", "PostItem"):
                 raise MailboxError("ErrorInvalidItemForOperationCreateItem",
                                    "The item type is not valid for the CreateItem operation.")
@@ -323,6 +327,9 @@ def create_item(mb, op):
         try:
             if err is not None:
                 raise err
+            if isinstance(spec, tuple):
+                out.append(ok_message("CreateItem", _create_pim(mb, op, spec[1], spec[2], saved)))
+                continue
             out.append(ok_message("CreateItem", _create_one(mb, spec, disp, saved)))
         except MailboxError as e:
             out.append(error_message("CreateItem", e.code, e.text, "<m:Items/>"))
@@ -368,6 +375,48 @@ def _create_one(mb, spec, disp, saved):
         saved_id = copy.id
     transmit(mb, mime, recipients, ext, "CreateItem/" + disp, saved_id)
     return "<m:Items/>"
+
+
+def _create_pim(mb, op, kind, el, saved):
+    """CreateItem of a CalendarItem (SendMeetingInvitations required),
+    Contact or Task, into SavedItemFolderId or the kind's default folder."""
+    invitations = op.get("SendMeetingInvitations")
+    if kind == "calendar" and invitations is None:
+        raise MailboxError("ErrorSendMeetingInvitationsRequired",
+                           "SendMeetingInvitations attribute is required for calendar items.")
+    if invitations is not None and invitations not in pim_ews.INVITATIONS:
+        raise schema_fault(f"The 'SendMeetingInvitations' attribute is invalid - The value '{invitations}' is "
+                           "invalid according to its datatype.")
+    dist = {"calendar": "calendar", "contact": "contacts", "task": "tasks"}[kind]
+    if saved is not None:
+        folder = folder_of(mb, saved, "ErrorSavedItemFolderNotFound", "The folder to save the item in does not exist.")
+    else:
+        folder = mb.distinguished.get(dist)
+        if folder is None:
+            raise MailboxError("ErrorFolderNotFound", "The specified folder could not be found in the store.")
+    if not (folder.folder_class or "").startswith(pim_ews.FOLDER_CLASS[kind]):
+        raise MailboxError(*pim_ews.WRONG_FOLDER[kind])
+    p = pim_ews.spec_of(el, kind)
+    it = mb.add_pim(folder, p)
+    if kind == "calendar" and invitations != "SendToNone" and p.get("attendees"):
+        invite_attendees(mb, it, "REQUEST", "CreateItem/" + invitations)
+    return f"<m:Items>{_item_id_xml(it)}</m:Items>"
+
+
+def invite_attendees(mb, it, method, operation):
+    """Hand an iMIP message (text/calendar; method=...) to transport, as
+    Exchange does when told to send invitations, updates or cancellations."""
+    import pim
+    ics = pim.render_ics(it.pim, it.modified, method=method)
+    to = ", ".join(email.utils.formataddr((n, a)) for n, a, _ in it.pim["attendees"])
+    head = (f"From: {email.utils.formataddr(OWNER)}\r\nTo: {to}\r\nSubject: "
+            f"{'Canceled: ' if method == 'CANCEL' else ''}{' '.join((it.pim.get('subject') or '').split())}\r\n"
+            f"Message-ID: {new_message_id()}\r\nDate: {email.utils.formatdate(time.time(), usegmt=True)}\r\n"
+            f"MIME-Version: 1.0\r\nContent-Type: text/calendar; charset=\"utf-8\"; method={method}\r\n"
+            "Content-Transfer-Encoding: 8bit\r\n\r\n")
+    mime = head.encode("utf-8") + ics
+    return mb.record_sent(mime, [a for _, a, _ in it.pim["attendees"]], operation=operation,
+                          subject=it.pim.get("subject"))
 
 
 def send_item(mb, op):
@@ -532,13 +581,19 @@ def update_item(mb, op):
         if not ref or updates is None:
             raise schema_fault("The element 'ItemChange' has incomplete content.")
         try:
-            parsed.append((ref[0], _parse_updates(updates), None))
+            parsed.append((ref[0], _parse_updates(updates), None, updates))
         except MailboxError as e:
-            parsed.append((ref[0], None, e))
+            parsed.append((ref[0], None, e, updates))
     out = []
-    for ref, changes, err in parsed:
+    for ref, changes, err, updates in parsed:
         try:
             it = item_of(mb, ref)
+            if it.pim is not None:
+                check_change_key(it, ref, mode)
+                _update_pim(mb, op, it, updates)
+                out.append(ok_message("UpdateItem", f"<m:Items>{_item_id_xml(it)}</m:Items>"
+                                      "<m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>"))
+                continue
             if err is not None:
                 raise err
             check_change_key(it, ref, mode)
@@ -559,6 +614,17 @@ def update_item(mb, op):
     return response("UpdateItem", out)
 
 
+def _update_pim(mb, op, it, updates):
+    how = op.get("SendMeetingInvitationsOrCancellations")
+    if it.pim["kind"] == "calendar" and how is None:
+        raise MailboxError("ErrorSendMeetingInvitationsOrCancellationsRequired",
+                           "SendMeetingInvitationsOrCancellations attribute is required for calendar items.")
+    p = pim_ews.apply_updates(it, updates)
+    if mb.change_pim(it, p) and it.pim["kind"] == "calendar" and it.pim.get("attendees") \
+            and how in ("SendToAllAndSaveCopy", "SendOnlyToAll", "SendToChangedAndSaveCopy", "SendOnlyToChanged"):
+        invite_attendees(mb, it, "REQUEST", "UpdateItem/" + how)
+
+
 # ---- DeleteItem / MoveItem / CopyItem -----------------------------------------------------------
 
 def delete_item(mb, op):
@@ -567,6 +633,13 @@ def delete_item(mb, op):
     for e in _id_list(op, "ItemIds"):
         try:
             it = item_of(mb, e)
+            cancel = op.get("SendMeetingCancellations")
+            if it.pim is not None and it.pim["kind"] == "calendar":
+                if cancel is None:
+                    raise MailboxError("ErrorSendMeetingCancellationsRequired",
+                                       "SendMeetingCancellations attribute is required for calendar items.")
+                if cancel != "SendToNone" and it.pim.get("attendees"):
+                    invite_attendees(mb, it, "CANCEL", "DeleteItem/" + cancel)
             trash = mb.distinguished["deleteditems"]
             if how == "HardDelete":
                 mb.delete_item(it)

@@ -176,6 +176,7 @@ def _item_from(mb, rec):
     it.flag = rec.get("flag") or "NotFlagged"       # records of older journals lack these
     it.categories = list(rec.get("cats") or [])
     it.ext = {tuple(k): v for k, v in rec.get("ext") or []}
+    it.pim = rec.get("pim")
     it.alive = True
     return it
 

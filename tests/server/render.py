@@ -19,8 +19,13 @@ MAIL_CLASSES = {
 }
 
 
+PIM_ELEMENTS = {"IPM.Appointment": "CalendarItem", "IPM.Contact": "Contact", "IPM.Task": "Task"}
+
+
 def item_element(it):
     cls = it.item_class or ""
+    if getattr(it, "pim", None):
+        return PIM_ELEMENTS[cls]
     if cls in MAIL_CLASSES:
         return MAIL_CLASSES[cls]
     if cls.startswith("IPM.Schedule.Meeting.Resp"):
@@ -73,6 +78,9 @@ def _body(it, body_type):
 
 
 def _body_xml(it, body_type):
+    if getattr(it, "pim", None):
+        import pim_ews
+        return f'<t:Body BodyType="Text">{esc(pim_ews.body_of(it))}</t:Body>'
     kind, text = _body(it, body_type)
     return f'<t:Body BodyType="{kind}">{esc(text)}</t:Body>'
 
@@ -99,7 +107,7 @@ ITEM_FIELDS = [
     ("item:DateTimeReceived", lambda it, c: f"<t:DateTimeReceived>{dt(it.received)}</t:DateTimeReceived>"),
     ("item:Size", lambda it, c: f"<t:Size>{it.size}</t:Size>"),
     ("item:Categories", lambda it, c: _categories_xml(it)),
-    ("item:Importance", lambda it, c: "<t:Importance>Normal</t:Importance>"),
+    ("item:Importance", lambda it, c: f"<t:Importance>{_importance(it)}</t:Importance>"),
     ("item:IsSubmitted", lambda it, c: "<t:IsSubmitted>false</t:IsSubmitted>"),
     ("item:IsDraft", lambda it, c: f"<t:IsDraft>{tf(it.is_draft)}</t:IsDraft>"),
     ("item:IsFromMe", lambda it, c: "<t:IsFromMe>false</t:IsFromMe>"),
@@ -117,7 +125,8 @@ ITEM_FIELDS = [
     ("item:LastModifiedTime", lambda it, c: f"<t:LastModifiedTime>{dt(it.modified)}</t:LastModifiedTime>"),
     ("item:IsAssociated", lambda it, c: "<t:IsAssociated>false</t:IsAssociated>"),
     ("item:Flag", lambda it, c: f"<t:Flag><t:FlagStatus>{it.flag}</t:FlagStatus></t:Flag>"),
-    ("item:TextBody", lambda it, c: '<t:TextBody BodyType="Text">%s</t:TextBody>' % esc(_body(it, "Text")[1])),
+    ("item:TextBody", lambda it, c: '<t:TextBody BodyType="Text">%s</t:TextBody>' % esc(
+        _body(it, "Text")[1] if getattr(it, "pim", None) is None else __import__("pim_ews").body_of(it))),
     ("message:Sender", lambda it, c: f"<t:Sender>{mailbox_xml(it.from_name, it.from_addr)}</t:Sender>" if it.from_addr else None),
     ("message:ToRecipients", lambda it, c: (lambda r: f"<t:ToRecipients>{r}</t:ToRecipients>" if r else None)(recipients_xml(it.to))),
     ("message:CcRecipients", lambda it, c: (lambda r: f"<t:CcRecipients>{r}</t:CcRecipients>" if r else None)(recipients_xml(it.cc))),
@@ -129,6 +138,13 @@ ITEM_FIELDS = [
     ("message:IsRead", lambda it, c: f"<t:IsRead>{tf(it.is_read)}</t:IsRead>"),
 ]
 KNOWN_ITEM_FIELDS = {u for u, _ in ITEM_FIELDS} | {"item:MimeContent", "item:ItemId"}
+
+
+def _importance(it):
+    if getattr(it, "pim", None):
+        import pim_ews
+        return pim_ews.importance_of(it)
+    return "Normal"
 
 
 def _categories_xml(it):
@@ -167,6 +183,7 @@ def item_fields(base, additional, view):
     else:
         fields = set(ALL_ITEM_FIELDS if view == "get" else ALL_ITEM_FIELDS - HEAVY_ITEM_FIELDS)
     fields |= additional
+    fields.add("@base:" + base)     # typed CalendarItem/Contact/Task properties follow the base shape
     if view != "get":
         fields -= HEAVY_ITEM_FIELDS - ({"message:ToRecipients", "message:CcRecipients"} & additional)
         fields.discard("item:MimeContent")
@@ -179,7 +196,10 @@ def item_xml(it, fields, include_mime=False, body_type="Best"):
     if include_mime or "item:MimeContent" in fields:
         parts.append(f'<t:MimeContent CharacterSet="UTF-8">{mime_b64(it.mime)}</t:MimeContent>')
     parts.append(f'<t:ItemId Id="{it.id}" ChangeKey="{it.change_key}"/>')
+    pim_item = getattr(it, "pim", None) is not None
     for uri, render in ITEM_FIELDS:
+        if pim_item and (uri.startswith("message:") or uri in PIM_SKIPPED):
+            continue
         if uri in fields:
             if render is None:
                 x = props.item_props_xml(it, [f[1] for f in fields if isinstance(f, tuple)])
@@ -187,8 +207,16 @@ def item_xml(it, fields, include_mime=False, body_type="Best"):
                 x = render(it, body_type)
             if x:
                 parts.append(x)
+    if pim_item:
+        import pim_ews
+        base = next((f[6:] for f in fields if isinstance(f, str) and f.startswith("@base:")), "Default")
+        parts.append(pim_ews.typed_xml(it, fields, base))
     parts.append(f"</t:{elem}>")
     return "".join(parts)
+
+
+# Message-only item properties a calendar item, contact or task does not carry.
+PIM_SKIPPED = {"item:InternetMessageHeaders", "item:DisplayCc", "item:DisplayTo", "item:DateTimeSent"}
 
 
 def item_id_xml(obj):

@@ -216,7 +216,8 @@ def shape_of(shape_elem):
                 except MailboxError as err:
                     raise Fault(err.code, err.text) from None
                 fields.add("item:ExtendedProperty")
-            # IndexedFieldURI: accepted, nothing stored to return
+            elif local(e.tag) == "IndexedFieldURI" and e.get("FieldURI"):
+                fields.add(e.get("FieldURI"))   # e.g. contacts:EmailAddress (pim_ews.py)
     include_mime = (text_of(shape_elem, t("IncludeMimeContent"), "false").strip().lower() in ("true", "1"))
     body_type = (text_of(shape_elem, t("BodyType"), "Best") or "Best").strip()
     return base, fields, include_mime, body_type
