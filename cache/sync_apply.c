@@ -255,7 +255,17 @@ static int apply_folder(struct cache *c, const char *root_id,
 		free(name);
 		return rc;
 	}
-	/* an existing folder: renamed or moved? */
+	/* an existing folder: renamed or moved?  Not while the journal has a
+	 * move or rename of it to send: this page may have been read before
+	 * the user's change (or the server has not caught up), and the
+	 * user's change wins - it must look done the moment it returned,
+	 * never renamed back and forth.  The page after the journal's send
+	 * reports the place the user chose. */
+	bool ours = (old.pend & JP_PLACE) != 0;
+	if (ours) {
+		parent = old.parent;
+		sname = old.server_name ? old.server_name : "";
+	}
 	char *name = xstrdup(old.name);
 	bool moved = parent != old.parent;
 	bool renamed = strcmp(sname, old.server_name ? old.server_name : "") != 0;
@@ -270,9 +280,11 @@ static int apply_folder(struct cache *c, const char *root_id,
 		name = free_name(c, parent, NODE_FOLDER, sname, 0);
 	}
 	sqlite3_stmt *st = db_prepare(c,
-		"UPDATE nodes SET parent = ?, name = ?, change_key = ?, "
-		"parent_sid = ?, server_name = ?, folder_class = ?, visible = ?, "
-		"total = ?, unread = ?, mtime = ? WHERE ino = ?");
+		"UPDATE nodes SET parent = ?1, name = ?2, change_key = ?3, "
+		"parent_sid = CASE WHEN ?12 THEN parent_sid ELSE ?4 END, "
+		"server_name = ?5, folder_class = ?6, "
+		"visible = CASE WHEN ?12 THEN visible ELSE ?7 END, "
+		"total = ?8, unread = ?9, mtime = ?10 WHERE ino = ?11");
 	sqlite3_bind_int64(st, 1, (int64_t)parent);
 	db_bind_text(st, 2, name);
 	db_bind_text(st, 3, f->change_key);
@@ -285,6 +297,7 @@ static int apply_folder(struct cache *c, const char *root_id,
 	sqlite3_bind_int64(st, 9, f->unread_count);
 	sqlite3_bind_int64(st, 10, (moved || renamed) ? now : old.mtime);
 	sqlite3_bind_int64(st, 11, (int64_t)old.ino);
+	sqlite3_bind_int(st, 12, ours);
 	rc = db_step_done(c, st);
 	if (!rc && (moved || renamed))
 		cache_change_add_dir(ch, CC_RENAMED, old.ino, old.parent, old.name, parent,
@@ -295,13 +308,17 @@ static int apply_folder(struct cache *c, const char *root_id,
 }
 
 /* Folders whose parent arrived after them (or not yet) have parent 0;
- * link those whose parent is now known. */
+ * link those whose parent is now known.  A folder removed here whose
+ * deletion is still queued has parent 0 too (journal.c's limbo): it is no
+ * orphan and stays out of the tree. */
 static int link_orphans(struct cache *c, struct cache_changes *ch)
 {
 	sqlite3_stmt *st = db_prepare(c,
 		"SELECT o.ino, p.ino, o.server_name FROM nodes o "
 		"JOIN nodes p ON p.kind = 1 AND p.server_id = o.parent_sid "
-		"WHERE o.kind = 1 AND o.parent = 0 AND o.ino != 1");
+		"WHERE o.kind = 1 AND o.parent = 0 AND o.ino != 1 AND "
+		"o.pend & ? = 0");
+	sqlite3_bind_int(st, 1, (int)JP_PLACE);
 	int rc = 0;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		uint64_t ino = (uint64_t)sqlite3_column_int64(st, 0);
