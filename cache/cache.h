@@ -153,6 +153,17 @@ void cache_change_add_dir(struct cache_changes *ch, int what, uint64_t ino,
 void cache_hint_move(struct cache *c, const char *old_id, const char *new_id,
 		     const char *new_folder_id);
 
+/* Moves without a hint (sync_moves.c): a message a page deleted is held
+ * out of the tree for a few seconds in case a page creates it elsewhere
+ * (and a new message whose twin is still in another folder, in case the
+ * twin's delete comes).  cache_settle_moves makes what is held past its
+ * time what the pages said (changes into ch); cache_moves_due_ms is the
+ * time until the next such settling, -1 if nothing is held;
+ * cache_moves_recover (at start) settles what a stopped daemon held. */
+int cache_settle_moves(struct cache *c, struct cache_changes *ch);
+int64_t cache_moves_due_ms(struct cache *c);
+int cache_moves_recover(struct cache *c);
+
 /* Apply one page of hierarchy changes and the new hierarchy state in one
  * transaction.  root_id links top-level folders to ino 1. */
 int cache_apply_folders(struct cache *c, const char *root_id,

@@ -144,3 +144,55 @@ def test_folder_removed_here_stays_gone_while_the_server_refuses(target, mount):
     assert [e for e in evs if e[0]] == [(["DELETE"], "Gone")], evs   # no CREATE: not back
     assert "Gone" not in os.listdir(top)
     assert not [f for f in srv.mailbox()["folders"] if f["path"] == "Gone"]
+
+
+def file_by_mime(d, mime):
+    for n in os.listdir(d):
+        if n.endswith(".eml"):
+            with open(os.path.join(d, n), "rb") as f:
+                if f.read() == mime:
+                    return n
+    return None
+
+
+@LOCAL
+@pytest.mark.parametrize("src,dst", [("Inbox", "Archive"), ("Archive", "Inbox")])
+def test_server_move_is_one_rename_in_either_order(target, mount, src, dst):
+    """A message moved on the server, with no hint linking the two ends
+    (ActiveSync has none; EWS here without notifications, so without its
+    MovedEvent): the sync reads one folder before the other - the source
+    first one way, the target first the other way - and the mount shows
+    one rename: the same inode, its cached body, MOVED_FROM and MOVED_TO
+    with one cookie, no DELETE or CREATE."""
+    srv = target.srv
+    m = mount(target, extra=["--no-notify"])
+    m.wait_synced()
+    if not srv.items(src):
+        srv.deliver(src, subject="To be moved")
+        wait_for(lambda: any(n.endswith(".eml") for n in os.listdir(m.path(src))), 30,
+                 what="a message in " + src)
+    item = srv.items(src)[0]
+    mime = srv.item_mime(item["id"])
+    name = file_by_mime(m.path(src), mime)   # reads (and caches) the bodies
+    p = m.path(src, name)
+    ino = os.stat(p).st_ino
+    assert os.getxattr(p, "user.exchangefs.cached") in (b"1", b"true", b"yes")
+    with Watcher() as w:
+        w.add(m.path(src))
+        w.add(m.path(dst))
+        srv.move(item["id"], dst)
+        w.wait_for(lambda evs: any("MOVED_TO" in e.kinds for e in evs), 30, "MOVED_TO")
+        m.wait_next_sync()
+        w.settle(1.0)
+        evs = [e for e in w.events if e.kinds & {"CREATE", "DELETE", "MOVED_FROM", "MOVED_TO"}]
+    frm = [e for e in evs if "MOVED_FROM" in e.kinds]
+    to = [e for e in evs if "MOVED_TO" in e.kinds]
+    assert len(evs) == 2 and len(frm) == 1 and len(to) == 1, evs
+    assert frm[0].path == m.path(src) and frm[0].name == name, evs
+    assert to[0].path == m.path(dst) and frm[0].cookie == to[0].cookie != 0, evs
+    q = m.path(dst, to[0].name)
+    assert os.stat(q).st_ino == ino
+    assert os.getxattr(q, "user.exchangefs.cached") in (b"1", b"true", b"yes")
+    with open(q, "rb") as f:
+        assert f.read() == mime
+    assert name not in os.listdir(m.path(src))
