@@ -121,6 +121,9 @@ struct cache_change {
 				(read, flag, categories, draft state) */
 		CC_CONTENT,  /* the content changed (a draft edited elsewhere) */
 		CC_RENAMED,  /* moved from parent/name to new_parent/new_name */
+		CC_HIDDEN,   /* ino (at parent/name) left the tree for now,
+				maybe half of a move (sync_moves.c): the
+				kernel forgets the name, no inotify event */
 	} what;
 	bool dir;        /* the node is a folder */
 	uint64_t ino, parent;

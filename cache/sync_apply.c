@@ -643,6 +643,10 @@ static int apply_item(struct cache *c, uint64_t folder, const char *folder_sid,
 					(*added)--;
 				else if (!rc)
 					rc = count_items(c, old.parent, -1);
+				if (!rc)
+					cache_change_add(ch, CC_HIDDEN, old.ino,
+							 old.parent, old.name,
+							 0, NULL);
 				break;
 			}
 			rc = 0;

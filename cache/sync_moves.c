@@ -28,6 +28,19 @@
 
 #define MOVE_HOLD_MS 5000
 
+/* EXCHANGEFS_MOVE_HOLD_MS overrides the hold for tests (1 ms to 10 min). */
+static int64_t hold_ms(void)
+{
+	static int64_t ms;
+	if (!__atomic_load_n(&ms, __ATOMIC_RELAXED)) {
+		const char *env = getenv("EXCHANGEFS_MOVE_HOLD_MS");
+		long long v = env ? atoll(env) : 0;
+		__atomic_store_n(&ms, v >= 1 && v <= 600000 ? v : MOVE_HOLD_MS,
+				 __ATOMIC_RELAXED);
+	}
+	return __atomic_load_n(&ms, __ATOMIC_RELAXED);
+}
+
 static int64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -70,7 +83,7 @@ static bool add(struct cache *c, uint64_t ino, uint64_t parent,
 	h->ino = ino;
 	h->parent = parent;
 	h->name = name ? xstrdup(name) : NULL;
-	h->until_ms = mono_ms() + MOVE_HOLD_MS;
+	h->until_ms = mono_ms() + hold_ms();
 	h->arriving = arriving;
 	return true;
 }

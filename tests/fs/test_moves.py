@@ -196,3 +196,34 @@ def test_server_move_is_one_rename_in_either_order(target, mount, src, dst):
     with open(q, "rb") as f:
         assert f.read() == mime
     assert name not in os.listdir(m.path(src))
+
+
+def held_rows(m):
+    """Messages held out of the tree as half of a move (cache/sync_moves.c)."""
+    import sqlite3
+    db = sqlite3.connect("file:%s/cache.db?mode=ro" % m.cache_dir, uri=True)
+    try:
+        return db.execute("SELECT count(*) FROM nodes WHERE kind = 2 AND parent = 0 AND "
+                          "pend = 0 AND local = 0 AND server_id IS NOT NULL").fetchone()[0]
+    finally:
+        db.close()
+
+
+@LOCAL
+def test_kill9_while_a_delete_is_held_settles_at_start(target, mount):
+    """A message deleted on the server is held out of the tree in case it
+    was moved; a daemon killed meanwhile settles it at the next start (the
+    delete stands: no row is left behind in the cache)."""
+    srv = target.srv
+    m = mount(target, extra=["--no-notify"], env={"EXCHANGEFS_MOVE_HOLD_MS": "600000"})
+    m.wait_synced()
+    item = srv.items("Inbox")[0]
+    name = file_by_mime(m.path("Inbox"), srv.item_mime(item["id"]))
+    srv.delete(item["id"])
+    wait_for(lambda: name not in os.listdir(m.path("Inbox")), 30, what="the message to leave the listing")
+    m.kill()
+    assert held_rows(m) == 1
+    m.start()
+    m.wait_synced()
+    assert held_rows(m) == 0
+    assert name not in os.listdir(m.path("Inbox"))
