@@ -305,6 +305,7 @@ static int journal_commit_content_locked(struct cache *c, uint64_t ino,
 }
 
 static int journal_reject_locked(struct cache *c, uint64_t ino,
+				 const char *rel, int64_t size,
 				 const char *reason, char **new_name,
 				 struct cache_changes *ch)
 {
@@ -312,16 +313,8 @@ static int journal_reject_locked(struct cache *c, uint64_t ino,
 	int rc = get_node(c, ino, &n);
 	if (rc)
 		return rc;
-	int64_t size = 0;
-	char *rel = take_staging(c, ino, &size);
-	if (!rel) {
-		node_clear(&n);
-		return -EIO;
-	}
 	rc = jr_durable_begin(c);
 	if (rc) {
-		give_back(c, ino, rel);
-		free(rel);
 		node_clear(&n);
 		return rc;
 	}
@@ -351,13 +344,10 @@ static int journal_reject_locked(struct cache *c, uint64_t ino,
 	cache_change_add(ch, fresh ? CC_GONE : CC_ATTR, ino, n.parent, n.name,
 			 0, NULL);
 	rc = jr_durable_end(c, rc);
-	if (rc) {
-		give_back(c, ino, rel);
+	if (rc)
 		free(name);
-	} else {
+	else
 		*new_name = name;
-	}
-	free(rel);
 	node_clear(&n);
 	return rc;
 }
@@ -774,7 +764,17 @@ int journal_commit_content(struct cache *c, uint64_t ino, int64_t date,
 int journal_reject(struct cache *c, uint64_t ino, const char *reason,
 		   char **new_name, struct cache_changes *ch)
 {
-	LOCKED(journal_reject_locked(c, ino, reason, new_name, ch));
+	int64_t size = 0;
+	char *rel = take_staging(c, ino, &size);  /* fsync: no lock held */
+	if (!rel)
+		return -EIO;
+	pthread_mutex_lock(&c->lock);
+	int rc = journal_reject_locked(c, ino, rel, size, reason, new_name, ch);
+	pthread_mutex_unlock(&c->lock);
+	if (rc)
+		give_back(c, ino, rel);
+	free(rel);
+	return rc;
 }
 
 int journal_unlink(struct cache *c, uint64_t parent, const char *name)
