@@ -157,15 +157,16 @@ def file_by_mime(d, mime):
 
 @LOCAL
 @pytest.mark.parametrize("src,dst", [("Inbox", "Archive"), ("Archive", "Inbox")])
-def test_server_move_is_one_rename_in_either_order(target, mount, src, dst):
-    """A message moved on the server, with no hint linking the two ends
-    (ActiveSync has none; EWS here without notifications, so without its
-    MovedEvent): the sync reads one folder before the other - the source
-    first one way, the target first the other way - and the mount shows
-    one rename: the same inode, its cached body, MOVED_FROM and MOVED_TO
-    with one cookie, no DELETE or CREATE."""
+@pytest.mark.parametrize("notify", [False, True], ids=["polled", "notified"])
+def test_server_move_is_one_rename_in_either_order(target, mount, src, dst, notify):
+    """A message moved on the server: the sync reads one folder before the
+    other - the source first one way, the target first the other way - and
+    the mount shows one rename: the same inode, its cached body, MOVED_FROM
+    and MOVED_TO with one cookie, no DELETE or CREATE. Polled, nothing links
+    the two ends but the message's identity (ActiveSync never has more);
+    notified, EWS's MovedEvent links them too."""
     srv = target.srv
-    m = mount(target, extra=["--no-notify"])
+    m = mount(target, extra=[] if notify else ["--no-notify"])
     m.wait_synced()
     if not srv.items(src):
         srv.deliver(src, subject="To be moved")
