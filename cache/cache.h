@@ -139,6 +139,9 @@ struct cache_change {
 				(read, flag, categories, draft state) */
 		CC_CONTENT,  /* the content changed (a draft edited elsewhere) */
 		CC_RENAMED,  /* moved from parent/name to new_parent/new_name */
+		CC_HIDDEN,   /* ino (at parent/name) left the tree for now,
+				maybe half of a move (sync_moves.c): the
+				kernel forgets the name, no inotify event */
 	} what;
 	bool dir;        /* the node is a folder */
 	uint64_t ino, parent;
@@ -170,6 +173,17 @@ void cache_change_add_dir(struct cache_changes *ch, int what, uint64_t ino,
  * one and creating another.  Hints are kept for ten minutes. */
 void cache_hint_move(struct cache *c, const char *old_id, const char *new_id,
 		     const char *new_folder_id);
+
+/* Moves without a hint (sync_moves.c): a message a page deleted is held
+ * out of the tree for a few seconds in case a page creates it elsewhere
+ * (and a new message whose twin is still in another folder, in case the
+ * twin's delete comes).  cache_settle_moves makes what is held past its
+ * time what the pages said (changes into ch); cache_moves_due_ms is the
+ * time until the next such settling, -1 if nothing is held;
+ * cache_moves_recover (at start) settles what a stopped daemon held. */
+int cache_settle_moves(struct cache *c, struct cache_changes *ch);
+int64_t cache_moves_due_ms(struct cache *c);
+int cache_moves_recover(struct cache *c);
 
 /* Apply one page of hierarchy changes and the new hierarchy state in one
  * transaction.  root_id links top-level folders to ino 1. */

@@ -460,6 +460,7 @@ void cache_close(struct cache *c)
 	if (c->bodies_fd >= 0)
 		close(c->bodies_fd);
 	cache_hints_free(c);
+	cache_moves_free(c);
 	pthread_mutex_destroy(&c->lock);
 	free(c->dir);
 	free(c);

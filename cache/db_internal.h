@@ -35,7 +35,22 @@ struct cache {
 		time_t at;
 	} hints[MOVE_HINTS];
 	size_t next_hint;
+	/* messages held while the other half of a move may come
+	 * (sync_moves.c), protected by lock */
+#define MOVE_HELD_MAX 512
+	struct held_item {
+		uint64_t ino;
+		uint64_t parent;  /* leaving: where it was; arriving: its folder */
+		char *name;       /* leaving: its name there (owned) */
+		int64_t until_ms; /* CLOCK_MONOTONIC */
+		bool arriving;
+	} held[MOVE_HELD_MAX];
+	size_t n_held;
 };
+/* A free name under parent: base name, then (2), (3), ... (sync_apply.c) */
+char *cache_free_name(struct cache *c, uint64_t parent, enum node_kind kind,
+		      const char *title, int64_t t);
+void cache_moves_free(struct cache *c);
 void cache_hints_free(struct cache *c);
 
 /* The columns every node query selects, in the order node_from_row reads. */

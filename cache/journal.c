@@ -34,7 +34,9 @@ static void sync_dir(struct cache *c)
 	free(path);
 }
 
-/* Move the file being written for ino to a new content name (owned). */
+/* Move the file being written for ino to a new content name (owned):
+ * fsynced, renamed, the folder fsynced.  Called without the cache's lock:
+ * a big file's fsync holds up no other request. */
 static char *take_staging(struct cache *c, uint64_t ino, int64_t *size)
 {
 	char *from = journal_staging_path(c, ino);
@@ -268,24 +270,19 @@ static int set_content(struct cache *c, const struct node *n, const char *rel,
 	return db_run(c, st);
 }
 
+/* rel (taken from the staging file, size bytes) becomes ino's content;
+ * the caller gives rel back on failure. */
 static int journal_commit_content_locked(struct cache *c, uint64_t ino,
+					 const char *rel, int64_t size,
 					 int64_t date, struct cache_changes *ch)
 {
 	struct node n = { 0 };
 	int rc = get_node(c, ino, &n);
 	if (rc)
 		return rc;
-	int64_t size = 0;
-	char *rel = take_staging(c, ino, &size);
-	if (!rel) {
-		node_clear(&n);
-		return -EIO;
-	}
 	char *old_rel = NULL;
 	rc = jr_durable_begin(c);
 	if (rc) {
-		give_back(c, ino, rel);
-		free(rel);
 		node_clear(&n);
 		return rc;
 	}
@@ -297,22 +294,18 @@ static int journal_commit_content_locked(struct cache *c, uint64_t ino,
 	if (!rc && n.local == LOCAL_NONE)
 		rc = queue_content(c, &n, rel, date, &old_rel);
 	rc = jr_durable_end(c, rc);
-	if (rc) {
-		give_back(c, ino, rel);
-	} else {
-		pthread_mutex_lock(&c->lock);
+	if (!rc) {
 		jr_content_gc(c, n.content);
 		jr_content_gc(c, old_rel);
-		pthread_mutex_unlock(&c->lock);
 		cache_change_add(ch, CC_ATTR, ino, n.parent, n.name, 0, NULL);
 	}
 	free(old_rel);
-	free(rel);
 	node_clear(&n);
 	return rc;
 }
 
 static int journal_reject_locked(struct cache *c, uint64_t ino,
+				 const char *rel, int64_t size,
 				 const char *reason, char **new_name,
 				 struct cache_changes *ch)
 {
@@ -320,16 +313,8 @@ static int journal_reject_locked(struct cache *c, uint64_t ino,
 	int rc = get_node(c, ino, &n);
 	if (rc)
 		return rc;
-	int64_t size = 0;
-	char *rel = take_staging(c, ino, &size);
-	if (!rel) {
-		node_clear(&n);
-		return -EIO;
-	}
 	rc = jr_durable_begin(c);
 	if (rc) {
-		give_back(c, ino, rel);
-		free(rel);
 		node_clear(&n);
 		return rc;
 	}
@@ -359,13 +344,10 @@ static int journal_reject_locked(struct cache *c, uint64_t ino,
 	cache_change_add(ch, fresh ? CC_GONE : CC_ATTR, ino, n.parent, n.name,
 			 0, NULL);
 	rc = jr_durable_end(c, rc);
-	if (rc) {
-		give_back(c, ino, rel);
+	if (rc)
 		free(name);
-	} else {
+	else
 		*new_name = name;
-	}
-	free(rel);
 	node_clear(&n);
 	return rc;
 }
@@ -766,13 +748,33 @@ static int journal_set_props_locked(struct cache *c, uint64_t ino,
 int journal_commit_content(struct cache *c, uint64_t ino, int64_t date,
 			   struct cache_changes *ch)
 {
-	LOCKED(journal_commit_content_locked(c, ino, date, ch));
+	int64_t size = 0;
+	char *rel = take_staging(c, ino, &size);
+	if (!rel)
+		return -EIO;
+	pthread_mutex_lock(&c->lock);
+	int rc = journal_commit_content_locked(c, ino, rel, size, date, ch);
+	pthread_mutex_unlock(&c->lock);
+	if (rc)
+		give_back(c, ino, rel);
+	free(rel);
+	return rc;
 }
 
 int journal_reject(struct cache *c, uint64_t ino, const char *reason,
 		   char **new_name, struct cache_changes *ch)
 {
-	LOCKED(journal_reject_locked(c, ino, reason, new_name, ch));
+	int64_t size = 0;
+	char *rel = take_staging(c, ino, &size);  /* fsync: no lock held */
+	if (!rel)
+		return -EIO;
+	pthread_mutex_lock(&c->lock);
+	int rc = journal_reject_locked(c, ino, rel, size, reason, new_name, ch);
+	pthread_mutex_unlock(&c->lock);
+	if (rc)
+		give_back(c, ino, rel);
+	free(rel);
+	return rc;
 }
 
 int journal_unlink(struct cache *c, uint64_t parent, const char *name)

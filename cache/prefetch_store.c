@@ -19,8 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A message whose body the server has and the cache does not. */
+/* A message whose body the server has and the cache does not, in the
+ * tree (not held out of it: a delete waiting in the journal, or half of a
+ * move, sync_moves.c - fetching it would find it gone and drop the node). */
 #define UNCACHED \
+	"parent != 0 AND " \
 	"kind = 2 AND body_size < 0 AND server_id IS NOT NULL AND " \
 	"content IS NULL AND local = 0"
 

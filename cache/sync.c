@@ -752,6 +752,16 @@ static bool take_kick(struct sync *s)
 	return k;
 }
 
+/* What pages held as half of a move and whose other half did not come in
+ * time becomes what the pages said (cache/sync_moves.c). */
+static void settle_moves(struct sync *s)
+{
+	struct cache_changes ch = { .from_server = true };
+	if (cache_settle_moves(s->cache, &ch) == 0)
+		sync_notify(s, &ch);
+	cache_changes_free(&ch);
+}
+
 static void *sync_main(void *arg)
 {
 	struct sync *s = arg;
@@ -774,6 +784,7 @@ static void *sync_main(void *arg)
 			next_full = 0;
 			continue;
 		}
+		settle_moves(s);
 		bool full = take_kick(s) || now_ms() >= next_full;
 		pthread_mutex_lock(&s->lock);
 		s->passes_started++;
@@ -794,6 +805,9 @@ static void *sync_main(void *arg)
 		if (full)
 			next_full = now_ms() + (int64_t)s->cfg.interval_s * 1000;
 		int64_t left = next_full - now_ms();
+		int64_t held = cache_moves_due_ms(s->cache);
+		if (held >= 0 && held + 50 < left)
+			left = held + 50;
 		if (left > 0 && nap_for(s, left, WAKE_WORK))
 			break;
 	}

@@ -10,6 +10,7 @@
 #include "db_internal.h"
 #include "journal_internal.h"
 #include "names.h"
+#include "sync_moves.h"
 #include "backend/util.h"
 
 #include <errno.h>
@@ -119,7 +120,7 @@ bool cache_name_taken(struct cache *c, uint64_t parent, const char *name)
 
 /* A free name under parent: base name, then (2), (3), ... in the order the
  * server reported the nodes. */
-static char *free_name(struct cache *c, uint64_t parent, enum node_kind kind,
+char *cache_free_name(struct cache *c, uint64_t parent, enum node_kind kind,
 		       const char *title, int64_t t)
 {
 	for (unsigned n = 1;; n++) {
@@ -236,7 +237,7 @@ static int apply_folder(struct cache *c, const char *root_id,
 		return 0;
 	}
 	if (!exists) {
-		char *name = free_name(c, parent, NODE_FOLDER, sname, 0);
+		char *name = cache_free_name(c, parent, NODE_FOLDER, sname, 0);
 		sqlite3_stmt *st = db_prepare(c,
 			"INSERT INTO nodes(parent, kind, name, server_id, "
 			"change_key, parent_sid, server_name, folder_class, "
@@ -260,13 +261,17 @@ static int apply_folder(struct cache *c, const char *root_id,
 		free(name);
 		return rc;
 	}
-	/* a move, rename or removal of ours not sent yet wins over what
-	 * the server reports meanwhile (as for items): it stays put */
-	if (old.pend & JP_PLACE) {
+	/* an existing folder: renamed or moved?  Not while the journal has a
+	 * move or rename of it to send: this page may have been read before
+	 * the user's change (or the server has not caught up), and the
+	 * user's change wins - it must look done the moment it returned,
+	 * never renamed back and forth.  The page after the journal's send
+	 * reports the place the user chose. */
+	bool ours = (old.pend & JP_PLACE) != 0;
+	if (ours) {
 		parent = old.parent;
-		sname = old.server_name ? old.server_name : sname;
+		sname = old.server_name ? old.server_name : "";
 	}
-	/* an existing folder: renamed or moved? */
 	char *name = xstrdup(old.name);
 	bool moved = parent != old.parent;
 	bool renamed = strcmp(sname, old.server_name ? old.server_name : "") != 0;
@@ -278,12 +283,14 @@ static int apply_folder(struct cache *c, const char *root_id,
 					      "WHERE ino = ?");
 		sqlite3_bind_int64(st, 1, (int64_t)old.ino);
 		db_step_done(c, st);
-		name = free_name(c, parent, NODE_FOLDER, sname, 0);
+		name = cache_free_name(c, parent, NODE_FOLDER, sname, 0);
 	}
 	sqlite3_stmt *st = db_prepare(c,
-		"UPDATE nodes SET parent = ?, name = ?, change_key = ?, "
-		"parent_sid = ?, server_name = ?, folder_class = ?, visible = ?, "
-		"total = ?, unread = ?, mtime = ? WHERE ino = ?");
+		"UPDATE nodes SET parent = ?1, name = ?2, change_key = ?3, "
+		"parent_sid = CASE WHEN ?12 THEN parent_sid ELSE ?4 END, "
+		"server_name = ?5, folder_class = ?6, "
+		"visible = CASE WHEN ?12 THEN visible ELSE ?7 END, "
+		"total = ?8, unread = ?9, mtime = ?10 WHERE ino = ?11");
 	sqlite3_bind_int64(st, 1, (int64_t)parent);
 	db_bind_text(st, 2, name);
 	db_bind_text(st, 3, f->change_key);
@@ -297,6 +304,7 @@ static int apply_folder(struct cache *c, const char *root_id,
 	sqlite3_bind_int64(st, 9, f->unread_count);
 	sqlite3_bind_int64(st, 10, (moved || renamed) ? now : old.mtime);
 	sqlite3_bind_int64(st, 11, (int64_t)old.ino);
+	sqlite3_bind_int(st, 12, ours);
 	rc = db_step_done(c, st);
 	if (!rc && (moved || renamed))
 		cache_change_add_dir(ch, CC_RENAMED, old.ino, old.parent, old.name, parent,
@@ -307,20 +315,23 @@ static int apply_folder(struct cache *c, const char *root_id,
 }
 
 /* Folders whose parent arrived after them (or not yet) have parent 0;
- * link those whose parent is now known. */
+ * link those whose parent is now known.  A folder removed here whose
+ * deletion is still queued has parent 0 too (journal.c's limbo): it is no
+ * orphan and stays out of the tree. */
 static int link_orphans(struct cache *c, struct cache_changes *ch)
 {
 	sqlite3_stmt *st = db_prepare(c,
 		"SELECT o.ino, p.ino, o.server_name FROM nodes o "
 		"JOIN nodes p ON p.kind = 1 AND p.server_id = o.parent_sid "
 		"WHERE o.kind = 1 AND o.parent = 0 AND o.ino != 1 AND "
-		"o.pend & 16 = 0");  /* not one removed here (JP_PLACE) */
+		"o.pend & ? = 0");
+	sqlite3_bind_int(st, 1, (int)JP_PLACE);
 	int rc = 0;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		uint64_t ino = (uint64_t)sqlite3_column_int64(st, 0);
 		uint64_t parent = (uint64_t)sqlite3_column_int64(st, 1);
 		const char *sname = (const char *)sqlite3_column_text(st, 2);
-		char *name = free_name(c, parent, NODE_FOLDER, sname, 0);
+		char *name = cache_free_name(c, parent, NODE_FOLDER, sname, 0);
 		sqlite3_stmt *up = db_prepare(c, "UPDATE nodes SET parent = ?, "
 					      "name = ? WHERE ino = ?");
 		sqlite3_bind_int64(up, 1, (int64_t)parent);
@@ -366,7 +377,8 @@ static bool item_by_server_id(struct cache *c, const char *sid, struct node *out
 {
 	sqlite3_stmt *st = db_cached(c, "SELECT ino, parent, name, size, pend, "
 				     "content IS NOT NULL, is_read, flag, "
-				     "categories, is_draft, received, change_key "
+				     "categories, is_draft, received, change_key, "
+				     "message_id, subject "
 				     "FROM nodes WHERE kind = 2 AND server_id = ?");
 	sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
 	bool found = sqlite3_step(st) == SQLITE_ROW;
@@ -383,6 +395,8 @@ static bool item_by_server_id(struct cache *c, const char *sid, struct node *out
 		out->is_draft = sqlite3_column_int(st, 9);
 		out->received = sqlite3_column_int64(st, 10);
 		out->change_key = xstrdup((const char *)sqlite3_column_text(st, 11));
+		out->message_id = xstrdup((const char *)sqlite3_column_text(st, 12));
+		out->subject = xstrdup((const char *)sqlite3_column_text(st, 13));
 	}
 	sqlite3_reset(st);
 	return found;
@@ -423,7 +437,7 @@ static int move_item_node(struct cache *c, const struct node *old,
 			  struct cache_changes *ch)
 {
 	char *name = cache_name_taken(c, folder, old->name)
-		? free_name(c, folder, NODE_ITEM, subject, received)
+		? cache_free_name(c, folder, NODE_ITEM, subject, received)
 		: xstrdup(old->name);
 	sqlite3_stmt *st = db_cached(c, "UPDATE nodes SET parent = ?, name = ?, "
 				     "server_id = coalesce(?, server_id) "
@@ -456,11 +470,47 @@ int count_items(struct cache *c, uint64_t folder, int64_t delta)
 	return db_run(c, st);
 }
 
+/* The source half of a move whose target page came first (a node held
+ * arriving, sync_moves.c): old moves there and takes the new node's server
+ * id; the new node, never shown, goes. */
+static int take_arriving(struct cache *c, const struct node *old,
+			 uint64_t arriving, uint64_t dest,
+			 struct cache_changes *ch)
+{
+	sqlite3_stmt *st = db_cached(c, "SELECT server_id, change_key FROM "
+				     "nodes WHERE ino = ?");
+	sqlite3_bind_int64(st, 1, (int64_t)arriving);
+	char *sid = NULL, *ck = NULL;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		sid = xstrdup((const char *)sqlite3_column_text(st, 0));
+		ck = xstrdup((const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_reset(st);
+	moves_forget(c, arriving);
+	st = db_cached(c, "DELETE FROM nodes WHERE ino = ?");
+	sqlite3_bind_int64(st, 1, (int64_t)arriving);
+	int rc = db_run(c, st);
+	if (!rc)
+		rc = move_item_node(c, old, dest, sid, old->subject,
+				    old->received, ch);
+	if (!rc && ck) {
+		st = db_cached(c, "UPDATE nodes SET change_key = ? WHERE ino = ?");
+		db_bind_text(st, 1, ck);
+		sqlite3_bind_int64(st, 2, (int64_t)old->ino);
+		rc = db_run(c, st);
+	}
+	free(sid);
+	free(ck);
+	return rc;
+}
+
 /* Apply one item change; *added counts messages added to (or, negative,
- * removed from) folder, so the page updates the folder's count once. */
-static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
-		      const struct be_item *it, struct cache_changes *ch,
-		      int64_t *added)
+ * removed from) folder, so the page updates the folder's count once.
+ * folder_sid is the folder's server id once it synced before (NULL on its
+ * first sync: nothing there can be half of a move worth holding). */
+static int apply_item(struct cache *c, uint64_t folder, const char *folder_sid,
+		      int64_t gen, const struct be_item *it,
+		      struct cache_changes *ch, int64_t *added)
 {
 	if (!it->id)
 		return 0;
@@ -469,19 +519,76 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 	int rc = 0;
 	sqlite3_stmt *st;
 
+	/* a node held as half of a move (sync_moves.c) reported again */
+	int held = exists && !old.pend && old.parent == 0
+		? moves_held(c, old.ino) : 0;
+	if (held && it->change == BE_DELETE) {
+		if (held == MOVE_ARRIVING) {
+			/* created and deleted again: never shown */
+			moves_forget(c, old.ino);
+			st = db_cached(c, "DELETE FROM nodes WHERE ino = ?");
+			sqlite3_bind_int64(st, 1, (int64_t)old.ino);
+			rc = db_run(c, st);
+		}
+		goto out;  /* a leaving one is on its way out already */
+	}
+	if (held == MOVE_LEAVING) {
+		rc = moves_unhold_leaving(c, &old);
+		if (rc)
+			goto out;
+	} else if (held == MOVE_ARRIVING) {
+		rc = moves_link_arriving(c, old.ino, ch);
+		node_clear(&old);
+		if (rc)
+			goto out;
+		exists = item_by_server_id(c, it->id, &old);
+	}
+
 	/* A move the server reported: the new id is created here, and the
 	 * item still has its old id (the source folder's delete may come
 	 * later): the node moves, with its inode, name and body. */
 	const struct move_hint *h;
+	uint64_t other = 0;
 	if (!exists && it->change != BE_DELETE &&
 	    (h = hinted(c, it->id, false)) != NULL &&
 	    item_by_server_id(c, h->old_id, &old) && !(old.pend & JP_PLACE)) {
-		rc = move_item_node(c, &old, folder, it->id, it->subject,
-				    it->received, ch);
+		if (old.parent == 0 && moves_held(c, old.ino) == MOVE_LEAVING)
+			rc = moves_unhold_leaving(c, &old);
+		if (!rc)
+			rc = move_item_node(c, &old, folder, it->id, it->subject,
+					    it->received, ch);
 		if (rc)
 			goto out;
 		old.parent = folder;  /* counted by move_item_node */
 		exists = true;
+	} else if (!exists && it->change != BE_DELETE &&
+		   (other = moves_match(c, false, it->message_id, it->received,
+					it->size, NULL)) != 0) {
+		/* no hint, but a message of the same identity left another
+		 * folder moments ago (its page came first): that node moves
+		 * here */
+		node_clear(&old);
+		sqlite3_stmt *q = db_cached(c, "SELECT server_id FROM nodes "
+					    "WHERE ino = ?");
+		sqlite3_bind_int64(q, 1, (int64_t)other);
+		char *sid = sqlite3_step(q) == SQLITE_ROW
+			? xstrdup((const char *)sqlite3_column_text(q, 0)) : NULL;
+		sqlite3_reset(q);
+		bool found = sid && item_by_server_id(c, sid, &old);
+		free(sid);
+		if (found)
+			rc = moves_unhold_leaving(c, &old);
+		if (found && !rc)
+			rc = move_item_node(c, &old, folder, it->id, it->subject,
+					    it->received, ch);
+		if (rc)
+			goto out;
+		if (found) {
+			old.parent = folder;
+			exists = true;
+		} else {
+			node_clear(&old);
+		}
 	} else if (!exists) {
 		node_clear(&old);
 	}
@@ -497,6 +604,26 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 
 	switch (it->change) {
 	case BE_DELETE:
+		if (exists && !(old.pend & JP_PLACE)) {
+			/* moved, and the target's page came first: the new
+			 * node waits out of the tree (sync_moves.c) */
+			uint64_t dest = 0, arr = 0;
+			struct node a = { 0 };
+			if ((h = hinted(c, it->id, true)) != NULL &&
+			    item_by_server_id(c, h->new_id, &a) && !a.pend &&
+			    a.parent == 0 && moves_held(c, a.ino) == MOVE_ARRIVING)
+				arr = a.ino;
+			node_clear(&a);
+			if (arr)
+				dest = moves_held_parent(c, arr);
+			else
+				arr = moves_match(c, true, old.message_id,
+						  old.received, old.size, &dest);
+			if (arr) {
+				rc = take_arriving(c, &old, arr, dest, ch);
+				break;
+			}
+		}
 		if (exists && !(old.pend & JP_PLACE) &&
 		    (h = hinted(c, it->id, true)) != NULL) {
 			/* deleted here because it moved (the destination's
@@ -512,6 +639,23 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 						    NULL, old.received, ch);
 				break;
 			}
+		}
+		if (exists && folder_sid && !(old.pend & JP_PLACE)) {
+			/* maybe the source half of a move whose target page
+			 * comes later: held out of the tree for a while */
+			rc = moves_hold_leaving(c, &old);
+			if (rc <= 0) {
+				if (!rc && old.parent == folder)
+					(*added)--;
+				else if (!rc)
+					rc = count_items(c, old.parent, -1);
+				if (!rc)
+					cache_change_add(ch, CC_HIDDEN, old.ino,
+							 old.parent, old.name,
+							 0, NULL);
+				break;
+			}
+			rc = 0;
 		}
 		if (exists) {
 			bodies_forget(c, old.ino);
@@ -544,7 +688,7 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 	case BE_UPDATE:
 		if (!exists) {
 			int64_t t = it->received ? it->received : it->sent;
-			char *name = free_name(c, folder, NODE_ITEM, it->subject, t);
+			char *name = cache_free_name(c, folder, NODE_ITEM, it->subject, t);
 			st = db_cached(c,
 				"INSERT INTO nodes(parent, kind, name, server_id, "
 				"change_key, subject, sender, item_class, message_id, "
@@ -570,10 +714,17 @@ static int apply_item(struct cache *c, uint64_t folder, int64_t gen,
 			db_bind_text(st, 17, it->categories);
 			sqlite3_bind_int(st, 18, it->is_draft);
 			rc = db_run(c, st);
-			if (!rc)
+			uint64_t ino = (uint64_t)sqlite3_last_insert_rowid(c->db);
+			if (!rc && folder_sid && moves_room(c) &&
+			    moves_twin_elsewhere(c, folder, it->message_id,
+						 it->received, it->size))
+				/* the target half of a move whose source page
+				 * comes later, or a copy: held for a while */
+				rc = moves_hold_arriving(c, ino, folder, folder_sid);
+			else if (!rc) {
 				(*added)++;
-			cache_change_add(ch, CC_NEW, (uint64_t)sqlite3_last_insert_rowid(c->db),
-				   folder, name, 0, NULL);
+				cache_change_add(ch, CC_NEW, ino, folder, name, 0, NULL);
+			}
 			free(name);
 			break;
 		}
@@ -709,13 +860,16 @@ int cache_apply_items(struct cache *c, uint64_t folder,
 	int rc = db_begin(c);
 	int64_t gen = 0;
 	bool resyncing = false;
+	char *folder_sid = NULL;  /* once synced: moves are held (sync_moves.c) */
 	if (!rc) {
-		sqlite3_stmt *st = db_cached(c, "SELECT resync_gen, resyncing "
+		sqlite3_stmt *st = db_cached(c, "SELECT resync_gen, resyncing, "
+					     "CASE WHEN synced THEN server_id END "
 					     "FROM nodes WHERE ino = ?");
 		sqlite3_bind_int64(st, 1, (int64_t)folder);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			gen = sqlite3_column_int64(st, 0);
 			resyncing = sqlite3_column_int(st, 1) != 0;
+			folder_sid = xstrdup((const char *)sqlite3_column_text(st, 2));
 		} else {
 			rc = -ENOENT;  /* the folder went away meanwhile */
 		}
@@ -723,11 +877,14 @@ int cache_apply_items(struct cache *c, uint64_t folder,
 	}
 	int64_t added = 0;
 	for (size_t i = 0; !rc && i < b->n; i++)
-		rc = apply_item(c, folder, gen, &b->v[i], ch, &added);
+		rc = apply_item(c, folder, folder_sid, gen, &b->v[i], ch, &added);
+	free(folder_sid);
 	if (!rc && last_page && resyncing)
 		rc = sweep(c, folder, gen, ch, &added);
 	if (!rc)
 		rc = count_items(c, folder, added);
+	if (!rc)
+		rc = moves_settle(c, ch);
 	if (!rc) {
 		sqlite3_stmt *st = db_cached(c,
 			"UPDATE nodes SET sync_state = ?, "

@@ -357,6 +357,8 @@ int main(int argc, char **argv)
 							     : BE_DEL_HARD);
 	if (journal_recover(cache))
 		log_err("cannot tidy up local files in %s", cache_dir);
+	if (cache_moves_recover(cache))
+		log_err("cannot settle the moves held in %s", cache_dir);
 	fs.cache = cache;
 	fs.sync = sync_new(cache, &scfg);
 	struct sync_hooks hooks = { notify_changes, fs_exiting, notify_status,

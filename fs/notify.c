@@ -89,6 +89,7 @@ static void invalidate(struct xfs *fs, const struct cache_changes *ch)
 		switch (c->what) {
 		case CC_NEW:
 		case CC_GONE:
+		case CC_HIDDEN:
 			inval_entry(fs, c->parent, c->name);
 			if (c->what == CC_GONE)
 				inval_attr(fs, c->ino);
@@ -306,6 +307,8 @@ static int reflect_once(struct xfs *fs, int root, const struct cache_change *c,
 		close(fd);
 		return rc;
 	}
+	case CC_HIDDEN:
+		break;  /* never reflected (reflect_main) */
 	}
 	return -EINVAL;
 }
@@ -375,6 +378,14 @@ static void *reflect_main(void *arg)
 			bool inside_gone = false;
 			for (size_t j = 0; j < n_gone && !inside_gone; j++)
 				inside_gone = gone_dirs[j] == c->parent;
+			if (c->what == CC_HIDDEN) {
+				/* no event: the name goes quietly, in order
+				 * with the changes around it */
+				struct cache_changes one = {
+					.v = (struct cache_change *)c, .n = 1 };
+				invalidate(fs, &one);
+				continue;
+			}
 			if (root >= 0 && !inside_gone && reflect_one(fs, root, c)) {
 				ok++;
 				continue;

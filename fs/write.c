@@ -33,15 +33,65 @@ struct wfile {
 	struct wfile *next;
 };
 
-/* Lock order: wlock, then the cache's lock, then list_lock.  wlock
- * serialises writing (staging files, commits); list_lock only guards the
- * list itself, so getattr and readdir (which run under the cache's lock)
- * can ask for the size of a file being written without waiting for a
- * commit. */
-static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER;
+/* One lock per inode being changed here (struct ilock, counted while
+ * taken or waited for), so a write, truncate, flush or unlink of one file
+ * never waits for another's.  No lock of this file is held across the
+ * network: a body to fetch before the first write of a draft is fetched
+ * with nothing held (wget_locked), and fsync runs on a copy of the fd.
+ *
+ * Lock order: an inode's lock, then the cache's lock, then list_lock.
+ * list_lock only guards the list of staging files, so getattr and readdir
+ * (which run under the cache's lock) can ask for the size of a file being
+ * written without waiting for a commit; ilocks_lock only guards the table
+ * of inode locks and is never held while waiting for anything else. */
+struct ilock {
+	uint64_t ino;
+	int users;               /* protected by ilocks_lock */
+	pthread_mutex_t lock;    /* held while the inode's file is changed */
+	struct ilock *next;      /* protected by ilocks_lock */
+};
+
+static pthread_mutex_t ilocks_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ilock *ilocks;
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct wfile *wfiles;
 static int n_wfiles;  /* atomic: lets getattr skip the lock when 0 */
+
+/* Take the lock of ino (made on first use, freed by the last user). */
+static struct ilock *ino_lock(uint64_t ino)
+{
+	pthread_mutex_lock(&ilocks_lock);
+	struct ilock *l = ilocks;
+	while (l && l->ino != ino)
+		l = l->next;
+	if (!l) {
+		l = xcalloc(1, sizeof(*l));
+		l->ino = ino;
+		pthread_mutex_init(&l->lock, NULL);
+		l->next = ilocks;
+		ilocks = l;
+	}
+	l->users++;
+	pthread_mutex_unlock(&ilocks_lock);
+	pthread_mutex_lock(&l->lock);
+	return l;
+}
+
+static void ino_unlock(struct ilock *l)
+{
+	pthread_mutex_unlock(&l->lock);
+	pthread_mutex_lock(&ilocks_lock);
+	if (--l->users == 0) {
+		for (struct ilock **p = &ilocks; *p; p = &(*p)->next)
+			if (*p == l) {
+				*p = l->next;
+				break;
+			}
+		pthread_mutex_destroy(&l->lock);
+		free(l);
+	}
+	pthread_mutex_unlock(&ilocks_lock);
+}
 
 /* list_lock held */
 static struct wfile *wfind(uint64_t ino)
@@ -52,7 +102,7 @@ static struct wfile *wfind(uint64_t ino)
 	return NULL;
 }
 
-/* Close a staging file before it is renamed (wlock held). */
+/* Close a staging file before it is renamed (its inode lock held). */
 static void wclose(struct wfile *w)
 {
 	pthread_mutex_lock(&list_lock);
@@ -61,7 +111,7 @@ static void wclose(struct wfile *w)
 	pthread_mutex_unlock(&list_lock);
 }
 
-/* wlock held: only wlock holders change the list */
+/* the inode's lock held: only its holder adds or drops its entry */
 static struct wfile *wlookup(uint64_t ino)
 {
 	pthread_mutex_lock(&list_lock);
@@ -95,8 +145,9 @@ bool write_allowed(struct xfs *fs, const struct node *n)
 	return cache_role(fs->cache, n->parent) == BE_DRAFTS;
 }
 
-/* The current content of n as an fd: written here, or the server's body
- * (fetched if need be).  -errno on failure. */
+/* The current content of n as an fd: written here, or the server's body.
+ * -EAGAIN when that body is not cached (it is fetched with no lock held,
+ * see wget_locked), -ENOENT when nothing was written yet, or -errno. */
 static int current_content(struct xfs *fs, const struct node *n)
 {
 	if (n->content) {
@@ -108,13 +159,7 @@ static int current_content(struct xfs *fs, const struct node *n)
 	if (n->local != LOCAL_NONE || !n->server_id)
 		return -ENOENT;  /* nothing written yet */
 	int fd = cache_body_open(fs->cache, n->ino);
-	if (fd >= 0)
-		return fd;
-	int rc = sync_fetch_body(fs->sync, n->ino);
-	if (rc)
-		return rc;
-	fd = cache_body_open(fs->cache, n->ino);
-	return fd >= 0 ? fd : -EIO;
+	return fd >= 0 ? fd : -EAGAIN;
 }
 
 static int copy_fd(int from, int to)
@@ -140,7 +185,8 @@ static int copy_fd(int from, int to)
 }
 
 /* The staging file of ino, made from the current content unless empty is
- * asked for (wlock held).  *out or -errno. */
+ * asked for (its inode lock held).  *out, -EAGAIN if the server's body must
+ * be fetched first, or -errno. */
 static int wget(struct xfs *fs, uint64_t ino, bool empty, struct wfile **out)
 {
 	struct wfile *w = wlookup(ino);
@@ -192,6 +238,35 @@ static int wget(struct xfs *fs, uint64_t ino, bool empty, struct wfile **out)
 	return 0;
 }
 
+/* Take ino's lock and its staging file (wget).  A server body the file
+ * starts from is fetched first, with no lock held, so a stalled fetch
+ * holds up only the writer of that draft.  On success the caller holds *l
+ * and gives it back with ino_unlock. */
+static int wget_locked(struct xfs *fs, uint64_t ino, bool empty,
+		       struct wfile **out, struct ilock **l)
+{
+	for (int tries = 0;; tries++) {
+		*l = ino_lock(ino);
+		int rc = wget(fs, ino, empty, out);
+		if (!rc)
+			return 0;
+		ino_unlock(*l);
+		*l = NULL;
+		if (rc != -EAGAIN)
+			return rc;
+		if (tries == 3) {
+			/* fetched, and evicted again before it was copied */
+			log_err("cannot keep the server's body of inode %llu "
+				"in the cache long enough to edit it",
+				(unsigned long long)ino);
+			return -EIO;
+		}
+		rc = sync_fetch_body(fs->sync, ino);
+		if (rc)
+			return rc;
+	}
+}
+
 int write_content_fd(struct xfs *fs, const struct node *n)
 {
 	pthread_mutex_lock(&list_lock);
@@ -239,12 +314,13 @@ void xfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct node n = { 0 };
 	int rc = journal_new_file(fs->cache, parent, name, temp, &n);
 	if (!rc) {
-		pthread_mutex_lock(&wlock);
 		struct wfile *w;
-		rc = wget(fs, n.ino, true, &w);
-		if (!rc)
+		struct ilock *l;
+		rc = wget_locked(fs, n.ino, true, &w, &l);
+		if (!rc) {
 			w->dirty = true;
-		pthread_mutex_unlock(&wlock);
+			ino_unlock(l);
+		}
 		if (rc)
 			journal_unlink(fs->cache, parent, name);
 	}
@@ -270,9 +346,9 @@ void xfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	pthread_mutex_lock(&wlock);
 	struct wfile *w;
-	int rc = wget(fs, ino, false, &w);
+	struct ilock *l;
+	int rc = wget_locked(fs, ino, false, &w, &l);
 	ssize_t n = -1;
 	if (!rc) {
 		n = pwrite(w->fd, buf, size, off);
@@ -280,8 +356,8 @@ void xfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 			rc = -errno;
 		else
 			w->dirty = true;
+		ino_unlock(l);
 	}
-	pthread_mutex_unlock(&wlock);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -294,18 +370,20 @@ int write_setattr(struct xfs *fs, fuse_ino_t ino, struct stat *attr, int to_set)
 		return 0;  /* mode, owner, times: accepted, not kept */
 	if (vfile_is(ino))
 		return -EPERM;
-	pthread_mutex_lock(&wlock);
 	struct wfile *w;
-	int rc = wget(fs, ino, attr->st_size == 0, &w);
-	if (!rc && ftruncate(w->fd, attr->st_size) < 0)
+	struct ilock *l;
+	int rc = wget_locked(fs, ino, attr->st_size == 0, &w, &l);
+	if (rc)
+		return rc;
+	if (ftruncate(w->fd, attr->st_size) < 0)
 		rc = -errno;
-	if (!rc)
+	else
 		w->dirty = true;
-	pthread_mutex_unlock(&wlock);
+	ino_unlock(l);
 	return rc;
 }
 
-/* Commit a dirty staging file (wlock held).  0 or -errno. */
+/* Commit a dirty staging file (its inode lock held).  0 or -errno. */
 static int commit(struct xfs *fs, uint64_t ino)
 {
 	struct wfile *w = wlookup(ino);
@@ -364,9 +442,9 @@ static int commit(struct xfs *fs, uint64_t ino)
 void xfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct xfs *fs = fuse_req_userdata(req);
-	pthread_mutex_lock(&wlock);
+	struct ilock *l = ino_lock(ino);
 	int rc = commit(fs, ino);
-	pthread_mutex_unlock(&wlock);
+	ino_unlock(l);
 	fuse_reply_err(req, -rc);
 }
 
@@ -374,11 +452,15 @@ void xfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	       struct fuse_file_info *fi)
 {
 	/* staging files are fsynced when committed; an fsync before close
-	 * makes what was written so far durable locally */
-	pthread_mutex_lock(&wlock);
-	struct wfile *w = wlookup(ino);
-	int rc = w && w->fd >= 0 && fsync(w->fd) < 0 ? -errno : 0;
-	pthread_mutex_unlock(&wlock);
+	 * makes what was written so far durable locally: on a copy of the fd,
+	 * with no lock held, so a slow disk holds up only this caller */
+	pthread_mutex_lock(&list_lock);
+	struct wfile *w = wfind(ino);
+	int fd = w && w->fd >= 0 ? fcntl(w->fd, F_DUPFD_CLOEXEC, 0) : -1;
+	pthread_mutex_unlock(&list_lock);
+	int rc = fd >= 0 && fsync(fd) < 0 ? -errno : 0;
+	if (fd >= 0)
+		close(fd);
 	fuse_reply_err(req, -rc);
 }
 
@@ -390,12 +472,12 @@ void xfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	node_clear(&n);
 	int rc = journal_unlink(fs->cache, parent, name);
 	if (!rc && ino) {
-		pthread_mutex_lock(&wlock);
+		struct ilock *l = ino_lock(ino);
 		wdrop(ino);
-		pthread_mutex_unlock(&wlock);
 		char *staging = journal_staging_path(fs->cache, ino);
 		unlink(staging);
 		free(staging);
+		ino_unlock(l);
 	}
 	done_change(fs, NULL);
 	fuse_reply_err(req, -rc);
@@ -454,10 +536,11 @@ void xfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	/* a local file still being written is saved first, so the rename
 	 * moves what the writer wrote */
-	pthread_mutex_lock(&wlock);
-	if (n.local != LOCAL_NONE)
+	if (n.local != LOCAL_NONE) {
+		struct ilock *l = ino_lock(n.ino);
 		rc = commit(fs, n.ino);
-	pthread_mutex_unlock(&wlock);
+		ino_unlock(l);
+	}
 	int64_t date = -1;
 	if (!rc) {
 		/* re-read: the commit may have changed its content */

@@ -13,6 +13,7 @@ import errno
 import os
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -487,6 +488,54 @@ def test_edit_a_draft_in_place_and_by_rename(live):
     ds = subjects(srv, "Drafts")
     assert ds.count("Version 4") == 1 and "Version 3" not in ds
     assert open(p, "rb").read() == message("Version 4")
+
+
+STALL_MS = 10000        # a fetch stalled this long on the server
+
+
+@LOCAL
+@needs("drafts")
+def test_a_stalled_fetch_holds_up_only_its_own_draft(live, tmp_path):
+    """The first write to a draft whose body is not cached fetches it. That
+    fetch, stalled on the server, holds up the writer of that draft only: a
+    cp of another file (create, write, close) completes while it is still
+    blocked (no lock is held across the network)."""
+    from test_sync import op
+    target, m = live
+    srv = target.srv
+    srv.deliver("Drafts", subject="Stalled draft")
+    name = wait_for(lambda: next((n for n in emls(m.path("Drafts")) if "Stalled" in n), None), 30,
+                    what="the new draft on the mount")
+    p = m.path("Drafts", name)
+    srv.fault("slow", operation=op(target, "GetItem"), ms=STALL_MS)
+    edit = {}
+
+    def append():
+        try:
+            with open(p, "ab") as f:
+                f.write(b"P.S.\r\n")
+            edit["rc"] = 0
+        except OSError as e:
+            edit["rc"] = e.errno
+    t = threading.Thread(target=append)
+    t.start()
+    try:
+        wait_for(lambda: not srv.stats()["faults"], 10, what="the draft's fetch to reach the server")
+        src = tmp_path / "other.eml"
+        src.write_bytes(message("Unrelated copy"))
+        t0 = time.monotonic()
+        subprocess.run(["cp", str(src), m.path("Drafts", "other.eml")], check=True)
+        print("cp of an unrelated file while a fetch is stalled %d ms: %.1f ms"
+              % (STALL_MS, (time.monotonic() - t0) * 1000))
+        assert t.is_alive() and "rc" not in edit, "the cp waited for the stalled fetch"
+        assert open(m.path("Drafts", "other.eml"), "rb").read() == src.read_bytes()
+    finally:
+        t.join(STALL_MS / 1000 + 60)
+    assert edit.get("rc") == 0
+    with open(p, "rb") as f:
+        assert f.read().endswith(b"P.S.\r\n")
+    drained(m)
+    assert "Unrelated copy" in subjects(srv, "Drafts")
 
 
 @pytest.mark.skipif(not shutil.which("vim"), reason="vim is not installed")
