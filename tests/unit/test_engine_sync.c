@@ -275,6 +275,17 @@ static void test_resync(void)
 	CHECK(same_seen(&e, work, sw));
 	CHECK(same_seen(&e, sub, ss));
 	CHECK(same_seen(&e, w1, sw1));
+	/* a message the resync no longer finds leaves the tree at once; it is
+	 * held aside for a moment in case a page creates it elsewhere (a move,
+	 * cache/sync_moves.c), then deleted: settle what is held as a restart
+	 * would, instead of waiting */
+	uint64_t held = engine_ino_of_sid(&e, b);
+	if (held) {
+		struct node hn = { 0 };
+		CHECK(cache_get(e.c, held, &hn) == 0 && hn.parent == 0);
+		node_clear(&hn);
+		CHECK(cache_moves_recover(e.c) == 0);
+	}
 	CHECK(engine_ino_of_sid(&e, b) == 0);
 	CHECK(engine_ino_of_sid(&e, old) == 0);
 	CHECK(engine_ino_of_sid(&e, again) == 0);
