@@ -149,6 +149,62 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* ---- display width ---- */
+
+/* [first, last] code point ranges, sorted */
+static const uint32_t zero_width[][2] = {
+	{ 0x0300, 0x036F }, { 0x0483, 0x0489 }, { 0x0591, 0x05BD },
+	{ 0x0610, 0x061A }, { 0x064B, 0x065F }, { 0x0E31, 0x0E31 },
+	{ 0x0E34, 0x0E3A }, { 0x0E47, 0x0E4E }, { 0x1AB0, 0x1AFF },
+	{ 0x1DC0, 0x1DFF }, { 0x200B, 0x200F }, { 0x202A, 0x202E },
+	{ 0x2060, 0x2064 }, { 0x20D0, 0x20FF }, { 0xFE00, 0xFE0F },
+	{ 0xFE20, 0xFE2F }, { 0xFEFF, 0xFEFF }, { 0xE0100, 0xE01EF },
+};
+static const uint32_t wide[][2] = {
+	{ 0x1100, 0x115F }, { 0x231A, 0x231B }, { 0x2329, 0x232A },
+	{ 0x23E9, 0x23EC }, { 0x2614, 0x2615 }, { 0x2E80, 0x303E },
+	{ 0x3041, 0x33FF }, { 0x3400, 0x4DBF }, { 0x4E00, 0x9FFF },
+	{ 0xA000, 0xA4CF }, { 0xA960, 0xA97F }, { 0xAC00, 0xD7A3 },
+	{ 0xF900, 0xFAFF }, { 0xFE10, 0xFE19 }, { 0xFE30, 0xFE6F },
+	{ 0xFF00, 0xFF60 }, { 0xFFE0, 0xFFE6 }, { 0x1F300, 0x1F64F },
+	{ 0x1F900, 0x1F9FF }, { 0x20000, 0x2FFFD }, { 0x30000, 0x3FFFD },
+};
+
+static bool in_ranges(uint32_t c, const uint32_t (*r)[2], size_t n)
+{
+	for (size_t i = 0; i < n && r[i][0] <= c; i++)
+		if (c <= r[i][1])
+			return true;
+	return false;
+}
+
+size_t utf8_width(const char *s)
+{
+	size_t w = 0;
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		uint32_t c = *p;
+		size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2
+			   : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+		size_t k = 1;
+		if (len > 1) {
+			c &= 0x3F >> (len - 1);
+			for (; k < len && (p[k] & 0xC0) == 0x80; k++)
+				c = c << 6 | (p[k] & 0x3F);
+		}
+		if (len == 0 || k < len) {
+			w++;       /* not UTF-8: a byte is one column */
+			p += k;
+			continue;
+		}
+		p += len;
+		if (in_ranges(c, zero_width, sizeof(zero_width) / sizeof(zero_width[0])))
+			continue;
+		w += in_ranges(c, wide, sizeof(wide) / sizeof(wide[0])) ? 2 : 1;
+	}
+	return w;
+}
+
 /* ---- buffers ---- */
 
 void buf_init(struct buf *b, size_t cap)

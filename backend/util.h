@@ -69,6 +69,12 @@ int buf_put_xml_escaped(struct buf *b, const char *s);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
 
+/* The columns UTF-8 text s takes on a terminal: combining marks and
+ * zero-width characters 0, East Asian wide and fullwidth characters 2,
+ * the rest (and each byte that is not valid UTF-8) 1.  For lining up
+ * columns of names, whatever the locale. */
+size_t utf8_width(const char *s);
+
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
 /* pthread_create for the daemon's own threads: the new thread is named

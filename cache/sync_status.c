@@ -90,7 +90,11 @@ void sync_status(struct sync *s, struct buf *out)
 	for (size_t i = 0; i < n; i++) {
 		int64_t have = cache_folder_count(s->cache, folders[i].ino);
 		char *path = folder_path(folders, n, i);
-		buf_printf(out, "  %-40s %lld / %lld%s\n", path, (long long)have,
+		/* padded by display width: "%-40s" counts bytes, and a
+		 * name with Ü or ∕ would push its figures left */
+		size_t w = utf8_width(path);
+		buf_printf(out, "  %s%*s %lld / %lld%s\n", path,
+			   w < 40 ? (int)(40 - w) : 0, "", (long long)have,
 			   (long long)folders[i].total,
 			   folders[i].synced ? "" : " (first sync pending)");
 		free(path);
