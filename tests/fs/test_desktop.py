@@ -46,3 +46,28 @@ def test_status_lines_up_names_that_are_not_ascii(server, mount):
     assert "Überweisungen" in lines and "Q1∕Q2 Plans" in lines, lines
     cols = {p: re.search(r"\d+ / \d+", ln).start() for p, ln in lines.items() if len(p) < 40}
     assert len(set(cols.values())) == 1, cols
+
+
+def test_df_shows_the_cache_and_room_to_write(server, mount, tmp_path):
+    """df: size = --cache-size, used = bodies cached, available = the free
+    space of the cache's disk (it said 68K, 0 available, 100% used, and
+    file managers refused to copy)."""
+    m = mount(server, extra=["--cache-size", "100M"])
+    m.wait_synced()
+    inbox = m.path("Inbox")
+    for n in sorted(os.listdir(inbox))[:5]:
+        with open(os.path.join(inbox, n), "rb") as f:
+            f.read()
+    st = os.statvfs(m.mountpoint)
+    disk = os.statvfs(tmp_path)
+    assert st.f_blocks * st.f_frsize == 100 << 20
+    bodies = sum(os.path.getsize(os.path.join(tmp_path, "cache", "bodies", b))
+                 for b in os.listdir(os.path.join(tmp_path, "cache", "bodies")))
+    used = (st.f_blocks - st.f_bfree) * st.f_frsize
+    assert bodies > 0 and bodies <= used < bodies + 5 * st.f_frsize
+    # the disk's free space (it moves a little while the test runs)
+    assert st.f_bavail > 0
+    assert abs(st.f_bavail * st.f_frsize - disk.f_bavail * disk.f_frsize) < 256 << 20
+    assert st.f_ffree > 0 and st.f_files > st.f_ffree
+    r = subprocess.run(["df", "-P", m.mountpoint], capture_output=True, text=True)
+    assert r.returncode == 0 and " 100% " not in r.stdout, r.stdout
