@@ -130,7 +130,8 @@ static void xfs_getattr(fuse_req_t req, fuse_ino_t ino,
 {
 	struct xfs *fs = fs_of(req);
 	struct stat st;
-	if (vfile_is(ino) || ino == CACHE_REJECTED_INO) {
+	if (vfile_is(ino) || ino == CACHE_REJECTED_INO ||
+	    ino == CACHE_TRASH_INFO_INO) {
 		vfile_stat(fs, ino, &st);
 		fuse_reply_attr(req, &st, 0);
 		return;

@@ -231,7 +231,7 @@ void xfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		mode_t mode, struct fuse_file_info *fi)
 {
 	struct xfs *fs = fuse_req_userdata(req);
-	if (!S_ISREG(mode)) {
+	if (!S_ISREG(mode) || vfile_is(parent)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -401,9 +401,55 @@ void xfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -rc);
 }
 
+/* ---- what desktops make at the root: GIO's trash, dot-folders ----
+ * (vfiles.c says how the trash is served.) */
+
+/* Whether parent/name is one of the virtual directories. */
+static bool virtual_dir(struct xfs *fs, fuse_ino_t parent, const char *name)
+{
+	return (parent == CACHE_ROOT_INO && (!strcmp(name, CTL_NAME) ||
+					     vfile_trash_name(fs, name))) ||
+	       parent == TRASH_DIR_INO || parent == CTL_DIR_INO;
+}
+
+/* A folder is never made on the server for a name starting with '.' (a
+ * desktop's private directory: .Trash, .Trash-1000 of another user, a
+ * thumbnail or index cache), nor inside the virtual directories: EPERM.
+ * A server folder named ".x" shows as "．x" (U+FF0E), and mkdir of that
+ * name makes one. */
+static int mkdir_refused(fuse_ino_t parent, const char *name)
+{
+	if (name[0] == '.' || (parent != CACHE_ROOT_INO &&
+			       parent < CACHE_FIRST_INO)) {
+		log_dbg(LC_FS, "mkdir '%s' refused: a dot-folder or a virtual "
+			"directory is never made on the server", name);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* A rename into the trash's files/ (GIO's trash) moves the node to
+ * Deleted Items, under its own name (GIO's may carry a ".2"), made free
+ * there.  In Deleted Items already: ENOTSUP, and a file manager offers to
+ * delete it (rm there deletes).  *name owned. */
+static int trash_target(struct xfs *fs, const struct node *n,
+			fuse_ino_t *newparent, char **name)
+{
+	uint64_t deleted = cache_special_ino(fs->cache, BE_DELETED);
+	if (!deleted || n->parent == deleted)
+		return -ENOTSUP;
+	*newparent = deleted;
+	*name = journal_free_name(fs->cache, deleted, n->name);
+	return 0;
+}
+
 void xfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct xfs *fs = fuse_req_userdata(req);
+	if (virtual_dir(fs, parent, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
 	int rc = journal_rmdir(fs->cache, parent, name);
 	done_change(fs, NULL);
 	fuse_reply_err(req, -rc);
@@ -414,7 +460,9 @@ void xfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct xfs *fs = fuse_req_userdata(req);
 	struct node n = { 0 };
-	int rc = journal_mkdir(fs->cache, parent, name, &n);
+	int rc = mkdir_refused(parent, name);
+	if (!rc)
+		rc = journal_mkdir(fs->cache, parent, name, &n);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -447,8 +495,20 @@ void xfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct xfs *fs = fuse_req_userdata(req);
 	struct node n = { 0 };
-	int rc = cache_lookup(fs->cache, parent, name, &n);
+	char *trashed_as = NULL;
+	const char *kernel_name = newname;
+	int rc = virtual_dir(fs, parent, name) || parent == TRASH_DIR_INO ||
+		 newparent == TRASH_DIR_INO || parent == TRASH_FILES_INO
+		? -EPERM : cache_lookup(fs->cache, parent, name, &n);
+	if (!rc && newparent == TRASH_FILES_INO) {
+		rc = trash_target(fs, &n, &newparent, &trashed_as);
+		newname = trashed_as;
+		flags |= RENAME_NOREPLACE_FLAG;
+	} else if (!rc && n.kind == NODE_FOLDER && newname[0] == '.') {
+		rc = -EPERM;  /* as mkdir: no dot-folder on the server */
+	}
 	if (rc) {
+		node_clear(&n);
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -464,14 +524,27 @@ void xfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		node_clear(&n);
 		rc = cache_lookup(fs->cache, parent, name, &n);
 	}
+	/* only a name that makes it a message needs its Date (and a check:
+	 * renaming one swap file over another is no message) */
 	if (!rc && n.kind == NODE_ITEM && n.content &&
-	    (n.local != LOCAL_NONE || !n.server_id))
+	    (n.local != LOCAL_NONE || !n.server_id) &&
+	    message_file_name(newname) && newparent != CACHE_REJECTED_INO)
 		date = local_date(fs, &n);
 	struct cache_changes ch = { 0 };
 	if (!rc)
 		rc = journal_rename(fs->cache, parent, name, newparent, newname,
 				    flags, date, &ch);
+	if (!rc && trashed_as) {
+		/* the kernel put its dentry in files/: make it look again
+		 * there, and in Deleted Items */
+		cache_change_add(&ch, CC_RENAMED, n.ino, TRASH_FILES_INO,
+				 kernel_name, newparent, trashed_as);
+		ch.v[ch.n - 1].dir = n.kind == NODE_FOLDER;
+		log_dbg(LC_FS, "'%s' trashed: moved to Deleted Items as '%s'",
+			name, trashed_as);
+	}
 	node_clear(&n);
+	free(trashed_as);
 	done_change(fs, &ch);
 	fuse_reply_err(req, -rc);
 }

@@ -24,6 +24,29 @@ def message(subject):
     return MSG % (s, s.replace(b" ", b"."))
 
 
+# What the daemon decides alone: the test server's two protocols show it.
+LOCAL = pytest.mark.parametrize("target", ["ews", "eas"], indirect=True)
+
+
+def queued(m):
+    for line in m.status().splitlines():
+        if line.startswith("changes queued:"):
+            return int(line.split(":")[1].split()[0])
+    raise AssertionError("no queue line in status:\n" + m.status())
+
+
+def drained(m, timeout=60):
+    wait_for(lambda: queued(m) == 0, timeout, what="the journal to drain")
+
+
+def server_folders(srv):
+    return ["/".join(f["path_parts"]) for f in srv.mailbox()["folders"]]
+
+
+def gio_trash(path):
+    return subprocess.run(["gio", "trash", path], capture_output=True, text=True, timeout=60)
+
+
 def folder_lines(status):
     """{folder path: the line} of the status's folder progress."""
     out, on = {}, False
@@ -71,3 +94,77 @@ def test_df_shows_the_cache_and_room_to_write(server, mount, tmp_path):
     assert st.f_ffree > 0 and st.f_files > st.f_ffree
     r = subprocess.run(["df", "-P", m.mountpoint], capture_output=True, text=True)
     assert r.returncode == 0 and " 100% " not in r.stdout, r.stdout
+
+
+@LOCAL
+def test_gio_trash_puts_mail_in_deleted_items(target, mount):
+    """`gio trash` (a file manager's Delete key) made the server folders
+    .Trash-0, .Trash-0/files and .Trash-0/info and moved the mail into
+    them. Now the message lands in Deleted Items, like rm, and the trash's
+    bookkeeping (info/*.trashinfo) stays local."""
+    m = mount(target)
+    m.wait_synced()
+    inbox = m.path("Inbox")
+    name = sorted(n for n in os.listdir(inbox) if n.endswith(".eml"))[0]
+    with open(os.path.join(inbox, name), "rb") as f:
+        data = f.read()
+    r = gio_trash(os.path.join(inbox, name))
+    assert r.returncode == 0, r.stderr
+    assert name not in os.listdir(inbox)
+    assert name in os.listdir(m.path("Deleted Items"))
+    with open(m.path("Deleted Items", name), "rb") as f:
+        assert f.read() == data
+    trash = m.path(".Trash-%d" % os.getuid())
+    assert os.listdir(os.path.join(trash, "files")) == []
+    assert not os.path.exists(os.path.join(trash, "files", name))
+    assert os.listdir(os.path.join(trash, "info")) == [name + ".trashinfo"]
+    assert not any(n.startswith(".") for n in os.listdir(m.mountpoint))
+    drained(m)
+    srv = target.srv
+    wait_for(lambda: any(srv.item_mime(it["id"]) == data for it in srv.items("Deleted Items")),
+             30, what="the message in Deleted Items on the server")
+    assert not any(p.startswith(".") or "/." in p for p in server_folders(srv))
+
+    # a folder goes to Deleted Items too
+    os.mkdir(m.path("Inbox", "Old stuff"))
+    drained(m)
+    r = gio_trash(m.path("Inbox", "Old stuff"))
+    assert r.returncode == 0, r.stderr
+    assert os.path.isdir(m.path("Deleted Items", "Old stuff"))
+    drained(m)
+    wait_for(lambda: "Deleted Items/Old stuff" in server_folders(srv), 30,
+             what="the folder in Deleted Items on the server")
+
+    # what is in Deleted Items already cannot be trashed again: GIO says
+    # so, and a file manager then offers to delete it
+    r = gio_trash(m.path("Deleted Items", name))
+    assert r.returncode != 0 and "not supported" in r.stderr.lower(), r.stderr
+    assert name in os.listdir(m.path("Deleted Items"))
+
+    # the .trashinfo files were local: gone after a remount
+    m.stop()
+    m.start()
+    assert os.listdir(os.path.join(trash, "info")) == []
+    assert name in os.listdir(m.path("Deleted Items"))
+
+
+@LOCAL
+def test_no_dot_folder_reaches_the_server(target, mount):
+    """mkdir of a name starting with '.' (a desktop's private directory:
+    .Trash, another user's .Trash-1000, caches) is refused with EPERM and
+    never becomes a server folder; so is renaming a folder to one. A
+    server folder ".x" is "．x" on the mount, and that name can be made."""
+    m = mount(target)
+    m.wait_synced()
+    for path in (m.path(".Trash"), m.path(".Trash-1000"), m.path("Inbox", ".thumbnails")):
+        with pytest.raises(PermissionError):
+            os.mkdir(path)
+    os.mkdir(m.path("Inbox", "Keep"))
+    with pytest.raises(PermissionError):
+        os.rename(m.path("Inbox", "Keep"), m.path("Inbox", ".Keep"))
+    os.mkdir(m.path("Inbox", "\uff0edotted"))
+    drained(m)
+    folders = server_folders(target.srv)
+    assert "Inbox/Keep" in folders and "Inbox/.dotted" in folders
+    assert not any(p.split("/")[-1] in (".Trash", ".Trash-1000", ".thumbnails", ".Keep")
+                   for p in folders)
