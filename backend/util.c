@@ -5,12 +5,16 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,6 +88,69 @@ static unsigned debug_mask;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void log_set_sink(log_sink_fn fn) { sink = fn; }
+
+bool log_syslog_there(void)
+{
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof(a.sun_path), "/dev/log");
+	bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+#define LOG_FILE_MAX (1L << 20)
+
+static int log_fd = -1;          /* protected by log_lock */
+static char *log_path;           /* owned */
+
+static void file_sink(enum log_level lvl, const char *line)
+{
+	static const char *pfx[] = { "", "", "", "error: ", "warning: ",
+				     "", "", "debug: " };
+	struct stat st;
+	if (fstat(log_fd, &st) == 0 && st.st_size > LOG_FILE_MAX) {
+		char *old = xasprintf("%s.1", log_path);
+		int fd = rename(log_path, old) == 0
+			? open(log_path, O_WRONLY | O_APPEND | O_CREAT |
+			       O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
+		if (fd >= 0) {
+			close(log_fd);
+			log_fd = fd;
+		}
+		free(old);
+	}
+	time_t now = time(NULL);
+	struct tm tm;
+	char when[32];
+	localtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	char *text = xasprintf("%s exchangefs[%ld]: %s%s\n", when,
+			       (long)getpid(), pfx[lvl & 7], line);
+	if (write_all(log_fd, text, strlen(text)) < 0) {
+		/* nowhere left to say it */
+	}
+	free(text);
+}
+
+int log_to_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+		      O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	pthread_mutex_lock(&log_lock);
+	if (log_fd >= 0)
+		close(log_fd);
+	log_fd = fd;
+	free(log_path);
+	log_path = xstrdup(path);
+	sink = file_sink;
+	pthread_mutex_unlock(&log_lock);
+	return 0;
+}
 void log_set_level(enum log_level lvl) { max_level = lvl; }
 void log_set_debug(unsigned cats)
 {

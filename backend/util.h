@@ -32,6 +32,12 @@ enum log_cat { LC_MAIN = 1, LC_HTTP = 2, LC_XML = 4, LC_SYNC = 8, LC_FS = 16,
 
 typedef void (*log_sink_fn)(enum log_level lvl, const char *line);
 void log_set_sink(log_sink_fn fn);         /* default: stderr with prefix */
+/* Whether a syslog daemon listens on /dev/log (many containers and small
+ * machines have none: syslog() then drops every line). */
+bool log_syslog_there(void);
+/* Log to a file instead (appended, mode 0600, timestamped; at 1 MiB it
+ * becomes path.1 and a new one starts).  0, or -1 with errno set. */
+int log_to_file(const char *path);
 void log_set_level(enum log_level lvl);    /* default LOG_NOTICE_ */
 void log_set_debug(unsigned cats);         /* bitmask of enum log_cat */
 bool log_debug_on(enum log_cat cat);

@@ -9,6 +9,7 @@
 #include "prefetch.h"
 #include "watch.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,17 @@ static char *folder_path(const struct node *folders, size_t n, size_t i)
 		parent = folders[j].parent;
 	}
 	return path;
+}
+
+void sync_note_failure(struct sync *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pthread_mutex_lock(&s->lock);
+	vsnprintf(s->last_error, sizeof(s->last_error), fmt, ap);
+	s->last_error_at = time(NULL);
+	pthread_mutex_unlock(&s->lock);
+	va_end(ap);
 }
 
 void sync_status(struct sync *s, struct buf *out)

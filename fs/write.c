@@ -305,6 +305,19 @@ int write_setattr(struct xfs *fs, fuse_ino_t ino, struct stat *attr, int to_set)
 	return rc;
 }
 
+/* Content refused at close(): one line where a user looks, the log
+ * (stderr in the foreground; syslog, or the cache's log file, in the
+ * background) and the status's last error. */
+static void refused_note(struct xfs *fs, const char *name, const char *what,
+			 const char *why, const char *kept)
+{
+	log_warn("'%s' %s (%s): not uploaded; its bytes are kept as "
+		 ".exchangefs/rejected/%s", name, what, why, kept ? kept : "?");
+	sync_note_failure(fs->sync, "'%s' %s (%s): kept as "
+			  ".exchangefs/rejected/%s", name, what, why,
+			  kept ? kept : "?");
+}
+
 /* Commit a dirty staging file (wlock held).  0 or -errno. */
 static int commit(struct xfs *fs, uint64_t ino)
 {
@@ -336,9 +349,7 @@ static int commit(struct xfs *fs, uint64_t ino)
 		char *kept = NULL;
 		wclose(w);
 		rc = journal_reject(fs->cache, ino, why, &kept, &ch);
-		log_warn("'%s' is not a message (%s): not uploaded; its bytes are "
-			 "kept as .exchangefs/rejected/%s", n.name, why,
-			 kept ? kept : "?");
+		refused_note(fs, n.name, "is not a message", why, kept);
 		free(kept);
 		wdrop(ino);
 		node_clear(&n);

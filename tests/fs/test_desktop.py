@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from mountlib import wait_for
+from mountlib import EXE, wait_for
 
 MSG = (b"From: Alice <alice@example.com>\r\nTo: bob@example.com\r\n"
        b"Subject: %s\r\nDate: Thu, 13 Feb 2025 10:30:00 +0000\r\n"
@@ -168,3 +168,73 @@ def test_no_dot_folder_reaches_the_server(target, mount):
     assert "Inbox/Keep" in folders and "Inbox/.dotted" in folders
     assert not any(p.split("/")[-1] in (".Trash", ".Trash-1000", ".thumbnails", ".Keep")
                    for p in folders)
+
+
+def write_file(path, data):
+    """open, write, close; the OSError of close() (where a refusal shows)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def last_error(m):
+    return next(ln for ln in m.status().splitlines() if ln.startswith("last error:"))
+
+
+def test_refused_eml_says_why_where_a_user_looks(server, mount):
+    """A .eml that is not a message fails close() with EINVAL; the reason
+    was only in an extended attribute of the rejected copy, the status said
+    "last error: none". Now: the status's last error, the log (stderr in
+    the foreground), and the attribute."""
+    m = mount(server)
+    m.wait_synced()
+    with pytest.raises(OSError) as e:
+        write_file(m.path("Inbox", "notes.eml"), b"just some notes\n")
+    assert e.value.errno == errno.EINVAL
+    line = last_error(m)
+    assert "'notes.eml' is not a message" in line and ".exchangefs/rejected/notes.eml" in line, line
+    assert "line 1 is not a header field" in line
+    assert "warning: 'notes.eml' is not a message" in m.log_text()
+    why = os.getxattr(m.path(".exchangefs", "rejected", "notes.eml"), "user.exchangefs.error")
+    assert b"not a header field" in why
+
+
+def syslog_there():
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        s.connect("/dev/log")
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def test_background_daemon_logs_to_the_cache_without_syslog(server, tmp_path):
+    """Without -f the log went to syslog, which many machines do not have:
+    lines were lost. With no syslog listening it goes to CACHE/log, and
+    the mount says so."""
+    if syslog_there():
+        pytest.skip("a syslog daemon listens on /dev/log here: the daemon logs there")
+    mnt = tmp_path / "bg"
+    mnt.mkdir()
+    cache = tmp_path / "c"
+    r = subprocess.run([EXE, "--url", server.ews_url, "--user", server.user,
+                        "--ca-file", server.ca_cert, "--cache-dir", str(cache), "--prefetch", "none",
+                        str(mnt)],
+                       env=dict(os.environ, EXCHANGEFS_PASSWORD=server.password),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert "log in %s/log" % cache in r.stderr
+        wait_for(lambda: "Inbox" in os.listdir(mnt), 30, what="the folder list")
+        with pytest.raises(OSError):
+            write_file(str(mnt / "Inbox" / "notes.eml"), b"just some notes\n")
+        log = (cache / "log").read_text()
+        assert "warning: 'notes.eml' is not a message" in log
+        assert oct((cache / "log").stat().st_mode & 0o777) == "0o600"
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)])
