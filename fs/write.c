@@ -16,8 +16,10 @@
 #include "cache/journal.h"
 #include "cache/message.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,7 +320,8 @@ static void refused_note(struct xfs *fs, const char *name, const char *what,
 			  kept ? kept : "?");
 }
 
-/* Commit a dirty staging file (wlock held).  0 or -errno. */
+/* Commit a dirty staging file (wlock held).  0, -errno, or 1 for a new
+ * message file that is still empty (nothing committed). */
 static int commit(struct xfs *fs, uint64_t ino)
 {
 	struct wfile *w = wlookup(ino);
@@ -339,9 +342,10 @@ static int commit(struct xfs *fs, uint64_t ino)
 	bool message = n.local == LOCAL_NONE;
 	if (message && sb.st_size == 0 && !n.server_id && !n.content) {
 		/* an empty new message file (touch, or create before the
-		 * first write): nothing to upload yet */
+		 * first write): nothing to upload yet; FLUSH decides whether
+		 * to say so (empty_flush) */
 		node_clear(&n);
-		return 0;
+		return 1;
 	}
 	int64_t date = 0;
 	char why[160];
@@ -372,12 +376,97 @@ static int commit(struct xfs *fs, uint64_t ino)
 	return rc;
 }
 
+/* Whether process pid (a /proc name) holds inode ino of the mount at mnt
+ * open: /proc/PID/fdinfo/FD gives each descriptor's inode, its link
+ * whether it is on this mount. */
+static bool pid_holds(const char *pid, uint64_t ino, const char *mnt)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "/proc/%s/fdinfo", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	bool found = false;
+	size_t ml = strlen(mnt);
+	struct dirent *de;
+	while (!found && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fdinfo/%s", pid, de->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		char line[128];
+		unsigned long long i = 0;
+		bool have = false;
+		while (!have && fgets(line, sizeof(line), f))
+			have = sscanf(line, "ino: %llu", &i) == 1;
+		fclose(f);
+		if (!have || i != ino)
+			continue;
+		char link[PATH_MAX];
+		snprintf(path, sizeof(path), "/proc/%s/fd/%s", pid, de->d_name);
+		ssize_t n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		found = !strncmp(link, mnt, ml) && link[ml] == '/';
+	}
+	closedir(d);
+	return found;
+}
+
+/* Whether a process still holds ino open: the closing one (tid) first,
+ * then any other we may look at (a child given the descriptor). */
+static bool still_open(struct xfs *fs, pid_t tid, uint64_t ino)
+{
+	char *mnt = realpath(fs->mountpoint, NULL);
+	if (!mnt)
+		return true;  /* cannot tell: say nothing */
+	char pid[24];
+	snprintf(pid, sizeof(pid), "%ld", (long)tid);
+	bool held = pid_holds(pid, ino, mnt);
+	DIR *d = held ? NULL : opendir("/proc");
+	struct dirent *de;
+	while (d && !held && (de = readdir(d)) != NULL)
+		if (de->d_name[0] >= '1' && de->d_name[0] <= '9' &&
+		    strcmp(de->d_name, pid))
+			held = pid_holds(de->d_name, ino, mnt);
+	if (d)
+		closedir(d);
+	free(mnt);
+	return held;
+}
+
+/* A new message file closed empty.  FUSE sends a FLUSH at every close(),
+ * and a shell's "cmd > new.eml" closes a duplicate of the descriptor
+ * before cmd writes: only the last close, when no process holds the file
+ * any more, is refused like a non-message, EINVAL with the reason in the
+ * log and the status.  The file stays where it is (empty, never
+ * uploaded), so "touch x.eml" then writing it works. */
+static int empty_flush(struct xfs *fs, fuse_req_t req, uint64_t ino)
+{
+	if (still_open(fs, fuse_req_ctx(req)->pid, ino))
+		return 0;
+	struct node n = { 0 };
+	if (cache_get(fs->cache, ino, &n) == 0) {
+		log_warn("'%s' is empty, not a message: nothing is uploaded "
+			 "until a message is written into it", n.name);
+		sync_note_failure(fs->sync, "'%s' is empty, not a message: "
+				  "not uploaded", n.name);
+	}
+	node_clear(&n);
+	return -EINVAL;
+}
+
 void xfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct xfs *fs = fuse_req_userdata(req);
 	pthread_mutex_lock(&wlock);
 	int rc = commit(fs, ino);
 	pthread_mutex_unlock(&wlock);
+	if (rc == 1)
+		rc = empty_flush(fs, req, ino);
 	fuse_reply_err(req, -rc);
 }
 
@@ -529,6 +618,8 @@ void xfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (n.local != LOCAL_NONE)
 		rc = commit(fs, n.ino);
 	pthread_mutex_unlock(&wlock);
+	if (rc > 0)
+		rc = 0;  /* (an empty message: only for LOCAL_NONE) */
 	int64_t date = -1;
 	if (!rc) {
 		/* re-read: the commit may have changed its content */

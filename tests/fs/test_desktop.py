@@ -238,3 +238,54 @@ def test_background_daemon_logs_to_the_cache_without_syslog(server, tmp_path):
         assert oct((cache / "log").stat().st_mode & 0o777) == "0o600"
     finally:
         subprocess.run(["fusermount3", "-u", str(mnt)])
+
+
+def test_empty_eml_is_refused_at_its_last_close(server, mount, tmp_path):
+    """A .eml created and closed empty was accepted, never uploaded, and
+    gone after a remount without a word. Now its last close fails with
+    EINVAL and says why (log, status); the file stays, so writing it
+    afterwards works. A close while another descriptor still holds it (a
+    shell's `cmd > new.eml` closes a duplicate before cmd writes; a child
+    given the descriptor) is no refusal."""
+    m = mount(server)
+    m.wait_synced()
+    src = tmp_path / "msg.eml"
+    src.write_bytes(message("Written after touch"))
+    x = m.path("Inbox", "x.eml")
+    r = subprocess.run(["touch", x], capture_output=True, text=True)
+    assert r.returncode != 0 and "Invalid argument" in r.stderr, r.stderr
+    assert "'x.eml' is empty, not a message" in last_error(m)
+    assert "warning: 'x.eml' is empty, not a message" in m.log_text()
+    assert os.path.getsize(x) == 0
+    with pytest.raises(OSError) as e:
+        open(m.path("Inbox", "z.eml"), "wb").close()
+    assert e.value.errno == errno.EINVAL
+
+    # writing it afterwards, the shell's way (dup2, close, then cat writes)
+    r = subprocess.run(["sh", "-c", 'cat "$1" > "$2"', "sh", str(src), x],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # a new file through a redirect: no refusal, no warning
+    src2 = tmp_path / "msg2.eml"
+    src2.write_bytes(message("Through a redirect"))
+    y = m.path("Inbox", "y.eml")
+    r = subprocess.run(["sh", "-c", 'cat "$1" > "$2"', "sh", str(src2), y],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # a child writes after the parent closed its copy
+    (tmp_path / "msg3.eml").write_bytes(message("From a child"))
+    with open(m.path("Inbox", "w.eml"), "wb") as f:
+        child = subprocess.Popen(["sh", "-c", 'sleep 0.3; cat "$1"', "sh", str(tmp_path / "msg3.eml")],
+                                 stdout=f)
+    assert child.wait(30) == 0
+    drained(m)
+    subjects = {it["subject"] for it in server.items("Inbox")}
+    assert {"Written after touch", "Through a redirect", "From a child"} <= subjects
+    log = m.log_text()
+    assert "'y.eml' is empty" not in log and "'w.eml' is empty" not in log
+
+    # still empty at a remount: removed, and the log says so
+    m.stop()
+    m.start()
+    assert not os.path.exists(m.path("Inbox", "z.eml"))
+    assert "'z.eml' was still empty when exchangefs stopped" in m.log_text()
