@@ -307,6 +307,19 @@ int write_setattr(struct xfs *fs, fuse_ino_t ino, struct stat *attr, int to_set)
 	return rc;
 }
 
+/* What storing content in folder parent asks of the server (a node with
+ * a server id is a draft being changed). */
+static unsigned store_need(struct xfs *fs, uint64_t parent,
+			   const char *server_id)
+{
+	int role = cache_role(fs->cache, parent);
+	if (role == BE_OUTBOX)
+		return BE_CAN_SEND;
+	if (server_id)
+		return BE_CAN_EDIT_DRAFT;
+	return role == BE_DRAFTS ? BE_CAN_DRAFT : BE_CAN_SAVE;
+}
+
 /* Content refused at close(): one line where a user looks, the log
  * (stderr in the foreground; syslog, or the cache's log file, in the
  * background) and the status's last error. */
@@ -348,17 +361,27 @@ static int commit(struct xfs *fs, uint64_t ino)
 		return 1;
 	}
 	int64_t date = 0;
-	char why[160];
+	char why[256];
+	const char *what = NULL;
+	int refuse = 0;
 	if (message && !message_check_fd(w->fd, &date, why, sizeof(why))) {
+		what = "is not a message";
+		refuse = -EINVAL;
+	} else if (message && !sync_can_store(fs->sync, store_need(fs, n.parent,
+				n.server_id), why, sizeof(why))) {
+		what = "cannot be stored";
+		refuse = -ENOTSUP;
+	}
+	if (refuse) {
 		char *kept = NULL;
 		wclose(w);
 		rc = journal_reject(fs->cache, ino, why, &kept, &ch);
-		refused_note(fs, n.name, "is not a message", why, kept);
+		refused_note(fs, n.name, what, why, kept);
 		free(kept);
 		wdrop(ino);
 		node_clear(&n);
 		done_change(fs, &ch);
-		return rc ? rc : -EINVAL;
+		return rc ? rc : refuse;
 	}
 	wclose(w);
 	rc = journal_commit_content(fs->cache, ino, date, &ch);
@@ -630,8 +653,22 @@ void xfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * renaming one swap file over another is no message) */
 	if (!rc && n.kind == NODE_ITEM && n.content &&
 	    (n.local != LOCAL_NONE || !n.server_id) &&
-	    message_file_name(newname) && newparent != CACHE_REJECTED_INO)
+	    message_file_name(newname) && newparent != CACHE_REJECTED_INO) {
 		date = local_date(fs, &n);
+		/* ... and one the server can store (an editor's save over a
+		 * draft changes it) */
+		struct node dst = { 0 };
+		bool over = cache_lookup(fs->cache, newparent, newname, &dst) == 0;
+		char why[256];
+		if (date >= 0 && !sync_can_store(fs->sync, store_need(fs, newparent,
+				over ? dst.server_id : NULL), why, sizeof(why))) {
+			log_warn("'%s' not renamed to '%s': %s", name, newname, why);
+			sync_note_failure(fs->sync, "'%s' not renamed to '%s': %s",
+					  name, newname, why);
+			rc = -ENOTSUP;
+		}
+		node_clear(&dst);
+	}
 	struct cache_changes ch = { 0 };
 	if (!rc)
 		rc = journal_rename(fs->cache, parent, name, newparent, newname,

@@ -1096,6 +1096,7 @@ const struct backend_ops eas_backend = {
 	.name = "eas",
 	.open = eas_open,
 	.close = eas_close,
+	.caps = eas_caps,
 	.root_id = eas_root_id,
 	.sync_folders = eas_sync_folders,
 	.sync_items = eas_sync_items,

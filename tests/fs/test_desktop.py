@@ -289,3 +289,36 @@ def test_empty_eml_is_refused_at_its_last_close(server, mount, tmp_path):
     m.start()
     assert not os.path.exists(m.path("Inbox", "z.eml"))
     assert "'z.eml' was still empty when exchangefs stopped" in m.log_text()
+
+
+@pytest.mark.parametrize("target", ["eas"], indirect=True)
+def test_what_activesync_14_1_cannot_store_fails_at_close(target, mount, tmp_path):
+    """Over ActiveSync 14.1 `cp` into Drafts returned 0 and failed later in
+    the status; the README says "Operation not supported". Now close()
+    fails with ENOTSUP where the server cannot store the message (a draft
+    on 14.1; a message in a folder on any ActiveSync), the copy is kept in
+    rejected/ with the reason, and sending through Outbox still works."""
+    target.srv.eas_config(versions=["14.1"])
+    m = mount(target)
+    m.wait_synced()
+    for folder, subject in (("Drafts", "A draft"), ("Archive", "Kept")):
+        with pytest.raises(OSError) as e:
+            write_file(m.path(folder, "x.eml"), message(subject))
+        assert e.value.errno == errno.ENOTSUP, (folder, e.value)
+        assert "x.eml" not in os.listdir(m.path(folder))
+    kept = os.listdir(m.path(".exchangefs", "rejected"))
+    assert sorted(kept) == ["x (2).eml", "x.eml"], kept
+    why = os.getxattr(m.path(".exchangefs", "rejected", "x.eml"), "user.exchangefs.error").decode()
+    assert "ActiveSync 14.1" in why and "cannot store a draft" in why, why
+    assert "cannot be stored" in last_error(m)
+    # an editor's way (a temporary file renamed to .eml) is refused too
+    write_file(m.path("Drafts", "note.tmp"), message("Via rename"))
+    with pytest.raises(OSError) as e:
+        os.rename(m.path("Drafts", "note.tmp"), m.path("Drafts", "note.eml"))
+    assert e.value.errno == errno.ENOTSUP
+    # what 14.1 can do still works
+    write_file(m.path("Outbox", "send.eml"), message("Sent on 14.1"))
+    drained(m)
+    assert not any(it["subject"] in ("A draft", "Kept", "Via rename")
+                   for it in target.srv.mailbox()["items"])
+    assert "changes failed: 0" in m.status()
