@@ -322,3 +322,41 @@ def test_what_activesync_14_1_cannot_store_fails_at_close(target, mount, tmp_pat
     assert not any(it["subject"] in ("A draft", "Kept", "Via rename")
                    for it in target.srv.mailbox()["items"])
     assert "changes failed: 0" in m.status()
+
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_demo_puts_exchangefs_on_path(tmp_path):
+    """After ./contrib/demo.sh `exchangefs` was not on PATH, though the
+    README and the demo's hints use it: the demo links it (here into a
+    directory of the test's, through EXCHANGEFS_DEMO_BINDIR; the demo
+    itself runs `link` after building). An installed exchangefs that is
+    not such a link is left alone."""
+    exe = os.path.join(TOP, "build", "fs", "exchangefs")
+    if not os.access(exe, os.X_OK):
+        pytest.skip("the demo links build/fs/exchangefs, which is not built here")
+    bindir = tmp_path / "bin"
+    env = dict(os.environ, EXCHANGEFS_DEMO_BINDIR=str(bindir),
+               PATH=str(bindir) + os.pathsep + os.environ["PATH"])
+    r = subprocess.run([os.path.join(TOP, "contrib", "demo.sh"), "link"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "exchangefs is on your PATH" in r.stdout, r.stdout
+    assert os.readlink(bindir / "exchangefs") == exe
+    v = subprocess.run(["exchangefs", "--version"], env=env, capture_output=True, text=True)
+    assert v.returncode == 0 and v.stdout.startswith("exchangefs ")
+    # the hints and the README use the name on PATH
+    demo = open(os.path.join(TOP, "contrib", "demo.sh")).read()
+    assert "exchangefs status demo-mail" in demo
+    readme = open(os.path.join(TOP, "README.md")).read()
+    assert readme.split("\n")[3:5] == [
+        "./contrib/demo.sh      # install, build, start a demo Exchange (EWS) test server, mount its mailbox on ./demo-mail",
+        "./tests/run.sh         # install, build, run all tests (unit, test server, independent EWS client, FUSE mounts)"]
+    # an installed one is left alone
+    (bindir / "exchangefs").unlink()
+    (bindir / "exchangefs").write_text("#!/bin/sh\necho installed\n")
+    r = subprocess.run([os.path.join(TOP, "contrib", "demo.sh"), "link"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "installed" in r.stdout
+    assert (bindir / "exchangefs").read_text() == "#!/bin/sh\necho installed\n"
