@@ -333,9 +333,11 @@ static void refused_note(struct xfs *fs, const char *name, const char *what,
 			  kept ? kept : "?");
 }
 
-/* Commit a dirty staging file (wlock held).  0, -errno, or 1 for a new
- * message file that is still empty (nothing committed). */
-static int commit(struct xfs *fs, uint64_t ino)
+/* Commit a dirty staging file (wlock held).  0, -errno, or 1 for a
+ * message file whose content is empty (nothing committed): FLUSH judges
+ * that at the last close only (empty_flush), and then asks again with
+ * last set. */
+static int commit(struct xfs *fs, uint64_t ino, bool last)
 {
 	struct wfile *w = wlookup(ino);
 	if (!w || !w->dirty)
@@ -353,10 +355,10 @@ static int commit(struct xfs *fs, uint64_t ino)
 	}
 	struct cache_changes ch = { 0 };
 	bool message = n.local == LOCAL_NONE;
-	if (message && sb.st_size == 0 && !n.server_id && !n.content) {
-		/* an empty new message file (touch, or create before the
-		 * first write): nothing to upload yet; FLUSH decides whether
-		 * to say so (empty_flush) */
+	if (message && sb.st_size == 0 && !last) {
+		/* empty: a new file (touch, or create before the first
+		 * write), or one truncated by a shell's "cmd > x.eml", which
+		 * closes a duplicate descriptor before cmd writes */
 		node_clear(&n);
 		return 1;
 	}
@@ -461,32 +463,41 @@ static bool still_open(struct xfs *fs, pid_t tid, uint64_t ino)
 	return held;
 }
 
-/* A new message file closed empty.  FUSE sends a FLUSH at every close(),
- * and a shell's "cmd > new.eml" closes a duplicate of the descriptor
- * before cmd writes: only the last close, when no process holds the file
- * any more, is refused like a non-message, EINVAL with the reason in the
- * log and the status.  The file stays where it is (empty, never
- * uploaded), so "touch x.eml" then writing it works. */
+/* A message file closed empty.  FUSE sends a FLUSH at every close(), and
+ * a shell's "cmd > x.eml" truncates, then closes a duplicate of the
+ * descriptor before cmd writes: while a process holds the file, nothing
+ * is judged (committing the emptiness refused a draft, and cmd's bytes
+ * then went over its old content).  At the last close a new file is
+ * refused like a non-message, EINVAL with the reason in the log and the
+ * status, and stays where it is (empty, never uploaded), so "touch x.eml"
+ * then writing it works; an emptied draft is refused as content (its
+ * old content stays, the empty copy goes to rejected/). */
 static int empty_flush(struct xfs *fs, fuse_req_t req, uint64_t ino)
 {
 	if (still_open(fs, fuse_req_ctx(req)->pid, ino))
 		return 0;
 	struct node n = { 0 };
-	if (cache_get(fs->cache, ino, &n) == 0) {
+	int rc = cache_get(fs->cache, ino, &n);
+	if (!rc && (n.server_id || n.content)) {
+		pthread_mutex_lock(&wlock);
+		rc = commit(fs, ino, true);
+		pthread_mutex_unlock(&wlock);
+	} else if (!rc) {
 		log_warn("'%s' is empty, not a message: nothing is uploaded "
 			 "until a message is written into it", n.name);
 		sync_note_failure(fs->sync, "'%s' is empty, not a message: "
 				  "not uploaded", n.name);
+		rc = -EINVAL;
 	}
 	node_clear(&n);
-	return -EINVAL;
+	return rc == -ENOENT ? 0 : rc;
 }
 
 void xfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct xfs *fs = fuse_req_userdata(req);
 	pthread_mutex_lock(&wlock);
-	int rc = commit(fs, ino);
+	int rc = commit(fs, ino, false);
 	pthread_mutex_unlock(&wlock);
 	if (rc == 1)
 		rc = empty_flush(fs, req, ino);
@@ -639,7 +650,7 @@ void xfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * moves what the writer wrote */
 	pthread_mutex_lock(&wlock);
 	if (n.local != LOCAL_NONE)
-		rc = commit(fs, n.ino);
+		rc = commit(fs, n.ino, true);
 	pthread_mutex_unlock(&wlock);
 	if (rc > 0)
 		rc = 0;  /* (an empty message: only for LOCAL_NONE) */

@@ -360,3 +360,31 @@ def test_demo_puts_exchangefs_on_path(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "installed" in r.stdout
     assert (bindir / "exchangefs").read_text() == "#!/bin/sh\necho installed\n"
+
+
+@LOCAL
+def test_shell_redirect_over_a_draft_replaces_it_whole(target, mount, tmp_path):
+    """`cat new.eml > Drafts/x.eml` over a longer draft: the shell truncates
+    and closes a duplicate of the descriptor before cat writes. That first
+    close found the draft empty, refused it (a rejected copy, the draft
+    kept), and cat's bytes were then written over the old content: its
+    tail stayed behind them. Now an empty content is judged at the last
+    close only, and the draft becomes exactly what cat wrote."""
+    target.require("drafts")
+    m = mount(target)
+    m.wait_synced()
+    long_draft = message("Long draft") + b"x" * 5000 + b"\r\n"
+    write_file(m.path("Drafts", "x.eml"), long_draft)
+    drained(m)
+    short = message("Short draft")
+    src = tmp_path / "short.eml"
+    src.write_bytes(short)
+    r = subprocess.run(["sh", "-c", 'cat "$1" > "$2"', "sh", str(src), m.path("Drafts", "x.eml")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with open(m.path("Drafts", "x.eml"), "rb") as f:
+        assert f.read() == short
+    assert os.listdir(m.path(".exchangefs", "rejected")) == []
+    drained(m)
+    subjects = [it["subject"] for it in target.srv.items("Drafts")]
+    assert "Short draft" in subjects and "Long draft" not in subjects
