@@ -9,8 +9,11 @@
  * WRITE and FLUSH with fh 0.  At FLUSH (close) a dirty staging file is
  * checked and committed: a message file (*.eml) must have an RFC 5322
  * header section, else close() fails with EINVAL and the bytes are kept in
- * .exchangefs/rejected; other names (editor swap and backup files) are
- * local-only and never uploaded.
+ * .exchangefs/rejected; so is one the server cannot store (ENOTSUP: the
+ * backend's caps); empty content is judged at the last close only; other
+ * names (editor swap and backup files) are local-only and never uploaded.
+ * A rename into GIO's trash (.Trash-<uid>/files, see vfiles.c) is a move
+ * to Deleted Items; no folder named ".x" is made on the server.
  */
 #include "fs.h"
 #include "cache/journal.h"
