@@ -307,6 +307,19 @@ struct be_person {
 #define BE_PEOPLE_MAX 100      /* most matches one call gives */
 void be_people_free(struct be_person *v, size_t n);
 
+/* What the server behind a session can store (struct be_caps.can): the
+ * core refuses at close() what it cannot, rather than queue a write that
+ * can only fail. */
+#define BE_CAN_SAVE       0x1u  /* a message into a folder (BE_SAVE) */
+#define BE_CAN_DRAFT      0x2u  /* a new draft (BE_SAVE_DRAFT) */
+#define BE_CAN_EDIT_DRAFT 0x4u  /* replace_mime of a draft */
+#define BE_CAN_SEND       0x8u  /* BE_SEND */
+#define BE_CAN_ALL        0xFu
+struct be_caps {
+	unsigned can;          /* BE_CAN_* */
+	char speaks[48];       /* for messages: "ActiveSync 14.1" */
+};
+
 /* The table a protocol fills.  Operations not yet implemented by a backend
  * are NULL; the core checks before calling and treats NULL as
  * BE_UNSUPPORTED.  Every operation fills *r (never NULL) and returns
@@ -320,6 +333,9 @@ struct backend_ops {
 	struct be_session *(*open)(const struct be_config *cfg,
 				   struct be_result *r);
 	void (*close)(struct be_session *s);
+	/* Optional (NULL: everything): what the server of an open session
+	 * can store, which may depend on what it speaks. */
+	void (*caps)(struct be_session *s, struct be_caps *out);
 
 	/* The id of the root of the mail hierarchy (parent of top-level
 	 * folders).  Owned by the session, valid until close(). */

@@ -32,6 +32,7 @@ struct http_session {
 	char *host;                  /* "host:port" for messages */
 	char errbuf[CURL_ERROR_SIZE];
 	int verbose;
+	bool own_ca;                 /* --ca-file given: for messages */
 };
 
 /* One transfer in progress. */
@@ -164,6 +165,7 @@ struct http_session *http_open(const struct http_config *cfg,
 	h->url = norm;
 	h->host = hostport;
 	h->verbose = cfg->verbose;
+	h->own_ca = cfg->ca_file != NULL;
 	h->curl = curl_easy_init();
 	h->multi = curl_multi_init();
 	if (!h->curl || !h->multi) {
@@ -464,9 +466,16 @@ static void grade_curl(struct http_session *h, CURLcode rc, double secs,
 	case CURLE_SSL_ISSUER_ERROR:
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 	case CURLE_SSL_INVALIDCERTSTATUS:
+		/* say what to do: a private CA is given with --ca-file; a
+		 * certificate for another name is not fixed by one */
 		be_result_set(r, BE_TLS,
-			      "TLS certificate of host %s not trusted: %s",
-			      h->host, detail);
+			      "TLS certificate of host %s not trusted: %s (%s)",
+			      h->host, detail,
+			      strstr(detail, "match") ? "it was issued for another "
+			      "host name: use that name in --url"
+			      : h->own_ca ? "nor by the CA file given with --ca-file"
+			      : "if a private CA issued it, give that CA's "
+			      "certificate with --ca-file FILE");
 		break;
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CRL_BADFILE:

@@ -5,12 +5,16 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,6 +88,69 @@ static unsigned debug_mask;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void log_set_sink(log_sink_fn fn) { sink = fn; }
+
+bool log_syslog_there(void)
+{
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof(a.sun_path), "/dev/log");
+	bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+#define LOG_FILE_MAX (1L << 20)
+
+static int log_fd = -1;          /* protected by log_lock */
+static char *log_path;           /* owned */
+
+static void file_sink(enum log_level lvl, const char *line)
+{
+	static const char *pfx[] = { "", "", "", "error: ", "warning: ",
+				     "", "", "debug: " };
+	struct stat st;
+	if (fstat(log_fd, &st) == 0 && st.st_size > LOG_FILE_MAX) {
+		char *old = xasprintf("%s.1", log_path);
+		int fd = rename(log_path, old) == 0
+			? open(log_path, O_WRONLY | O_APPEND | O_CREAT |
+			       O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
+		if (fd >= 0) {
+			close(log_fd);
+			log_fd = fd;
+		}
+		free(old);
+	}
+	time_t now = time(NULL);
+	struct tm tm;
+	char when[32];
+	localtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	char *text = xasprintf("%s exchangefs[%ld]: %s%s\n", when,
+			       (long)getpid(), pfx[lvl & 7], line);
+	if (write_all(log_fd, text, strlen(text)) < 0) {
+		/* nowhere left to say it */
+	}
+	free(text);
+}
+
+int log_to_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+		      O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	pthread_mutex_lock(&log_lock);
+	if (log_fd >= 0)
+		close(log_fd);
+	log_fd = fd;
+	free(log_path);
+	log_path = xstrdup(path);
+	sink = file_sink;
+	pthread_mutex_unlock(&log_lock);
+	return 0;
+}
 void log_set_level(enum log_level lvl) { max_level = lvl; }
 void log_set_debug(unsigned cats)
 {
@@ -147,6 +214,62 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(lvl, fmt, ap);
 	va_end(ap);
+}
+
+/* ---- display width ---- */
+
+/* [first, last] code point ranges, sorted */
+static const uint32_t zero_width[][2] = {
+	{ 0x0300, 0x036F }, { 0x0483, 0x0489 }, { 0x0591, 0x05BD },
+	{ 0x0610, 0x061A }, { 0x064B, 0x065F }, { 0x0E31, 0x0E31 },
+	{ 0x0E34, 0x0E3A }, { 0x0E47, 0x0E4E }, { 0x1AB0, 0x1AFF },
+	{ 0x1DC0, 0x1DFF }, { 0x200B, 0x200F }, { 0x202A, 0x202E },
+	{ 0x2060, 0x2064 }, { 0x20D0, 0x20FF }, { 0xFE00, 0xFE0F },
+	{ 0xFE20, 0xFE2F }, { 0xFEFF, 0xFEFF }, { 0xE0100, 0xE01EF },
+};
+static const uint32_t wide[][2] = {
+	{ 0x1100, 0x115F }, { 0x231A, 0x231B }, { 0x2329, 0x232A },
+	{ 0x23E9, 0x23EC }, { 0x2614, 0x2615 }, { 0x2E80, 0x303E },
+	{ 0x3041, 0x33FF }, { 0x3400, 0x4DBF }, { 0x4E00, 0x9FFF },
+	{ 0xA000, 0xA4CF }, { 0xA960, 0xA97F }, { 0xAC00, 0xD7A3 },
+	{ 0xF900, 0xFAFF }, { 0xFE10, 0xFE19 }, { 0xFE30, 0xFE6F },
+	{ 0xFF00, 0xFF60 }, { 0xFFE0, 0xFFE6 }, { 0x1F300, 0x1F64F },
+	{ 0x1F900, 0x1F9FF }, { 0x20000, 0x2FFFD }, { 0x30000, 0x3FFFD },
+};
+
+static bool in_ranges(uint32_t c, const uint32_t (*r)[2], size_t n)
+{
+	for (size_t i = 0; i < n && r[i][0] <= c; i++)
+		if (c <= r[i][1])
+			return true;
+	return false;
+}
+
+size_t utf8_width(const char *s)
+{
+	size_t w = 0;
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		uint32_t c = *p;
+		size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2
+			   : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+		size_t k = 1;
+		if (len > 1) {
+			c &= 0x3F >> (len - 1);
+			for (; k < len && (p[k] & 0xC0) == 0x80; k++)
+				c = c << 6 | (p[k] & 0x3F);
+		}
+		if (len == 0 || k < len) {
+			w++;       /* not UTF-8: a byte is one column */
+			p += k;
+			continue;
+		}
+		p += len;
+		if (in_ranges(c, zero_width, sizeof(zero_width) / sizeof(zero_width[0])))
+			continue;
+		w += in_ranges(c, wide, sizeof(wide) / sizeof(wide[0])) ? 2 : 1;
+	}
+	return w;
 }
 
 /* ---- buffers ---- */

@@ -32,6 +32,12 @@ enum log_cat { LC_MAIN = 1, LC_HTTP = 2, LC_XML = 4, LC_SYNC = 8, LC_FS = 16,
 
 typedef void (*log_sink_fn)(enum log_level lvl, const char *line);
 void log_set_sink(log_sink_fn fn);         /* default: stderr with prefix */
+/* Whether a syslog daemon listens on /dev/log (many containers and small
+ * machines have none: syslog() then drops every line). */
+bool log_syslog_there(void);
+/* Log to a file instead (appended, mode 0600, timestamped; at 1 MiB it
+ * becomes path.1 and a new one starts).  0, or -1 with errno set. */
+int log_to_file(const char *path);
 void log_set_level(enum log_level lvl);    /* default LOG_NOTICE_ */
 void log_set_debug(unsigned cats);         /* bitmask of enum log_cat */
 bool log_debug_on(enum log_cat cat);
@@ -68,6 +74,12 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 int buf_put_xml_escaped(struct buf *b, const char *s);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
+
+/* The columns UTF-8 text s takes on a terminal: combining marks and
+ * zero-width characters 0, East Asian wide and fullwidth characters 2,
+ * the rest (and each byte that is not valid UTF-8) 1.  For lining up
+ * columns of names, whatever the locale. */
+size_t utf8_width(const char *s);
 
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);

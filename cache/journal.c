@@ -167,6 +167,8 @@ static int check_folder(struct cache *c, uint64_t ino, bool allow_root)
 		return allow_root ? 0 : -EPERM;
 	if (ino == CACHE_REJECTED_INO)
 		return -EPERM;
+	if (ino == CACHE_TRASH_INFO_INO)
+		return allow_root ? 0 : -EPERM;  /* local files only */
 	struct node p = { 0 };
 	int rc = get_node(c, ino, &p);
 	if (!rc && p.kind != NODE_FOLDER)
@@ -588,6 +590,8 @@ static int journal_rename_locked(struct cache *c, uint64_t parent,
 		return rc;
 	if (newparent == CACHE_REJECTED_INO && parent != CACHE_REJECTED_INO)
 		rc = -EPERM;
+	else if (newparent == CACHE_TRASH_INFO_INO && n.local != LOCAL_TEMP)
+		rc = -EPERM;  /* only local files live there */
 	else if (newparent != parent)
 		rc = check_folder(c, newparent, n.kind == NODE_FOLDER ||
 				  n.local == LOCAL_TEMP);
@@ -618,7 +622,8 @@ static int journal_rename_locked(struct cache *c, uint64_t parent,
 int journal_mkdir(struct cache *c, uint64_t parent, const char *name,
 		  struct node *out)
 {
-	int rc = check_folder(c, parent, true);
+	int rc = parent == CACHE_TRASH_INFO_INO ? -EPERM
+						: check_folder(c, parent, true);
 	if (rc)
 		return rc;
 	char *sname = names_folder_to_server(name);
@@ -744,6 +749,14 @@ static int journal_set_props_locked(struct cache *c, uint64_t ino,
 	pthread_mutex_unlock(&c->lock); \
 	return rc_; \
 } while (0)
+
+char *journal_free_name(struct cache *c, uint64_t parent, const char *name)
+{
+	pthread_mutex_lock(&c->lock);
+	char *s = jr_free_user_name(c, parent, name);
+	pthread_mutex_unlock(&c->lock);
+	return s;
+}
 
 int journal_commit_content(struct cache *c, uint64_t ino, int64_t date,
 			   struct cache_changes *ch)

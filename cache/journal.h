@@ -30,6 +30,10 @@
 
 /* Reserved inode of .exchangefs/rejected (see fs/vfiles.c). */
 #define CACHE_REJECTED_INO 4
+/* Reserved inode of .Trash-<uid>/info at the root (see fs/vfiles.c): a
+ * directory of local-only files (a desktop's trash bookkeeping), never
+ * uploaded, gone at the next start. */
+#define CACHE_TRASH_INFO_INO 7
 
 /* Bits of node.pend: what journal rows not yet done change. */
 #define JP_READ    0x1u
@@ -124,6 +128,8 @@ int journal_rename(struct cache *c, uint64_t parent, const char *name,
 		   int64_t date, struct cache_changes *ch);
 int journal_mkdir(struct cache *c, uint64_t parent, const char *name,
 		  struct node *out);
+/* A name like name free under parent ("name (2).eml", ...; owned). */
+char *journal_free_name(struct cache *c, uint64_t parent, const char *name);
 int journal_rmdir(struct cache *c, uint64_t parent, const char *name);
 /* Set properties (p->mask) of item ino. */
 int journal_set_props(struct cache *c, uint64_t ino, const struct be_props *p);

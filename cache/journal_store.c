@@ -354,6 +354,9 @@ int journal_recover(struct cache *c)
 					 name, nn);
 				free(nn);
 			} else {
+				/* created and never written: nothing to keep */
+				log_warn("'%s' was still empty when exchangefs "
+					 "stopped: removed (not a message)", name);
 				up = db_prepare(c, "DELETE FROM nodes WHERE ino = ?");
 				sqlite3_bind_int64(up, 1, (int64_t)ino);
 			}

@@ -52,11 +52,49 @@ static void learn_special(struct sync *s, struct be_session *bs)
 		free(ids[k]);
 }
 
+/* Remember what the server can store (meta "server_caps": "HEX SPEAKS"),
+ * for sync_can_store, also across an offline start. */
+static void learn_caps(struct sync *s, struct be_session *bs)
+{
+	struct be_caps caps = { BE_CAN_ALL, "" };
+	if (s->cfg.ops->caps)
+		s->cfg.ops->caps(bs, &caps);
+	char *now = xasprintf("%x %s", caps.can, caps.speaks);
+	char *was = cache_meta_get(s->cache, "server_caps");
+	if (!was || strcmp(was, now))
+		cache_meta_set(s->cache, "server_caps", now);
+	free(was);
+	free(now);
+}
+
+bool sync_can_store(struct sync *s, unsigned what, char *why, size_t len)
+{
+	char *kept = cache_meta_get(s->cache, "server_caps");
+	unsigned can = BE_CAN_ALL;
+	int at = 0;
+	if (!kept || sscanf(kept, "%x %n", &can, &at) < 1)
+		can = BE_CAN_ALL;  /* not known yet: let the server say */
+	bool ok = (can & what) == what;
+	if (!ok) {
+		const char *speaks = at > 0 && kept[at] ? kept + at : "this protocol";
+		const char *verb = what & BE_CAN_SAVE ? "store a message in a folder"
+			: what & BE_CAN_DRAFT ? "store a draft"
+			: what & BE_CAN_EDIT_DRAFT ? "change a draft" : "send";
+		snprintf(why, len, "the server (%s) cannot %s%s", speaks, verb,
+			 can & BE_CAN_SEND && !(what & BE_CAN_SEND)
+			 ? "; sending through Outbox works" : "");
+	}
+	free(kept);
+	return ok;
+}
+
 struct be_session *sync_open_session(struct sync *s, struct be_result *r)
 {
 	struct be_session *bs = s->cfg.ops->open(&s->cfg.be, r);
-	if (bs)
+	if (bs) {
 		learn_special(s, bs);
+		learn_caps(s, bs);
+	}
 	return bs;
 }
 

@@ -178,5 +178,13 @@ const struct sync_config *sync_config(struct sync *s);
 struct cache *sync_cache(struct sync *s);
 void sync_notify(struct sync *s, const struct cache_changes *ch);
 void sync_note_error(struct sync *s, const struct be_result *r);
+/* Whether the server can store what the BE_CAN_* bits of what ask (as
+ * the backend said when a session opened, remembered in the cache; true
+ * while unknown).  If not, one line saying so in why. */
+bool sync_can_store(struct sync *s, unsigned what, char *why, size_t len);
+/* A failure of the file system's own (content refused at close()): the
+ * status's "last error", where a user looks (sync_status.c). */
+void sync_note_failure(struct sync *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 #endif

@@ -9,6 +9,7 @@
 #include "prefetch.h"
 #include "watch.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,17 @@ static char *folder_path(const struct node *folders, size_t n, size_t i)
 		parent = folders[j].parent;
 	}
 	return path;
+}
+
+void sync_note_failure(struct sync *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pthread_mutex_lock(&s->lock);
+	vsnprintf(s->last_error, sizeof(s->last_error), fmt, ap);
+	s->last_error_at = time(NULL);
+	pthread_mutex_unlock(&s->lock);
+	va_end(ap);
 }
 
 void sync_status(struct sync *s, struct buf *out)
@@ -96,7 +108,11 @@ void sync_status(struct sync *s, struct buf *out)
 	for (size_t i = 0; i < n; i++) {
 		int64_t have = cache_folder_count(s->cache, folders[i].ino);
 		char *path = folder_path(folders, n, i);
-		buf_printf(out, "  %-40s %lld / %lld%s\n", path, (long long)have,
+		/* padded by display width: "%-40s" counts bytes, and a
+		 * name with Ü or ∕ would push its figures left */
+		size_t w = utf8_width(path);
+		buf_printf(out, "  %s%*s %lld / %lld%s\n", path,
+			   w < 40 ? (int)(40 - w) : 0, "", (long long)have,
 			   (long long)folders[i].total,
 			   folders[i].synced ? "" : " (first sync pending)");
 		free(path);

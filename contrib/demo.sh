@@ -9,6 +9,10 @@
 #                               ActiveSync 14.1 on ./demo-sogo
 #   ./contrib/demo.sh deliver [SUBJECT]   new mail on the demo servers
 #                               (watch it arrive: inotifywait -m demo-mail/Inbox)
+#   ./contrib/demo.sh link      only put exchangefs on PATH (see below)
+# The README and the hints use `exchangefs`: after building, the demo links
+# /usr/local/bin/exchangefs (EXCHANGEFS_DEMO_BINDIR) to build/fs/exchangefs,
+# unless an exchangefs that is not such a link is there already.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -54,12 +58,42 @@ PY
 	fi
 }
 
+# put exchangefs on PATH: a link in $bindir to the build (a newcomer types
+# `exchangefs` as the README does); an installed exchangefs is left alone
+link() {
+	bindir=${EXCHANGEFS_DEMO_BINDIR:-/usr/local/bin}
+	exe="$top/build/fs/exchangefs"
+	dest="$bindir/exchangefs"
+	if [ ! -x "$exe" ]; then
+		echo "$exe is not built (run ./contrib/demo.sh)" >&2
+		return 1
+	fi
+	if [ -e "$dest" ] && [ ! -L "$dest" ]; then
+		echo "note: $dest is another exchangefs (installed); this build is $exe"
+		return 0
+	fi
+	if [ "$(readlink "$dest" 2>/dev/null)" != "$exe" ]; then
+		s=""
+		[ -w "$bindir" ] || [ "$(id -u)" -eq 0 ] || s=sudo
+		if ! { [ -d "$bindir" ] || $s mkdir -p "$bindir"; } ||
+		   ! $s ln -sfn "$exe" "$dest"; then
+			echo "note: cannot link $dest; run exchangefs as $exe"
+			return 0
+		fi
+	fi
+	case ":$PATH:" in
+	*":$bindir:"*) echo "exchangefs is on your PATH: $dest -> build/fs/exchangefs" ;;
+	*) echo "linked $dest -> build/fs/exchangefs ($bindir is not on your PATH: add it, or run $exe)" ;;
+	esac
+}
+
 # install what is missing, build, and make the private .demo directory
 prepare() {
 	./contrib/install-deps.sh
 	[ -d build ] || meson setup build >/dev/null
 	ninja -C build >/dev/null
 	echo "built build/fs/exchangefs"
+	link
 	mkdir -p "$demo"
 	chmod 700 "$demo"
 }
@@ -106,7 +140,7 @@ SOGo's mailbox of demo@example.test is mounted over ActiveSync on $smnt. Try:
   inotifywait -m demo-sogo/INBOX &         # then: ./contrib/demo.sh deliver
   printf 'To: bob@example.test\\nSubject: Hi\\n\\nHello\\n' > /tmp/hi.eml
   cp /tmp/hi.eml demo-sogo/Outbox/         # sent (to SOGo's SMTP sink), a copy in Sent
-  cat demo-sogo/.exchangefs/status
+  exchangefs status demo-sogo               # sync state and progress
 Unmount (and stop SOGo if the demo started it):
   ./contrib/demo.sh stop
 EOT
@@ -116,8 +150,9 @@ case "${1:-}" in
 stop) stop; exit 0 ;;
 deliver) deliver "${2:-}"; exit 0 ;;
 sogo) sogo; exit 0 ;;
+link) link; exit $? ;;
 "") ;;
-*) echo "usage: $0 [sogo | deliver [SUBJECT] | stop]" >&2; exit 2 ;;
+*) echo "usage: $0 [sogo | deliver [SUBJECT] | link | stop]" >&2; exit 2 ;;
 esac
 
 prepare
@@ -166,7 +201,7 @@ The demo mailbox is mounted on $mnt. Try:
   ls -l demo-mail/Inbox | head         # messages as .eml files
   grep -rl 'invoice 4711' demo-mail    # fetches and searches every message
   getfattr -d demo-mail/Inbox/*.eml | head -20
-  cat demo-mail/.exchangefs/status     # sync state and progress
+  exchangefs status demo-mail          # sync state and progress, lined up
 Deliver a new message on the server; it shows at once (watch with: inotifywait -m demo-mail/Inbox):
   ./contrib/demo.sh deliver "Hello demo"
 The same mailbox over a real ActiveSync server (installs SOGo from Debian): ./contrib/demo.sh sogo

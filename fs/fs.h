@@ -17,10 +17,14 @@
 #include "cache/cache.h"
 #include "cache/sync.h"
 
-/* Inodes below CACHE_FIRST_INO that are not the root: the control entry. */
+/* Inodes below CACHE_FIRST_INO that are not the root: the control entry
+ * (and CACHE_REJECTED_INO, cache/journal.h), and GIO's trash directory at
+ * the root with its files/ (and info/: CACHE_TRASH_INFO_INO); vfiles.c. */
 #define CTL_DIR_INO 2
 #define CTL_STATUS_INO 3
 #define CTL_NAME ".exchangefs"
+#define TRASH_DIR_INO 5
+#define TRASH_FILES_INO 6
 
 struct xfs {
 	struct cache *cache;
@@ -43,8 +47,13 @@ struct xfs {
 
 extern const struct fuse_lowlevel_ops xfs_ops;
 
-/* vfiles.c: the control entry ".exchangefs" (never listed by readdir). */
+/* vfiles.c: the control entry ".exchangefs" and the trash ".Trash-<uid>"
+ * (never listed by readdir).  vfile_is: a virtual inode holding no nodes
+ * (not rejected/ nor the trash's info/, which hold local ones). */
 bool vfile_is(fuse_ino_t ino);
+/* Whether name is the trash directory's name at the root (".Trash-<uid>",
+ * uid: the mount's owner). */
+bool vfile_trash_name(struct xfs *fs, const char *name);
 int vfile_lookup(struct xfs *fs, fuse_ino_t parent, const char *name,
 		 struct fuse_entry_param *e);
 int vfile_stat(struct xfs *fs, fuse_ino_t ino, struct stat *st);

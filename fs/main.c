@@ -336,12 +336,25 @@ int main(int argc, char **argv)
 			"mounted? is /dev/fuse usable?)\n", o.mountpoint);
 		goto out_signals;
 	}
-	if (!o.foreground) {
+	/* in the background: syslog, or a file in the cache directory where
+	 * no syslog daemon listens (its lines would be lost) */
+	char *log_file = NULL;
+	if (!o.foreground && log_syslog_there()) {
 		openlog("exchangefs", LOG_PID, LOG_DAEMON);
 		log_set_sink(syslog_sink);
+	} else if (!o.foreground) {
+		log_file = xasprintf("%s/log", cache_dir);
+		if (log_to_file(log_file)) {
+			fprintf(stderr, "exchangefs: warning: no syslog, and "
+				"cannot write %s: %s\n", log_file, strerror(errno));
+			free(log_file);
+			log_file = NULL;
+		}
 	}
-	fprintf(stderr, "exchangefs: mounted %s on %s%s\n", o.url, o.mountpoint,
-		o.foreground ? " (Ctrl-C to unmount)" : "");
+	fprintf(stderr, "exchangefs: mounted %s on %s%s%s%s\n", o.url,
+		o.mountpoint, o.foreground ? " (Ctrl-C to unmount)" : "",
+		log_file ? "; log in " : "", log_file ? log_file : "");
+	free(log_file);
 	if (fuse_daemonize(o.foreground)) {
 		fprintf(stderr, "exchangefs: cannot go to the background\n");
 		goto out_unmount;

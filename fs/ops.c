@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -157,7 +158,8 @@ static void xfs_getattr(fuse_req_t req, fuse_ino_t ino,
 {
 	struct xfs *fs = fs_of(req);
 	struct stat st;
-	if (vfile_is(ino) || ino == CACHE_REJECTED_INO) {
+	if (vfile_is(ino) || ino == CACHE_REJECTED_INO ||
+	    ino == CACHE_TRASH_INFO_INO) {
 		vfile_stat(fs, ino, &st);
 		fuse_reply_attr(req, &st, 0);
 		return;
@@ -453,15 +455,37 @@ static void xfs_release(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/* df shows the cache: its size is --cache-size (unlimited: what it holds
+ * plus the free space of its disk), used is the bodies it holds, and
+ * available is the free space of the disk it lives on, which is what a
+ * write can use: written files are staged there, and bodies are evicted
+ * to stay within the limit, so a cache full of bodies does not stop a
+ * copy (available may then exceed size - used).  An answer of 0
+ * available made file managers refuse to copy. */
 static void xfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct xfs *fs = fs_of(req);
 	struct cache_stats cs;
 	cache_stats(fs->cache, &cs);
+	const uint64_t bs = 4096;
+	struct statvfs disk;
+	uint64_t avail = 0, ffree = 1u << 20;
+	if (statvfs(cache_dir(fs->cache), &disk) == 0) {
+		avail = (uint64_t)disk.f_bavail * disk.f_frsize / bs;
+		ffree = disk.f_favail;
+	}
+	uint64_t used = ((uint64_t)cs.body_bytes + bs - 1) / bs;
+	uint64_t size = cs.body_limit > 0 ? ((uint64_t)cs.body_limit + bs - 1) / bs
+					  : used + avail;
+	if (size < used)
+		size = used;  /* over the limit until eviction catches up */
 	struct statvfs sv = { 0 };
-	sv.f_bsize = sv.f_frsize = 4096;
-	sv.f_blocks = (fsblkcnt_t)((cs.body_bytes + 4095) / 4096);
-	sv.f_files = (fsfilcnt_t)(cs.folders + cs.items);
+	sv.f_bsize = sv.f_frsize = bs;
+	sv.f_blocks = size;
+	sv.f_bfree = size - used;  /* df's "used" is blocks - bfree */
+	sv.f_bavail = avail;
+	sv.f_files = (fsfilcnt_t)(cs.folders + cs.items) + ffree;
+	sv.f_ffree = sv.f_favail = ffree;
 	sv.f_namemax = 255;
 	fuse_reply_statfs(req, &sv);
 }

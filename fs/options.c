@@ -177,7 +177,10 @@ static const struct option longopts[] = {
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
 };
-#define SHORTOPTS ":fdho:V"
+/* -d takes its categories attached (-dsync, and -d=sync,http as --help
+ * writes --debug[=CATS]); without "::" getopt read -d=sync,http as a
+ * cluster of short options, and its h showed the help */
+#define SHORTOPTS ":fd::ho:V"
 
 /* Where the option being applied comes from, for messages: NULL for the
  * command line, "FILE:LINE" for the accounts file. */
@@ -334,6 +337,10 @@ static int apply_option(struct options *o, int c, const char *arg,
 		break;
 	case 'f': o->foreground = true; break;
 	case 'd':
+		if (arg && *arg == '=')
+			arg++;   /* -d=CATS */
+		if (arg && !strcmp(arg, "f"))
+			arg = NULL;   /* -df: -d implies -f anyway */
 		if (log_parse_debug(arg ? arg : "all", &o->debug) || !o->debug) {
 			opt_err("--debug: unknown category in '%s'", arg);
 			return -1;

@@ -7,6 +7,18 @@
  * the cache under CACHE_REJECTED_INO and are served like messages).
  * "status" is a symbolic link to a file rendered each time it is followed
  * (vfile_readlink), so every open reads fresh figures, whole.
+ *
+ * ".Trash-<uid>" is where GIO (g_file_trash: gio trash, a file manager's
+ * Delete key) puts what is trashed on a mount without a usable .Trash: it
+ * looks the directory up (making it if missing), makes files/ and info/
+ * in it, writes info/NAME.trashinfo and renames the file into files/.
+ * Left to the mailbox, that made three server folders and moved mail into
+ * them.  Here it resolves at the root once Deleted Items is known (uid:
+ * the mount's owner; never listed, like .exchangefs); files/ is always
+ * empty: a rename into it moves the message or folder to Deleted Items
+ * (write.c), so a trashed message lands where rm puts it; info/ holds
+ * GIO's .trashinfo files as local-only nodes (CACHE_TRASH_INFO_INO),
+ * never uploaded and gone at the next start.
  */
 #include "fs.h"
 #include "cache/journal.h"
@@ -71,7 +83,15 @@ int vfile_readlink(struct xfs *fs, fuse_ino_t ino, char **target)
 
 bool vfile_is(fuse_ino_t ino)
 {
-	return ino == CTL_DIR_INO || ino == CTL_STATUS_INO;
+	return ino == CTL_DIR_INO || ino == CTL_STATUS_INO ||
+	       ino == TRASH_DIR_INO || ino == TRASH_FILES_INO;
+}
+
+bool vfile_trash_name(struct xfs *fs, const char *name)
+{
+	char want[32];
+	snprintf(want, sizeof(want), ".Trash-%lu", (unsigned long)fs->uid);
+	return !strcmp(name, want);
 }
 
 int vfile_stat(struct xfs *fs, fuse_ino_t ino, struct stat *st)
@@ -92,6 +112,13 @@ int vfile_stat(struct xfs *fs, fuse_ino_t ino, struct stat *st)
 		st->st_nlink = 2;
 		return 0;
 	}
+	if (ino == TRASH_DIR_INO || ino == TRASH_FILES_INO ||
+	    ino == CACHE_TRASH_INFO_INO) {
+		/* GIO uses the trash only if its owner is the user */
+		st->st_mode = S_IFDIR | 0700;
+		st->st_nlink = 2;
+		return 0;
+	}
 	if (ino == CTL_STATUS_INO) {
 		/* a link to "<cache>/status" (see vfile_readlink) */
 		st->st_mode = S_IFLNK | 0777;
@@ -108,6 +135,12 @@ int vfile_lookup(struct xfs *fs, fuse_ino_t parent, const char *name,
 	memset(e, 0, sizeof(*e));
 	if (parent == CACHE_ROOT_INO && !strcmp(name, CTL_NAME))
 		e->ino = CTL_DIR_INO;
+	if (parent == CACHE_ROOT_INO && vfile_trash_name(fs, name) &&
+	    cache_special_ino(fs->cache, BE_DELETED))
+		e->ino = TRASH_DIR_INO;
+	if (parent == TRASH_DIR_INO)
+		e->ino = !strcmp(name, "files") ? TRASH_FILES_INO
+		       : !strcmp(name, "info") ? CACHE_TRASH_INFO_INO : 0;
 	for (size_t i = 0; parent == CTL_DIR_INO && i < sizeof(vfiles) /
 	     sizeof(vfiles[0]); i++)
 		if (!strcmp(name, vfiles[i].name))
@@ -127,10 +160,20 @@ int vfile_readdir(struct xfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
 	struct {
 		fuse_ino_t ino;
 		const char *name;
-	} ents[] = { { CTL_DIR_INO, "." }, { CACHE_ROOT_INO, ".." },
-		     { CTL_STATUS_INO, "status" },
-		     { CACHE_REJECTED_INO, "rejected" } };
-	for (size_t i = (size_t)off; i < sizeof(ents) / sizeof(ents[0]); i++) {
+	} ents[4] = { { ino, "." }, { CACHE_ROOT_INO, ".." } };
+	size_t n_ents = 2;
+	if (ino == CTL_DIR_INO) {
+		ents[n_ents].ino = CTL_STATUS_INO;
+		ents[n_ents++].name = "status";
+		ents[n_ents].ino = CACHE_REJECTED_INO;
+		ents[n_ents++].name = "rejected";
+	} else if (ino == TRASH_DIR_INO) {
+		ents[n_ents].ino = TRASH_FILES_INO;
+		ents[n_ents++].name = "files";
+		ents[n_ents].ino = CACHE_TRASH_INFO_INO;
+		ents[n_ents++].name = "info";
+	}  /* TRASH_FILES_INO: always empty */
+	for (size_t i = (size_t)off; i < n_ents; i++) {
 		struct fuse_entry_param e = { 0 };
 		e.ino = ents[i].ino;
 		if (ents[i].ino == CACHE_ROOT_INO) {

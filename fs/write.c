@@ -9,15 +9,20 @@
  * WRITE and FLUSH with fh 0.  At FLUSH (close) a dirty staging file is
  * checked and committed: a message file (*.eml) must have an RFC 5322
  * header section, else close() fails with EINVAL and the bytes are kept in
- * .exchangefs/rejected; other names (editor swap and backup files) are
- * local-only and never uploaded.
+ * .exchangefs/rejected; so is one the server cannot store (ENOTSUP: the
+ * backend's caps); empty content is judged at the last close only; other
+ * names (editor swap and backup files) are local-only and never uploaded.
+ * A rename into GIO's trash (.Trash-<uid>/files, see vfiles.c) is a move
+ * to Deleted Items; no folder named ".x" is made on the server.
  */
 #include "fs.h"
 #include "cache/journal.h"
 #include "cache/message.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,7 +311,7 @@ void xfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		mode_t mode, struct fuse_file_info *fi)
 {
 	struct xfs *fs = fuse_req_userdata(req);
-	if (!S_ISREG(mode)) {
+	if (!S_ISREG(mode) || vfile_is(parent)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -383,8 +388,37 @@ int write_setattr(struct xfs *fs, fuse_ino_t ino, struct stat *attr, int to_set)
 	return rc;
 }
 
-/* Commit a dirty staging file (its inode lock held).  0 or -errno. */
-static int commit(struct xfs *fs, uint64_t ino)
+/* What storing content in folder parent asks of the server (a node with
+ * a server id is a draft being changed). */
+static unsigned store_need(struct xfs *fs, uint64_t parent,
+			   const char *server_id)
+{
+	int role = cache_role(fs->cache, parent);
+	if (role == BE_OUTBOX)
+		return BE_CAN_SEND;
+	if (server_id)
+		return BE_CAN_EDIT_DRAFT;
+	return role == BE_DRAFTS ? BE_CAN_DRAFT : BE_CAN_SAVE;
+}
+
+/* Content refused at close(): one line where a user looks, the log
+ * (stderr in the foreground; syslog, or the cache's log file, in the
+ * background) and the status's last error. */
+static void refused_note(struct xfs *fs, const char *name, const char *what,
+			 const char *why, const char *kept)
+{
+	log_warn("'%s' %s (%s): not uploaded; its bytes are kept as "
+		 ".exchangefs/rejected/%s", name, what, why, kept ? kept : "?");
+	sync_note_failure(fs->sync, "'%s' %s (%s): kept as "
+			  ".exchangefs/rejected/%s", name, what, why,
+			  kept ? kept : "?");
+}
+
+/* Commit a dirty staging file (its inode lock held).  0, -errno, or 1 for a
+ * message file whose content is empty (nothing committed): FLUSH judges
+ * that at the last close only (empty_flush), and then asks again with
+ * last set. */
+static int commit(struct xfs *fs, uint64_t ino, bool last)
 {
 	struct wfile *w = wlookup(ino);
 	if (!w || !w->dirty)
@@ -402,26 +436,35 @@ static int commit(struct xfs *fs, uint64_t ino)
 	}
 	struct cache_changes ch = { 0 };
 	bool message = n.local == LOCAL_NONE;
-	if (message && sb.st_size == 0 && !n.server_id && !n.content) {
-		/* an empty new message file (touch, or create before the
-		 * first write): nothing to upload yet */
+	if (message && sb.st_size == 0 && !last) {
+		/* empty: a new file (touch, or create before the first
+		 * write), or one truncated by a shell's "cmd > x.eml", which
+		 * closes a duplicate descriptor before cmd writes */
 		node_clear(&n);
-		return 0;
+		return 1;
 	}
 	int64_t date = 0;
-	char why[160];
+	char why[256];
+	const char *what = NULL;
+	int refuse = 0;
 	if (message && !message_check_fd(w->fd, &date, why, sizeof(why))) {
+		what = "is not a message";
+		refuse = -EINVAL;
+	} else if (message && !sync_can_store(fs->sync, store_need(fs, n.parent,
+				n.server_id), why, sizeof(why))) {
+		what = "cannot be stored";
+		refuse = -ENOTSUP;
+	}
+	if (refuse) {
 		char *kept = NULL;
 		wclose(w);
 		rc = journal_reject(fs->cache, ino, why, &kept, &ch);
-		log_warn("'%s' is not a message (%s): not uploaded; its bytes are "
-			 "kept as .exchangefs/rejected/%s", n.name, why,
-			 kept ? kept : "?");
+		refused_note(fs, n.name, what, why, kept);
 		free(kept);
 		wdrop(ino);
 		node_clear(&n);
 		done_change(fs, &ch);
-		return rc ? rc : -EINVAL;
+		return rc ? rc : refuse;
 	}
 	wclose(w);
 	rc = journal_commit_content(fs->cache, ino, date, &ch);
@@ -439,12 +482,106 @@ static int commit(struct xfs *fs, uint64_t ino)
 	return rc;
 }
 
+/* Whether process pid (a /proc name) holds inode ino of the mount at mnt
+ * open: /proc/PID/fdinfo/FD gives each descriptor's inode, its link
+ * whether it is on this mount. */
+static bool pid_holds(const char *pid, uint64_t ino, const char *mnt)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "/proc/%s/fdinfo", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	bool found = false;
+	size_t ml = strlen(mnt);
+	struct dirent *de;
+	while (!found && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fdinfo/%s", pid, de->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		char line[128];
+		unsigned long long i = 0;
+		bool have = false;
+		while (!have && fgets(line, sizeof(line), f))
+			have = sscanf(line, "ino: %llu", &i) == 1;
+		fclose(f);
+		if (!have || i != ino)
+			continue;
+		char link[PATH_MAX];
+		snprintf(path, sizeof(path), "/proc/%s/fd/%s", pid, de->d_name);
+		ssize_t n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		found = !strncmp(link, mnt, ml) && link[ml] == '/';
+	}
+	closedir(d);
+	return found;
+}
+
+/* Whether a process still holds ino open: the closing one (tid) first,
+ * then any other we may look at (a child given the descriptor). */
+static bool still_open(struct xfs *fs, pid_t tid, uint64_t ino)
+{
+	char *mnt = realpath(fs->mountpoint, NULL);
+	if (!mnt)
+		return true;  /* cannot tell: say nothing */
+	char pid[24];
+	snprintf(pid, sizeof(pid), "%ld", (long)tid);
+	bool held = pid_holds(pid, ino, mnt);
+	DIR *d = held ? NULL : opendir("/proc");
+	struct dirent *de;
+	while (d && !held && (de = readdir(d)) != NULL)
+		if (de->d_name[0] >= '1' && de->d_name[0] <= '9' &&
+		    strcmp(de->d_name, pid))
+			held = pid_holds(de->d_name, ino, mnt);
+	if (d)
+		closedir(d);
+	free(mnt);
+	return held;
+}
+
+/* A message file closed empty.  FUSE sends a FLUSH at every close(), and
+ * a shell's "cmd > x.eml" truncates, then closes a duplicate of the
+ * descriptor before cmd writes: while a process holds the file, nothing
+ * is judged (committing the emptiness refused a draft, and cmd's bytes
+ * then went over its old content).  At the last close a new file is
+ * refused like a non-message, EINVAL with the reason in the log and the
+ * status, and stays where it is (empty, never uploaded), so "touch x.eml"
+ * then writing it works; an emptied draft is refused as content (its
+ * old content stays, the empty copy goes to rejected/). */
+static int empty_flush(struct xfs *fs, fuse_req_t req, uint64_t ino)
+{
+	if (still_open(fs, fuse_req_ctx(req)->pid, ino))
+		return 0;
+	struct node n = { 0 };
+	int rc = cache_get(fs->cache, ino, &n);
+	if (!rc && (n.server_id || n.content)) {
+		struct ilock *l = ino_lock(ino);
+		rc = commit(fs, ino, true);
+		ino_unlock(l);
+	} else if (!rc) {
+		log_warn("'%s' is empty, not a message: nothing is uploaded "
+			 "until a message is written into it", n.name);
+		sync_note_failure(fs->sync, "'%s' is empty, not a message: "
+				  "not uploaded", n.name);
+		rc = -EINVAL;
+	}
+	node_clear(&n);
+	return rc == -ENOENT ? 0 : rc;
+}
+
 void xfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct xfs *fs = fuse_req_userdata(req);
 	struct ilock *l = ino_lock(ino);
-	int rc = commit(fs, ino);
+	int rc = commit(fs, ino, false);
 	ino_unlock(l);
+	if (rc == 1)
+		rc = empty_flush(fs, req, ino);
 	fuse_reply_err(req, -rc);
 }
 
@@ -483,9 +620,55 @@ void xfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -rc);
 }
 
+/* ---- what desktops make at the root: GIO's trash, dot-folders ----
+ * (vfiles.c says how the trash is served.) */
+
+/* Whether parent/name is one of the virtual directories. */
+static bool virtual_dir(struct xfs *fs, fuse_ino_t parent, const char *name)
+{
+	return (parent == CACHE_ROOT_INO && (!strcmp(name, CTL_NAME) ||
+					     vfile_trash_name(fs, name))) ||
+	       parent == TRASH_DIR_INO || parent == CTL_DIR_INO;
+}
+
+/* A folder is never made on the server for a name starting with '.' (a
+ * desktop's private directory: .Trash, .Trash-1000 of another user, a
+ * thumbnail or index cache), nor inside the virtual directories: EPERM.
+ * A server folder named ".x" shows as "．x" (U+FF0E), and mkdir of that
+ * name makes one. */
+static int mkdir_refused(fuse_ino_t parent, const char *name)
+{
+	if (name[0] == '.' || (parent != CACHE_ROOT_INO &&
+			       parent < CACHE_FIRST_INO)) {
+		log_dbg(LC_FS, "mkdir '%s' refused: a dot-folder or a virtual "
+			"directory is never made on the server", name);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* A rename into the trash's files/ (GIO's trash) moves the node to
+ * Deleted Items, under its own name (GIO's may carry a ".2"), made free
+ * there.  In Deleted Items already: ENOTSUP, and a file manager offers to
+ * delete it (rm there deletes).  *name owned. */
+static int trash_target(struct xfs *fs, const struct node *n,
+			fuse_ino_t *newparent, char **name)
+{
+	uint64_t deleted = cache_special_ino(fs->cache, BE_DELETED);
+	if (!deleted || n->parent == deleted)
+		return -ENOTSUP;
+	*newparent = deleted;
+	*name = journal_free_name(fs->cache, deleted, n->name);
+	return 0;
+}
+
 void xfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct xfs *fs = fuse_req_userdata(req);
+	if (virtual_dir(fs, parent, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
 	int rc = journal_rmdir(fs->cache, parent, name);
 	done_change(fs, NULL);
 	fuse_reply_err(req, -rc);
@@ -496,7 +679,9 @@ void xfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct xfs *fs = fuse_req_userdata(req);
 	struct node n = { 0 };
-	int rc = journal_mkdir(fs->cache, parent, name, &n);
+	int rc = mkdir_refused(parent, name);
+	if (!rc)
+		rc = journal_mkdir(fs->cache, parent, name, &n);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -529,8 +714,20 @@ void xfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct xfs *fs = fuse_req_userdata(req);
 	struct node n = { 0 };
-	int rc = cache_lookup(fs->cache, parent, name, &n);
+	char *trashed_as = NULL;
+	const char *kernel_name = newname;
+	int rc = virtual_dir(fs, parent, name) || parent == TRASH_DIR_INO ||
+		 newparent == TRASH_DIR_INO || parent == TRASH_FILES_INO
+		? -EPERM : cache_lookup(fs->cache, parent, name, &n);
+	if (!rc && newparent == TRASH_FILES_INO) {
+		rc = trash_target(fs, &n, &newparent, &trashed_as);
+		newname = trashed_as;
+		flags |= RENAME_NOREPLACE_FLAG;
+	} else if (!rc && n.kind == NODE_FOLDER && newname[0] == '.') {
+		rc = -EPERM;  /* as mkdir: no dot-folder on the server */
+	}
 	if (rc) {
+		node_clear(&n);
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -538,8 +735,10 @@ void xfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * moves what the writer wrote */
 	if (n.local != LOCAL_NONE) {
 		struct ilock *l = ino_lock(n.ino);
-		rc = commit(fs, n.ino);
+		rc = commit(fs, n.ino, true);
 		ino_unlock(l);
+		if (rc > 0)
+			rc = 0;  /* (an empty message: only for LOCAL_NONE) */
 	}
 	int64_t date = -1;
 	if (!rc) {
@@ -547,14 +746,41 @@ void xfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		node_clear(&n);
 		rc = cache_lookup(fs->cache, parent, name, &n);
 	}
+	/* only a name that makes it a message needs its Date (and a check:
+	 * renaming one swap file over another is no message) */
 	if (!rc && n.kind == NODE_ITEM && n.content &&
-	    (n.local != LOCAL_NONE || !n.server_id))
+	    (n.local != LOCAL_NONE || !n.server_id) &&
+	    message_file_name(newname) && newparent != CACHE_REJECTED_INO) {
 		date = local_date(fs, &n);
+		/* ... and one the server can store (an editor's save over a
+		 * draft changes it) */
+		struct node dst = { 0 };
+		bool over = cache_lookup(fs->cache, newparent, newname, &dst) == 0;
+		char why[256];
+		if (date >= 0 && !sync_can_store(fs->sync, store_need(fs, newparent,
+				over ? dst.server_id : NULL), why, sizeof(why))) {
+			log_warn("'%s' not renamed to '%s': %s", name, newname, why);
+			sync_note_failure(fs->sync, "'%s' not renamed to '%s': %s",
+					  name, newname, why);
+			rc = -ENOTSUP;
+		}
+		node_clear(&dst);
+	}
 	struct cache_changes ch = { 0 };
 	if (!rc)
 		rc = journal_rename(fs->cache, parent, name, newparent, newname,
 				    flags, date, &ch);
+	if (!rc && trashed_as) {
+		/* the kernel put its dentry in files/: make it look again
+		 * there, and in Deleted Items */
+		cache_change_add(&ch, CC_RENAMED, n.ino, TRASH_FILES_INO,
+				 kernel_name, newparent, trashed_as);
+		ch.v[ch.n - 1].dir = n.kind == NODE_FOLDER;
+		log_dbg(LC_FS, "'%s' trashed: moved to Deleted Items as '%s'",
+			name, trashed_as);
+	}
 	node_clear(&n);
+	free(trashed_as);
 	done_change(fs, &ch);
 	fuse_reply_err(req, -rc);
 }

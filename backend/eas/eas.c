@@ -1126,6 +1126,7 @@ const struct backend_ops eas_backend = {
 	.name = "eas",
 	.open = eas_open,
 	.close = eas_close,
+	.caps = eas_caps,
 	.root_id = eas_root_id,
 	.sync_folders = eas_sync_folders,
 	.sync_items = eas_sync_items,

@@ -253,6 +253,9 @@ void eas_key_note(const char *device, const char *collection,
 char *eas_key_for_read(const char *device, const char *collection,
 		       const char *state);
 void eas_keys_free_all(void);
+/* What the server can store: no message into a folder (any version),
+ * drafts from 16.0, sending from 14.0 (eas_write.c). */
+void eas_caps(struct be_session *s, struct be_caps *out);
 enum be_status eas_replace_mime(struct be_session *s, const char *id,
 				const char *change_key, const void *mime,
 				size_t len, struct be_new *out,

@@ -319,6 +319,17 @@ static void build_change_draft(struct buf *b, const char *coll,
 	eas_req_change_draft(b, coll, key, sid, arg);
 }
 
+void eas_caps(struct be_session *s, struct be_caps *out)
+{
+	const char *v = eas_session_version(s);
+	out->can = 0;
+	if (eas_version_at_least(v, "16.0"))
+		out->can |= BE_CAN_DRAFT | BE_CAN_EDIT_DRAFT;
+	if (eas_version_at_least(v, "14.0"))
+		out->can |= BE_CAN_SEND;
+	snprintf(out->speaks, sizeof(out->speaks), "ActiveSync %s", v);
+}
+
 /* A draft rewritten here (16.0+): a Sync Change with all its fields; as
  * with the Add, the server renders the MIME from them. */
 enum be_status eas_replace_mime(struct be_session *s, const char *id,

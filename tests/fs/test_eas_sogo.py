@@ -8,6 +8,7 @@ Each test gets a fresh SOGo user (tests/sogo/sogo_server.py starts SOGo
 once per session, or skips saying why; CI requires it).  What the tests
 check on the server side is read back over IMAP, where SOGo keeps the mail.
 """
+import errno
 import os
 import subprocess
 import sys
@@ -202,12 +203,15 @@ def test_eas_wrong_password(tmp_path, sogo_user):
 
 
 def test_eas_draft_on_14_1_says_why(eas):
-    """SOGo speaks ActiveSync 14.1, which cannot store a draft: the write
-    is refused by the server side of the journal and the status says why."""
+    """SOGo speaks ActiveSync 14.1, which cannot store a draft: close()
+    fails with ENOTSUP (the backend said so when it connected), the bytes
+    are kept in rejected/ with the reason, and the status says why."""
     m = eas()
-    with open(m.path("Drafts", "draft.eml"), "w") as f:
-        f.write("From: test@example.test\r\nSubject: a draft\r\n\r\ndraft body\r\n")
-    st = wait_for(lambda: "failed: save draft" in m.status() and m.status(), 30,
-                  what="the refused draft in the status")
-    assert "14.1 cannot store a draft" in st, st
+    with pytest.raises(OSError) as e:
+        with open(m.path("Drafts", "draft.eml"), "w") as f:
+            f.write("From: test@example.test\r\nSubject: a draft\r\n\r\ndraft body\r\n")
+    assert e.value.errno == errno.ENOTSUP
+    st = m.status()
+    assert "ActiveSync 14.1) cannot store a draft" in st, st
+    assert "draft.eml" in os.listdir(m.path(".exchangefs", "rejected"))
     m.stop()

@@ -61,6 +61,24 @@ def test_usage_errors(args, words):
     assert words in one_line_error(r)
 
 
+@pytest.mark.parametrize("flag", ["-d=sync,http", "-dsync,http", "--debug=sync,http"])
+def test_debug_categories_as_help_writes_them(flag, tmp_path):
+    """-d=CATS (the form --help shows) mounts with those categories: getopt
+    used to read it as a cluster of short options, the h of "http" printed
+    the help and the exit was 0 without mounting."""
+    port = free_port()
+    r = run([flag, "--url", "https://127.0.0.1:%d/EWS/Exchange.asmx" % port, "--user", "a",
+             "--cache-dir", str(tmp_path / "c"), str(tmp_path)], env={"EXCHANGEFS_PASSWORD": "x"})
+    assert "--password-file" not in r.stdout, "printed the help"
+    assert r.returncode == 1 and "cannot reach" in r.stderr
+    assert "debug: " in r.stderr   # the categories asked for are on
+
+
+def test_debug_unknown_category_is_a_usage_error():
+    r = run(["-d=sync,bogus", "--url", "https://x/", "--user", "a", "/tmp"])
+    assert r.returncode == 2 and "unknown category" in one_line_error(r)
+
+
 def test_missing_mountpoint_and_password(tmp_path):
     r = run(["--url", "https://127.0.0.1:1/", "--user", "a", str(tmp_path / "nope")])
     assert "mount point" in one_line_error(r)
@@ -117,7 +135,9 @@ def test_untrusted_certificate(backend, tmp_path):
     backend.require("tls")
     (tmp_path / "c-mnt").mkdir()
     r = start_once(backend, backend.srv.password, ca=False, cache=str(tmp_path / "c"))
-    assert "certificate" in one_line_error(r).lower()
+    line = one_line_error(r)
+    assert "certificate" in line.lower()
+    assert "--ca-file" in line   # what to do about it
 
 
 def test_not_an_endpoint_of_the_protocol(backend, tmp_path):

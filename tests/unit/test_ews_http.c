@@ -737,6 +737,7 @@ static void test_tls(void)
 	snprintf(want, sizeof(want),
 		 "TLS certificate of host 127.0.0.1:%d not trusted: ", s.port);
 	CHECK_CONTAINS(r.msg, want);
+	CHECK_CONTAINS(r.msg, "give that CA's certificate with --ca-file");
 	printf("  (%s)\n", r.msg);
 	case_end();
 

@@ -2,6 +2,7 @@
  * test_names.c - table tests of the naming contract (cache/names.c):
  * message and folder names, hostile subjects, UTF-8 cuts, reversibility.
  */
+#include "backend/util.h"
 #include "cache/names.h"
 #include "check.h"
 
@@ -129,5 +130,17 @@ int main(void)
 	char *big = names_folder(longs, 1);
 	CHECK(strlen(big) == 255);
 	free(big);
+
+	/* display width, for lining up names in the status */
+	static const struct { const char *s; size_t w; } widths[] = {
+		{ "", 0 }, { "Inbox", 5 }, { "\xC3\x9C" "berweisungen", 13 },
+		{ "Q1\xE2\x88\x95Q2 Plans", 11 },         /* U+2215 */
+		{ "e\xCC\x81", 1 },                        /* e + U+0301 */
+		{ "\xE6\x97\xA5\xE6\x9C\xAC", 4 },      /* two CJK */
+		{ "\xF0\x9F\x93\xA7", 2 },                /* U+1F4E7 */
+		{ "a\xFF" "b", 3 }, { "\xC3", 1 },             /* not UTF-8 */
+	};
+	for (size_t i = 0; i < sizeof(widths) / sizeof(widths[0]); i++)
+		CHECK(utf8_width(widths[i].s) == widths[i].w);
 	return check_done("test_names");
 }
