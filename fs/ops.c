@@ -560,12 +560,18 @@ static void free_xattrs(struct xattr_val *v, size_t n)
 		free(v[i].value);
 }
 
+/* Names outside user.* are a namespace we do not have: EOPNOTSUPP, as
+ * ext4 without ACLs answers for system.posix_acl_access (not ENODATA,
+ * "this file has none").  ls -l probes security.selinux and
+ * system.posix_acl_access on every file and the kernel cannot cache a
+ * FUSE answer to either; coreutils remembers EOPNOTSUPP per device and
+ * stops asking, so a listing costs two such requests, not two per file. */
 static void xfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 size_t size)
 {
 	struct xattr_val v[MAX_XATTRS];
 	size_t n;
-	int rc = strncmp(name, "user.", 5) ? -ENODATA
+	int rc = strncmp(name, "user.", 5) ? -EOPNOTSUPP
 					   : load_xattrs(fs_of(req), ino, v, &n);
 	if (rc) {
 		fuse_reply_err(req, -rc);

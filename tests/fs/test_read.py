@@ -184,6 +184,31 @@ def test_xattrs(shared):
     assert os.getxattr(m.path(shared.inbox), "user.exchangefs.folder_class") == b"IPF.Note"
 
 
+def test_foreign_xattr_namespaces_are_not_supported(shared):
+    """security.* and system.* (which ls -l probes on every file) answer
+    EOPNOTSUPP, not ENODATA: coreutils then stops asking for the rest of
+    the listing, so ls -l costs no request per file.  user.* is unchanged,
+    and ls -l and getfattr still work."""
+    m = shared.m
+    inbox = m.path(shared.inbox)
+    p = os.path.join(inbox, next(n for n in sorted(os.listdir(inbox))
+                                 if not os.path.isdir(os.path.join(inbox, n))))
+    for target in (p, inbox):
+        for name in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+            with pytest.raises(OSError) as e:
+                os.getxattr(target, name)
+            assert e.value.errno == errno.EOPNOTSUPP, (target, name, e.value)
+    with pytest.raises(OSError) as e:
+        os.getxattr(p, "user.nonexistent")
+    assert e.value.errno == errno.ENODATA
+    assert os.getxattr(p, "user.mail.subject") is not None
+    r = subprocess.run(["ls", "-l", inbox], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert os.path.basename(p) in r.stdout
+    r = subprocess.run(["getfattr", "-n", "user.mail.subject", p], capture_output=True, text=True)
+    assert r.returncode == 0 and "user.mail.subject" in r.stdout, r.stderr
+
+
 def test_control_entry_resolves_but_is_not_listed(shared):
     m = shared.m
     assert ".exchangefs" not in os.listdir(m.mountpoint)
