@@ -102,6 +102,14 @@ static void xfs_init(void *userdata, struct fuse_conn_info *conn)
 	} else {
 		conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	}
+	/* Every listing chunk carries its entries' attributes, not only the
+	 * first (readdirplus "auto"): a grep -r or find after a remount, or
+	 * once the entry timeouts ran out, then costs one READDIRPLUS per
+	 * chunk instead of one LOOKUP per file (tests/bench/bench_warm.py). */
+	if (conn->capable & FUSE_CAP_READDIRPLUS) {
+		conn->want |= FUSE_CAP_READDIRPLUS;
+		conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	}
 	/* O_TRUNC must reach us as a SETATTR even when opens do not */
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	fs->kernel_ready = true;
