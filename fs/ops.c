@@ -705,9 +705,16 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		xfs_write(req, ino, buf, size, off, fi);
 }
 
+/* With zero-message opens a FLUSH at each close is the one request a warm
+ * read still costs (the kernel sends it for read-only opens too), and on
+ * a read-write mount it is when a written file is committed.  A read-only
+ * mount commits nothing: ENOSYS, and the kernel never sends one again
+ * (the reflector's closes need none either). */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (reflecting(req))
+	if (fs_of(req)->read_only)
+		fuse_reply_err(req, ENOSYS);
+	else if (reflecting(req))
 		fuse_reply_err(req, 0);
 	else
 		xfs_flush(req, ino, fi);

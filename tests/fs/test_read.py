@@ -327,3 +327,23 @@ def test_eas_lone_http500_for_a_gone_message_removed_by_its_folder_sync(mount, r
         with open(os.path.join(d, n), "rb") as f:
             assert f.read() == t.srv.item_mime(ids[s]), n
     m.stop()
+
+
+def test_read_only_mount_reads_without_a_request_per_close(mount, request):
+    """On a read-only mount a warm read costs the daemon nothing: the first
+    FLUSH (the kernel sends one at every close, read-only opens included)
+    answers ENOSYS and the kernel sends no other.  Counted from libfuse's
+    request log (-o debug), never timed."""
+    t = make_target("ews", messages=20, seed=17)
+    request.addfinalizer(t.close)
+    m = mount(t, extra=["--sync-interval", "3600", "-o", "ro,debug"])
+    m.wait_synced()
+    inbox = m.path(t.inbox)
+    names = sorted(n for n in os.listdir(inbox) if n.endswith(".eml"))[:3]
+    for _ in range(3):
+        for n in names:
+            with open(os.path.join(inbox, n), "rb") as f:
+                assert f.read()
+    flushes = m.log_text().count("opcode: FLUSH")
+    assert flushes == 1, "%d FLUSH requests for 9 closes" % flushes
+    m.stop()
