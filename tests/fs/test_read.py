@@ -347,3 +347,26 @@ def test_read_only_mount_reads_without_a_request_per_close(mount, request):
     flushes = m.log_text().count("opcode: FLUSH")
     assert flushes == 1, "%d FLUSH requests for 9 closes" % flushes
     m.stop()
+
+
+def test_listing_brings_every_entry_without_a_lookup_each(mount, request):
+    """Every chunk of a listing carries its entries' attributes (readdirplus,
+    not "auto", which sends them with the first chunk only): a grep -r or
+    find on a fresh mount, or once the entry timeouts ran out, stats each
+    file without a LOOKUP.  Counted from libfuse's request log, never timed."""
+    t = make_target("ews", messages=700, seed=19)
+    request.addfinalizer(t.close)
+    m = mount(t, extra=["--sync-interval", "3600", "-o", "debug"])
+    m.wait_synced()
+    inbox = m.path(t.inbox)
+    ino = os.stat(inbox).st_ino
+    before = len(m.log_text())
+    names = os.listdir(inbox)
+    assert len(names) > 300       # more than one chunk of READDIRPLUS
+    for n in names:
+        os.lstat(os.path.join(inbox, n))
+    log = m.log_text()[before:]
+    lookups = log.count("opcode: LOOKUP (1), nodeid: %d," % ino)
+    assert lookups == 0, "%d LOOKUPs in the folder" % lookups
+    assert log.count("opcode: READDIRPLUS") >= 2
+    m.stop()
