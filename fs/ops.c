@@ -103,6 +103,14 @@ static void xfs_init(void *userdata, struct fuse_conn_info *conn)
 	} else {
 		conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	}
+	/* Every listing chunk carries its entries' attributes, not only the
+	 * first (readdirplus "auto"): a grep -r or find after a remount, or
+	 * once the entry timeouts ran out, then costs one READDIRPLUS per
+	 * chunk instead of one LOOKUP per file (tests/bench/bench_warm.py). */
+	if (conn->capable & FUSE_CAP_READDIRPLUS) {
+		conn->want |= FUSE_CAP_READDIRPLUS;
+		conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	}
 	/* O_TRUNC must reach us as a SETATTR even when opens do not */
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	atomic_store(&fs->kernel_ready, true);
@@ -585,12 +593,18 @@ static void free_xattrs(struct xattr_val *v, size_t n)
 		free(v[i].value);
 }
 
+/* Names outside user.* are a namespace we do not have: EOPNOTSUPP, as
+ * ext4 without ACLs answers for system.posix_acl_access (not ENODATA,
+ * "this file has none").  ls -l probes security.selinux and
+ * system.posix_acl_access on every file and the kernel cannot cache a
+ * FUSE answer to either; coreutils remembers EOPNOTSUPP per device and
+ * stops asking, so a listing costs two such requests, not two per file. */
 static void xfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 size_t size)
 {
 	struct xattr_val v[MAX_XATTRS];
 	size_t n;
-	int rc = strncmp(name, "user.", 5) ? -ENODATA
+	int rc = strncmp(name, "user.", 5) ? -EOPNOTSUPP
 					   : load_xattrs(fs_of(req), ino, v, &n);
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -716,9 +730,16 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		xfs_write(req, ino, buf, size, off, fi);
 }
 
+/* With zero-message opens a FLUSH at each close is the one request a warm
+ * read still costs (the kernel sends it for read-only opens too), and on
+ * a read-write mount it is when a written file is committed.  A read-only
+ * mount commits nothing: ENOSYS, and the kernel never sends one again
+ * (the reflector's closes need none either). */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (reflecting(req))
+	if (fs_of(req)->read_only)
+		fuse_reply_err(req, ENOSYS);
+	else if (reflecting(req))
 		fuse_reply_err(req, 0);
 	else
 		xfs_flush(req, ino, fi);

@@ -184,6 +184,31 @@ def test_xattrs(shared):
     assert os.getxattr(m.path(shared.inbox), "user.exchangefs.folder_class") == b"IPF.Note"
 
 
+def test_foreign_xattr_namespaces_are_not_supported(shared):
+    """security.* and system.* (which ls -l probes on every file) answer
+    EOPNOTSUPP, not ENODATA: coreutils then stops asking for the rest of
+    the listing, so ls -l costs no request per file.  user.* is unchanged,
+    and ls -l and getfattr still work."""
+    m = shared.m
+    inbox = m.path(shared.inbox)
+    p = os.path.join(inbox, next(n for n in sorted(os.listdir(inbox))
+                                 if not os.path.isdir(os.path.join(inbox, n))))
+    for target in (p, inbox):
+        for name in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+            with pytest.raises(OSError) as e:
+                os.getxattr(target, name)
+            assert e.value.errno == errno.EOPNOTSUPP, (target, name, e.value)
+    with pytest.raises(OSError) as e:
+        os.getxattr(p, "user.nonexistent")
+    assert e.value.errno == errno.ENODATA
+    assert os.getxattr(p, "user.mail.subject") is not None
+    r = subprocess.run(["ls", "-l", inbox], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert os.path.basename(p) in r.stdout
+    r = subprocess.run(["getfattr", "-n", "user.mail.subject", p], capture_output=True, text=True)
+    assert r.returncode == 0 and "user.mail.subject" in r.stdout, r.stderr
+
+
 def test_control_entry_resolves_but_is_not_listed(shared):
     m = shared.m
     assert ".exchangefs" not in os.listdir(m.mountpoint)
@@ -301,4 +326,47 @@ def test_eas_lone_http500_for_a_gone_message_removed_by_its_folder_sync(mount, r
     for n, s in rest.items():
         with open(os.path.join(d, n), "rb") as f:
             assert f.read() == t.srv.item_mime(ids[s]), n
+    m.stop()
+
+
+def test_read_only_mount_reads_without_a_request_per_close(mount, request):
+    """On a read-only mount a warm read costs the daemon nothing: the first
+    FLUSH (the kernel sends one at every close, read-only opens included)
+    answers ENOSYS and the kernel sends no other.  Counted from libfuse's
+    request log (-o debug), never timed."""
+    t = make_target("ews", messages=20, seed=17)
+    request.addfinalizer(t.close)
+    m = mount(t, extra=["--sync-interval", "3600", "-o", "ro,debug"])
+    m.wait_synced()
+    inbox = m.path(t.inbox)
+    names = sorted(n for n in os.listdir(inbox) if n.endswith(".eml"))[:3]
+    for _ in range(3):
+        for n in names:
+            with open(os.path.join(inbox, n), "rb") as f:
+                assert f.read()
+    flushes = m.log_text().count("opcode: FLUSH")
+    assert flushes == 1, "%d FLUSH requests for 9 closes" % flushes
+    m.stop()
+
+
+def test_listing_brings_every_entry_without_a_lookup_each(mount, request):
+    """Every chunk of a listing carries its entries' attributes (readdirplus,
+    not "auto", which sends them with the first chunk only): a grep -r or
+    find on a fresh mount, or once the entry timeouts ran out, stats each
+    file without a LOOKUP.  Counted from libfuse's request log, never timed."""
+    t = make_target("ews", messages=700, seed=19)
+    request.addfinalizer(t.close)
+    m = mount(t, extra=["--sync-interval", "3600", "-o", "debug"])
+    m.wait_synced()
+    inbox = m.path(t.inbox)
+    ino = os.stat(inbox).st_ino
+    before = len(m.log_text())
+    names = os.listdir(inbox)
+    assert len(names) > 300       # more than one chunk of READDIRPLUS
+    for n in names:
+        os.lstat(os.path.join(inbox, n))
+    log = m.log_text()[before:]
+    lookups = log.count("opcode: LOOKUP (1), nodeid: %d," % ino)
+    assert lookups == 0, "%d LOOKUPs in the folder" % lookups
+    assert log.count("opcode: READDIRPLUS") >= 2
     m.stop()
