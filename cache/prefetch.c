@@ -12,6 +12,12 @@
  * A batch holds up to PF_BATCH messages and PF_BUDGET bytes of the
  * server's size estimates (one item larger than that goes alone).
  *
+ * Header pages go first (sync_headers_first): until this run's first full
+ * pass has gone through every folder, only read-ahead runs, one batch at
+ * a time; while a reader waits for a folder's first sync, no new batch
+ * starts.  On a server whose CPU is the limit, body calls would otherwise
+ * delay every page of the folders being listed.
+ *
  * Limits: prefetched bodies are committed only while they fit under
  * --cache-size and never evict anything (cache_body_commit_within), so
  * prefetch stops at the limit and keeps what it fetched; on-demand reads
