@@ -12,6 +12,12 @@
  * A batch holds up to PF_BATCH messages and PF_BUDGET bytes of the
  * server's size estimates (one item larger than that goes alone).
  *
+ * Header pages go first (sync_headers_first): until this run's first full
+ * pass has gone through every folder, only read-ahead runs, one batch at
+ * a time; while a reader waits for a folder's first sync, no new batch
+ * starts.  On a server whose CPU is the limit, body calls would otherwise
+ * delay every page of the folders being listed.
+ *
  * Limits: prefetched bodies are committed only while they fit under
  * --cache-size and never evict anything (cache_body_commit_within), so
  * prefetch stops at the limit and keeps what it fetched; on-demand reads
@@ -68,6 +74,7 @@ struct prefetch {
 	bool at_limit;              /* stopped at --cache-size */
 	int64_t need;               /* smallest body refused at the limit:
 				       no batch until it would fit */
+	bool held;                  /* header pages first (pick says why) */
 	bool idle;                  /* nothing left to fetch ... */
 	unsigned active;            /* ... once no batch is under way */
 	int64_t net_backoff_ms;
@@ -222,6 +229,9 @@ static void progress_text(struct prefetch *p, char *line, size_t len)
 		snprintf(line + o, len - (size_t)o, ", waiting for the first sync");
 	else if (pc.cached >= pc.total)
 		snprintf(line + o, len - (size_t)o, ", complete");
+	else if (p->held && !p->active)
+		snprintf(line + o, len - (size_t)o,
+			 ", waiting for the folders' headers to sync first");
 	else if (p->at_limit)
 		snprintf(line + o, len - (size_t)o,
 			 ", stopped at the cache size limit (--cache-size)");
@@ -238,6 +248,19 @@ static void progress_text(struct prefetch *p, char *line, size_t len)
 static size_t pick(struct prefetch *p, struct fetch_item *v,
 		   struct prefetch_pick *picks)
 {
+	/* header pages go first (the server serves one call at a time
+	 * when its CPU is the limit): nothing while a reader waits for a
+	 * folder's first sync; until the first full pass has ended, only
+	 * read-ahead, one batch at a time */
+	bool reader_waits;
+	bool headers = sync_headers_first(p->s, &reader_waits);
+	pthread_mutex_lock(&p->lock);
+	p->held = reader_waits || headers;
+	bool none = reader_waits || (headers && p->active);
+	pthread_mutex_unlock(&p->lock);
+	if (none)
+		return 0;
+
 	uint64_t skip[PF_SKIP];
 	size_t n_skip = fetch_inflight(p->pool, skip, PF_SKIP);
 	struct prefetch_query q = { .since = since_of(p), .now = time(NULL) };
@@ -262,12 +285,13 @@ static size_t pick(struct prefetch *p, struct fetch_item *v,
 		pthread_mutex_unlock(&p->lock);
 	}
 	bool from_ra = got > 0;
-	for (size_t h = 0; !got && p->days >= 0 && h < PF_HOT && hot[h]; h++) {
+	for (size_t h = 0; !got && !headers && p->days >= 0 && h < PF_HOT &&
+	     hot[h]; h++) {
 		q.folder = hot[h];
 		got = cache_prefetch_pick(p->c, &q, skip, n_skip, picks,
 					  p->batch);
 	}
-	if (!got && p->days >= 0) {
+	if (!got && !headers && p->days >= 0) {
 		q.folder = 0;
 		got = cache_prefetch_pick(p->c, &q, skip, n_skip, picks,
 					  p->batch);
@@ -291,7 +315,7 @@ static size_t pick(struct prefetch *p, struct fetch_item *v,
 	if (room)
 		p->need = 0;
 	p->at_limit = !room;
-	p->idle = !got;
+	p->idle = !got && !headers;
 	if (!room)
 		n = 0;
 	if (from_ra && n && p->ra_folder == ra_folder)

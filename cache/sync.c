@@ -502,8 +502,11 @@ static void folder_finished(struct sync *s, uint64_t ino, enum be_status st)
 		s->failed_errno = be_errno(st) ? be_errno(st) : EIO;
 		s->fail_seq++;
 	}
+	bool none_waits = !s->n_wanted;
 	pthread_cond_broadcast(&s->done_cond);
 	pthread_mutex_unlock(&s->lock);
+	if (none_waits)   /* prefetch holds back while a reader waits */
+		prefetch_kick(s->prefetch);
 }
 
 /* Record a failure that affects every waiting reader (no connection). */
@@ -730,6 +733,14 @@ static bool pass(struct sync *s)
 		ok = run_folders(s, inos, m, &all_ok);
 	free(inos);
 	cache_nodes_free(folders, n);
+	if (ok && !stopping(s)) {
+		pthread_mutex_lock(&s->lock);
+		bool was = s->pass_ended;
+		s->pass_ended = true;
+		pthread_mutex_unlock(&s->lock);
+		if (!was)   /* prefetch waited for every folder's headers */
+			prefetch_kick(s->prefetch);
+	}
 	if (ok && all_ok && !stopping(s)) {
 		pthread_mutex_lock(&s->lock);
 		s->last_sync_at = time(NULL);
@@ -866,6 +877,15 @@ enum be_status sync_pass_now(struct sync *s)
 	bool failed = s->fail_seq != seq;
 	pthread_mutex_unlock(&s->lock);
 	return !ok ? BE_NETWORK : failed ? BE_REFUSED : BE_OK;
+}
+
+bool sync_headers_first(struct sync *s, bool *reader_waits)
+{
+	pthread_mutex_lock(&s->lock);
+	bool first = !s->pass_ended;
+	*reader_waits = s->n_wanted > 0;
+	pthread_mutex_unlock(&s->lock);
+	return first;
 }
 
 bool sync_synced_once(struct sync *s)

@@ -56,6 +56,10 @@ bool sync_have_cache(struct sync *s);
 /* Whether every folder has been read once (this run's first full pass, or
  * an earlier run's), so an empty prefetch goal means nothing to fetch. */
 bool sync_synced_once(struct sync *s);
+/* Whether header pages still go before prefetch: true until this run's
+ * first full pass has gone through every folder; *reader_waits: a reader
+ * waits for a folder's first sync now (prefetch holds back then too). */
+bool sync_headers_first(struct sync *s, bool *reader_waits);
 
 int sync_start(struct sync *s);      /* start the background thread */
 /* For tests (tests/unit/test_engine*.c): one full pass - the hierarchy,

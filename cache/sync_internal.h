@@ -49,6 +49,9 @@ struct sync {
 	char current[256];          /* folder being synced, for status */
 	int64_t current_done;
 	bool first_pass_done;
+	bool pass_ended;            /* a full pass went through every folder
+				       (some may have failed): prefetch may
+				       start (sync_headers_first) */
 	int64_t started_ms;
 
 	struct be_session *session; /* used only by the sync thread */

@@ -2,7 +2,8 @@
 them byte-equal, only the last N days, never beyond --cache-size and never
 evicting, an on-demand read served before the prefetch backlog, throttling
 shrinking the pool and its recovery, failures listed without blocking the
-rest, kill -9 then a restart fetching only what is missing, read-ahead
+rest, kill -9 then a restart fetching only what is missing, header pages
+of every folder's first sync before any prefetch call, read-ahead
 for a reader going through an uncached folder (grep -r) in batches, and a
 message gone from the server in the middle of a batch.
 
@@ -226,6 +227,34 @@ def test_on_demand_read_jumps_the_queue(kind, mount, request):
     assert cached < total                         # served before the backlog
     assert srv.stats()["get_item_peak"] >= 2      # while prefetch calls ran
     wait_complete(m)
+    m.stop()
+
+
+# the test server's name of the command that syncs a folder's items
+SYNC_OP = {"ews": "SyncFolderItems", "eas": "Sync"}
+
+
+@pytest.mark.parametrize("kind", ["ews", "eas"])
+def test_header_pages_go_before_prefetch(kind, mount, request):
+    """--prefetch all on a fresh cache, a reader listing Inbox at once: no
+    body request reaches the server before the last page of every folder's
+    first sync (the server's requests in the order they began)."""
+    t = make_target(kind, messages=600, seed=7)
+    request.addfinalizer(t.close)
+    srv = t.srv
+    srv.item_cost(5)
+    # one pass: every page the server sees belongs to a first sync
+    m = mount(t, extra=["--prefetch", "all", "--sync-interval", "3600", "--no-notify"])
+    assert len(os.listdir(m.path("Inbox"))) > 100     # waits for its first sync
+    m.wait_synced()
+    wait_for(lambda: progress(m)[0] > 0, 60, interval=0.05, what="prefetch to start")
+    recent = srv.stats()["recent"]
+    pages = [r["t"] for r in recent if r["op"] == SYNC_OP[kind]]
+    bodies = [r["t"] for r in recent if r["op"] == FETCH_OP[kind]]
+    assert len(pages) >= 8 and bodies
+    early = [p for p in pages if p > min(bodies)]
+    assert not early, ("%d of %d %s pages began after the first %s"
+                       % (len(early), len(pages), SYNC_OP[kind], FETCH_OP[kind]))
     m.stop()
 
 

@@ -33,6 +33,8 @@
 #                          (most GetItem calls at once); on EAS the same for ItemOperations and
 #                          its Fetch elements; and eas_sync_collections_max (most folders in
 #                          one ActiveSync Sync)
+#   POST workers {n}       at most n requests (EWS operations, ActiveSync commands but Ping) worked
+#                          on at once, the others wait: a server whose CPU is the limit; 0: no limit
 # Notifications (notify.py):
 #   POST notify_config {keepalive_s?, subscription_expiry_s?, minute_s?, split_chunks?, event_log_limit?,
 #                       refuse?: "streaming"|"all"|"quota"|null} -> the whole config
@@ -394,6 +396,10 @@ def _route(server, mb, method, path, q, req):
     if name == "clear_faults":
         server.faults.clear()
         return {"ok": True}
+    if name == "workers":
+        n = max(0, int(req.get("n", 0)))
+        server.workers = threading.BoundedSemaphore(n) if n else None
+        return {"ok": True, "n": n}
     if name == "item_cost":
         server.item_cost_ms = max(0, int(req.get("ms", 0)))
         return {"ok": True, "ms": server.item_cost_ms}

@@ -679,7 +679,11 @@ def handle(h, method, query, body):
           "FolderUpdate": cmd_folder_update, "FolderDelete": cmd_folder_delete, "Ping": cmd_ping,
           "Provision": cmd_provision, "ItemOperations": cmd_item_operations, "SendMail": cmd_send_mail,
           "MoveItems": cmd_move_items, "ResolveRecipients": cmd_resolve_recipients}[cmd]
-    out = fn(r, elem)
+    if cmd == "Ping":                   # held open: no worker
+        out = fn(r, elem)
+    else:
+        with h.server.working():
+            out = fn(r, elem)
     if cmd not in ("Ping", "ItemOperations", "ResolveRecipients"):
         with r.mb.lock:
             st.save()

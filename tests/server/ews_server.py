@@ -12,6 +12,7 @@
 
 import argparse
 import base64
+import contextlib
 import ipaddress
 import os
 import socket
@@ -48,6 +49,11 @@ class EwsHttpServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def working(self):
+        """Held while a request is worked on: with control workers, a server
+        whose CPU is the limit (a request waits for a free worker)."""
+        return self.workers or contextlib.nullcontext()
+
     def __init__(self, addr, mailbox, user=None, password=None, latency_ms=0, tls=None, verbose=False):
         self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         super().__init__(addr, Handler)
@@ -56,6 +62,7 @@ class EwsHttpServer(ThreadingHTTPServer):
         mailbox.owner_address = eas.user_address(self)   # the address book's first entry (directory.py)
         self.latency_ms = latency_ms
         self.item_cost_ms = 0           # GetItem: delay per item asked for (control item_cost)
+        self.workers = None             # at most this many requests worked on at once (control workers)
         self.known_versions = None  # None: every version Exchange 2016 knows
         self.tls = tls                  # ssl.SSLContext or None
         self.verbose = verbose
@@ -292,12 +299,13 @@ class Handler(BaseHTTPRequestHandler):
                         status = notify.serve_stream(self, op_elem, kind)
                         self.record_once(status)
                         return
-                    n_ids = self.get_item_begin(op_name, op_elem)
-                    try:
-                        out = ops.dispatch(self.server.mailbox, op_elem)
-                    finally:
-                        if n_ids is not None:
-                            self.server.stats.get_item(n_ids, -1)
+                    with self.server.working():
+                        n_ids = self.get_item_begin(op_name, op_elem)
+                        try:
+                            out = ops.dispatch(self.server.mailbox, op_elem)
+                        finally:
+                            if n_ids is not None:
+                                self.server.stats.get_item(n_ids, -1)
                     if kind == "reset_after":
                         status = self.reset()    # done, but the client never hears of it
                     else:

@@ -377,6 +377,10 @@ class EwsServer:
     def stats(self):
         return self.control("GET", "stats")
 
+    def workers(self, n):
+        """At most n requests worked on at once (0: no limit)."""
+        return self.control("POST", "workers", {"n": n})
+
     def item_cost(self, ms):
         """Make GetItem cost ms per item asked for."""
         return self.control("POST", "item_cost", {"ms": ms})
