@@ -446,7 +446,10 @@ static void settle(struct applier *a, const struct jrow *row,
 		log_dbg(LC_SYNC, "%s '%s': done", jop_name(row->op), what);
 		return;
 	}
-	if (be_status_transient(st) || st == BE_AUTH || st == BE_CONFLICT) {
+	/* a failure of the connection, not of this write (an untrusted
+	 * certificate too: a captive portal, a renewed certificate) */
+	if (be_status_transient(st) || st == BE_AUTH || st == BE_TLS ||
+	    st == BE_CONFLICT) {
 		int64_t wait = backoff_ms(row->attempts, o->r.retry_after_ms);
 		char *err = xasprintf("%s: %s", be_status_name(st), o->r.msg);
 		journal_retry_later(c, row->seq, wall_ms() + wait, err);
