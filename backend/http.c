@@ -718,6 +718,10 @@ enum be_status http_grade(const struct http_session *h,
 			      "server at %s redirected to %.150s (HTTP %ld, not followed); check the EWS URL",
 			      h->url, resp->location[0] ? resp->location : "?",
 			      st);
+	else if (st == 408)  /* a proxy timed the request out: not acted on */
+		be_result_set(r, BE_NETWORK,
+			      "server at %s timed the request out (HTTP 408)",
+			      h->url);
 	else if (st == 404)
 		be_result_set(r, BE_REFUSED,
 			      "server at %s answered HTTP 404 (not found); check the EWS URL",
