@@ -51,11 +51,13 @@ struct xfer {
 /* The calling thread's abandon hook (http_thread_abandon). */
 static __thread bool (*thread_abandon)(void *arg);
 static __thread void *thread_abandon_arg;
+static __thread const char *thread_abandon_why;
 
-void http_thread_abandon(bool (*fn)(void *arg), void *arg)
+void http_thread_abandon(bool (*fn)(void *arg), void *arg, const char *why)
 {
 	thread_abandon = fn;
 	thread_abandon_arg = arg;
+	thread_abandon_why = why;
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -597,7 +599,9 @@ static enum be_status post_once(struct http_session *h,
 			secs * 1000);
 		return BE_OK;
 	} else if (x.abandoned) {
-		be_result_set(r, BE_NETWORK, "abandoned: the request waiting for it was interrupted");
+		be_result_set(r, BE_NETWORK, "abandoned: %s",
+			      thread_abandon_why ? thread_abandon_why
+						 : "the request waiting for it was interrupted");
 		log_dbg(LC_HTTP, "%s abandoned after %.0f ms", what,
 			secs * 1000);
 	} else if (x.sink_abort) {

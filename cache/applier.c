@@ -12,6 +12,7 @@
 #include "applier.h"
 #include "journal.h"
 #include "backend/util.h"
+#include "backend/http.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -517,9 +518,21 @@ static int send_first(struct applier *a, bool due_only, int64_t *wait_ms)
 	return 1;
 }
 
+static bool abandon_if_stopping(void *arg)
+{
+	struct applier *a = arg;
+	pthread_mutex_lock(&a->lock);
+	bool stop = a->stop;
+	pthread_mutex_unlock(&a->lock);
+	return stop;
+}
+
 static void *applier_main(void *arg)
 {
 	struct applier *a = arg;
+	/* a request the server holds must not hold up an unmount (the row
+	 * is unsure by then: looked up before it is sent again) */
+	http_thread_abandon(abandon_if_stopping, a, "exchangefs is stopping");
 	for (;;) {
 		int64_t wait = 0;
 		int got = send_first(a, true, &wait);

@@ -14,6 +14,7 @@
 #include "journal.h"
 #include "watch.h"
 #include "backend/util.h"
+#include "backend/http.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -752,11 +753,18 @@ static bool take_kick(struct sync *s)
 	return k;
 }
 
+static bool abandon_if_stopping(void *arg)
+{
+	return stopping(arg);
+}
+
 static void *sync_main(void *arg)
 {
 	struct sync *s = arg;
 	int64_t backoff = 1000;
 	int64_t next_full = 0;  /* a full pass first */
+	/* a request the server holds must not hold up an unmount */
+	http_thread_abandon(abandon_if_stopping, s, "exchangefs is stopping");
 	while (!stopping(s)) {
 		struct be_result r;
 		be_result_ok(&r);
