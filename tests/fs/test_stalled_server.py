@@ -52,3 +52,25 @@ def test_unmount_with_every_request_stalled(tsrv, mount, notify):
     got = [it for it in srv.items("Drafts") if it["subject"] == "Written while the server stalls"]
     assert len(got) == 1, got     # sent once, though its first request was cut
     m2.stop()
+
+
+def test_eas_read_while_a_sync_is_stalled(mount):
+    """ActiveSync serialises its Sync commands (reads and writes of every
+    folder share one key chain lock, and the sync engine's server lock):
+    a Sync the server holds must not hold up reading a message whose body
+    is not cached yet (ItemOperations takes neither lock)."""
+    t = make_target("eas", messages=30, seed=34)
+    try:
+        srv = t.srv
+        m = mount(t, extra=["--no-notify", "--prefetch", "none", "--sync-interval", "2"])
+        m.wait_synced()
+        d = m.path(t.inbox)
+        names = sorted(n for n in os.listdir(d) if n.endswith(".eml"))
+        srv.fault("slow", count=HELD, operation="Sync", ms=600 * 1000)
+        write(m.path("Drafts", "held.eml"), message("Held by the server"))
+        wait_for(lambda: held(srv) >= 1, 60, what="a Sync to reach the stalled server")
+        with open(os.path.join(d, names[3]), "rb") as f:
+            assert b"Subject:" in f.read()
+        m.stop(timeout=60)
+    finally:
+        t.close()
