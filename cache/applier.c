@@ -26,6 +26,10 @@
 #include <unistd.h>
 
 #define MAX_BACKOFF_MS (5 * 60 * 1000)
+/* Tries of a row answered with something that is not a server's answer
+ * (a captive portal's page, a login redirect, a cut or garbled reply)
+ * before it is kept failed: back-offs of 1 s doubling, about 17 minutes */
+#define PROTOCOL_TRIES 10
 #define MAX_CONTENT ((size_t)150 << 20)  /* larger than any server takes */
 
 struct applier {
@@ -448,9 +452,11 @@ static void settle(struct applier *a, const struct jrow *row,
 		return;
 	}
 	/* a failure of the connection, not of this write (an untrusted
-	 * certificate too: a captive portal, a renewed certificate) */
+	 * certificate too: a captive portal, a renewed certificate; and, for
+	 * a while, an answer that is not the server's) */
 	if (be_status_transient(st) || st == BE_AUTH || st == BE_TLS ||
-	    st == BE_CONFLICT) {
+	    st == BE_CONFLICT ||
+	    (st == BE_PROTOCOL && row->attempts + 1 < PROTOCOL_TRIES)) {
 		int64_t wait = backoff_ms(row->attempts, o->r.retry_after_ms);
 		char *err = xasprintf("%s: %s", be_status_name(st), o->r.msg);
 		journal_retry_later(c, row->seq, wall_ms() + wait, err);

@@ -573,7 +573,7 @@ static void test_gone_on_server(void)
 static void test_transient_write_retried(void)
 {
 	static const enum be_status sts[] = { BE_TLS, BE_NETWORK,
-					      BE_THROTTLED };
+					      BE_THROTTLED, BE_PROTOCOL };
 	for (size_t k = 0; k < sizeof(sts) / sizeof(sts[0]); k++) {
 		struct engine e;
 		struct sb_model *m;
@@ -598,6 +598,32 @@ static void test_transient_write_retried(void)
 		}
 		done_with(&e, m, dir);
 	}
+}
+
+/* An answer that is never the server's (a proxy's page for every try):
+ * tried PROTOCOL_TRIES times, then kept failed, not retried for ever
+ * ahead of the rest of the queue. */
+static void test_garbled_answers_end_failed(void)
+{
+	struct engine e;
+	struct sb_model *m;
+	struct ids x;
+	char *dir;
+	if (start_synced(&e, &m, &x, &dir)) {
+		sb_fault(m, SB_CREATE, NULL, 0, BE_PROTOCOL, false);
+		uint64_t ino;
+		CHECK(engine_write_file(&e, ino_of(&e, x.work), "garbled.eml",
+					"garbled", &ino) == 0);
+		engine_apply(&e);
+		struct journal_stats js;
+		journal_stats(e.c, &js);
+		CHECK(js.failed == 1);
+		CHECK(sb_calls(m, SB_CREATE, NULL) == 10);
+		struct node n = { 0 };
+		CHECK(cache_get(e.c, ino, &n) == 0 && n.error && n.content);
+		node_clear(&n);
+	}
+	done_with(&e, m, dir);
 }
 
 /* A message the server refuses for good: the row stays, failed, with the
@@ -776,6 +802,7 @@ int main(void)
 	test_gone_on_server();
 	test_refused_kept();
 	test_transient_write_retried();
+	test_garbled_answers_end_failed();
 	test_pending_folder_rename_kept();
 	test_folder_gone_keeps_unsent();
 	test_move_into_deleted_folder();
