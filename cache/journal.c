@@ -34,6 +34,22 @@ static void sync_dir(struct cache *c)
 	free(path);
 }
 
+/* Flush the file being written for ino to disk before the cache's lock
+ * is taken: every file system call waits for that lock, and a large
+ * message on a slow disk takes seconds (the fsync in take_staging, under
+ * the lock, then finds nothing left to write).  Errors are take_staging's
+ * to report. */
+static void flush_staging(struct cache *c, uint64_t ino)
+{
+	char *path = journal_staging_path(c, ino);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(path);
+}
+
 /* Move the file being written for ino to a new content name (owned). */
 static char *take_staging(struct cache *c, uint64_t ino, int64_t *size)
 {
@@ -766,12 +782,14 @@ static int journal_set_props_locked(struct cache *c, uint64_t ino,
 int journal_commit_content(struct cache *c, uint64_t ino, int64_t date,
 			   struct cache_changes *ch)
 {
+	flush_staging(c, ino);
 	LOCKED(journal_commit_content_locked(c, ino, date, ch));
 }
 
 int journal_reject(struct cache *c, uint64_t ino, const char *reason,
 		   char **new_name, struct cache_changes *ch)
 {
+	flush_staging(c, ino);
 	LOCKED(journal_reject_locked(c, ino, reason, new_name, ch));
 }
 
