@@ -25,6 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Pages in a row that say "more changes follow" but hold none before a
+ * folder's sync gives up on that server answer. */
+#define EMPTY_PAGES_MAX 20
+
 #define PAGE_SIZE 512
 #define MANY_MAX 16      /* folders per sync_items_many() call */
 
@@ -271,6 +275,7 @@ static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
 	char *state = cache_meta_get(s->cache, "hierarchy_state");
 	bool first = !state;  /* nobody has seen the tree: no events */
 	bool resync = false, swept = false;
+	unsigned empty = 0;   /* pages in a row that said "more" with nothing */
 	char **seen = NULL;
 	size_t n_seen = 0;
 	enum be_status st;
@@ -321,11 +326,21 @@ static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
 		}
 		sync_notify(s, &ch);
 		cache_changes_free(&ch);
+		empty = b.more && !b.n ? empty + 1 : 0;
+		if (empty && (empty > EMPTY_PAGES_MAX ||
+			      !strcmp(b.new_state ? b.new_state : "",
+				      state ? state : ""))) {
+			be_folder_batch_free(&b);
+			st = BE_PROTOCOL;
+			be_result_set(r, st, "server says more folder changes "
+				      "follow but sends none");
+			break;
+		}
 		free(state);
 		state = xstrdup(b.new_state);
 		bool more = b.more;
 		be_folder_batch_free(&b);
-		if (!more)
+		if (!more || stopping(s))
 			break;
 	}
 	if (st == BE_OK && resync && !swept) {
@@ -349,6 +364,7 @@ static enum be_status sync_folder(struct sync *s, const struct node *f,
 	bool resynced = false;
 	bool first = !f->synced;
 	int64_t done = 0;
+	unsigned empty = 0;   /* pages in a row that said "more" with nothing */
 	enum be_status st;
 
 	pthread_mutex_lock(&s->lock);
@@ -422,6 +438,19 @@ static enum be_status sync_folder(struct sync *s, const struct node *f,
 		if (first && f->total > 0)
 			progress(s, "syncing %s: %lld / %lld messages", f->name,
 				 (long long)done, (long long)f->total);
+		/* "more follow" with nothing and the same state would be asked
+		 * again for ever; a few empty pages with new states are allowed
+		 * (a server may filter a page down to nothing) */
+		empty = b.more && !b.n ? empty + 1 : 0;
+		if (empty && (empty > EMPTY_PAGES_MAX ||
+			      !strcmp(b.new_state ? b.new_state : "",
+				      state ? state : ""))) {
+			be_item_batch_free(&b);
+			st = BE_PROTOCOL;
+			be_result_set(r, st, "server says more changes of '%s' "
+				      "follow but sends none", f->name);
+			break;
+		}
 		free(state);
 		state = xstrdup(b.new_state);
 		bool more = b.more;
