@@ -405,6 +405,16 @@ static unsigned pending(struct cache *c, uint64_t ino)
 	return p;
 }
 
+/* Whether r is an answer that is not the server's own verdict on the
+ * request: unreadable, of the wrong type, a redirect (no protocol status
+ * code, or only an HTTP one).  ActiveSync's "could not read the request"
+ * statuses (101-107) carry their code: refused for good at once. */
+static bool not_servers_answer(const struct be_result *r)
+{
+	return r->status == BE_PROTOCOL &&
+	       (!r->code[0] || !strncmp(r->code, "HTTP ", 5));
+}
+
 /* Record what happened to a row. */
 static void settle(struct applier *a, const struct jrow *row,
 		   struct outcome *o, const char *what)
@@ -456,7 +466,8 @@ static void settle(struct applier *a, const struct jrow *row,
 	 * a while, an answer that is not the server's) */
 	if (be_status_transient(st) || st == BE_AUTH || st == BE_TLS ||
 	    st == BE_CONFLICT ||
-	    (st == BE_PROTOCOL && row->attempts + 1 < PROTOCOL_TRIES)) {
+	    (not_servers_answer(&o->r) &&
+	     row->attempts + 1 < PROTOCOL_TRIES)) {
 		int64_t wait = backoff_ms(row->attempts, o->r.retry_after_ms);
 		char *err = xasprintf("%s: %s", be_status_name(st), o->r.msg);
 		journal_retry_later(c, row->seq, wall_ms() + wait, err);
