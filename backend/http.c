@@ -52,11 +52,13 @@ struct xfer {
 /* The calling thread's abandon hook (http_thread_abandon). */
 static __thread bool (*thread_abandon)(void *arg);
 static __thread void *thread_abandon_arg;
+static __thread const char *thread_abandon_why;
 
-void http_thread_abandon(bool (*fn)(void *arg), void *arg)
+void http_thread_abandon(bool (*fn)(void *arg), void *arg, const char *why)
 {
 	thread_abandon = fn;
 	thread_abandon_arg = arg;
+	thread_abandon_why = why;
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -606,7 +608,9 @@ static enum be_status post_once(struct http_session *h,
 			secs * 1000);
 		return BE_OK;
 	} else if (x.abandoned) {
-		be_result_set(r, BE_NETWORK, "abandoned: the request waiting for it was interrupted");
+		be_result_set(r, BE_NETWORK, "abandoned: %s",
+			      thread_abandon_why ? thread_abandon_why
+						 : "the request waiting for it was interrupted");
 		log_dbg(LC_HTTP, "%s abandoned after %.0f ms", what,
 			secs * 1000);
 	} else if (x.sink_abort) {
@@ -727,6 +731,10 @@ enum be_status http_grade(const struct http_session *h,
 			      "server at %s redirected to %.150s (HTTP %ld, not followed); check the EWS URL",
 			      h->url, resp->location[0] ? resp->location : "?",
 			      st);
+	else if (st == 408)  /* a proxy timed the request out: not acted on */
+		be_result_set(r, BE_NETWORK,
+			      "server at %s timed the request out (HTTP 408)",
+			      h->url);
 	else if (st == 404)
 		be_result_set(r, BE_REFUSED,
 			      "server at %s answered HTTP 404 (not found); check the EWS URL",

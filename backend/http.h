@@ -154,9 +154,10 @@ enum be_status http_post(struct http_session *h, const struct http_request *rq,
 /* A hook polled like rq->cancelled by every transfer the calling thread
  * makes until it is set again (NULL: none): true abandons the transfer
  * (its connection closed) and http_post fails with BE_NETWORK,
- * "abandoned ...".  For work done on behalf of a FUSE request the user
- * interrupted (cache/fetch.c), whatever backend call it is in. */
-void http_thread_abandon(bool (*fn)(void *arg), void *arg);
+ * "abandoned: <why>".  For work done on behalf of a FUSE request the user
+ * interrupted (cache/fetch.c), and for the daemon's own threads (sync,
+ * applier, prefetch) when it stops, whatever backend call they are in. */
+void http_thread_abandon(bool (*fn)(void *arg), void *arg, const char *why);
 
 /* The value of a header of the last answer (copied into out, at most
  * len - 1 bytes); false if it had none. */

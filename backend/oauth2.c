@@ -347,6 +347,9 @@ struct oauth2 {
 	struct timespec file_mtime; /* of the file t came from */
 	bool dead;              /* the refresh token was refused */
 	struct be_result dead_r; /* what to say while dead */
+	bool refreshing;        /* a session is asking for a new token; the
+				 * lock is not held across that request */
+	pthread_cond_t refreshed; /* refreshing ended */
 };
 
 struct oauth2 *oauth2_open(const char *address, const struct oauth2_config *cfg,
@@ -362,6 +365,7 @@ struct oauth2 *oauth2_open(const char *address, const struct oauth2_config *cfg,
 		return NULL;
 	}
 	pthread_mutex_init(&o->lock, NULL);
+	cond_init_monotonic(&o->refreshed);
 	return o;
 }
 
@@ -369,20 +373,24 @@ void oauth2_free(struct oauth2 *o)
 {
 	if (!o)
 		return;
-	if (o->t.endpoint)
+	if (o->t.endpoint) {
 		pthread_mutex_destroy(&o->lock);
+		pthread_cond_destroy(&o->refreshed);
+	}
 	oa_tokens_free(&o->t);
 	free(o->address);
 	free(o->path);
 	free(o);
 }
 
-/* Use the refresh token; under o->lock. */
+/* Use the refresh token; under o->lock, which is let go for the request
+ * (o->refreshing keeps other sessions from asking too). */
 static int refresh(struct oauth2 *o, struct be_result *r)
 {
 	struct answer a;
 	struct buf form;
 	int rc = -1;
+	enum be_status sent;
 
 	if (!o->t.refresh) {
 		be_result_set(r, BE_AUTH,
@@ -398,8 +406,12 @@ static int refresh(struct oauth2 *o, struct be_result *r)
 	oa_form_put(&form, "refresh_token", o->t.refresh);
 	oa_form_put(&form, "scope", o->t.scope);
 	log_dbg(LC_HTTP, "refreshing the access token of %s", o->address);
-	if (oa_post(o->t.endpoint, &form, &o->cfg, "token refresh", &a, r) !=
-	    BE_OK) {
+	char *endpoint = xstrdup(o->t.endpoint);
+	pthread_mutex_unlock(&o->lock);
+	sent = oa_post(endpoint, &form, &o->cfg, "token refresh", &a, r);
+	pthread_mutex_lock(&o->lock);
+	free(endpoint);
+	if (sent != BE_OK) {
 		/* network or server trouble: transient, try again later */
 		goto out;
 	}
@@ -471,6 +483,14 @@ static int64_t margin(const struct tokens *t)
 	return OAUTH2_REFRESH_MARGIN_S;
 }
 
+/* Whether the access token must be replaced before it is sent; under
+ * o->lock. */
+static bool needs_refresh(const struct oauth2 *o, const char *rejected)
+{
+	return (rejected && !strcmp(rejected, o->t.access)) ||
+	       o->t.expires_at - (int64_t)time(NULL) < margin(&o->t);
+}
+
 int oauth2_bearer(void *arg, const char *rejected, char **token,
 		  struct be_result *r)
 {
@@ -479,13 +499,23 @@ int oauth2_bearer(void *arg, const char *rejected, char **token,
 
 	be_result_ok(r);
 	pthread_mutex_lock(&o->lock);
-	if (o->dead)
+	/* another session is refreshing: the token it replaces still works
+	 * until it expires (and was not refused), so use it rather than wait
+	 * for a token endpoint that may be slow; else wait for the new one */
+	while (o->refreshing && !o->dead && needs_refresh(o, rejected) &&
+	       ((rejected && !strcmp(rejected, o->t.access)) ||
+		o->t.expires_at <= (int64_t)time(NULL))) {
+		struct timespec ts;
+		deadline_ms(&ts, 1000);
+		pthread_cond_timedwait(&o->refreshed, &o->lock, &ts);
+	}
+	if (o->dead && !o->refreshing)
 		reload_if_renewed(o);
 	if (o->dead) {
 		*r = o->dead_r;
 		rc = -1;
-	} else if ((rejected && !strcmp(rejected, o->t.access)) ||
-		   o->t.expires_at - (int64_t)time(NULL) < margin(&o->t)) {
+	} else if (needs_refresh(o, rejected) && !o->refreshing) {
+		o->refreshing = true;
 		rc = refresh(o, r);
 		/* refused: another process may have refreshed first (spending
 		 * our refresh token) and written the file; take its tokens */
@@ -496,12 +526,12 @@ int oauth2_bearer(void *arg, const char *rejected, char **token,
 			} else {
 				be_result_ok(r);
 				rc = 0;
-				if ((rejected && !strcmp(rejected, o->t.access)) ||
-				    o->t.expires_at - (int64_t)time(NULL) <
-					    margin(&o->t))
+				if (needs_refresh(o, rejected))
 					rc = refresh(o, r);
 			}
 		}
+		o->refreshing = false;
+		pthread_cond_broadcast(&o->refreshed);
 		/* a transient failure while the old token still works: use it */
 		if (rc && !o->dead && !rejected &&
 		    o->t.expires_at > (int64_t)time(NULL)) {

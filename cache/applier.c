@@ -12,6 +12,7 @@
 #include "applier.h"
 #include "journal.h"
 #include "backend/util.h"
+#include "backend/http.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,10 @@
 #include <unistd.h>
 
 #define MAX_BACKOFF_MS (5 * 60 * 1000)
+/* Tries of a row answered with something that is not a server's answer
+ * (a captive portal's page, a login redirect, a cut or garbled reply)
+ * before it is kept failed: back-offs of 1 s doubling, about 17 minutes */
+#define PROTOCOL_TRIES 10
 #define MAX_CONTENT ((size_t)150 << 20)  /* larger than any server takes */
 
 struct applier {
@@ -400,6 +405,16 @@ static unsigned pending(struct cache *c, uint64_t ino)
 	return p;
 }
 
+/* Whether r is an answer that is not the server's own verdict on the
+ * request: unreadable, of the wrong type, a redirect (no protocol status
+ * code, or only an HTTP one).  ActiveSync's "could not read the request"
+ * statuses (101-107) carry their code: refused for good at once. */
+static bool not_servers_answer(const struct be_result *r)
+{
+	return r->status == BE_PROTOCOL &&
+	       (!r->code[0] || !strncmp(r->code, "HTTP ", 5));
+}
+
 /* Record what happened to a row. */
 static void settle(struct applier *a, const struct jrow *row,
 		   struct outcome *o, const char *what)
@@ -446,7 +461,13 @@ static void settle(struct applier *a, const struct jrow *row,
 		log_dbg(LC_SYNC, "%s '%s': done", jop_name(row->op), what);
 		return;
 	}
-	if (be_status_transient(st) || st == BE_AUTH || st == BE_CONFLICT) {
+	/* a failure of the connection, not of this write (an untrusted
+	 * certificate too: a captive portal, a renewed certificate; and, for
+	 * a while, an answer that is not the server's) */
+	if (be_status_transient(st) || st == BE_AUTH || st == BE_TLS ||
+	    st == BE_CONFLICT ||
+	    (not_servers_answer(&o->r) &&
+	     row->attempts + 1 < PROTOCOL_TRIES)) {
 		int64_t wait = backoff_ms(row->attempts, o->r.retry_after_ms);
 		char *err = xasprintf("%s: %s", be_status_name(st), o->r.msg);
 		journal_retry_later(c, row->seq, wall_ms() + wait, err);
@@ -514,9 +535,21 @@ static int send_first(struct applier *a, bool due_only, int64_t *wait_ms)
 	return 1;
 }
 
+static bool abandon_if_stopping(void *arg)
+{
+	struct applier *a = arg;
+	pthread_mutex_lock(&a->lock);
+	bool stop = a->stop;
+	pthread_mutex_unlock(&a->lock);
+	return stop;
+}
+
 static void *applier_main(void *arg)
 {
 	struct applier *a = arg;
+	/* a request the server holds must not hold up an unmount (the row
+	 * is unsure by then: looked up before it is sent again) */
+	http_thread_abandon(abandon_if_stopping, a, "exchangefs is stopping");
 	for (;;) {
 		int64_t wait = 0;
 		int got = send_first(a, true, &wait);

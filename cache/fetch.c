@@ -342,10 +342,11 @@ static enum be_status fetch_batch_for(struct fetch_pool *p,
 		ids[i] = v[i].server_id;
 	struct batch b = { .c = c, .v = v, .n = n, .background = background };
 	if (w)
-		http_thread_abandon(abandon_if_interrupted, (void *)w);
+		http_thread_abandon(abandon_if_interrupted, (void *)w,
+				    "the request waiting for it was interrupted");
 	enum be_status st = p->ops->fetch_mime(s, ids, n, sink, done, &b, r);
 	if (w)
-		http_thread_abandon(NULL, NULL);
+		http_thread_abandon(NULL, NULL, NULL);
 	if (b.w)
 		cache_body_abort(b.w);
 	give_back(p, s, !background,

@@ -32,6 +32,7 @@
  */
 #include "prefetch.h"
 #include "backend/util.h"
+#include "backend/http.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -421,12 +422,23 @@ static void progress_line(struct prefetch *p, bool idle)
 	sync_progress(p->s, "prefetch: %s", line);
 }
 
+static bool abandon_if_stopping(void *arg)
+{
+	struct prefetch *p = arg;
+	pthread_mutex_lock(&p->lock);
+	bool stop = p->stop;
+	pthread_mutex_unlock(&p->lock);
+	return stop;
+}
+
 static void *worker(void *arg)
 {
 	struct prefetch *p = arg;
 	struct fetch_item v[PF_BATCH_MAX];
 	struct prefetch_pick picks[PF_BATCH_MAX];
 	memset(picks, 0, sizeof(picks));
+	/* a request the server holds must not hold up an unmount */
+	http_thread_abandon(abandon_if_stopping, p, "exchangefs is stopping");
 
 	for (;;) {
 		pthread_mutex_lock(&p->lock);

@@ -14,6 +14,7 @@
 #include "journal.h"
 #include "watch.h"
 #include "backend/util.h"
+#include "backend/http.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -23,6 +24,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Pages in a row that say "more changes follow" but hold none before a
+ * folder's sync gives up on that server answer. */
+#define EMPTY_PAGES_MAX 20
 
 #define PAGE_SIZE 512
 #define MANY_MAX 16      /* folders per sync_items_many() call */
@@ -308,6 +313,7 @@ static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
 	char *state = cache_meta_get(s->cache, "hierarchy_state");
 	bool first = !state;  /* nobody has seen the tree: no events */
 	bool resync = false, swept = false;
+	unsigned empty = 0;   /* pages in a row that said "more" with nothing */
 	char **seen = NULL;
 	size_t n_seen = 0;
 	enum be_status st;
@@ -358,11 +364,21 @@ static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
 		}
 		sync_notify(s, &ch);
 		cache_changes_free(&ch);
+		empty = b.more && !b.n ? empty + 1 : 0;
+		if (empty && (empty > EMPTY_PAGES_MAX ||
+			      !strcmp(b.new_state ? b.new_state : "",
+				      state ? state : ""))) {
+			be_folder_batch_free(&b);
+			st = BE_PROTOCOL;
+			be_result_set(r, st, "server says more folder changes "
+				      "follow but sends none");
+			break;
+		}
 		free(state);
 		state = xstrdup(b.new_state);
 		bool more = b.more;
 		be_folder_batch_free(&b);
-		if (!more)
+		if (!more || stopping(s))
 			break;
 	}
 	if (st == BE_OK && resync && !swept) {
@@ -386,6 +402,7 @@ static enum be_status sync_folder(struct sync *s, const struct node *f,
 	bool resynced = false;
 	bool first = !f->synced;
 	int64_t done = 0;
+	unsigned empty = 0;   /* pages in a row that said "more" with nothing */
 	enum be_status st;
 
 	pthread_mutex_lock(&s->lock);
@@ -459,6 +476,19 @@ static enum be_status sync_folder(struct sync *s, const struct node *f,
 		if (first && f->total > 0)
 			progress(s, "syncing %s: %lld / %lld messages", f->name,
 				 (long long)done, (long long)f->total);
+		/* "more follow" with nothing and the same state would be asked
+		 * again for ever; a few empty pages with new states are allowed
+		 * (a server may filter a page down to nothing) */
+		empty = b.more && !b.n ? empty + 1 : 0;
+		if (empty && (empty > EMPTY_PAGES_MAX ||
+			      !strcmp(b.new_state ? b.new_state : "",
+				      state ? state : ""))) {
+			be_item_batch_free(&b);
+			st = BE_PROTOCOL;
+			be_result_set(r, st, "server says more changes of '%s' "
+				      "follow but sends none", f->name);
+			break;
+		}
 		free(state);
 		state = xstrdup(b.new_state);
 		bool more = b.more;
@@ -811,11 +841,18 @@ static void settle_moves(struct sync *s)
 	cache_changes_free(&ch);
 }
 
+static bool abandon_if_stopping(void *arg)
+{
+	return stopping(arg);
+}
+
 static void *sync_main(void *arg)
 {
 	struct sync *s = arg;
 	int64_t backoff = 1000;
 	int64_t next_full = 0;  /* a full pass first */
+	/* a request the server holds must not hold up an unmount */
+	http_thread_abandon(abandon_if_stopping, s, "exchangefs is stopping");
 	while (!stopping(s)) {
 		struct be_result r;
 		be_result_ok(&r);

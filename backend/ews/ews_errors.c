@@ -31,6 +31,17 @@ static const struct {
 	{ "ErrorTimeoutExpired",               BE_NETWORK },
 	{ "ErrorConnectionFailed",             BE_NETWORK },
 	{ "ErrorMailboxMoveInProgress",        BE_NETWORK },
+	/* the server, its directory or the server it proxies to cannot
+	 * serve right now (failover, memory, a CAS down): try again */
+	{ "ErrorADUnavailable",                BE_NETWORK },
+	{ "ErrorInsufficientResources",        BE_NETWORK },
+	{ "ErrorNotEnoughMemory",              BE_NETWORK },
+	{ "ErrorMailboxFailover",              BE_NETWORK },
+	{ "ErrorNoRespondingCASInDestinationSite", BE_NETWORK },
+	{ "ErrorNoApplicableProxyCASServersAvailable", BE_NETWORK },
+	{ "ErrorProxyCallFailed",              BE_NETWORK },
+	{ "ErrorProxyRequestProcessingFailed", BE_NETWORK },
+	{ "ErrorProxyServiceDiscoveryFailed",  BE_NETWORK },
 	/* a batch stopped before this entry: not processed, try again */
 	{ "ErrorBatchProcessingStopped",       BE_NETWORK },
 	/* writes: where an item or folder was to go is gone */

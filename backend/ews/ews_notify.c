@@ -29,6 +29,8 @@ struct ews_watch {
 				     as the core gave it */
 	size_t n;
 	bool push_refused;        /* streaming was refused: pull from now */
+	unsigned bare_500[2];     /* plain HTTP 500s in a row met by pull
+				     [0] and streaming [1] */
 	struct ews_events pend;   /* to report first in the next batch: lost
 				     (a new subscription, or part of an
 				     envelope lost) and envelopes read
@@ -216,6 +218,24 @@ static bool form_refused(const struct be_result *r)
 					    !strcmp(r->code, "HTTP 501")));
 }
 
+/* Whether the failure r of a form (streaming or pull) is its refusal.  A
+ * plain HTTP 500 is one only the second time in a row: a server
+ * restarting answers so too, and a form refused stays so for the
+ * session (both refused: polling for the rest of the mount). */
+static bool refused(struct ews_watch *sw, bool streaming,
+		    const struct be_result *r)
+{
+	unsigned *n = &sw->bare_500[streaming];
+	if (r->status == BE_OK) {
+		*n = 0;
+		return false;
+	}
+	if (r->status == BE_NETWORK && !strcmp(r->code, "HTTP 500"))
+		return ++*n >= 2;
+	*n = 0;
+	return form_refused(r);
+}
+
 /* Subscribe in one form: BE_OK with the subscription stored. */
 static enum be_status subscribe_as(struct call *c, bool streaming,
 				   struct be_result *r)
@@ -289,8 +309,8 @@ static enum be_status subscribe(struct call *c, struct be_result *r)
 			 ews_session_version(c->s), EWS_VERSION_STREAMING);
 	}
 	if (!sw->push_refused) {
-		if (subscribe_as(c, true, r) == BE_OK || c->stopped ||
-		    !form_refused(r))
+		subscribe_as(c, true, r);
+		if (c->stopped || !refused(sw, true, r))
 			return r->status;
 		snprintf(push_why, sizeof(push_why), "%s", r->msg);
 		log_info("server refused streaming notifications (%s): "
@@ -298,8 +318,8 @@ static enum be_status subscribe(struct call *c, struct be_result *r)
 			 ews_session_pull_period(c->s));
 		sw->push_refused = true;
 	}
-	if (subscribe_as(c, false, r) == BE_OK || c->stopped ||
-	    !form_refused(r))
+	subscribe_as(c, false, r);
+	if (c->stopped || !refused(sw, false, r))
 		return r->status;
 	char pull_why[sizeof(r->msg)];
 	snprintf(pull_why, sizeof(pull_why), "%s", r->msg);
@@ -576,7 +596,7 @@ enum be_status ews_watch(struct be_session *s, const struct be_watch *w,
 				      "subscriptions in a row");
 			break;
 		}
-		if (m == BE_WATCH_PUSH && form_refused(r)) {
+		if (m == BE_WATCH_PUSH && refused(sw, true, r)) {
 			/* GetStreamingEvents itself refused */
 			log_info("server refused GetStreamingEvents (%s): "
 				 "pulling instead", r->msg);

@@ -458,3 +458,20 @@ def test_unmount_while_events_flow_leaves_nothing_behind(target, mount):
         t.join(30)
     assert not os.path.ismount(m.mountpoint)
     assert os.listdir(m.mountpoint) == []  # nothing written underneath
+
+
+@pytest.mark.parametrize("errors", [1, 2])
+def test_subscribe_met_by_a_passing_http_500_still_subscribes(server, mount, errors):
+    """A plain HTTP 500 (no SOAP fault: a server restarting) answering
+    Subscribe is a failure for a while, not a refusal of that form: once
+    the server answers again the mount streams (one 500) or at least pulls
+    (two in a row), and never ends up polling for the rest of the mount."""
+    server.fault("http500", count=errors, operation="Subscribe")
+    m = mount(server, extra=["--sync-interval", "600"])
+    m.wait_synced()
+    want = "notifications: push" if errors == 1 else "notifications: p"
+    wait_for(lambda: want in m.status(), 60, what="a subscription after the 500s")
+    assert "not offered" not in m.status()
+    before = set(os.listdir(m.path("Inbox")))
+    server.deliver("Inbox", subject="After the restart")
+    first_new_name(m, "Inbox", before, timeout=30)

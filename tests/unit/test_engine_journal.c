@@ -14,6 +14,7 @@
  * deleted elsewhere.
  */
 #include "engine_harness.h"
+#include "cache/applier.h"
 #include "cache/journal.h"
 #include "backend/util.h"
 #include "check.h"
@@ -565,6 +566,66 @@ static void test_gone_on_server(void)
 	done_with(&e, m, dir);
 }
 
+/* A write met by a failure of the connection, not of the write (an
+ * untrusted certificate: a captive portal, a certificate renewed before
+ * the CA file was): retried when the connection works again, never marked
+ * failed as if the server had refused it. */
+static void test_transient_write_retried(void)
+{
+	static const enum be_status sts[] = { BE_TLS, BE_NETWORK,
+					      BE_THROTTLED, BE_PROTOCOL };
+	for (size_t k = 0; k < sizeof(sts) / sizeof(sts[0]); k++) {
+		struct engine e;
+		struct sb_model *m;
+		struct ids x;
+		char *dir;
+		if (start_synced(&e, &m, &x, &dir)) {
+			sb_fault(m, SB_CREATE, NULL, 1, sts[k], false);
+			uint64_t ino;
+			CHECK(engine_write_file(&e, ino_of(&e, x.work),
+						"later.eml", "later", &ino) == 0);
+			CHECK(applier_step(e.a) == 1);   /* the failed try */
+			struct journal_stats js;
+			journal_stats(e.c, &js);
+			if (js.failed)
+				fprintf(stderr, "  a write met by %s was marked "
+					"failed\n", be_status_name(sts[k]));
+			CHECK(js.failed == 0 && js.queued == 1);
+			engine_settle(&e);
+			journal_stats(e.c, &js);
+			CHECK(js.failed == 0 && js.queued == 0);
+			CHECK(sb_count_items(m, x.work) == 2);
+		}
+		done_with(&e, m, dir);
+	}
+}
+
+/* An answer that is never the server's (a proxy's page for every try):
+ * tried PROTOCOL_TRIES times, then kept failed, not retried for ever
+ * ahead of the rest of the queue. */
+static void test_garbled_answers_end_failed(void)
+{
+	struct engine e;
+	struct sb_model *m;
+	struct ids x;
+	char *dir;
+	if (start_synced(&e, &m, &x, &dir)) {
+		sb_fault(m, SB_CREATE, NULL, 0, BE_PROTOCOL, false);
+		uint64_t ino;
+		CHECK(engine_write_file(&e, ino_of(&e, x.work), "garbled.eml",
+					"garbled", &ino) == 0);
+		engine_apply(&e);
+		struct journal_stats js;
+		journal_stats(e.c, &js);
+		CHECK(js.failed == 1);
+		CHECK(sb_calls(m, SB_CREATE, NULL) == 10);
+		struct node n = { 0 };
+		CHECK(cache_get(e.c, ino, &n) == 0 && n.error && n.content);
+		node_clear(&n);
+	}
+	done_with(&e, m, dir);
+}
+
 /* A message the server refuses for good: the row stays, failed, with the
  * reason on the file, and what the user wrote stays readable. */
 static void test_refused_kept(void)
@@ -740,6 +801,8 @@ int main(void)
 	test_draft_gone();
 	test_gone_on_server();
 	test_refused_kept();
+	test_transient_write_retried();
+	test_garbled_answers_end_failed();
 	test_pending_folder_rename_kept();
 	test_folder_gone_keeps_unsent();
 	test_move_into_deleted_folder();

@@ -388,6 +388,65 @@ static void test_resync_crash(void)
 	free(ref);
 }
 
+/* A server that says "more changes follow" but sends none, with the same
+ * state, every time: the folder's sync ends with one error instead of
+ * asking again for ever (a hook lets a looping engine out at call 1000). */
+static bool looped;
+
+static void unstick(void *arg)
+{
+	struct sb_model *m = arg;
+	m->page_size = 2;
+	looped = true;
+}
+
+static void test_more_without_changes(void)
+{
+	struct sb_model *m = sb_new();
+	const char *stuck = sb_add_folder(m, "root", "Stuck");
+	const char *a = sb_add_item(m, stuck, "a", 1700000000);
+	char *dir = engine_tmpdir("stuck");
+	struct engine e;
+	CHECK(engine_start(&e, dir, m));
+	m->page_size = 0;
+	m->hook = unstick;
+	m->hook_arg = m;
+	m->hook_op = SB_SYNC_ITEMS;
+	m->hook_on = stuck;
+	m->hook_nth = 1000;
+	enum be_status st = sync_pass_now(e.s);
+	if (looped)
+		printf("  the sync asked for the same empty page 1000 times\n");
+	CHECK(!looped);
+	CHECK(st != BE_OK);     /* the folder's sync failed */
+	CHECK(sb_calls(m, SB_SYNC_ITEMS, stuck) < 10);
+	/* the server mended: the next pass syncs the folder */
+	m->page_size = 2;
+	m->hook_nth = 0;
+	CHECK(sync_pass_now(e.s) == BE_OK);
+	CHECK(engine_ino_of_sid(&e, a) != 0);
+	/* the same with the folder list */
+	looped = false;
+	sb_add_folder(m, "root", "New");
+	m->page_size = 0;
+	m->hook_op = SB_SYNC_FOLDERS;
+	m->hook_on = NULL;
+	m->hook_seen = 0;
+	m->hook_nth = 1000;
+	sync_pass_now(e.s);
+	if (looped)
+		printf("  the folder sync asked for the same empty page 1000 "
+		       "times\n");
+	CHECK(!looped);
+	m->page_size = 2;
+	m->hook_nth = 0;
+	CHECK(sync_pass_now(e.s) == BE_OK);
+	CHECK(engine_ino(&e, CACHE_ROOT_INO, "New") != 0);
+	engine_stop(&e);
+	sb_free(m);
+	free(dir);
+}
+
 int main(void)
 {
 	setenv("TZ", "UTC", 1);
@@ -401,6 +460,7 @@ int main(void)
 	free(ref);
 	test_resync();
 	test_resync_crash();
+	test_more_without_changes();
 	engine_cleanup();
 	return check_done("test_engine_sync");
 }

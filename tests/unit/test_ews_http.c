@@ -62,7 +62,7 @@ struct server {
 	atomic_bool stop;       /* server_stop(); the server threads poll it */
 	pthread_mutex_t mu;
 	/* protected by mu */
-	struct canned script[8];
+	struct canned script[12];
 	int nscript, next;
 	int requests, connections, challenges;
 	bool bad_password;       /* answer 401 to everything */
@@ -456,7 +456,7 @@ static void test_session(void)
 	pthread_mutex_unlock(&s.mu);
 	case_end();
 
-	case_begin("errors of one session: fault 500, 503, 429, 302, HTML 200");
+	case_begin("errors of one session: fault 500, 503, 429, 302, HTML 200, 408");
 	const struct canned e[] = {
 		{ 500, "text/xml; charset=utf-8", NULL, "fault_busy.xml", NULL,
 		  M_NORMAL, 0 },
@@ -472,8 +472,11 @@ static void test_session(void)
 		{ 404, "text/html", NULL, NULL, "nope", M_NORMAL, 0 },
 		{ 200, "text/xml", NULL, "sync_items_invalid_state.xml", NULL,
 		  M_NORMAL, 0 },
+		/* a proxy timing out a slow upload: try again, not refused */
+		{ 408, "text/html", NULL, NULL, "Request Time-out", M_NORMAL,
+		  0 },
 	};
-	script(&s, e, 8);
+	script(&s, e, 9);
 	CHECK_INT(ews_backend.sync_items(es, "F", "S", 512, &ib, &r),
 		  BE_THROTTLED);
 	CHECK_INT(r.retry_after_ms, 5000);
@@ -493,9 +496,11 @@ static void test_session(void)
 	CHECK_CONTAINS(r.msg, "HTTP 404");
 	CHECK_INT(ews_backend.sync_items(es, "F", "S", 5, &ib, &r),
 		  BE_SYNC_INVALID);
+	CHECK_INT(ews_backend.sync_folders(es, NULL, &fb, &r), BE_NETWORK);
+	CHECK_CONTAINS(r.msg, "HTTP 408");
 	CHECK(fb.n == 0 && ib.n == 0);
 	pthread_mutex_lock(&s.mu);
-	CHECK_INT(s.next, 8);   /* the redirect was not followed */
+	CHECK_INT(s.next, 9);   /* the redirect was not followed */
 	pthread_mutex_unlock(&s.mu);
 	case_end();
 

@@ -332,6 +332,21 @@ static void test_fault_body(void)
 	CHECK_INT(ews_grade("ErrorConnectionFailed", EWS_ON_ITEM), BE_NETWORK);
 	CHECK_INT(ews_grade("ErrorInternalServerTransientError", EWS_ON_ITEM),
 		  BE_NETWORK);
+	/* a server or its directory briefly unable to serve: try again, never
+	 * a refusal (a queued write failed, a reader given EPERM) */
+	static const char *const again[] = {
+		"ErrorADUnavailable", "ErrorInsufficientResources",
+		"ErrorNotEnoughMemory", "ErrorMailboxFailover",
+		"ErrorNoRespondingCASInDestinationSite",
+		"ErrorNoApplicableProxyCASServersAvailable",
+		"ErrorProxyCallFailed", "ErrorProxyRequestProcessingFailed",
+		"ErrorProxyServiceDiscoveryFailed",
+	};
+	for (size_t i = 0; i < sizeof(again) / sizeof(again[0]); i++) {
+		if (ews_grade(again[i], EWS_ON_ITEM) != BE_NETWORK)
+			printf("  %s is not graded transient\n", again[i]);
+		CHECK_INT(ews_grade(again[i], EWS_ON_ITEM), BE_NETWORK);
+	}
 	CHECK_INT(ews_grade("ErrorIrresolvableConflict", EWS_ON_ITEM),
 		  BE_CONFLICT);
 	CHECK_INT(ews_grade("ErrorStaleObject", EWS_ON_ITEM), BE_CONFLICT);
