@@ -307,22 +307,51 @@ struct be_person {
 #define BE_PEOPLE_MAX 100      /* most matches one call gives */
 void be_people_free(struct be_person *v, size_t n);
 
-/* What the server behind a session can store (struct be_caps.can): the
- * core refuses at close() what it cannot, rather than queue a write that
- * can only fail. */
+/* What the backend and the server behind a session can do: the one place a
+ * backend declares it (like isync's get_caps()), so the core says plainly
+ * what cannot be done (.exchangefs/status: "server cannot: ...", a write
+ * refused at close()) instead of a backend faking an answer.  An operation
+ * left NULL in the table is never declared (be_caps_get() clears its bit).
+ *
+ * Storing (the core refuses at close() what the server cannot store,
+ * rather than queue a write that can only fail): */
 #define BE_CAN_SAVE       0x1u  /* a message into a folder (BE_SAVE) */
 #define BE_CAN_DRAFT      0x2u  /* a new draft (BE_SAVE_DRAFT) */
 #define BE_CAN_EDIT_DRAFT 0x4u  /* replace_mime of a draft */
 #define BE_CAN_SEND       0x8u  /* BE_SEND */
-#define BE_CAN_ALL        0xFu
+#define BE_CAN_STORE      0xFu  /* all four above */
+/* find_token(): a create whose answer was lost can be looked up.  Without
+ * it the core sends the create again with the same token, and the backend
+ * promises that its create_item() is idempotent by token through the
+ * protocol's own duplicate check (ActiveSync ClientId). */
+#define BE_CAN_FIND_TOKEN 0x10u
+/* The server has an Outbox folder.  Without it (SOGo over ActiveSync) the
+ * backend shows one of its own (special_folders() names it, sync_folders()
+ * lists it, nothing is ever stored in it): a file written there is sent. */
+#define BE_HAS_OUTBOX     0x20u
+#define BE_CAN_NOTIFY     0x40u  /* watch(): push or pull; else the core polls */
+#define BE_CAN_RESOLVE    0x80u  /* resolve_names(): the address book */
+#define BE_CAN_SYNC_MANY  0x100u /* sync_items_many(): n folders, one call */
+#define BE_CAN_ALL        0x1FFu
 struct be_caps {
-	unsigned can;          /* BE_CAN_* */
+	unsigned can;          /* BE_CAN_* / BE_HAS_* */
 	char speaks[48];       /* for messages: "ActiveSync 14.1" */
 };
+struct backend_ops;
+/* What ops can do with session s (NULL: what the protocol can at best):
+ * ops->caps() if it has one (else BE_CAN_ALL), less the bits of the
+ * operations the table leaves NULL. */
+void be_caps_get(const struct backend_ops *ops, struct be_session *s,
+		 struct be_caps *out);
+/* The BE_CAN_* bits of can missing from BE_CAN_ALL, as one line a user
+ * understands ("store a draft, find a write whose answer was lost ..."),
+ * "nothing" when none.  Owned by the caller. */
+char *be_caps_missing(unsigned can);
 
-/* The table a protocol fills.  Operations not yet implemented by a backend
- * are NULL; the core checks before calling and treats NULL as
- * BE_UNSUPPORTED.  Every operation fills *r (never NULL) and returns
+/* The table a protocol fills.  What a backend can do it declares in caps()
+ * (above); operations not implemented are NULL, the core reads the
+ * capability bits (be_caps_get()) where one exists, else checks for NULL,
+ * and treats NULL as BE_UNSUPPORTED.  Every operation fills *r (never NULL) and returns
  * r->status. */
 struct backend_ops {
 	const char *name;  /* "ews", "eas", "mapi" */
@@ -333,8 +362,9 @@ struct backend_ops {
 	struct be_session *(*open)(const struct be_config *cfg,
 				   struct be_result *r);
 	void (*close)(struct be_session *s);
-	/* Optional (NULL: everything): what the server of an open session
-	 * can store, which may depend on what it speaks. */
+	/* Optional (NULL: BE_CAN_ALL): what the backend and the server of an
+	 * open session can do, which may depend on what it speaks (s may be
+	 * NULL: what the protocol can at best).  Never a network call. */
 	void (*caps)(struct be_session *s, struct be_caps *out);
 
 	/* The id of the root of the mail hierarchy (parent of top-level
@@ -395,8 +425,9 @@ struct backend_ops {
 				      size_t len, enum be_disposition how,
 				      int64_t date, const char *token,
 				      struct be_new *out, struct be_result *r);
-	/* The item in folder_id carrying token: BE_OK with out set, or
-	 * BE_ITEM_GONE if there is none. */
+	/* Optional (NULL: no BE_CAN_FIND_TOKEN): the item in folder_id
+	 * carrying token: BE_OK with out set, or BE_ITEM_GONE if there is
+	 * none. */
 	enum be_status (*find_token)(struct be_session *s,
 				     const char *folder_id, const char *token,
 				     struct be_new *out, struct be_result *r);

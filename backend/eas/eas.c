@@ -623,6 +623,16 @@ static bool special_read(const struct be_session *s, char *ids[BE_SPECIAL_N])
 	return true;
 }
 
+bool eas_server_has_outbox(const struct be_session *s)
+{
+	char *ids[BE_SPECIAL_N];
+	bool known = special_read(s, ids);
+	bool has = !known || ids[BE_OUTBOX];
+	for (int k = 0; k < BE_SPECIAL_N; k++)
+		free(ids[k]);
+	return has;
+}
+
 /* Remember the well-known folders of a hierarchy answer for
  * special_folders(), which must not start a hierarchy sync of its own
  * (a FolderSync from 0 resets the device's sync states on Exchange).  An
@@ -1134,7 +1144,6 @@ const struct backend_ops eas_backend = {
 	.fetch_mime = eas_fetch_mime,
 	.special_folders = eas_special_folders,
 	.create_item = eas_create_item,
-	.find_token = eas_find_token,
 	.replace_mime = eas_replace_mime,
 	.update_props = eas_update_props,
 	.delete_item = eas_delete_item,

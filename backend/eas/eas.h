@@ -256,6 +256,9 @@ void eas_keys_free_all(void);
 /* What the server can store: no message into a folder (any version),
  * drafts from 16.0, sending from 14.0 (eas_write.c). */
 void eas_caps(struct be_session *s, struct be_caps *out);
+/* Whether the server has an Outbox of its own, as the last full folder
+ * list said (true while no list is known). */
+bool eas_server_has_outbox(const struct be_session *s);
 enum be_status eas_replace_mime(struct be_session *s, const char *id,
 				const char *change_key, const void *mime,
 				size_t len, struct be_new *out,
@@ -274,9 +277,7 @@ enum be_status eas_create_item(struct be_session *s, const char *folder_id,
 			       enum be_disposition how, int64_t date,
 			       const char *token, struct be_new *out,
 			       struct be_result *r);
-enum be_status eas_find_token(struct be_session *s, const char *folder_id,
-			      const char *token, struct be_new *out,
-			      struct be_result *r);
+
 enum be_status eas_watch(struct be_session *s, const struct be_watch *w,
 			 enum be_watch_mode *mode, struct be_result *r);
 /* Folders the device knows (id -> parent, name), from hierarchy answers. */

@@ -15,14 +15,15 @@
  * after a write there is the one given.
  *
  * Sending: SendMail (14.0+) with the MIME as opaque data and the journal
- * token as ClientId, which servers use to drop a duplicate; find_token()
- * therefore says "not found" and the journal sends again with the same
- * ClientId.  Drafts (16.0+) are a Sync Add in Drafts from the draft's
+ * token as ClientId, which servers use to drop a duplicate.  ActiveSync
+ * cannot search by token, so there is no find_token() and the caps lack
+ * BE_CAN_FIND_TOKEN: the journal sends again with the same ClientId.  Drafts (16.0+) are a Sync Add in Drafts from the draft's
  * fields, ClientId = token likewise; 14.1 cannot store a draft, and no
  * version can store a ready message in a folder: BE_UNSUPPORTED, said so.
  *
  * A server without an Outbox folder (SOGo) gets a virtual one, so a file
- * written there is sent like on Exchange (eas.c adds it to the tree).
+ * written there is sent like on Exchange (eas.c adds it to the tree); the
+ * caps then lack BE_HAS_OUTBOX, which the status says.
  */
 #include "backend/eas/eas.h"
 
@@ -321,12 +322,23 @@ static void build_change_draft(struct buf *b, const char *coll,
 
 void eas_caps(struct be_session *s, struct be_caps *out)
 {
+	/* no find_token: a create whose answer was lost goes again with the
+	 * same ClientId, which the server uses to drop the duplicate */
+	out->can = BE_CAN_NOTIFY | BE_CAN_RESOLVE | BE_CAN_SYNC_MANY;
+	if (!s) {
+		/* what the protocol can at best (16.1) */
+		out->can |= BE_CAN_DRAFT | BE_CAN_EDIT_DRAFT | BE_CAN_SEND |
+			    BE_HAS_OUTBOX;
+		snprintf(out->speaks, sizeof(out->speaks), "ActiveSync");
+		return;
+	}
 	const char *v = eas_session_version(s);
-	out->can = 0;
 	if (eas_version_at_least(v, "16.0"))
 		out->can |= BE_CAN_DRAFT | BE_CAN_EDIT_DRAFT;
 	if (eas_version_at_least(v, "14.0"))
 		out->can |= BE_CAN_SEND;
+	if (eas_server_has_outbox(s))
+		out->can |= BE_HAS_OUTBOX;
 	snprintf(out->speaks, sizeof(out->speaks), "ActiveSync %s", v);
 }
 
@@ -478,19 +490,6 @@ enum be_status eas_create_item(struct be_session *s, const char *folder_id,
 		eas_parse_send_mail(ans.data, ans.len, r);
 	buf_free(&req);
 	buf_free(&ans);
-	return r->status;
-}
-
-enum be_status eas_find_token(struct be_session *s, const char *folder_id,
-			      const char *token, struct be_new *out,
-			      struct be_result *r)
-{
-	(void)s;
-	(void)folder_id;
-	(void)token;
-	memset(out, 0, sizeof(*out));
-	be_result_set(r, BE_ITEM_GONE,
-		      "ActiveSync cannot search by token; a send is repeated with the same ClientId");
 	return r->status;
 }
 

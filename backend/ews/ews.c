@@ -419,10 +419,21 @@ enum be_status ews_call_answer(struct be_session *s, const char *what,
 	return call(s, what, req, EWS_ON_ITEM, resp, r);
 }
 
+/* Everything but many folders in one call (EWS SyncFolderItems takes one
+ * folder): the token is a hidden extended property FindItem can search,
+ * the Outbox is a distinguished folder, notifications stream or pull. */
+static void ews_caps(struct be_session *s, struct be_caps *out)
+{
+	out->can = BE_CAN_ALL & ~BE_CAN_SYNC_MANY;
+	snprintf(out->speaks, sizeof(out->speaks), "EWS%s%s", s ? " " : "",
+		 s ? ews_session_version(s) : "");
+}
+
 const struct backend_ops ews_backend = {
 	.name = "ews",
 	.open = ews_open,
 	.close = ews_close,
+	.caps = ews_caps,
 	.root_id = ews_root_id,
 	.sync_folders = ews_sync_folders,
 	.sync_items = ews_sync_items,
