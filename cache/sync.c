@@ -122,6 +122,12 @@ struct sync *sync_new(struct cache *c, const struct sync_config *cfg)
 	struct sync *s = xcalloc(1, sizeof(*s));
 	s->cache = c;
 	s->cfg = *cfg;
+	/* one account for all the sessions of this mount (sync, fetch,
+	 * applier, watcher): they all open from s->cfg.be */
+	if (!s->cfg.be.account && s->cfg.ops->account_new) {
+		s->cfg.be.account = s->cfg.ops->account_new(&s->cfg.be);
+		s->own_account = true;
+	}
 	if (!s->cfg.interval_s)
 		s->cfg.interval_s = 60;
 	if (!s->cfg.fetch_sessions)
@@ -149,6 +155,8 @@ void sync_free(struct sync *s)
 	fetch_pool_free(s->pool);
 	if (s->session)
 		s->cfg.ops->close(s->session);
+	if (s->own_account && s->cfg.ops->account_free)
+		s->cfg.ops->account_free(s->cfg.be.account);
 	free(s->root_id);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->server_lock);

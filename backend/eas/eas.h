@@ -243,15 +243,24 @@ void eas_session_set_max_folders(struct be_session *s, unsigned n);
 #define EAS_VIRTUAL_OUTBOX "exchangefs-outbox"
 
 /* ---- eas_write.c ---- */
-/* Every Sync request of the process runs under this lock, so the reads
+/* The account all sessions of a mount share (struct be_account, defined
+ * in eas_write.c): the device's key chains, folder list and Sync lock.
+ * NULL below means the process's default account. */
+struct be_account *eas_account_new(const struct be_config *cfg);
+void eas_account_free(struct be_account *a);
+struct be_account *eas_session_account(const struct be_session *s);
+/* Every Sync request of the account runs under this lock, so the reads
  * and writes of one device's key chains never cross. */
-void eas_sync_lock(void);
-void eas_sync_unlock(void);
-char *eas_key_latest(const char *device, const char *collection);
-void eas_key_note(const char *device, const char *collection,
-		  const char *old_key, const char *new_key, bool by_write);
-char *eas_key_for_read(const char *device, const char *collection,
-		       const char *state);
+void eas_sync_lock(struct be_account *a);
+void eas_sync_unlock(struct be_account *a);
+char *eas_key_latest(struct be_account *a, const char *device,
+		     const char *collection);
+void eas_key_note(struct be_account *a, const char *device,
+		  const char *collection, const char *old_key,
+		  const char *new_key, bool by_write);
+char *eas_key_for_read(struct be_account *a, const char *device,
+		       const char *collection, const char *state);
+/* Forget the default account's chains and folders (a restart, in tests). */
 void eas_keys_free_all(void);
 /* What the server can store: no message into a folder (any version),
  * drafts from 16.0, sending from 14.0 (eas_write.c). */
