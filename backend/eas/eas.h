@@ -262,8 +262,10 @@ char *eas_key_for_read(struct be_account *a, const char *device,
 		       const char *collection, const char *state);
 /* Forget the default account's chains and folders (a restart, in tests). */
 void eas_keys_free_all(void);
-/* What the server can store: no message into a folder (any version),
- * drafts from 16.0, sending from 14.0 (eas_write.c). */
+/* What the backend and server can do (backend.h, struct be_caps): no
+ * message into a folder (any version), drafts from 16.0, sending from
+ * 14.0, no search by token (ClientId instead), an Outbox only if the
+ * folder list has one; Ping, ResolveRecipients, Sync of many (eas_write.c). */
 void eas_caps(struct be_session *s, struct be_caps *out);
 /* Whether the server has an Outbox of its own, as the last full folder
  * list said (true while no list is known). */
