@@ -11,6 +11,62 @@
 #include <stdlib.h>
 #include <string.h>
 
+void be_caps_get(const struct backend_ops *ops, struct be_session *s,
+		 struct be_caps *out)
+{
+	out->can = BE_CAN_ALL;
+	out->speaks[0] = 0;
+	if (ops->caps)
+		ops->caps(s, out);
+	/* what the table lacks cannot be declared */
+	if (!ops->create_item)
+		out->can &= ~(BE_CAN_SAVE | BE_CAN_DRAFT | BE_CAN_SEND);
+	if (!ops->replace_mime)
+		out->can &= ~BE_CAN_EDIT_DRAFT;
+	if (!ops->find_token)
+		out->can &= ~BE_CAN_FIND_TOKEN;
+	if (!ops->watch)
+		out->can &= ~BE_CAN_NOTIFY;
+	if (!ops->resolve_names)
+		out->can &= ~BE_CAN_RESOLVE;
+	if (!ops->sync_items_many)
+		out->can &= ~BE_CAN_SYNC_MANY;
+	out->can &= BE_CAN_ALL;
+}
+
+char *be_caps_missing(unsigned can)
+{
+	/* in the words of a user; BE_CAN_SYNC_MANY only costs round trips
+	 * and is not listed */
+	static const struct {
+		unsigned bit;
+		const char *words;
+	} names[] = {
+		{ BE_CAN_SAVE, "store a message in a folder" },
+		{ BE_CAN_DRAFT, "store a draft" },
+		{ BE_CAN_EDIT_DRAFT, "change a draft" },
+		{ BE_CAN_SEND, "send" },
+		{ BE_CAN_FIND_TOKEN, "find a message whose upload answer was "
+				     "lost (it is sent again; the server drops "
+				     "the duplicate)" },
+		{ BE_HAS_OUTBOX, "keep an Outbox (exchangefs shows one: what "
+				 "is written there is sent)" },
+		{ BE_CAN_NOTIFY, "notify changes (the mount asks every sync "
+				 "interval)" },
+		{ BE_CAN_RESOLVE, "look up names in the address book" },
+	};
+	char *line = NULL;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (can & names[i].bit)
+			continue;
+		char *longer = xasprintf("%s%s%s", line ? line : "",
+					 line ? ", " : "", names[i].words);
+		free(line);
+		line = longer;
+	}
+	return line ? line : xstrdup("nothing");
+}
+
 static const struct backend_ops *const backends[] = { &ews_backend,
 							&eas_backend };
 

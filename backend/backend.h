@@ -1,36 +1,96 @@
 /*
- * backend.h - the interface every mailbox protocol fills (EWS now; ActiveSync
- * and MAPI/HTTP later).  The core (cache/, fs/) speaks only this interface.
+ * backend.h - the interface every mailbox protocol fills (EWS and ActiveSync
+ * now; MAPI/HTTP later).  The core (cache/, fs/) speaks only this interface.
  *
  * A backend is a table of named function pointers (struct backend_ops), one
- * per protocol folder: backend/ews/, backend/eas/, backend/mapi/.  A session
- * (struct be_session) is one authenticated connection to the server; it is
- * NOT thread-safe: the core opens one session per thread that talks to the
- * server (the sync thread, each body-fetch worker) and never shares one.
+ * per protocol folder: backend/ews/, backend/eas/, backend/mapi/.
  *
- * Ownership: all memory passed in belongs to the caller and is only borrowed
- * for the duration of the call.  All memory returned inside a result struct
+ * The item model, in four parts:
+ *
+ * 1. An account (struct be_account, opaque) is what every session of one
+ *    mount shares, above its connections: the protocol's device-wide state
+ *    and the lock that guards it.  The core makes one per mount
+ *    (account_new, in sync_new) and hands it to every open() in
+ *    be_config.account.
+ *      - EWS:  nothing device-wide (each session's subscription is its
+ *              own): an empty account, for the shape.
+ *      - EAS:  the device's SyncKey chains (one per collection, newest key
+ *              and the keys our own writes superseded), its folder list
+ *              (FolderUpdate needs parent and name), and the lock every
+ *              Sync request runs under.  DeviceId, policy key, well-known
+ *              folders and kept write keys live as small files in
+ *              be_config.state_dir, read by each session.
+ *      - MAPI: what RopLogon says of the mailbox once (its GUID, the
+ *              replica GUID that turns ids into source keys, the special
+ *              folders' ids) and the named-property ids resolved once
+ *              (RopGetPropertyIdsFromNames: the token's property).  Each
+ *              session keeps its own Connect context cookie.
+ *    A session (struct be_session) is one authenticated connection to the
+ *    server; it is NOT thread-safe: the core opens one session per thread
+ *    that talks to the server (the sync thread, each body-fetch worker,
+ *    the applier, the watcher) and never shares one.
+ *
+ * 2. Ids and states are opaque NUL-terminated strings that the core stores
+ *    and hands back unchanged, never interprets:
+ *      - EWS:  folder id / item id = FolderId / ItemId Id attribute (~150
+ *              bytes base64); change_key = ChangeKey; folder sync state =
+ *              the SyncFolderHierarchy SyncState; item sync state = the
+ *              SyncFolderItems SyncState (one per folder).
+ *      - EAS:  folder id = FolderSync ServerId; item id = Sync ServerId
+ *              ("<collection>:<n>"); folder state = FolderSync SyncKey;
+ *              item state = the collection's Sync SyncKey.  change_key is
+ *              unused (NULL).  EAS pages ("MoreAvailable") map to
+ *              be_item_batch.more.  A write (Sync Change/Delete) moves the
+ *              collection's SyncKey: the account keeps the chain.
+ *      - MAPI: folder id / item id = hex of the PidTagSourceKey;
+ *              change_key = hex of PidTagChangeKey; states = base64 of the
+ *              ICS state stream (MetaTagIdsetGiven, MetaTagCnsetSeen, ...)
+ *              after each FastTransfer buffer (RopSynchronizationConfigure,
+ *              RopFastTransferSourceGetBuffer); a buffer boundary is a page
+ *              (more = true until IncrSyncEnd).  Writes go through the ICS
+ *              upload context (RopSynchronizationOpenCollector,
+ *              RopSynchronizationImportMessageChange / ReadStateChanges /
+ *              MessageMove / Deletes), whose final state
+ *              (RopSynchronizationGetTransferState) is the folder's new
+ *              state.
+ *    Sync states may be large (ICS state blobs reach hundreds of KB); the
+ *    core stores them as TEXT without a length limit of its own.
+ *
+ * 3. Capabilities are declared, not inferred from NULL pointers: caps()
+ *    fills struct be_caps (BE_CAN_* below), be_caps_get() reads it, and the
+ *    core says plainly what a backend cannot do (the status file's "server
+ *    cannot:" line, a write refused at close()) instead of a backend faking
+ *    an answer.
+ *      - EWS:  everything but BE_CAN_SYNC_MANY (SyncFolderItems takes one
+ *              folder); find_token = FindItem on a hidden string property.
+ *      - EAS:  no BE_CAN_SAVE (Sync Add of mail is drafts only), drafts
+ *              from 16.0, sending from 14.0, no BE_CAN_FIND_TOKEN (a
+ *              create is idempotent by ClientId instead), BE_HAS_OUTBOX
+ *              only when the folder list has one (SOGo has none: the
+ *              backend shows a virtual one), SYNC_MANY (one Sync, n
+ *              Collections), NOTIFY (Ping), RESOLVE (ResolveRecipients).
+ *      - MAPI: everything; find_token = a named property (PS_PUBLIC_STRINGS)
+ *              searched with a restriction (RopFindRow); NOTIFY by
+ *              RopRegisterNotification and the NotificationWait request;
+ *              SYNC_MANY no (one ICS download per folder).
+ *
+ * 4. Item kinds (the planned next step): today every item is a mail
+ *    message whose content is RFC 5322 bytes (fetch_mime, create_item).
+ *    An item gains a kind - mail, calendar, contact, task, note - from its
+ *    class (EWS ItemClass / EAS Class / MAPI PidTagMessageClass: IPM.Note,
+ *    IPM.Appointment, IPM.Contact, IPM.Task, IPM.StickyNote), and each kind
+ *    one content format the core stores and the file system shows:
+ *    mail = RFC 5322 (.eml), calendar and task = iCalendar (RFC 5545,
+ *    .ics: EWS MimeContent of calendar items, EAS Calendar/Tasks classes
+ *    converted, MAPI properties converted), contact = vCard (RFC 6350,
+ *    .vcf), note = text.  be_caps gains the kinds a backend can read and
+ *    write; a folder's kind follows its class (IPF.Appointment, ...).
+ *
+ * Ownership: all memory passed in belongs to the caller and is only
+ * borrowed for the duration of the call (the account: until every session
+ * made with it closed).  All memory returned inside a result struct
  * (be_folder_batch, be_item_batch, ...) belongs to the caller and is freed
  * with the matching *_free() function below.
- *
- * Opaque values: server ids and sync states are NUL-terminated strings that
- * the core stores and hands back unchanged, never interprets.  How each
- * protocol fits:
- *   - EWS:  folder id / item id = FolderId / ItemId Id attribute (~150 bytes
- *           base64); change_key = ChangeKey; folder sync state = the
- *           SyncFolderHierarchy SyncState; item sync state = the
- *           SyncFolderItems SyncState (one per folder).
- *   - EAS:  folder id = FolderSync ServerId; item id = Sync ServerId
- *           ("<collection>:<n>"); folder state = FolderSync SyncKey; item
- *           state = the collection's Sync SyncKey.  change_key is unused
- *           (NULL).  EAS pages ("MoreAvailable") map to be_item_batch.more.
- *   - MAPI: folder id / item id = hex of the PidTagSourceKey; change_key =
- *           hex of PidTagChangeKey; states = base64 of the ICS state stream
- *           (MetaTagIdsetGiven, CnsetSeen, ...) after each FastTransfer
- *           buffer; a buffer boundary is a page (more = true until
- *           IncrSyncEnd).
- * Sync states may be large (ICS state blobs reach hundreds of KB); the core
- * stores them as TEXT without a length limit of its own.
  *
  * Results are graded by what they break and whether to retry; exactly one
  * function, be_errno(), turns a grade into an errno for the file system.
@@ -87,6 +147,13 @@ void be_result_ok(struct be_result *r);
 /* How to reach and sign in to the server.  Borrowed by open(); the backend
  * copies what it keeps. */
 struct oauth2;
+/* What every session of one mount shares, above its connections: the
+ * device-wide state of the protocol and the lock that guards it (EAS: the
+ * key chains of the device's collections, its folder list, the lock each
+ * Sync runs under).  Opaque, defined by each backend; made once per mount
+ * by ops->account_new() (the core: sync_new()), freed with
+ * ops->account_free() after the last session closed. */
+struct be_account;
 
 struct be_config {
 	const char *url;           /* endpoint, e.g. https://host/EWS/Exchange.asmx */
@@ -107,6 +174,9 @@ struct be_config {
 				      backend may keep small files of its
 				      own (EAS: DeviceId, policy key); NULL
 				      = nothing kept between sessions */
+	struct be_account *account; /* the mount's, from account_new();
+				      borrowed by every session; NULL = the
+				      backend's process-wide default */
 };
 
 /* What kind of change a batch entry describes. */
@@ -307,22 +377,51 @@ struct be_person {
 #define BE_PEOPLE_MAX 100      /* most matches one call gives */
 void be_people_free(struct be_person *v, size_t n);
 
-/* What the server behind a session can store (struct be_caps.can): the
- * core refuses at close() what it cannot, rather than queue a write that
- * can only fail. */
+/* What the backend and the server behind a session can do: the one place a
+ * backend declares it (like isync's get_caps()), so the core says plainly
+ * what cannot be done (.exchangefs/status: "server cannot: ...", a write
+ * refused at close()) instead of a backend faking an answer.  An operation
+ * left NULL in the table is never declared (be_caps_get() clears its bit).
+ *
+ * Storing (the core refuses at close() what the server cannot store,
+ * rather than queue a write that can only fail): */
 #define BE_CAN_SAVE       0x1u  /* a message into a folder (BE_SAVE) */
 #define BE_CAN_DRAFT      0x2u  /* a new draft (BE_SAVE_DRAFT) */
 #define BE_CAN_EDIT_DRAFT 0x4u  /* replace_mime of a draft */
 #define BE_CAN_SEND       0x8u  /* BE_SEND */
-#define BE_CAN_ALL        0xFu
+#define BE_CAN_STORE      0xFu  /* all four above */
+/* find_token(): a create whose answer was lost can be looked up.  Without
+ * it the core sends the create again with the same token, and the backend
+ * promises that its create_item() is idempotent by token through the
+ * protocol's own duplicate check (ActiveSync ClientId). */
+#define BE_CAN_FIND_TOKEN 0x10u
+/* The server has an Outbox folder.  Without it (SOGo over ActiveSync) the
+ * backend shows one of its own (special_folders() names it, sync_folders()
+ * lists it, nothing is ever stored in it): a file written there is sent. */
+#define BE_HAS_OUTBOX     0x20u
+#define BE_CAN_NOTIFY     0x40u  /* watch(): push or pull; else the core polls */
+#define BE_CAN_RESOLVE    0x80u  /* resolve_names(): the address book */
+#define BE_CAN_SYNC_MANY  0x100u /* sync_items_many(): n folders, one call */
+#define BE_CAN_ALL        0x1FFu
 struct be_caps {
-	unsigned can;          /* BE_CAN_* */
+	unsigned can;          /* BE_CAN_* / BE_HAS_* */
 	char speaks[48];       /* for messages: "ActiveSync 14.1" */
 };
+struct backend_ops;
+/* What ops can do with session s (NULL: what the protocol can at best):
+ * ops->caps() if it has one (else BE_CAN_ALL), less the bits of the
+ * operations the table leaves NULL. */
+void be_caps_get(const struct backend_ops *ops, struct be_session *s,
+		 struct be_caps *out);
+/* The BE_CAN_* bits of can missing from BE_CAN_ALL, as one line a user
+ * understands ("store a draft, find a write whose answer was lost ..."),
+ * "nothing" when none.  Owned by the caller. */
+char *be_caps_missing(unsigned can);
 
-/* The table a protocol fills.  Operations not yet implemented by a backend
- * are NULL; the core checks before calling and treats NULL as
- * BE_UNSUPPORTED.  Every operation fills *r (never NULL) and returns
+/* The table a protocol fills.  What a backend can do it declares in caps()
+ * (above); operations not implemented are NULL, the core reads the
+ * capability bits (be_caps_get()) where one exists, else checks for NULL,
+ * and treats NULL as BE_UNSUPPORTED.  Every operation fills *r (never NULL) and returns
  * r->status. */
 struct backend_ops {
 	const char *name;  /* "ews", "eas", "mapi" */
@@ -333,8 +432,13 @@ struct backend_ops {
 	struct be_session *(*open)(const struct be_config *cfg,
 				   struct be_result *r);
 	void (*close)(struct be_session *s);
-	/* Optional (NULL: everything): what the server of an open session
-	 * can store, which may depend on what it speaks. */
+	/* The account object the sessions of one mount share (NULL
+	 * cfg->account for them otherwise); never a network call. */
+	struct be_account *(*account_new)(const struct be_config *cfg);
+	void (*account_free)(struct be_account *a);
+	/* Optional (NULL: BE_CAN_ALL): what the backend and the server of an
+	 * open session can do, which may depend on what it speaks (s may be
+	 * NULL: what the protocol can at best).  Never a network call. */
 	void (*caps)(struct be_session *s, struct be_caps *out);
 
 	/* The id of the root of the mail hierarchy (parent of top-level
@@ -395,8 +499,9 @@ struct backend_ops {
 				      size_t len, enum be_disposition how,
 				      int64_t date, const char *token,
 				      struct be_new *out, struct be_result *r);
-	/* The item in folder_id carrying token: BE_OK with out set, or
-	 * BE_ITEM_GONE if there is none. */
+	/* Optional (NULL: no BE_CAN_FIND_TOKEN): the item in folder_id
+	 * carrying token: BE_OK with out set, or BE_ITEM_GONE if there is
+	 * none. */
 	enum be_status (*find_token)(struct be_session *s,
 				     const char *folder_id, const char *token,
 				     struct be_new *out, struct be_result *r);

@@ -185,12 +185,17 @@ static void apply_create(struct applier *a, const struct jrow *row,
 			   &o->r);
 	if (!fid)
 		return;
-	if (!need((const void *)ops->create_item, &o->r) ||
-	    !need((const void *)ops->find_token, &o->r)) {
+	if (!need((const void *)ops->create_item, &o->r)) {
 		free(fid);
 		return;
 	}
-	if (row->state == JS_UNSURE) {
+	struct be_caps caps;
+	be_caps_get(ops, a->session, &caps);
+	/* an earlier attempt may have reached the server: look for it where
+	 * the backend can; where it cannot (ActiveSync) the create goes again
+	 * with the same token, which the protocol's own duplicate check
+	 * (ClientId) drops - the backend's promise with that cap missing */
+	if (row->state == JS_UNSURE && caps.can & BE_CAN_FIND_TOKEN) {
 		enum be_status st = ops->find_token(a->session, fid, row->token,
 						    &o->made, &o->r);
 		if (st == BE_OK) {

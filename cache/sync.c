@@ -57,13 +57,13 @@ static void learn_special(struct sync *s, struct be_session *bs)
 		free(ids[k]);
 }
 
-/* Remember what the server can store (meta "server_caps": "HEX SPEAKS"),
- * for sync_can_store, also across an offline start. */
+/* Remember what the server can do (meta "server_caps": "HEX SPEAKS"), for
+ * sync_can_store, sync_server_can and the status, also across an offline
+ * start. */
 static void learn_caps(struct sync *s, struct be_session *bs)
 {
-	struct be_caps caps = { BE_CAN_ALL, "" };
-	if (s->cfg.ops->caps)
-		s->cfg.ops->caps(bs, &caps);
+	struct be_caps caps;
+	be_caps_get(s->cfg.ops, bs, &caps);
 	char *now = xasprintf("%x %s", caps.can, caps.speaks);
 	char *was = cache_meta_get(s->cache, "server_caps");
 	if (!was || strcmp(was, now))
@@ -72,16 +72,31 @@ static void learn_caps(struct sync *s, struct be_session *bs)
 	free(now);
 }
 
-bool sync_can_store(struct sync *s, unsigned what, char *why, size_t len)
+bool sync_server_caps(struct sync *s, struct be_caps *out)
 {
 	char *kept = cache_meta_get(s->cache, "server_caps");
-	unsigned can = BE_CAN_ALL;
 	int at = 0;
-	if (!kept || sscanf(kept, "%x %n", &can, &at) < 1)
-		can = BE_CAN_ALL;  /* not known yet: let the server say */
+	bool known = kept && sscanf(kept, "%x %n", &out->can, &at) >= 1;
+	if (!known) {
+		/* not known yet: let the server say */
+		be_caps_get(s->cfg.ops, NULL, out);
+		out->speaks[0] = 0;
+	} else {
+		snprintf(out->speaks, sizeof(out->speaks), "%s",
+			 at > 0 ? kept + at : "");
+	}
+	free(kept);
+	return known;
+}
+
+bool sync_can_store(struct sync *s, unsigned what, char *why, size_t len)
+{
+	struct be_caps caps;
+	sync_server_caps(s, &caps);
+	unsigned can = caps.can;
 	bool ok = (can & what) == what;
 	if (!ok) {
-		const char *speaks = at > 0 && kept[at] ? kept + at : "this protocol";
+		const char *speaks = caps.speaks[0] ? caps.speaks : "this protocol";
 		const char *verb = what & BE_CAN_SAVE ? "store a message in a folder"
 			: what & BE_CAN_DRAFT ? "store a draft"
 			: what & BE_CAN_EDIT_DRAFT ? "change a draft" : "send";
@@ -89,7 +104,6 @@ bool sync_can_store(struct sync *s, unsigned what, char *why, size_t len)
 			 can & BE_CAN_SEND && !(what & BE_CAN_SEND)
 			 ? "; sending through Outbox works" : "");
 	}
-	free(kept);
 	return ok;
 }
 
@@ -113,6 +127,12 @@ struct sync *sync_new(struct cache *c, const struct sync_config *cfg)
 	struct sync *s = xcalloc(1, sizeof(*s));
 	s->cache = c;
 	s->cfg = *cfg;
+	/* one account for all the sessions of this mount (sync, fetch,
+	 * applier, watcher): they all open from s->cfg.be */
+	if (!s->cfg.be.account && s->cfg.ops->account_new) {
+		s->cfg.be.account = s->cfg.ops->account_new(&s->cfg.be);
+		s->own_account = true;
+	}
 	if (!s->cfg.interval_s)
 		s->cfg.interval_s = 60;
 	if (!s->cfg.fetch_sessions)
@@ -140,6 +160,8 @@ void sync_free(struct sync *s)
 	fetch_pool_free(s->pool);
 	if (s->session)
 		s->cfg.ops->close(s->session);
+	if (s->own_account && s->cfg.ops->account_free)
+		s->cfg.ops->account_free(s->cfg.be.account);
 	free(s->root_id);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->server_lock);
@@ -668,6 +690,9 @@ static bool run_folders(struct sync *s, const uint64_t *inos, size_t n,
 {
 	bool ok = true;
 	size_t i = 0;
+	struct be_caps caps;
+	sync_server_caps(s, &caps);
+	bool many = caps.can & BE_CAN_SYNC_MANY;
 	while (ok && i < n && !stopping(s)) {
 		struct node f[MANY_MAX];
 		bool again[MANY_MAX];
@@ -681,7 +706,7 @@ static bool run_folders(struct sync *s, const uint64_t *inos, size_t n,
 				node_clear(&g);
 				continue;
 			}
-			if (s->cfg.ops->sync_items_many && many_ok(s, &g)) {
+			if (many && many_ok(s, &g)) {
 				f[m++] = g;  /* f[m] owns it now */
 				continue;
 			}

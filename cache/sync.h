@@ -182,6 +182,10 @@ const struct sync_config *sync_config(struct sync *s);
 struct cache *sync_cache(struct sync *s);
 void sync_notify(struct sync *s, const struct cache_changes *ch);
 void sync_note_error(struct sync *s, const struct be_result *r);
+/* What the backend declared it can do when a session last opened,
+ * remembered in the cache (so also known offline); false, and what the
+ * protocol can at best, while not known yet. */
+bool sync_server_caps(struct sync *s, struct be_caps *out);
 /* Whether the server can store what the BE_CAN_* bits of what ask (as
  * the backend said when a session opened, remembered in the cache; true
  * while unknown).  If not, one line saying so in why. */

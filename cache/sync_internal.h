@@ -20,6 +20,7 @@ struct sync {
 	struct cache *cache;
 	struct sync_config cfg;
 	struct sync_hooks hooks;
+	bool own_account;           /* cfg.be.account made by sync_new */
 
 	pthread_t thread;
 	bool running;

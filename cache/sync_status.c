@@ -1,6 +1,7 @@
 /*
  * sync_status.c - the text of .exchangefs/status: connection, last complete
- * sync, what is being synced, the last error, notifications (watch.c),
+ * sync, what is being synced, the last error, what the server cannot do
+ * (its backend's caps), notifications (watch.c),
  * queued changes (applier.c), the file system's own lines (hooks), cache
  * use and per-folder progress.
  */
@@ -88,6 +89,14 @@ void sync_status(struct sync *s, struct buf *out)
 			   (long long)(sync_reader_patience_ms(s) / 1000));
 	buf_printf(out, "sync interval: %u s\n", s->cfg.interval_s);
 	pthread_mutex_unlock(&s->lock);
+	struct be_caps caps;
+	if (sync_server_caps(s, &caps)) {
+		char *missing = be_caps_missing(caps.can);
+		buf_printf(out, "server cannot: %s\n", missing);
+		free(missing);
+	} else {
+		buf_puts(out, "server cannot: not known yet (never connected)\n");
+	}
 	watcher_status(s->watcher, s->cfg.notify, out);
 	prefetch_status(s->prefetch, out);
 	if (s->hooks.status)

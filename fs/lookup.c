@@ -112,11 +112,15 @@ int lookup_command(struct options *o)
 	size_t n = 0;
 	int rc = EXIT_FAILED;
 	be_result_ok(&r);
+	/* a command of its own: its one session gets an account of its own */
+	cfg.account = ops->account_new ? ops->account_new(&cfg) : NULL;
 	struct be_session *s = ops->open(&cfg, &r);
 	if (s) {
 		ops->resolve_names(s, o->query, LOOKUP_MAX, &v, &n, &r);
 		ops->close(s);
 	}
+	if (cfg.account)
+		ops->account_free(cfg.account);
 	if (r.status == BE_OK) {
 		for (size_t i = 0; i < n; i++)
 			print_person(&v[i]);

@@ -39,6 +39,8 @@ struct be_session {
 	char *query;          /* "&User=...&DeviceId=...&DeviceType=..." */
 	char *state_dir;      /* NULL: nothing kept between sessions */
 	char device_id[33];
+	struct be_account *account; /* the mount's (borrowed); NULL: the
+				       process's default (eas_write.c) */
 	const char *version;  /* one of eas_versions */
 	char *policy_key;     /* NULL = none (no policy, or not yet) */
 	bool provisioned;     /* policy_key is known (maybe "none") */
@@ -486,6 +488,7 @@ static struct be_session *eas_open(const struct be_config *cfg,
 	};
 	struct be_session *s = xcalloc(1, sizeof(*s));
 	s->state_dir = xstrdup(cfg->state_dir);
+	s->account = cfg->account;
 	s->version = eas_versions[0];
 	s->http = http_open_backend(cfg, headers, &s->call_timeout_s,
 				    &s->stall_s, r);
@@ -552,6 +555,11 @@ const char *eas_session_version(const struct be_session *s)
 const char *eas_session_device(const struct be_session *s)
 {
 	return s->device_id;
+}
+
+struct be_account *eas_session_account(const struct be_session *s)
+{
+	return s->account;
 }
 
 const char *eas_session_watch_sig(const struct be_session *s)
@@ -623,6 +631,16 @@ static bool special_read(const struct be_session *s, char *ids[BE_SPECIAL_N])
 	return true;
 }
 
+bool eas_server_has_outbox(const struct be_session *s)
+{
+	char *ids[BE_SPECIAL_N];
+	bool known = special_read(s, ids);
+	bool has = !known || ids[BE_OUTBOX];
+	for (int k = 0; k < BE_SPECIAL_N; k++)
+		free(ids[k]);
+	return has;
+}
+
 /* Remember the well-known folders of a hierarchy answer for
  * special_folders(), which must not start a hierarchy sync of its own
  * (a FolderSync from 0 resets the device's sync states on Exchange).  An
@@ -680,14 +698,14 @@ static enum be_status eas_sync_folders(struct be_session *s, const char *state,
 	be_result_ok(r);
 	if (!key_ok(state, r))
 		return r->status;
-	eas_sync_lock();
+	eas_sync_lock(s->account);
 	char *key = state && *state && strcmp(state, "0")
-		? eas_key_for_read(s->device_id, "", state) : NULL;
+		? eas_key_for_read(s->account, s->device_id, "", state) : NULL;
 	buf_init(&req, 0);
 	eas_req_folder_sync(&req, key);
 	if (read_call(s, "FolderSync", &req, &ans, r) == BE_OK &&
 	    eas_parse_folder_sync(ans.data, ans.len, out, r) == BE_OK) {
-		eas_key_note(s->device_id, "", NULL, out->new_state, false);
+		eas_key_note(s->account, s->device_id, "", NULL, out->new_state, false);
 		eas_folders_note(s, out);
 		char *ids[BE_SPECIAL_N];
 		struct be_result r2;
@@ -707,9 +725,9 @@ static enum be_status eas_sync_folders(struct be_session *s, const char *state,
 				free(ids[k]);
 		}
 	} else if (r->status == BE_SYNC_INVALID) {
-		eas_key_note(s->device_id, "", NULL, NULL, false);
+		eas_key_note(s->account, s->device_id, "", NULL, NULL, false);
 	}
-	eas_sync_unlock();
+	eas_sync_unlock(s->account);
 	free(key);
 	buf_free(&req);
 	buf_free(&ans);
@@ -739,9 +757,9 @@ static enum be_status eas_sync_items(struct be_session *s,
 		out->new_state = key;  /* never holds anything */
 		return BE_OK;
 	}
-	eas_sync_lock();
+	eas_sync_lock(s->account);
 	if (strcmp(key, "0")) {
-		char *k = eas_key_for_read(s->device_id, folder_id, key);
+		char *k = eas_key_for_read(s->account, s->device_id, folder_id, key);
 		free(key);
 		key = k;
 	}
@@ -776,11 +794,11 @@ static enum be_status eas_sync_items(struct be_session *s,
 		}
 	}
 	if (r->status == BE_OK)
-		eas_key_note(s->device_id, folder_id, NULL, out->new_state,
+		eas_key_note(s->account, s->device_id, folder_id, NULL, out->new_state,
 			     false);
 	else if (r->status == BE_SYNC_INVALID)
-		eas_key_note(s->device_id, folder_id, NULL, NULL, false);
-	eas_sync_unlock();
+		eas_key_note(s->account, s->device_id, folder_id, NULL, NULL, false);
+	eas_sync_unlock(s->account);
 	if (r->status != BE_OK)
 		be_item_batch_free(out);
 	free(key);
@@ -821,10 +839,10 @@ static enum be_status eas_sync_items_many(struct be_session *s,
 	}
 	if (!m)
 		goto out;
-	eas_sync_lock();
+	eas_sync_lock(s->account);
 	for (size_t j = 0; j < m; j++) {
 		w[j].folder_id = colls[j];
-		w[j].state = keys[j] = eas_key_for_read(s->device_id, colls[j],
+		w[j].state = keys[j] = eas_key_for_read(s->account, s->device_id, colls[j],
 							v[from[j]].state);
 	}
 	unsigned window = max / (unsigned)m;
@@ -841,14 +859,14 @@ static enum be_status eas_sync_items_many(struct be_session *s,
 			o->out = w[j].out;
 			o->r = w[j].r;
 			if (o->r.status == BE_OK)
-				eas_key_note(s->device_id, colls[j], NULL,
+				eas_key_note(s->account, s->device_id, colls[j], NULL,
 					     o->out.new_state, false);
 			else if (o->r.status == BE_SYNC_INVALID)
-				eas_key_note(s->device_id, colls[j], NULL,
+				eas_key_note(s->account, s->device_id, colls[j], NULL,
 					     NULL, false);
 		}
 	}
-	eas_sync_unlock();
+	eas_sync_unlock(s->account);
 	buf_free(&req);
 	buf_free(&ans);
 	for (size_t j = 0; j < m; j++)
@@ -1126,6 +1144,8 @@ const struct backend_ops eas_backend = {
 	.name = "eas",
 	.open = eas_open,
 	.close = eas_close,
+	.account_new = eas_account_new,
+	.account_free = eas_account_free,
 	.caps = eas_caps,
 	.root_id = eas_root_id,
 	.sync_folders = eas_sync_folders,
@@ -1134,7 +1154,6 @@ const struct backend_ops eas_backend = {
 	.fetch_mime = eas_fetch_mime,
 	.special_folders = eas_special_folders,
 	.create_item = eas_create_item,
-	.find_token = eas_find_token,
 	.replace_mime = eas_replace_mime,
 	.update_props = eas_update_props,
 	.delete_item = eas_delete_item,

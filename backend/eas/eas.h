@@ -243,19 +243,33 @@ void eas_session_set_max_folders(struct be_session *s, unsigned n);
 #define EAS_VIRTUAL_OUTBOX "exchangefs-outbox"
 
 /* ---- eas_write.c ---- */
-/* Every Sync request of the process runs under this lock, so the reads
+/* The account all sessions of a mount share (struct be_account, defined
+ * in eas_write.c): the device's key chains, folder list and Sync lock.
+ * NULL below means the process's default account. */
+struct be_account *eas_account_new(const struct be_config *cfg);
+void eas_account_free(struct be_account *a);
+struct be_account *eas_session_account(const struct be_session *s);
+/* Every Sync request of the account runs under this lock, so the reads
  * and writes of one device's key chains never cross. */
-void eas_sync_lock(void);
-void eas_sync_unlock(void);
-char *eas_key_latest(const char *device, const char *collection);
-void eas_key_note(const char *device, const char *collection,
-		  const char *old_key, const char *new_key, bool by_write);
-char *eas_key_for_read(const char *device, const char *collection,
-		       const char *state);
+void eas_sync_lock(struct be_account *a);
+void eas_sync_unlock(struct be_account *a);
+char *eas_key_latest(struct be_account *a, const char *device,
+		     const char *collection);
+void eas_key_note(struct be_account *a, const char *device,
+		  const char *collection, const char *old_key,
+		  const char *new_key, bool by_write);
+char *eas_key_for_read(struct be_account *a, const char *device,
+		       const char *collection, const char *state);
+/* Forget the default account's chains and folders (a restart, in tests). */
 void eas_keys_free_all(void);
-/* What the server can store: no message into a folder (any version),
- * drafts from 16.0, sending from 14.0 (eas_write.c). */
+/* What the backend and server can do (backend.h, struct be_caps): no
+ * message into a folder (any version), drafts from 16.0, sending from
+ * 14.0, no search by token (ClientId instead), an Outbox only if the
+ * folder list has one; Ping, ResolveRecipients, Sync of many (eas_write.c). */
 void eas_caps(struct be_session *s, struct be_caps *out);
+/* Whether the server has an Outbox of its own, as the last full folder
+ * list said (true while no list is known). */
+bool eas_server_has_outbox(const struct be_session *s);
 enum be_status eas_replace_mime(struct be_session *s, const char *id,
 				const char *change_key, const void *mime,
 				size_t len, struct be_new *out,
@@ -274,9 +288,7 @@ enum be_status eas_create_item(struct be_session *s, const char *folder_id,
 			       enum be_disposition how, int64_t date,
 			       const char *token, struct be_new *out,
 			       struct be_result *r);
-enum be_status eas_find_token(struct be_session *s, const char *folder_id,
-			      const char *token, struct be_new *out,
-			      struct be_result *r);
+
 enum be_status eas_watch(struct be_session *s, const struct be_watch *w,
 			 enum be_watch_mode *mode, struct be_result *r);
 /* Folders the device knows (id -> parent, name), from hierarchy answers. */

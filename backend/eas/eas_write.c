@@ -15,14 +15,15 @@
  * after a write there is the one given.
  *
  * Sending: SendMail (14.0+) with the MIME as opaque data and the journal
- * token as ClientId, which servers use to drop a duplicate; find_token()
- * therefore says "not found" and the journal sends again with the same
- * ClientId.  Drafts (16.0+) are a Sync Add in Drafts from the draft's
+ * token as ClientId, which servers use to drop a duplicate.  ActiveSync
+ * cannot search by token, so there is no find_token() and the caps lack
+ * BE_CAN_FIND_TOKEN: the journal sends again with the same ClientId.  Drafts (16.0+) are a Sync Add in Drafts from the draft's
  * fields, ClientId = token likewise; 14.1 cannot store a draft, and no
  * version can store a ready message in a folder: BE_UNSUPPORTED, said so.
  *
  * A server without an Outbox folder (SOGo) gets a virtual one, so a file
- * written there is sent like on Exchange (eas.c adds it to the tree).
+ * written there is sent like on Exchange (eas.c adds it to the tree); the
+ * caps then lack BE_HAS_OUTBOX, which the status says.
  */
 #include "backend/eas/eas.h"
 
@@ -41,14 +42,63 @@ struct keys {
 	unsigned next;
 	struct keys *link;
 };
-static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct keys *keys_list;
+struct folder_ent;
 
-static struct keys *keys_find(const char *device, const char *collection,
-			      bool make)
+/* What all sessions of one mount share: the device's key chains and
+ * folder list, and the lock every Sync request of the device runs under.
+ * Made by the core once per mount (eas_account_new); callers that pass
+ * none (be_config.account NULL: unit tests, one-off commands) share the
+ * process's default one. */
+struct be_account {
+	pthread_mutex_t sync_lock;    /* held across each Sync round trip:
+					 the chain of a collection moves
+					 one request at a time */
+	pthread_mutex_t keys_lock;    /* guards keys */
+	struct keys *keys;
+	pthread_mutex_t folders_lock; /* guards folders */
+	struct folder_ent *folders;
+};
+
+static struct be_account default_account = {
+	.sync_lock = PTHREAD_MUTEX_INITIALIZER,
+	.keys_lock = PTHREAD_MUTEX_INITIALIZER,
+	.folders_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static struct be_account *acct(struct be_account *a)
 {
-	for (struct keys *k = keys_list; k; k = k->link)
+	return a ? a : &default_account;
+}
+
+struct be_account *eas_account_new(const struct be_config *cfg)
+{
+	(void)cfg;
+	struct be_account *a = xcalloc(1, sizeof(*a));
+	pthread_mutex_init(&a->sync_lock, NULL);
+	pthread_mutex_init(&a->keys_lock, NULL);
+	pthread_mutex_init(&a->folders_lock, NULL);
+	return a;
+}
+
+static void keys_free(struct be_account *a);
+static void folders_free(struct be_account *a);
+
+void eas_account_free(struct be_account *a)
+{
+	if (!a || a == &default_account)
+		return;
+	keys_free(a);
+	folders_free(a);
+	pthread_mutex_destroy(&a->sync_lock);
+	pthread_mutex_destroy(&a->keys_lock);
+	pthread_mutex_destroy(&a->folders_lock);
+	free(a);
+}
+
+static struct keys *keys_find(struct be_account *a, const char *device,
+			      const char *collection, bool make)
+{
+	for (struct keys *k = a->keys; k; k = k->link)
 		if (!strcmp(k->device, device) && !strcmp(k->collection, collection))
 			return k;
 	if (!make)
@@ -56,38 +106,42 @@ static struct keys *keys_find(const char *device, const char *collection,
 	struct keys *k = xcalloc(1, sizeof(*k));
 	k->device = xstrdup(device);
 	k->collection = xstrdup(collection);
-	k->link = keys_list;
-	keys_list = k;
+	k->link = a->keys;
+	a->keys = k;
 	return k;
 }
 
-void eas_sync_lock(void)
+void eas_sync_lock(struct be_account *a)
 {
-	pthread_mutex_lock(&sync_lock);
+	pthread_mutex_lock(&acct(a)->sync_lock);
 }
 
-void eas_sync_unlock(void)
+void eas_sync_unlock(struct be_account *a)
 {
-	pthread_mutex_unlock(&sync_lock);
+	pthread_mutex_unlock(&acct(a)->sync_lock);
 }
 
 /* The newest key of a collection (owned), or NULL. */
-char *eas_key_latest(const char *device, const char *collection)
+char *eas_key_latest(struct be_account *a, const char *device,
+		     const char *collection)
 {
-	pthread_mutex_lock(&keys_lock);
-	struct keys *k = keys_find(device, collection, false);
+	a = acct(a);
+	pthread_mutex_lock(&a->keys_lock);
+	struct keys *k = keys_find(a, device, collection, false);
 	char *v = k && k->latest ? xstrdup(k->latest) : NULL;
-	pthread_mutex_unlock(&keys_lock);
+	pthread_mutex_unlock(&a->keys_lock);
 	return v;
 }
 
 /* A Sync of collection gave new_key; by_write: a write of ours replaced
  * old_key with it. */
-void eas_key_note(const char *device, const char *collection,
-		  const char *old_key, const char *new_key, bool by_write)
+void eas_key_note(struct be_account *a, const char *device,
+		  const char *collection, const char *old_key,
+		  const char *new_key, bool by_write)
 {
-	pthread_mutex_lock(&keys_lock);
-	struct keys *k = keys_find(device, collection, true);
+	a = acct(a);
+	pthread_mutex_lock(&a->keys_lock);
+	struct keys *k = keys_find(a, device, collection, true);
 	if (by_write && old_key && new_key && strcmp(old_key, new_key)) {
 		free(k->superseded[k->next]);
 		k->superseded[k->next] = xstrdup(old_key);
@@ -100,32 +154,33 @@ void eas_key_note(const char *device, const char *collection,
 		free(k->latest);
 		k->latest = NULL;
 	}
-	pthread_mutex_unlock(&keys_lock);
+	pthread_mutex_unlock(&a->keys_lock);
 }
 
 /* The key to sync collection from when the core has state (owned). */
-char *eas_key_for_read(const char *device, const char *collection,
-		       const char *state)
+char *eas_key_for_read(struct be_account *a, const char *device,
+		       const char *collection, const char *state)
 {
 	char *v = xstrdup(state);
-	pthread_mutex_lock(&keys_lock);
-	struct keys *k = keys_find(device, collection, false);
+	a = acct(a);
+	pthread_mutex_lock(&a->keys_lock);
+	struct keys *k = keys_find(a, device, collection, false);
 	for (unsigned i = 0; k && k->latest && state && i < SUPERSEDED_MAX; i++)
 		if (k->superseded[i] && !strcmp(k->superseded[i], state)) {
 			free(v);
 			v = xstrdup(k->latest);
 			break;
 		}
-	pthread_mutex_unlock(&keys_lock);
+	pthread_mutex_unlock(&a->keys_lock);
 	return v;
 }
 
-void eas_keys_free_all(void)
+static void keys_free(struct be_account *a)
 {
-	pthread_mutex_lock(&keys_lock);
-	while (keys_list) {
-		struct keys *k = keys_list;
-		keys_list = k->link;
+	pthread_mutex_lock(&a->keys_lock);
+	while (a->keys) {
+		struct keys *k = a->keys;
+		a->keys = k->link;
 		free(k->device);
 		free(k->collection);
 		free(k->latest);
@@ -133,7 +188,12 @@ void eas_keys_free_all(void)
 			free(k->superseded[i]);
 		free(k);
 	}
-	pthread_mutex_unlock(&keys_lock);
+	pthread_mutex_unlock(&a->keys_lock);
+}
+
+void eas_keys_free_all(void)
+{
+	keys_free(&default_account);
 }
 
 /* ---- Sync writes ---- */
@@ -206,7 +266,7 @@ static void keep_write_key(struct be_session *s, const char *coll,
 static enum be_status write_key(struct be_session *s, const char *coll,
 				char **key, struct be_result *r)
 {
-	*key = eas_key_latest(eas_session_device(s), coll);
+	*key = eas_key_latest(eas_session_account(s), eas_session_device(s), coll);
 	if (!*key && (*key = kept_write_key(s, coll)) != NULL)
 		log_dbg(LC_HTTP, "Sync write: from the key kept by an earlier run");
 	if (*key) {
@@ -227,7 +287,7 @@ static enum be_status write_key(struct be_session *s, const char *coll,
 	buf_free(&req);
 	buf_free(&ans);
 	if (*key) {
-		eas_key_note(eas_session_device(s), coll, NULL, *key, false);
+		eas_key_note(eas_session_account(s), eas_session_device(s), coll, NULL, *key, false);
 		keep_write_key(s, coll, *key);
 	}
 	return r->status;
@@ -250,7 +310,7 @@ static enum be_status sync_write(struct be_session *s, const char *id,
 		be_result_set(r, BE_ITEM_GONE, "not an ActiveSync item id");
 		return r->status;
 	}
-	eas_sync_lock();
+	eas_sync_lock(eas_session_account(s));
 	for (int attempt = 0; attempt < 2; attempt++) {
 		char *key = NULL, *new_key = NULL;
 		struct buf req, ans;
@@ -265,10 +325,10 @@ static enum be_status sync_write(struct be_session *s, const char *id,
 		buf_free(&req);
 		buf_free(&ans);
 		if (r->status == BE_OK)
-			eas_key_note(eas_session_device(s), coll, key,
+			eas_key_note(eas_session_account(s), eas_session_device(s), coll, key,
 				     new_key ? new_key : key, true);
 		else if (r->status == BE_SYNC_INVALID) {
-			eas_key_note(eas_session_device(s), coll, NULL, NULL,
+			eas_key_note(eas_session_account(s), eas_session_device(s), coll, NULL, NULL,
 				     false);
 			keep_write_key(s, coll, NULL);
 		}
@@ -277,7 +337,7 @@ static enum be_status sync_write(struct be_session *s, const char *id,
 		if (r->status != BE_SYNC_INVALID)
 			break;
 	}
-	eas_sync_unlock();
+	eas_sync_unlock(eas_session_account(s));
 	free(buf);
 	if (r->status == BE_SYNC_INVALID)
 		r->status = BE_NETWORK;  /* the next attempt starts afresh */
@@ -321,12 +381,23 @@ static void build_change_draft(struct buf *b, const char *coll,
 
 void eas_caps(struct be_session *s, struct be_caps *out)
 {
+	/* no find_token: a create whose answer was lost goes again with the
+	 * same ClientId, which the server uses to drop the duplicate */
+	out->can = BE_CAN_NOTIFY | BE_CAN_RESOLVE | BE_CAN_SYNC_MANY;
+	if (!s) {
+		/* what the protocol can at best (16.1) */
+		out->can |= BE_CAN_DRAFT | BE_CAN_EDIT_DRAFT | BE_CAN_SEND |
+			    BE_HAS_OUTBOX;
+		snprintf(out->speaks, sizeof(out->speaks), "ActiveSync");
+		return;
+	}
 	const char *v = eas_session_version(s);
-	out->can = 0;
 	if (eas_version_at_least(v, "16.0"))
 		out->can |= BE_CAN_DRAFT | BE_CAN_EDIT_DRAFT;
 	if (eas_version_at_least(v, "14.0"))
 		out->can |= BE_CAN_SEND;
+	if (eas_server_has_outbox(s))
+		out->can |= BE_HAS_OUTBOX;
 	snprintf(out->speaks, sizeof(out->speaks), "ActiveSync %s", v);
 }
 
@@ -403,7 +474,7 @@ static enum be_status add_draft(struct be_session *s, const char *folder_id,
 		return r->status;
 	char cid[41];
 	snprintf(cid, sizeof(cid), "%s", token && *token ? token : "exchangefs");
-	eas_sync_lock();
+	eas_sync_lock(eas_session_account(s));
 	for (int attempt = 0; attempt < 2; attempt++) {
 		char *key = NULL, *new_key = NULL, *sid = NULL;
 		struct buf req, ans;
@@ -418,11 +489,11 @@ static enum be_status add_draft(struct be_session *s, const char *folder_id,
 		buf_free(&req);
 		buf_free(&ans);
 		if (r->status == BE_OK) {
-			eas_key_note(eas_session_device(s), folder_id, key,
+			eas_key_note(eas_session_account(s), eas_session_device(s), folder_id, key,
 				     new_key ? new_key : key, true);
 			out->id = eas_item_id(folder_id, sid);
 		} else if (r->status == BE_SYNC_INVALID) {
-			eas_key_note(eas_session_device(s), folder_id, NULL,
+			eas_key_note(eas_session_account(s), eas_session_device(s), folder_id, NULL,
 				     NULL, false);
 			keep_write_key(s, folder_id, NULL);
 		}
@@ -432,7 +503,7 @@ static enum be_status add_draft(struct be_session *s, const char *folder_id,
 		if (r->status != BE_SYNC_INVALID)
 			break;
 	}
-	eas_sync_unlock();
+	eas_sync_unlock(eas_session_account(s));
 	eas_draft_free(&d);
 	if (r->status == BE_SYNC_INVALID)
 		r->status = BE_NETWORK;
@@ -478,19 +549,6 @@ enum be_status eas_create_item(struct be_session *s, const char *folder_id,
 		eas_parse_send_mail(ans.data, ans.len, r);
 	buf_free(&req);
 	buf_free(&ans);
-	return r->status;
-}
-
-enum be_status eas_find_token(struct be_session *s, const char *folder_id,
-			      const char *token, struct be_new *out,
-			      struct be_result *r)
-{
-	(void)s;
-	(void)folder_id;
-	(void)token;
-	memset(out, 0, sizeof(*out));
-	be_result_set(r, BE_ITEM_GONE,
-		      "ActiveSync cannot search by token; a send is repeated with the same ClientId");
 	return r->status;
 }
 
@@ -634,27 +692,27 @@ struct folder_ent {
 	char *device, *id, *parent, *name;
 	struct folder_ent *link;
 };
-static struct folder_ent *folders;
-static pthread_mutex_t folders_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static struct folder_ent *folder_find(const char *device, const char *id)
+static struct folder_ent *folder_find(struct be_account *a,
+				      const char *device, const char *id)
 {
-	for (struct folder_ent *f = folders; f; f = f->link)
+	for (struct folder_ent *f = a->folders; f; f = f->link)
 		if (!strcmp(f->device, device) && !strcmp(f->id, id))
 			return f;
 	return NULL;
 }
 
-static void folder_set_locked(const char *device, const char *id,
-			      const char *parent, const char *name)
+static void folder_set_locked(struct be_account *a, const char *device,
+			      const char *id, const char *parent,
+			      const char *name)
 {
-	struct folder_ent *f = folder_find(device, id);
+	struct folder_ent *f = folder_find(a, device, id);
 	if (!f) {
 		f = xcalloc(1, sizeof(*f));
 		f->device = xstrdup(device);
 		f->id = xstrdup(id);
-		f->link = folders;
-		folders = f;
+		f->link = a->folders;
+		a->folders = f;
 	}
 	if (parent) {
 		free(f->parent);
@@ -670,7 +728,8 @@ static void folders_save_locked(struct be_session *s)
 {
 	struct buf b;
 	buf_init(&b, 0);
-	for (struct folder_ent *f = folders; f; f = f->link)
+	for (struct folder_ent *f = acct(eas_session_account(s))->folders; f;
+	     f = f->link)
 		if (!strcmp(f->device, eas_session_device(s)) && f->parent &&
 		    f->name)
 			buf_printf(&b, "%s\t%s\t%s\n", f->id, f->parent, f->name);
@@ -678,9 +737,9 @@ static void folders_save_locked(struct be_session *s)
 	buf_free(&b);
 }
 
-static bool folders_loaded_for(const char *device)
+static bool folders_loaded_for(struct be_account *a, const char *device)
 {
-	for (struct folder_ent *f = folders; f; f = f->link)
+	for (struct folder_ent *f = a->folders; f; f = f->link)
 		if (!strcmp(f->device, device))
 			return true;
 	return false;
@@ -688,7 +747,8 @@ static bool folders_loaded_for(const char *device)
 
 static void folders_load_locked(struct be_session *s)
 {
-	if (folders_loaded_for(eas_session_device(s)))
+	struct be_account *a = acct(eas_session_account(s));
+	if (folders_loaded_for(a, eas_session_device(s)))
 		return;
 	char *text = eas_state_read_all(s, "eas-folders");
 	for (char *l = text, *nl; l && *l; l = nl) {
@@ -699,75 +759,83 @@ static void folders_load_locked(struct be_session *s)
 		if (!t2)
 			continue;
 		*t1 = *t2 = 0;
-		folder_set_locked(eas_session_device(s), l, t1 + 1, t2 + 1);
+		folder_set_locked(a, eas_session_device(s), l, t1 + 1, t2 + 1);
 	}
 	free(text);
 }
 
 void eas_folders_note(struct be_session *s, const struct be_folder_batch *b)
 {
-	pthread_mutex_lock(&folders_lock);
+	struct be_account *a = acct(eas_session_account(s));
+	pthread_mutex_lock(&a->folders_lock);
 	folders_load_locked(s);
 	for (size_t i = 0; i < b->n; i++) {
 		const struct be_folder *f = &b->v[i];
 		if (f->change == BE_DELETE) {
-			struct folder_ent *e = folder_find(eas_session_device(s), f->id);
+			struct folder_ent *e = folder_find(a, eas_session_device(s), f->id);
 			if (e) {
 				free(e->name);
 				e->name = NULL;  /* not saved */
 			}
 		} else {
-			folder_set_locked(eas_session_device(s), f->id,
+			folder_set_locked(a, eas_session_device(s), f->id,
 					  f->parent_id, f->name);
 		}
 	}
 	folders_save_locked(s);
-	pthread_mutex_unlock(&folders_lock);
+	pthread_mutex_unlock(&a->folders_lock);
 }
 
 static bool folder_get(struct be_session *s, const char *id, char **parent,
 		       char **name)
 {
-	pthread_mutex_lock(&folders_lock);
+	struct be_account *a = acct(eas_session_account(s));
+	pthread_mutex_lock(&a->folders_lock);
 	folders_load_locked(s);
-	struct folder_ent *e = folder_find(eas_session_device(s), id);
+	struct folder_ent *e = folder_find(a, eas_session_device(s), id);
 	bool ok = e && e->parent && e->name;
 	if (ok) {
 		*parent = xstrdup(e->parent);
 		*name = xstrdup(e->name);
 	}
-	pthread_mutex_unlock(&folders_lock);
+	pthread_mutex_unlock(&a->folders_lock);
 	return ok;
 }
 
 static void folder_put(struct be_session *s, const char *id,
 		       const char *parent, const char *name, bool gone)
 {
-	pthread_mutex_lock(&folders_lock);
+	struct be_account *a = acct(eas_session_account(s));
+	pthread_mutex_lock(&a->folders_lock);
 	folders_load_locked(s);
-	folder_set_locked(eas_session_device(s), id, parent, name);
+	folder_set_locked(a, eas_session_device(s), id, parent, name);
 	if (gone) {
-		struct folder_ent *e = folder_find(eas_session_device(s), id);
+		struct folder_ent *e = folder_find(a, eas_session_device(s), id);
 		free(e->name);
 		e->name = NULL;
 	}
 	folders_save_locked(s);
-	pthread_mutex_unlock(&folders_lock);
+	pthread_mutex_unlock(&a->folders_lock);
 }
 
-void eas_folders_free_all(void)
+static void folders_free(struct be_account *a)
 {
-	pthread_mutex_lock(&folders_lock);
-	while (folders) {
-		struct folder_ent *f = folders;
-		folders = f->link;
+	pthread_mutex_lock(&a->folders_lock);
+	while (a->folders) {
+		struct folder_ent *f = a->folders;
+		a->folders = f->link;
 		free(f->device);
 		free(f->id);
 		free(f->parent);
 		free(f->name);
 		free(f);
 	}
-	pthread_mutex_unlock(&folders_lock);
+	pthread_mutex_unlock(&a->folders_lock);
+}
+
+void eas_folders_free_all(void)
+{
+	folders_free(&default_account);
 }
 
 /* The hierarchy key to write with (owned): the newest known, else a
@@ -776,7 +844,7 @@ static enum be_status hierarchy_key(struct be_session *s, char **key,
 				    struct be_result *r)
 {
 	be_result_ok(r);
-	*key = eas_key_latest(eas_session_device(s), "");
+	*key = eas_key_latest(eas_session_account(s), eas_session_device(s), "");
 	if (*key)
 		return BE_OK;
 	struct buf req, ans;
@@ -789,7 +857,7 @@ static enum be_status hierarchy_key(struct be_session *s, char **key,
 		*key = b.new_state;
 		b.new_state = NULL;
 		be_folder_batch_free(&b);
-		eas_key_note(eas_session_device(s), "", NULL, *key, false);
+		eas_key_note(eas_session_account(s), eas_session_device(s), "", NULL, *key, false);
 	}
 	buf_free(&req);
 	buf_free(&ans);
@@ -809,7 +877,7 @@ static enum be_status folder_op(struct be_session *s, enum op op,
 	const char *cmd = cmds[op];
 	if (new_id)
 		*new_id = NULL;
-	eas_sync_lock();
+	eas_sync_lock(eas_session_account(s));
 	for (int attempt = 0; attempt < 2; attempt++) {
 		char *key = NULL, *new_key = NULL;
 		if (hierarchy_key(s, &key, r) != BE_OK)
@@ -828,15 +896,15 @@ static enum be_status folder_op(struct be_session *s, enum op op,
 		buf_free(&req);
 		buf_free(&ans);
 		if (r->status == BE_OK)
-			eas_key_note(eas_session_device(s), "", key, new_key, true);
+			eas_key_note(eas_session_account(s), eas_session_device(s), "", key, new_key, true);
 		else if (r->status == BE_SYNC_INVALID)
-			eas_key_note(eas_session_device(s), "", NULL, NULL, false);
+			eas_key_note(eas_session_account(s), eas_session_device(s), "", NULL, NULL, false);
 		free(key);
 		free(new_key);
 		if (r->status != BE_SYNC_INVALID)
 			break;
 	}
-	eas_sync_unlock();
+	eas_sync_unlock(eas_session_account(s));
 	if (r->status == BE_SYNC_INVALID)
 		r->status = BE_NETWORK;
 	return r->status;

@@ -419,10 +419,41 @@ enum be_status ews_call_answer(struct be_session *s, const char *what,
 	return call(s, what, req, EWS_ON_ITEM, resp, r);
 }
 
+/* EWS keeps no device-wide state: every session stands alone (its
+ * subscription is its own).  The account is there so every backend has
+ * the same shape. */
+struct be_account {
+	int unused;
+};
+
+static struct be_account *ews_account_new(const struct be_config *cfg)
+{
+	(void)cfg;
+	return xcalloc(1, sizeof(struct be_account));
+}
+
+static void ews_account_free(struct be_account *a)
+{
+	free(a);
+}
+
+/* Everything but many folders in one call (EWS SyncFolderItems takes one
+ * folder): the token is a hidden extended property FindItem can search,
+ * the Outbox is a distinguished folder, notifications stream or pull. */
+static void ews_caps(struct be_session *s, struct be_caps *out)
+{
+	out->can = BE_CAN_ALL & ~BE_CAN_SYNC_MANY;
+	snprintf(out->speaks, sizeof(out->speaks), "EWS%s%s", s ? " " : "",
+		 s ? ews_session_version(s) : "");
+}
+
 const struct backend_ops ews_backend = {
 	.name = "ews",
 	.open = ews_open,
 	.close = ews_close,
+	.caps = ews_caps,
+	.account_new = ews_account_new,
+	.account_free = ews_account_free,
 	.root_id = ews_root_id,
 	.sync_folders = ews_sync_folders,
 	.sync_items = ews_sync_items,

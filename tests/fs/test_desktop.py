@@ -333,6 +333,23 @@ def test_what_activesync_14_1_cannot_store_fails_at_close(target, mount, tmp_pat
     assert "changes failed: 0" in m.status()
 
 
+@pytest.mark.parametrize("target", ["ews", "eas"], indirect=True)
+def test_status_says_what_the_server_cannot_do(target, mount):
+    """What a backend cannot do was implicit (a NULL operation, or an
+    answer faked: ActiveSync's find_token said "not found"). Now the backend
+    declares it and the status says it in one line."""
+    m = mount(target)
+    m.wait_synced()
+    line = next(ln for ln in m.status().splitlines() if ln.startswith("server cannot: "))
+    if target.kind == "ews":
+        assert line == "server cannot: nothing", line
+    else:
+        # the test server speaks 16.1 and has an Outbox
+        assert line == ("server cannot: store a message in a folder, find a message whose "
+                        "upload answer was lost (it is sent again; the server drops the "
+                        "duplicate)"), line
+
+
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+const struct backend_ops *engine_ops;
+
 bool engine_start(struct engine *e, const char *dir, struct sb_model *m)
 {
 	char err[256] = "";
@@ -37,7 +39,7 @@ bool engine_start(struct engine *e, const char *dir, struct sb_model *m)
 		return false;
 	}
 	struct sync_config cfg = {
-		.ops = &scripted_backend,
+		.ops = engine_ops ? engine_ops : &scripted_backend,
 		.fetch_sessions = 1,
 		.prefetch_days = -1,
 	};

@@ -27,6 +27,9 @@ struct engine {
  * open the cache, recover the journal, sign in and read the folder list.
  * false (with a line printed) on failure. */
 bool engine_start(struct engine *e, const char *dir, struct sb_model *m);
+/* The ops engine_start() uses (NULL: scripted_backend): a copy of it with
+ * an operation left out plays a backend that lacks it. */
+extern const struct backend_ops *engine_ops;
 /* Stop it (the cache is closed; the directory stays). */
 void engine_stop(struct engine *e);
 /* Send every row of the journal that can go (at most 50 steps). */

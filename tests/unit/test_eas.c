@@ -1145,24 +1145,47 @@ static void test_drafts(void)
 /* The key chains: a key replaced by our own write reads as the newest. */
 static void test_keys(void)
 {
-	eas_key_note("dev", "c", NULL, "k1", false);
-	char *k = eas_key_latest("dev", "c");
+	eas_key_note(NULL, "dev", "c", NULL, "k1", false);
+	char *k = eas_key_latest(NULL, "dev", "c");
 	CHECK_STR(k, "k1");
 	free(k);
-	eas_key_note("dev", "c", "k1", "k2", true);
-	k = eas_key_for_read("dev", "c", "k1");
+	eas_key_note(NULL, "dev", "c", "k1", "k2", true);
+	k = eas_key_for_read(NULL, "dev", "c", "k1");
 	CHECK_STR(k, "k2");
 	free(k);
-	k = eas_key_for_read("dev", "c", "k0");
+	k = eas_key_for_read(NULL, "dev", "c", "k0");
 	CHECK_STR(k, "k0");
 	free(k);
-	k = eas_key_for_read("other", "c", "k1");
+	k = eas_key_for_read(NULL, "other", "c", "k1");
 	CHECK_STR(k, "k1");
 	free(k);
-	eas_key_note("dev", "c", NULL, NULL, false);
-	CHECK(eas_key_latest("dev", "c") == NULL);
+	eas_key_note(NULL, "dev", "c", NULL, NULL, false);
+	CHECK(eas_key_latest(NULL, "dev", "c") == NULL);
 	eas_keys_free_all();
 	eas_folders_free_all();
+}
+
+/* The chains belong to an account (one per mount), not to the process:
+ * two accounts, and the default one, keep theirs apart. */
+static void test_accounts(void)
+{
+	struct be_account *a = eas_backend.account_new(NULL);
+	struct be_account *b = eas_backend.account_new(NULL);
+	eas_key_note(a, "dev", "c", NULL, "a1", false);
+	eas_key_note(a, "dev", "c", "a1", "a2", true);
+	char *k = eas_key_latest(a, "dev", "c");
+	CHECK_STR(k, "a2");
+	free(k);
+	CHECK(eas_key_latest(b, "dev", "c") == NULL);
+	CHECK(eas_key_latest(NULL, "dev", "c") == NULL);
+	k = eas_key_for_read(b, "dev", "c", "a1");
+	CHECK_STR(k, "a1");  /* superseded in a only */
+	free(k);
+	k = eas_key_for_read(a, "dev", "c", "a1");
+	CHECK_STR(k, "a2");
+	free(k);
+	eas_backend.account_free(a);
+	eas_backend.account_free(b);
 }
 
 int main(void)
@@ -1176,5 +1199,6 @@ int main(void)
 	test_small_answers();
 	test_drafts();
 	test_keys();
+	test_accounts();
 	return check_done("test_eas");
 }

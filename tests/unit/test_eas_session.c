@@ -224,6 +224,18 @@ static void test_session(void)
 	CHECK_STR(ids[BE_OUTBOX], EAS_VIRTUAL_OUTBOX);
 	for (int k = 0; k < BE_SPECIAL_N; k++)
 		free(ids[k]);
+	/* 16.0: drafts and sending; no search by token, no Outbox here */
+	struct be_caps caps;
+	be_caps_get(&eas_backend, s, &caps);
+	CHECK(caps.can == (BE_CAN_DRAFT | BE_CAN_EDIT_DRAFT | BE_CAN_SEND |
+			   BE_CAN_NOTIFY | BE_CAN_RESOLVE | BE_CAN_SYNC_MANY));
+	CHECK_STR(caps.speaks, "ActiveSync 16.0");
+	char *missing = be_caps_missing(caps.can);
+	CHECK_STR(missing, "store a message in a folder, find a message whose "
+		  "upload answer was lost (it is sent again; the server drops "
+		  "the duplicate), keep an Outbox (exchangefs shows one: what "
+		  "is written there is sent)");
+	free(missing);
 	eas_backend.close(s);
 	pthread_join(th, NULL);
 	close(listen_fd);
@@ -270,6 +282,11 @@ static void test_session(void)
 	CHECK(s != NULL);
 	if (s) {
 		CHECK_STR(eas_session_version(s), "14.1");
+		/* 14.1: sending only */
+		be_caps_get(&eas_backend, s, &caps);
+		CHECK(caps.can == (BE_CAN_SEND | BE_CAN_NOTIFY | BE_CAN_RESOLVE |
+				   BE_CAN_SYNC_MANY));
+		CHECK_STR(caps.speaks, "ActiveSync 14.1");
 		CHECK(eas_backend.sync_folders(s, "fk1", &b, &r) == BE_THROTTLED);
 		CHECK(r.retry_after_ms == 7000);
 		CHECK(eas_backend.sync_folders(s, "fk1", &b, &r) == BE_REFUSED);
@@ -285,6 +302,32 @@ static void test_session(void)
 		CHECK(strstr(requests[1], "X-MS-PolicyKey: 444\r\n") != NULL);
 		CHECK(strstr(requests[1], "MS-ASProtocolVersion: 14.1\r\n") != NULL);
 	}
+	reset_script();
+
+	/* 16.1 on a server whose folder list has an Outbox */
+	add(200, "MS-ASProtocolVersions: 14.1,16.0,16.1\r\n", NULL);
+	port = start_server(&th);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/Microsoft-Server-ActiveSync", port);
+	{
+		char path[512];
+		snprintf(path, sizeof(path), "%s/eas-special-folders", dir);
+		FILE *f = fopen(path, "w");
+		CHECK(f != NULL);
+		if (f) {
+			fprintf(f, "%d inbox-id\n%d outbox-id\n", BE_INBOX, BE_OUTBOX);
+			fclose(f);
+		}
+	}
+	s = eas_backend.open(&cfg, &r);
+	CHECK(s != NULL);
+	if (s) {
+		be_caps_get(&eas_backend, s, &caps);
+		CHECK(caps.can == (BE_CAN_ALL & ~(BE_CAN_SAVE | BE_CAN_FIND_TOKEN)));
+		CHECK_STR(caps.speaks, "ActiveSync 16.1");
+		eas_backend.close(s);
+	}
+	pthread_join(th, NULL);
+	close(listen_fd);
 	reset_script();
 
 	/* a server that speaks no version of ours; one that is not EAS */

@@ -663,6 +663,36 @@ static void test_refused_kept(void)
 	done_with(&e, m, dir);
 }
 
+/* A backend that declares no BE_CAN_FIND_TOKEN (ActiveSync, whose
+ * find_token used to fake "not found"): a create whose answer was lost is
+ * not looked for; it goes again with the same token, for the protocol's own
+ * duplicate check to drop (the scripted server has none: two copies). */
+static void test_create_without_find_token(void)
+{
+	struct backend_ops ops = scripted_backend;
+	ops.find_token = NULL;
+	engine_ops = &ops;
+	struct engine e;
+	struct sb_model *m;
+	struct ids x;
+	char *dir;
+	if (start_synced(&e, &m, &x, &dir)) {
+		sb_fault(m, SB_CREATE, NULL, 1, BE_NETWORK, true);
+		uint64_t ino;
+		CHECK(engine_write_file(&e, ino_of(&e, x.work), "again.eml",
+					"again", &ino) == 0);
+		engine_settle(&e);
+		struct journal_stats js;
+		journal_stats(e.c, &js);
+		CHECK(js.failed == 0);
+		CHECK(engine_rows(&e) == 0);
+		CHECK(sb_calls(m, SB_FIND_TOKEN, NULL) == 0);
+		CHECK(sb_calls(m, SB_CREATE, NULL) == 2);
+	}
+	done_with(&e, m, dir);
+	engine_ops = NULL;
+}
+
 /* A folder renamed here and one removed here, neither sent yet, reported
  * by a sync meanwhile (something in them changed on the server): the one
  * keeps the name the user gave it, the other does not come back. */
@@ -803,6 +833,7 @@ int main(void)
 	test_refused_kept();
 	test_transient_write_retried();
 	test_garbled_answers_end_failed();
+	test_create_without_find_token();
 	test_pending_folder_rename_kept();
 	test_folder_gone_keeps_unsent();
 	test_move_into_deleted_folder();

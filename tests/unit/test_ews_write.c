@@ -348,6 +348,16 @@ static void test_input_checks(void)
 	CHECK(ops->watch != NULL);  /* ews_notify.c */
 	case_end();
 
+	case_begin("caps: everything but many folders per call");
+	struct be_caps caps;
+	be_caps_get(ops, NULL, &caps);
+	CHECK_INT(caps.can, BE_CAN_ALL & ~BE_CAN_SYNC_MANY);
+	CHECK_STR(caps.speaks, "EWS");
+	char *missing = be_caps_missing(caps.can);
+	CHECK_STR(missing, "nothing");
+	free(missing);
+	case_end();
+
 	case_begin("tokens: [A-Za-z0-9-], 1..64 bytes");
 	static const char *const bad_tokens[] = {
 		NULL, "", "a b", "a\"b", "tok<en>", "x_y", "\xc3\xa9",
