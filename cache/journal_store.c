@@ -216,22 +216,34 @@ void jr_read_row(sqlite3_stmt *st, struct jrow *r)
 	r->error = (t = sqlite3_column_text(st, 12)) ? xstrdup((const char *)t) : NULL;
 }
 
-/* Remove a node and everything queued for it (lock held, in a txn). */
-int jr_forget_node(struct cache *c, const struct node *n)
+/* Delete every journal row of ino (lock held, in a txn).  *files gets
+ * the rows' own content files (owned array of owned names), which the
+ * caller collects (jr_content_gc) once the rows are gone, and frees. */
+static int drop_rows(struct cache *c, uint64_t ino, char ***files,
+		     size_t *nf)
 {
 	sqlite3_stmt *st = db_prepare(c, "SELECT content FROM journal WHERE "
 				      "ino = ? AND content IS NOT NULL");
-	sqlite3_bind_int64(st, 1, (int64_t)n->ino);
-	char **files = NULL;
-	size_t nf = 0;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	*files = NULL;
+	*nf = 0;
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		files = xrealloc(files, (nf + 1) * sizeof(*files));
-		files[nf++] = xstrdup((const char *)sqlite3_column_text(st, 0));
+		*files = xrealloc(*files, (*nf + 1) * sizeof(**files));
+		(*files)[(*nf)++] = xstrdup((const char *)sqlite3_column_text(st, 0));
 	}
 	sqlite3_finalize(st);
 	st = db_cached(c, "DELETE FROM journal WHERE ino = ?");
-	sqlite3_bind_int64(st, 1, (int64_t)n->ino);
-	int rc = db_run(c, st);
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	return db_run(c, st);
+}
+
+/* Remove a node and everything queued for it (lock held, in a txn). */
+int jr_forget_node(struct cache *c, const struct node *n)
+{
+	char **files;
+	size_t nf;
+	int rc = drop_rows(c, n->ino, &files, &nf);
+	sqlite3_stmt *st;
 	if (!rc) {
 		st = db_cached(c, "DELETE FROM nodes WHERE ino = ?");
 		sqlite3_bind_int64(st, 1, (int64_t)n->ino);
@@ -713,19 +725,9 @@ int jr_keep_unsent(struct cache *c, uint64_t ino, struct cache_changes *ch)
 		free(name);
 		if (!rc) {
 			/* the rows' own content files: the node keeps its own */
-			st = db_prepare(c, "SELECT content FROM journal WHERE ino = ? "
-					"AND content IS NOT NULL");
-			sqlite3_bind_int64(st, 1, (int64_t)v[i].ino);
-			char **files = NULL;
-			size_t nf = 0;
-			while (sqlite3_step(st) == SQLITE_ROW) {
-				files = xrealloc(files, (nf + 1) * sizeof(*files));
-				files[nf++] = xstrdup((const char *)sqlite3_column_text(st, 0));
-			}
-			sqlite3_finalize(st);
-			st = db_prepare(c, "DELETE FROM journal WHERE ino = ?");
-			sqlite3_bind_int64(st, 1, (int64_t)v[i].ino);
-			rc = db_step_done(c, st);
+			char **files;
+			size_t nf;
+			rc = drop_rows(c, v[i].ino, &files, &nf);
 			for (size_t k = 0; k < nf; k++) {
 				if (!rc)
 					jr_content_gc(c, files[k]);
