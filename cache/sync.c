@@ -29,6 +29,19 @@
  * folder's sync gives up on that server answer. */
 #define EMPTY_PAGES_MAX 20
 
+/* Whether a page that says "more follow" is one too many: with nothing in
+ * it and the state it was asked with, it would be asked again for ever; a
+ * few empty pages with new states are allowed (a server may filter a page
+ * down to nothing).  *empty counts the empty pages in a row. */
+static bool endless_more(unsigned *empty, bool more, size_t n,
+			 const char *new_state, const char *state)
+{
+	*empty = more && !n ? *empty + 1 : 0;
+	return *empty && (*empty > EMPTY_PAGES_MAX ||
+			  !strcmp(new_state ? new_state : "",
+				  state ? state : ""));
+}
+
 #define PAGE_SIZE 512
 #define MANY_MAX 16      /* folders per sync_items_many() call */
 
@@ -386,10 +399,7 @@ static enum be_status sync_hierarchy(struct sync *s, struct be_result *r)
 		}
 		sync_notify(s, &ch);
 		cache_changes_free(&ch);
-		empty = b.more && !b.n ? empty + 1 : 0;
-		if (empty && (empty > EMPTY_PAGES_MAX ||
-			      !strcmp(b.new_state ? b.new_state : "",
-				      state ? state : ""))) {
+		if (endless_more(&empty, b.more, b.n, b.new_state, state)) {
 			be_folder_batch_free(&b);
 			st = BE_PROTOCOL;
 			be_result_set(r, st, "server says more folder changes "
@@ -498,13 +508,7 @@ static enum be_status sync_folder(struct sync *s, const struct node *f,
 		if (first && f->total > 0)
 			progress(s, "syncing %s: %lld / %lld messages", f->name,
 				 (long long)done, (long long)f->total);
-		/* "more follow" with nothing and the same state would be asked
-		 * again for ever; a few empty pages with new states are allowed
-		 * (a server may filter a page down to nothing) */
-		empty = b.more && !b.n ? empty + 1 : 0;
-		if (empty && (empty > EMPTY_PAGES_MAX ||
-			      !strcmp(b.new_state ? b.new_state : "",
-				      state ? state : ""))) {
+		if (endless_more(&empty, b.more, b.n, b.new_state, state)) {
 			be_item_batch_free(&b);
 			st = BE_PROTOCOL;
 			be_result_set(r, st, "server says more changes of '%s' "
