@@ -145,6 +145,22 @@ bool tz_is_iana(const char *name)
 	return U_SUCCESS(st) && sys;
 }
 
+int tz_canonical_iana(const char *name, char out[TZ_NAME_MAX])
+{
+	UChar z[TZ_NAME_MAX], r[TZ_NAME_MAX];
+	UErrorCode st = U_ZERO_ERROR;
+	UBool sys = 0;
+	int n = name ? to_uchars(name, z, TZ_NAME_MAX) : -1;
+	if (n <= 0)
+		return -1;
+	int32_t rn = ucal_getCanonicalTimeZoneID(z, n, r, TZ_NAME_MAX, &sys,
+						 &st);
+	if (U_FAILURE(st) || !sys || from_uchars(r, rn, out, TZ_NAME_MAX))
+		return -1;
+	modern_name(out);
+	return 0;
+}
+
 /* ---- The blob ---- */
 
 static uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }

@@ -32,6 +32,10 @@ int tz_windows_to_iana(const char *win, char out[TZ_NAME_MAX]);
 /* "Europe/Paris" -> "Romance Standard Time".  0, or -1 if the zone is
  * unknown or has no Windows equivalent. */
 int tz_iana_to_windows(const char *iana, char out[TZ_NAME_MAX]);
+/* An IANA id or alias as today's tz database names it ("US/Eastern" ->
+ * "America/New_York", "Asia/Calcutta" -> "Asia/Kolkata").  0, or -1 if
+ * the tz database does not know it. */
+int tz_canonical_iana(const char *name, char out[TZ_NAME_MAX]);
 /* Whether name is a zone id of the tz database (as ICU knows it,
  * including links such as "US/Eastern"). */
 bool tz_is_iana(const char *name);

@@ -55,6 +55,22 @@ static void test_names(void)
 		else
 			CHECK(r == -1);
 	}
+	static const struct { const char *in, *out; } c[] = {
+		{ "US/Eastern", "America/New_York" },
+		{ "Asia/Calcutta", "Asia/Kolkata" },
+		{ "Europe/Berlin", "Europe/Berlin" },
+		{ "UTC", "Etc/UTC" },
+		{ "W. Europe Standard Time", NULL },
+		{ "Europe/Nowhere", NULL },
+		{ "Europe/Berlin\n", NULL },
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		int r = tz_canonical_iana(c[i].in, out);
+		if (c[i].out)
+			CHECK_STR(r ? NULL : out, c[i].out);
+		else
+			CHECK(r == -1);
+	}
 	CHECK(tz_is_iana("Europe/Berlin"));
 	CHECK(tz_is_iana("US/Eastern"));
 	CHECK(!tz_is_iana("W. Europe Standard Time"));
