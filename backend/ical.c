@@ -319,6 +319,15 @@ static int rewrite_zones(icalcomponent *root, icalcomponent *comp,
 			continue;
 		char copy[TZ_NAME_MAX * 2];
 		snprintf(copy, sizeof(copy), "%s", tzid);
+		if (icalproperty_count_parameters(p) > 1) {
+			/* a second TZID: the first one counts */
+			while (icalproperty_get_first_parameter(p,
+					ICAL_TZID_PARAMETER))
+				icalproperty_remove_parameter_by_kind(p,
+					ICAL_TZID_PARAMETER);
+			icalproperty_add_parameter(p,
+				icalparameter_new_tzid(copy));
+		}
 		int i = map_zone(m, root, copy, year, err, errlen);
 		if (i < 0)
 			return -1;
@@ -465,14 +474,14 @@ char *ical_normalize(const char *data, size_t len, const char *fallback_uid,
 		}
 	}
 	free(uid_copy);
+	/* The zones back (root owns them again): times are rewritten while
+	 * the item's own VTIMEZONEs are there to convert with. */
+	for (size_t i = 0; i < nz; i++)
+		icalcomponent_add_component(root, zones[i]);
 	if (!master && !n) {
 		snprintf(err, errlen, "no event, task or journal in it");
 		goto fail;
 	}
-	/* The zones: rewritten while the item's own VTIMEZONEs are still
-	 * there to convert with. */
-	for (size_t i = 0; i < nz; i++)
-		icalcomponent_add_component(root, zones[i]);
 	struct zone_map *m = xcalloc(1, sizeof(*m));
 	int year = item_year(master ? master : items[0]);
 	int r = master ? rewrite_zones(root, master, m, year, err, errlen) : 0;
