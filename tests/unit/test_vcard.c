@@ -256,6 +256,9 @@ static void test_invalid(void)
 		{ "BEGIN:VCARD\r\nVERSION:3.0\r\nFN;X=a\"b:c\r\nEND:VCARD\r\n", "no ':'" },
 		{ "BEGIN:VCARD\r\nVERSION:3.0\r\nFN;CHARSET=ISO-8859-1:a\r\nEND:VCARD\r\n",
 		  "CHARSET=ISO-8859-1" },
+		/* decodes to bytes that are not UTF-8 (found by fuzz_pim) */
+		{ "BEGIN:VCARD\r\nVERSION:2.1\r\nFN;QUOTED-PRINTABLE:J=C1=B6rg\r\nEND:VCARD\r\n",
+		  "invalid UTF-8 in quoted-printable" },
 		{ many.data, "over 2000 properties" },
 		{ big.data, "byte cap" },
 		{ params.data, "over 32 parameters" },
