@@ -12,6 +12,7 @@
 #include "backend/ical.h"
 #include "backend/tz.h"
 #include "backend/util.h"
+#include "backend/vcard.h"
 #include "check.h"
 
 #include <stdlib.h>
@@ -416,6 +417,135 @@ static void test_task(void)
 	free(ics);
 }
 
+/* ---- Contacts ---- */
+
+struct person { const char *fileas, *first, *last; bool full; };
+
+static void contact(struct wbxml_enc *e, const void *arg)
+{
+	const struct person *p = arg;
+	if (p->full) {
+		wbxml_str(e, WB_CO_BIRTHDAY, "1980-02-29T00:00:00.000Z");
+		wbxml_start(e, WB_ASB_BODY);
+		wbxml_str(e, WB_ASB_TYPE, "1");
+		wbxml_str(e, WB_ASB_DATA, "Met at FOSDEM;\nlikes \"tea\", not coffee");
+		wbxml_end(e);
+		wbxml_str(e, WB_CO_BUSINESS_CITY, "Stockholm");
+		wbxml_str(e, WB_CO_BUSINESS_COUNTRY, "Sweden");
+		wbxml_str(e, WB_CO_BUSINESS_POSTAL_CODE, "111 51");
+		wbxml_str(e, WB_CO_BUSINESS_STREET, "Drottninggatan 1, 3 tr");
+		wbxml_str(e, WB_CO_BUSINESS_FAX, "+46 8 000 01");
+		wbxml_str(e, WB_CO_BUSINESS_PHONE, "+46 8 000 00");
+		wbxml_start(e, WB_CO_CATEGORIES);
+		wbxml_str(e, WB_CO_CATEGORY, "Friends, old");
+		wbxml_str(e, WB_CO_CATEGORY, "Work");
+		wbxml_end(e);
+		wbxml_str(e, WB_CO_COMPANY_NAME, "Acme AB");
+		wbxml_str(e, WB_CO_DEPARTMENT, "R&D");
+		wbxml_str(e, WB_CO_EMAIL1, "zoe@example.org");
+		wbxml_str(e, WB_CO_EMAIL2, "\"Zo\xc3\xab\" <zoe@home.example>");
+	}
+	if (p->fileas)
+		wbxml_str(e, WB_CO_FILE_AS, p->fileas);
+	wbxml_str(e, WB_CO_FIRST_NAME, p->first);
+	if (p->full) {
+		wbxml_str(e, WB_CO_HOME_CITY, "Ume\xc3\xa5");
+		wbxml_str(e, WB_CO_HOME2_PHONE, "+46 90 2");
+		wbxml_str(e, WB_CO_HOME_PHONE, "+46 90 1");
+		wbxml_str(e, WB_CO_JOB_TITLE, "Engineer");
+	}
+	wbxml_str(e, WB_CO_LAST_NAME, p->last);
+	if (p->full) {
+		wbxml_str(e, WB_CO_MOBILE_PHONE, "+46 70 123 45 67");
+		wbxml_str(e, WB_CO_SUFFIX, "PhD");
+		wbxml_str(e, WB_CO_TITLE, "Dr.");
+		wbxml_str(e, WB_CO_WEB_PAGE, "https://example.org/~zoe");
+		/* a JPEG's first bytes */
+		wbxml_str(e, WB_CO_PICTURE, "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAA==");
+	}
+}
+
+static void test_contact(void)
+{
+	static const struct person people[] = {
+		{ "\xc3\x85ngstr\xc3\xb6m, Zo\xc3\xab", "Zo\xc3\xab",
+		  "\xc3\x85ngstr\xc3\xb6m", true },
+		/* no FileAs: FN is the names, and goes back as nothing */
+		{ NULL, "\xe5\xa4\xaa\xe9\x83\x8e", "\xe5\xb1\xb1\xe7\x94\xb0", false },
+	};
+	for (size_t k = 0; k < 2; k++) {
+		for (int version = 30; version <= 40; version += 10) {
+			char err[256] = "";
+			struct wbxml_node *in = appdata(contact, &people[k]);
+			size_t len;
+			char *vcf = eas_contact_to_vcard(in->child, "c-9", version,
+							 &len, err, sizeof(err));
+			CHECK(vcf != NULL);
+			if (!vcf) {
+				printf("  %s\n", err);
+				wbxml_free(in);
+				continue;
+			}
+			CHECK(vcard_validate(vcf, len, NULL, err, sizeof(err)) == 0);
+			CHECK(strstr(vcf, "UID:c-9\r\n") != NULL);
+			if (people[k].full) {
+				CHECK(strstr(vcf, "FN:\xc3\x85ngstr\xc3\xb6m\\, Zo\xc3\xab\r\n") != NULL);
+				CHECK(strstr(vcf, "N:\xc3\x85ngstr\xc3\xb6m;Zo\xc3\xab;;Dr.;PhD\r\n") != NULL);
+				CHECK(strstr(vcf, version == 30 ? "BDAY:1980-02-29" : "BDAY:19800229") != NULL);
+				CHECK(strstr(vcf, version == 30 ? "PHOTO;ENCODING=b;TYPE=JPEG:/9j/"
+							      : "PHOTO:data:image/jpeg;base64,/9j/") != NULL);
+				CHECK(strstr(vcf, "TEL;TYPE=CELL:+46 70 123 45 67") != NULL);
+				CHECK(strstr(vcf, "ADR;TYPE=WORK:;;Drottninggatan 1\\, 3 tr;Stockholm;;111 51;Sweden") != NULL);
+			} else {
+				CHECK(strstr(vcf, "FN:\xe5\xa4\xaa\xe9\x83\x8e \xe5\xb1\xb1\xe7\x94\xb0\r\n") != NULL);
+			}
+			struct buf b;
+			struct wbxml_enc e;
+			buf_init(&b, 0);
+			wbxml_enc_init(&e, &b);
+			wbxml_start(&e, WB_AS_APPLICATION_DATA);
+			CHECK(eas_vcard_to_contact(vcf, len, &e, err, sizeof(err)) == 0);
+			wbxml_end(&e);
+			CHECK(wbxml_enc_finish(&e) == 0);
+			struct wbxml_node *out = wbxml_parse(b.data, b.len, 1 << 22,
+							     10000, err, sizeof(err));
+			CHECK(out && same_tree(in, out));
+			if (out && !same_tree(in, out)) {
+				dump("in ", in);
+				dump("out", out);
+				printf("%s", vcf);
+			}
+			wbxml_free(in);
+			wbxml_free(out);
+			buf_free(&b);
+			free(vcf);
+		}
+	}
+	/* what ActiveSync cannot keep is refused, not dropped */
+	static const struct { const char *card, *why; } t[] = {
+		{ "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:a\r\nEMAIL:1@x\r\nEMAIL:2@x\r\n"
+		  "EMAIL:3@x\r\nEMAIL:4@x\r\nEND:VCARD\r\n", "more than 3 EMAIL" },
+		{ "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:a\r\nTEL;TYPE=CELL:1\r\n"
+		  "TEL;TYPE=CELL:2\r\nEND:VCARD\r\n", "no ActiveSync field left for TEL 2" },
+		{ "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:a\r\nADR;TYPE=HOME:;;a;b;;;\r\n"
+		  "ADR;TYPE=HOME:;;c;d;;;\r\nEND:VCARD\r\n", "two ADR of type HOME" },
+		{ "BEGIN:VCARD\r\nVERSION:3.0\r\nN:a;b;;;\r\nEND:VCARD\r\n", "no FN" },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char err[256] = "";
+		struct buf b;
+		struct wbxml_enc e;
+		buf_init(&b, 0);
+		wbxml_enc_init(&e, &b);
+		CHECK(eas_vcard_to_contact(t[i].card, strlen(t[i].card), &e, err,
+					   sizeof(err)) == -1);
+		CHECK(strstr(err, t[i].why) != NULL);
+		if (!strstr(err, t[i].why))
+			printf("  row %zu: %s\n", i, err);
+		buf_free(&b);
+	}
+}
+
 int main(void)
 {
 	test_meeting();
@@ -423,5 +553,6 @@ int main(void)
 	test_three_zones();
 	test_refused();
 	test_task();
+	test_contact();
 	return check_done("test_eas_pim");
 }
