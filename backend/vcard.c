@@ -199,6 +199,12 @@ static int parse_line(struct vcard *c, const char *line, char *err,
 	if (enc && !strcasecmp(enc, "QUOTED-PRINTABLE")) {
 		p->value = qp_value(s);
 		drop_param(p, "ENCODING");
+		size_t vl = strlen(p->value);
+		if (utf8_valid_prefix(p->value, vl) < vl) {
+			snprintf(err, errlen,
+				 "%s: invalid UTF-8 in quoted-printable", p->name);
+			return -1;
+		}
 	} else {
 		p->value = xstrdup(s);
 	}
@@ -486,18 +492,30 @@ static int collect(void *arg, const void *p, size_t n)
 	return buf_append(arg, p, n);
 }
 
-static void media_from_type(const char *type, char mt[64])
+/* A media type is letters, digits and "-+." around one '/', short; any
+ * other TYPE gives "" (unknown), never a cut or odd string. */
+static void media_type(const char *s, size_t n, char mt[64])
 {
+	int slashes = 0;
 	mt[0] = 0;
-	if (!type || !*type)
+	if (!n || n > 60)
 		return;
-	if (strchr(type, '/')) {
-		snprintf(mt, 64, "%s", type);
-	} else {
-		snprintf(mt, 64, "image/%s", type);
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '/')
+			slashes++;
+		else if (!isalnum((unsigned char)s[i]) && !strchr("-+.", s[i]))
+			return;
 	}
+	if (slashes > 1)
+		return;
+	snprintf(mt, 64, "%s%.*s", slashes ? "" : "image/", (int)n, s);
 	for (char *q = mt; *q; q++)
 		*q = (char)tolower((unsigned char)*q);
+}
+
+static void media_from_type(const char *type, char mt[64])
+{
+	media_type(type ? type : "", type ? strlen(type) : 0, mt);
 }
 
 int vcard_photo(const struct vcard *c, unsigned char **data, size_t *len,
@@ -518,8 +536,7 @@ int vcard_photo(const struct vcard *c, unsigned char **data, size_t *len,
 		if (!comma || !semi || semi > comma ||
 		    strncasecmp(semi, ";base64,", 8))
 			return -1;
-		size_t ml = (size_t)(semi - p->value - 5);
-		snprintf(mt, 64, "%.*s", (int)(ml < 63 ? ml : 63), p->value + 5);
+		media_type(p->value + 5, (size_t)(semi - p->value - 5), mt);
 		b64 = comma + 1;
 	} else {
 		return -1;

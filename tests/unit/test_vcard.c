@@ -169,6 +169,37 @@ static void test_build(void)
 	buf_free(&b);
 }
 
+/* A PHOTO TYPE that is no media type: the 4.0 data: URI says
+ * application/octet-stream, and the card still parses (a TYPE of 64
+ * bytes of "\xc3\xa9" was cut inside a character: found by fuzz_pim). */
+static void test_odd_photo_type(void)
+{
+	char err[256] = "";
+	struct buf in, out;
+	buf_init(&in, 0);
+	buf_init(&out, 0);
+	buf_puts(&in, "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:a\r\nPHOTO;ENCODING=b;TYPE=");
+	for (int i = 0; i < 40; i++)
+		buf_puts(&in, "\xc3\xa9");
+	buf_puts(&in, ":/9j/4AAQ\r\nEND:VCARD\r\n");
+	struct vcard *c = vcard_parse(in.data, in.len, false, err, sizeof(err));
+	CHECK(c != NULL);
+	CHECK(c && vcard_write(c, 40, &out) == 0);
+	CHECK(strstr(out.data, "PHOTO:data:application/octet-stream;base64,/9j/4AAQ") != NULL);
+	struct vcard *r = vcard_parse(out.data, out.len, false, err, sizeof(err));
+	CHECK(r != NULL);
+	unsigned char *img;
+	size_t len;
+	char mt[64];
+	CHECK(r && vcard_photo(r, &img, &len, mt) == 0 && len == 6);
+	if (r && !vcard_photo(r, &img, &len, mt))
+		free(img);
+	vcard_free(c);
+	vcard_free(r);
+	buf_free(&in);
+	buf_free(&out);
+}
+
 static void test_legacy(void)
 {
 	char err[256] = "";
@@ -310,6 +341,7 @@ int main(void)
 	test_round_trip();
 	test_build();
 	test_legacy();
+	test_odd_photo_type();
 	test_invalid();
 	test_validate();
 	return check_done("test_vcard");
