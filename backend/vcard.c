@@ -665,11 +665,9 @@ static int put_prop(struct buf *out, const struct vcard_prop *p, int version)
 		if ((to_uri || to_b) && (!strcasecmp(pa->name, "ENCODING") ||
 					 !strcasecmp(pa->name, "TYPE")))
 			continue;
-		buf_printf(&l, ";%s", pa->name);
-		if (pa->value[0]) {
-			buf_puts(&l, "=");
-			put_param_value(&l, pa->value);
-		}
+		/* always NAME=value: a bare name would read back as TYPE */
+		buf_printf(&l, ";%s=", pa->name);
+		put_param_value(&l, pa->value);
 	}
 	buf_puts(&l, ":");
 	/* a value never carries a raw line break */

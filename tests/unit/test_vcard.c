@@ -200,6 +200,28 @@ static void test_odd_photo_type(void)
 	buf_free(&out);
 }
 
+/* A parameter with an empty value stays one (it was written bare, which
+ * reads back as a TYPE: found by fuzz_pim). */
+static void test_empty_param(void)
+{
+	char err[256] = "";
+	const char *in = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN;X-EMPTY=:a\r\nEND:VCARD\r\n";
+	struct vcard *c = vcard_parse(in, strlen(in), false, err, sizeof(err));
+	struct buf a, b;
+	buf_init(&a, 0);
+	buf_init(&b, 0);
+	CHECK(c && vcard_write(c, 30, &a) == 0);
+	CHECK(strstr(a.data, "FN;X-EMPTY=:a\r\n") != NULL);
+	struct vcard *r = vcard_parse(a.data, a.len, false, err, sizeof(err));
+	CHECK(r && vcard_write(r, 30, &b) == 0);
+	CHECK(a.len == b.len && !memcmp(a.data, b.data, a.len));
+	CHECK(r && !vcard_param(vcard_get(r, "FN"), "TYPE"));
+	vcard_free(c);
+	vcard_free(r);
+	buf_free(&a);
+	buf_free(&b);
+}
+
 static void test_legacy(void)
 {
 	char err[256] = "";
@@ -342,6 +364,7 @@ int main(void)
 	test_build();
 	test_legacy();
 	test_odd_photo_type();
+	test_empty_param();
 	test_invalid();
 	test_validate();
 	return check_done("test_vcard");
