@@ -403,6 +403,19 @@ static int item_year(icalcomponent *items)
 	return tm.tm_year + 1900;
 }
 
+/* Control characters other than tab and line ends, which iCalendar does
+ * not allow in a value, go. */
+static void drop_controls(char *s)
+{
+	char *o = s;
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x20 || *s == '\t' || *s == '\r' ||
+		    *s == '\n')
+			if (*s != 0x7f)
+				*o++ = *s;
+	*o = 0;
+}
+
 char *ical_normalize(const char *data, size_t len, const char *fallback_uid,
 		     size_t *outlen, char *err, size_t errlen)
 {
@@ -410,6 +423,7 @@ char *ical_normalize(const char *data, size_t len, const char *fallback_uid,
 	if (scan_caps(data, len, err, errlen))
 		return NULL;
 	char *text = utf8_repair(data, len, NULL);
+	drop_controls(text);
 	icalcomponent *root = parse(text);
 	free(text);
 	if (!root) {
@@ -540,10 +554,13 @@ char *ical_normalize(const char *data, size_t len, const char *fallback_uid,
 		snprintf(err, errlen, "libical could not write the item");
 		return NULL;
 	}
-	char *out = xstrdup(s);
+	/* libical can cut a character it unescapes ("\\" before a UTF-8
+	 * sequence): what we hand out is UTF-8 all the same */
+	size_t olen;
+	char *out = utf8_repair(s, strlen(s), &olen);
 	icalmemory_free_buffer(s);
 	if (outlen)
-		*outlen = strlen(out);
+		*outlen = olen;
 	return out;
 fail:
 	for (size_t i = 0; i < n; i++)

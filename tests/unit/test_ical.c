@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/utf8.h"
 #include "backend/util.h"
 
 #define CRLF "\r\n"
@@ -263,6 +264,23 @@ static void test_hostile(void)
 	CHECK(a2 && !strcmp(a, a2));
 	free(a);
 	free(a2);
+	/* a backslash before a UTF-8 character (libical cut the character
+	 * when it unescaped it) and control characters: the output is
+	 * valid UTF-8 without them, and stable (found by fuzz_pim) */
+	a = norm("BEGIN:VCALENDAR\r\nVERSION:2.\\\xc3\xa9\x04\r\nBEGIN:VEVENT\r\nUID:bs\r\n"
+		 "DTSTART:20240301T100000Z\r\nSUMMARY:x\x01y\x7f\r\n"
+		 "END:VEVENT\r\nEND:VCALENDAR\r\n", NULL, err, sizeof(err));
+	CHECK(a != NULL);
+	if (a) {
+		size_t al = strlen(a);
+		CHECK(utf8_valid_prefix(a, al) == al);
+		CHECK(!strchr(a, '\x04') && !strchr(a, '\x01') && !strchr(a, '\x7f'));
+		CHECK(strstr(a, "SUMMARY:xy\r\n") != NULL);
+		a2 = norm(a, NULL, err, sizeof(err));
+		CHECK(a2 && !strcmp(a, a2));
+		free(a2);
+	}
+	free(a);
 	/* invalid UTF-8 becomes U+FFFD */
 	a = norm("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:u8\r\n"
 		 "DTSTART:20240301T100000Z\r\nSUMMARY:caf\xe9 \xff\xfe\xc0\xaf ok\r\n"
