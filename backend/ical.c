@@ -364,6 +364,23 @@ static void strip_errors(icalcomponent *c)
 	icalcomponent_strip_errors(c);
 }
 
+/* Only VALARMs, with nothing inside, may sit in an event or task
+ * (RFC 5545 3.6); anything else there (a VTIMEZONE, another event) goes. */
+static void prune_subcomponents(icalcomponent *c, bool alarms_ok)
+{
+	icalcomponent *s, *next;
+	for (s = icalcomponent_get_first_component(c, ICAL_ANY_COMPONENT); s;
+	     s = next) {
+		next = icalcomponent_get_next_component(c, ICAL_ANY_COMPONENT);
+		if (alarms_ok && icalcomponent_isa(s) == ICAL_VALARM_COMPONENT) {
+			prune_subcomponents(s, false);
+			continue;
+		}
+		icalcomponent_remove_component(c, s);
+		icalcomponent_free(s);
+	}
+}
+
 static int cmp_rid(const void *a, const void *b)
 {
 	icalcomponent *x = *(icalcomponent *const *)a;
@@ -470,6 +487,7 @@ char *ical_normalize(const char *data, size_t len, const char *fallback_uid,
 			continue;
 		}
 		kind = icalcomponent_isa(c);
+		prune_subcomponents(c, true);
 		if (!u)
 			icalcomponent_set_uid(c, uid);
 		if (has_rid(c)) {
