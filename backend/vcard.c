@@ -289,7 +289,14 @@ struct vcard *vcard_parse(const char *data, size_t len, bool lenient,
 				buf_append(&line, fixed, rl);
 				free(fixed);
 			}
-			char *ln = line.data;
+			/* a CR that ends no line means nothing (and the
+			 * writer could not write it back) */
+			char *ln = line.data, *o = ln;
+			for (char *q = ln; *q; q++)
+				if (*q != '\r')
+					*o++ = *q;
+			*o = 0;
+			line.len = (size_t)(o - ln);
 			if (state == 0) {
 				if (strcasecmp(ln, "BEGIN:VCARD")) {
 					snprintf(err, errlen,

@@ -217,6 +217,13 @@ static void test_empty_param(void)
 	CHECK(r && vcard_write(r, 30, &b) == 0);
 	CHECK(a.len == b.len && !memcmp(a.data, b.data, a.len));
 	CHECK(r && !vcard_param(vcard_get(r, "FN"), "TYPE"));
+	/* a stray CR inside a parameter: ENCODING=b<CR> is ENCODING=b, as
+	 * the writer writes it (found by fuzz_pim) */
+	const char *cr = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:a\r\n"
+			 "PHOTO;ENCODING=b\r;TYPE=JPEG:/9j/\r\nEND:VCARD\r\n";
+	struct vcard *k = vcard_parse(cr, strlen(cr), false, err, sizeof(err));
+	CHECK(k && !strcmp(vcard_param(vcard_get(k, "PHOTO"), "ENCODING"), "b"));
+	vcard_free(k);
 	vcard_free(c);
 	vcard_free(r);
 	buf_free(&a);
