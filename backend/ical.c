@@ -615,10 +615,15 @@ static const char *first_error(icalcomponent *c)
 	return NULL;
 }
 
-/* Every TZID parameter in c has a VTIMEZONE in root or names a zone. */
+/* Every TZID parameter in c has a VTIMEZONE in root or names a zone.
+ * VTIMEZONEs themselves are not looked into: a TZID inside one means
+ * nothing, and find_vtimezone() would restart the property walk of the
+ * very VTIMEZONE being walked (a hang found by fuzz_pim). */
 static const char *undefined_tzid(icalcomponent *root, icalcomponent *c)
 {
 	char z[TZ_NAME_MAX];
+	if (icalcomponent_isa(c) == ICAL_VTIMEZONE_COMPONENT)
+		return NULL;
 	for (icalproperty *p = icalcomponent_get_first_property(c,
 			ICAL_ANY_PROPERTY);
 	     p; p = icalcomponent_get_next_property(c, ICAL_ANY_PROPERTY)) {

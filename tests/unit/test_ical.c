@@ -381,6 +381,14 @@ static void test_validate(void)
 		{ EV("BEGIN:VEVENT\r\nUID:a\r\nDTSTART:20240301T100000Z\r\nSUMMARY:\xff\r\nEND:VEVENT\r\n"),
 		  ICAL_KIND_EVENT, "invalid UTF-8 at byte" },
 		{ EV(""), ICAL_KIND_EVENT, "no VEVENT" },
+		/* a TZID parameter inside a VTIMEZONE that names no zone:
+		 * looking it up walked that VTIMEZONE again for ever (found
+		 * by fuzz_pim) */
+		{ EV("BEGIN:VTIMEZONE\r\nTZID:Z\r\nX-A;TZID=Nowhere:1\r\nBEGIN:STANDARD\r\n"
+		     "DTSTART:16010101T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\n"
+		     "END:STANDARD\r\nEND:VTIMEZONE\r\n"
+		     "BEGIN:VEVENT\r\nUID:a\r\nDTSTART;TZID=Z:20240301T100000\r\nEND:VEVENT\r\n"),
+		  ICAL_KIND_EVENT, NULL },
 		{ "BEGIN:VEVENT\r\nUID:a\r\nDTSTART:20240301T100000Z\r\nEND:VEVENT\r\n",
 		  ICAL_KIND_EVENT, "not a VCALENDAR" },
 		{ "", ICAL_KIND_EVENT, "not a VCALENDAR" },
