@@ -643,6 +643,11 @@ static int put_prop(struct buf *out, const struct vcard_prop *p, int version)
 		    !strncasecmp(p->value, "data:", 5) &&
 		    strstr(p->value, ";base64,");
 	char mt[64] = "";
+	if (to_b) {   /* only a real media type becomes a TYPE */
+		const char *semi = strchr(p->value, ';');
+		media_type(p->value + 5, (size_t)(semi - p->value - 5), mt);
+		to_b = mt[0] && strchr(mt, '/');
+	}
 	buf_init(&l, 0);
 	if (p->group)
 		buf_printf(&l, "%s.", p->group);

@@ -197,6 +197,19 @@ static void test_odd_photo_type(void)
 		free(img);
 	vcard_free(c);
 	vcard_free(r);
+	/* a data: URI whose media type is no media type stays a URI in
+	 * 3.0 (it became TYPE=PNG", which does not parse: found by
+	 * fuzz_pim) */
+	const char *odd = "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:a\r\n"
+			  "PHOTO:data:image/png\";base64,/9j/\r\nEND:VCARD\r\n";
+	c = vcard_parse(odd, strlen(odd), false, err, sizeof(err));
+	buf_reset(&out);
+	CHECK(c && vcard_write(c, 30, &out) == 0);
+	CHECK(strstr(out.data, "PHOTO:data:image/png\";base64,/9j/\r\n") != NULL);
+	r = vcard_parse(out.data, out.len, false, err, sizeof(err));
+	CHECK(r != NULL);
+	vcard_free(c);
+	vcard_free(r);
 	buf_free(&in);
 	buf_free(&out);
 }
