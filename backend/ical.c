@@ -420,6 +420,50 @@ static int item_year(icalcomponent *items)
 	return tm.tm_year + 1900;
 }
 
+/* libical's text, unfolded, made UTF-8 (libical can cut a character
+ * it unescapes: "\\" before a UTF-8 sequence), and folded again our way:
+ * at 75 octets, never inside a character.  libical's own folding is not
+ * a function of the text alone (fuzz_pim found a line it folded only
+ * the second time), and the output must be. */
+static char *refold(const char *s, size_t *outlen)
+{
+	size_t n = strlen(s), u = 0;
+	char *flat = xmalloc(n + 1);
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\r' && s[i + 1] == '\n' &&
+		    (s[i + 2] == ' ' || s[i + 2] == '\t')) {
+			i += 2;
+			continue;
+		}
+		flat[u++] = s[i];
+	}
+	size_t fl;
+	char *text = utf8_repair(flat, u, &fl);
+	free(flat);
+	struct buf b;
+	buf_init(&b, 0);
+	for (const char *l = text; *l;) {
+		const char *e = strstr(l, "\r\n");
+		size_t len = e ? (size_t)(e - l) : strlen(l), width = 75;
+		while (len > width) {
+			size_t k = width;
+			while (k > 1 && ((unsigned char)l[k] & 0xc0) == 0x80)
+				k--;
+			buf_append(&b, l, k);
+			buf_puts(&b, "\r\n ");
+			l += k;
+			len -= k;
+			width = 74;
+		}
+		buf_append(&b, l, len);
+		buf_puts(&b, "\r\n");
+		l += len + (e ? 2 : 0);
+	}
+	free(text);
+	*outlen = b.len;
+	return b.data ? b.data : xstrdup("");
+}
+
 /* Control characters other than tab and line ends, which iCalendar does
  * not allow in a value, go. */
 static void drop_controls(char *s)
@@ -572,10 +616,8 @@ char *ical_normalize(const char *data, size_t len, const char *fallback_uid,
 		snprintf(err, errlen, "libical could not write the item");
 		return NULL;
 	}
-	/* libical can cut a character it unescapes ("\\" before a UTF-8
-	 * sequence): what we hand out is UTF-8 all the same */
 	size_t olen;
-	char *out = utf8_repair(s, strlen(s), &olen);
+	char *out = refold(s, &olen);
 	icalmemory_free_buffer(s);
 	if (outlen)
 		*outlen = olen;

@@ -295,6 +295,27 @@ static void test_hostile(void)
 	CHECK(a2 && !strcmp(a, a2));
 	free(a);
 	free(a2);
+	/* the crash input: the output is folded the same on every pass
+	 * (libical folded this UID line only the second time) */
+	{
+		static const char uidline[] =
+			"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:20240301T100000Z\r\n"
+			"UID:abcx\x00\x01\x01SU\x03" "2\xd4\xcd\xcb\xcf" "131T080000\\"
+			"\x00\x00\x01" "f\x03x\x00\x01\x01SU\x03" "1 \x01V\x03"
+			"20240228T\x01\x01TTO:+01003\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+		size_t l1, l2;
+		char *p1 = ical_normalize(uidline, sizeof(uidline) - 1, NULL, &l1,
+					  err, sizeof(err));
+		char *p2 = p1 ? ical_normalize(p1, l1, NULL, &l2, err, sizeof(err)) : NULL;
+		CHECK(p1 && p2 && l1 == l2 && !memcmp(p1, p2, l1));
+		for (const char *q = p1 ? p1 : ""; *q;) {   /* 75 octets a line */
+			const char *e = strstr(q, "\r\n");
+			CHECK(e && e - q <= 75);
+			q = e ? e + 2 : q + strlen(q);
+		}
+		free(p1);
+		free(p2);
+	}
 	/* invalid UTF-8 becomes U+FFFD */
 	a = norm("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:u8\r\n"
 		 "DTSTART:20240301T100000Z\r\nSUMMARY:caf\xe9 \xff\xfe\xc0\xaf ok\r\n"
