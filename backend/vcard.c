@@ -109,8 +109,8 @@ static char *qp_value(const char *s)
 
 /* One unfolded line into a property of c.  0, or -1 with err (the caller
  * decides whether that ends the card). */
-static int parse_line(struct vcard *c, const char *line, char *err,
-		      size_t errlen)
+static int parse_line(struct vcard *c, const char *line, bool *qp,
+		      char *err, size_t errlen)
 {
 	const char *s = line, *dot = NULL;
 	while (name_char(*s) || *s == '.') {
@@ -196,6 +196,8 @@ static int parse_line(struct vcard *c, const char *line, char *err,
 		return -1;
 	}
 	drop_param(p, "CHARSET");
+	if (qp)
+		*qp = enc && !strcasecmp(enc, "QUOTED-PRINTABLE");
 	if (enc && !strcasecmp(enc, "QUOTED-PRINTABLE")) {
 		p->value = qp_value(s);
 		drop_param(p, "ENCODING");
@@ -225,14 +227,22 @@ static void drop_last(struct vcard *c)
 	c->nprops--;
 }
 
+/* Whether line is a quoted-printable property, read exactly as
+ * parse_line() reads it (a looser test joined lines that the writer had
+ * written as two: found by fuzz_pim). */
 static bool is_qp_start(const char *line)
 {
-	const char *colon = strchr(line, ':');
-	size_t n = colon ? (size_t)(colon - line) : strlen(line);
-	for (size_t i = 0; i + 16 <= n; i++)
-		if (!strncasecmp(line + i, "QUOTED-PRINTABLE", 16))
-			return true;
-	return false;
+	struct vcard tmp = { .version = 30 };
+	char err[8];
+	bool qp = false;
+	/* the flag is set before the value is decoded, which may fail on a
+	 * character the soft break splits */
+	if (strcasestr(line, "QUOTED-PRINTABLE"))
+		(void)parse_line(&tmp, line, &qp, err, sizeof(err));
+	while (tmp.nprops)
+		drop_last(&tmp);
+	free(tmp.props);
+	return qp;
 }
 
 struct vcard *vcard_parse(const char *data, size_t len, bool lenient,
@@ -332,7 +342,7 @@ struct vcard *vcard_parse(const char *data, size_t len, bool lenient,
 					goto fail;
 				}
 				size_t before = c->nprops;
-				if (parse_line(c, ln, err, errlen)) {
+				if (parse_line(c, ln, NULL, err, errlen)) {
 					if (!lenient)
 						goto fail;
 					if (c->nprops > before)

@@ -271,6 +271,23 @@ static void test_legacy(void)
 		CHECK(c->version == 30);
 	}
 	vcard_free(c);
+	/* a soft break splitting a character; and a line that only names
+	 * QUOTED-PRINTABLE in a TYPE is not joined to the next (found by
+	 * fuzz_pim) */
+	const char *split_qp = "BEGIN:VCARD\r\nVERSION:2.1\r\n"
+		"FN;ENCODING=QUOTED-PRINTABLE:M=C3=\r\n=BCller\r\n"
+		"NOTE;TYPE=X-QUOTED-PRINTABLE:ends in =\r\nTITLE:t\r\nEND:VCARD\r\n";
+	c = vcard_parse(split_qp, strlen(split_qp), false, err, sizeof(err));
+	CHECK(c != NULL);
+	if (c) {
+		char *fn = vcard_text(vcard_get(c, "FN"));
+		CHECK_STR(fn, "M\xc3\xbcller");
+		free(fn);
+		CHECK_STR(vcard_get(c, "NOTE") ? vcard_get(c, "NOTE")->value : NULL,
+			  "ends in =");
+		CHECK(vcard_get(c, "TITLE") != NULL);
+	}
+	vcard_free(c);
 	/* a fold inside a UTF-8 character (RFC 6350 3.2), LF line ends */
 	const char *split = "BEGIN:VCARD\nVERSION:4.0\nFN:Zo\xc3\n \xab\nEND:VCARD\n";
 	c = vcard_parse(split, strlen(split), false, err, sizeof(err));
