@@ -116,6 +116,47 @@ static const char *const page_em2[] = {
 	NULL, "IsDraft", "Bcc", "Send",
 };
 
+static const char *const page_co[] = {
+	"Anniversary", "AssistantName", "AssistantPhoneNumber", "Birthday",
+	"Body", "BodySize", "BodyTruncated", "Business2PhoneNumber",
+	"BusinessAddressCity", "BusinessAddressCountry",
+	"BusinessAddressPostalCode", "BusinessAddressState",
+	"BusinessAddressStreet", "BusinessFaxNumber", "BusinessPhoneNumber",
+	"CarPhoneNumber", "Categories", "Category", "Children", "Child",
+	"CompanyName", "Department", "Email1Address", "Email2Address",
+	"Email3Address", "FileAs", "FirstName", "Home2PhoneNumber",
+	"HomeAddressCity", "HomeAddressCountry", "HomeAddressPostalCode",
+	"HomeAddressState", "HomeAddressStreet", "HomeFaxNumber",
+	"HomePhoneNumber", "JobTitle", "LastName", "MiddleName",
+	"MobilePhoneNumber", "OfficeLocation", "OtherAddressCity",
+	"OtherAddressCountry", "OtherAddressPostalCode", "OtherAddressState",
+	"OtherAddressStreet", "PagerNumber", "RadioPhoneNumber", "Spouse",
+	"Suffix", "Title", "WebPage", "YomiCompanyName", "YomiFirstName",
+	"YomiLastName", "CompressedRTF", "Picture", "Alias", "WeightedRank",
+};
+static const char *const page_cal[] = {
+	"Timezone", "AllDayEvent", "Attendees", "Attendee", "Email", "Name",
+	"Body", "BodyTruncated", "BusyStatus", "Categories", "Category",
+	"CompressedRTF", "DtStamp", "EndTime", "Exception", "Exceptions",
+	"Deleted", "ExceptionStartTime", "Location", "MeetingStatus",
+	"OrganizerEmail", "OrganizerName", "Recurrence", "Type", "Until",
+	"Occurrences", "Interval", "DayOfWeek", "DayOfMonth", "WeekOfMonth",
+	"MonthOfYear", "Reminder", "Sensitivity", "Subject", "StartTime", "UID",
+	"AttendeeStatus", "AttendeeType", NULL, NULL, NULL, NULL, NULL, NULL,
+	NULL, NULL, "DisallowNewTimeProposal", "ResponseRequested",
+	"AppointmentReplyTime", "ResponseType", "CalendarType", "IsLeapMonth",
+	"FirstDayOfWeek",
+};
+static const char *const page_tk[] = {
+	"Body", "BodySize", "BodyTruncated", "Categories", "Category",
+	"Complete", "DateCompleted", "DueDate", "UtcDueDate", "Importance",
+	"Recurrence", "Type", "Start", "Until", "Occurrences", "Interval",
+	"DayOfMonth", "DayOfWeek", "WeekOfMonth", "MonthOfYear", "Regenerate",
+	"DeadOccur", "ReminderSet", "ReminderTime", "Sensitivity", "StartDate",
+	"UtcStartDate", "Subject", "CompressedRTF", "OrdinalDate",
+	"SubOrdinalDate", "CalendarType", "IsLeapMonth", "FirstDayOfWeek",
+};
+
 #define PAGE(n, name, v) [n] = { name, v, sizeof(v) / sizeof(v[0]) }
 static const struct {
 	const char *name;
@@ -137,6 +178,9 @@ static const struct {
 	PAGE(20, "ItemOperations", page_io),
 	PAGE(21, "ComposeMail", page_cm),
 	PAGE(22, "Email2", page_em2),
+	PAGE(1, "Contacts", page_co),
+	PAGE(4, "Calendar", page_cal),
+	PAGE(9, "Tasks", page_tk),
 };
 #define N_PAGES (sizeof(pages) / sizeof(pages[0]))
 

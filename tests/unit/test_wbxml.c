@@ -46,7 +46,12 @@ static void test_names(void)
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		CHECK_STR(wbxml_tag_name(t[i].tag, tmp, sizeof(tmp)), t[i].name);
 	CHECK(wbxml_tag_name(0x0004, tmp, sizeof(tmp)) == NULL);
-	CHECK(wbxml_tag_name(0x0105, tmp, sizeof(tmp)) == NULL);  /* Contacts: not loaded */
+	CHECK(wbxml_tag_name(0x0305, tmp, sizeof(tmp)) == NULL);  /* AirNotify: not loaded */
+	CHECK_STR(wbxml_tag_name(WB_CO_ANNIVERSARY, tmp, sizeof(tmp)), "Contacts:Anniversary");
+	CHECK_STR(wbxml_tag_name(WB_CAL_FIRST_DAY_OF_WEEK, tmp, sizeof(tmp)), "Calendar:FirstDayOfWeek");
+	CHECK_STR(wbxml_tag_name(WB_CAL_ATTENDEE_TYPE, tmp, sizeof(tmp)), "Calendar:AttendeeType");
+	CHECK_STR(wbxml_tag_name(WB_TK_FIRST_DAY_OF_WEEK, tmp, sizeof(tmp)), "Tasks:FirstDayOfWeek");
+	CHECK_STR(wbxml_tag_name(WB_CO_WEIGHTED_RANK, tmp, sizeof(tmp)), "Contacts:WeightedRank");
 	CHECK(wbxml_tag_name(0x0f06, tmp, sizeof(tmp)) == NULL);  /* Search hole */
 	CHECK(wbxml_tag_name(0x3f05, tmp, sizeof(tmp)) == NULL);
 	CHECK_STR(wbxml_page_name(17), "AirSyncBase");
