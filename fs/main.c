@@ -369,6 +369,10 @@ int main(int argc, char **argv)
 	cache_set_body_limit(cache, o.cache_size);
 	cache_set_trash_delete(cache, o.soft_delete_in_trash ? BE_DEL_SOFT
 							     : BE_DEL_HARD);
+	if (o.pim && o.protocol && strcmp(o.protocol, "ews"))
+		log_warn("--pim: calendars and contacts are read over EWS only "
+			 "in this version; over %s their folders show empty",
+			 o.protocol);
 	if (cache_set_pim(cache, o.pim))
 		log_err("cannot show or hide calendars and contacts in %s",
 			cache_dir);

@@ -172,3 +172,13 @@ def test_khard_lists_contacts(pim_mount, tmp_path):
     assert out.returncode == 0, out.stderr
     for name in ["Müller", "佐藤", "Smith", "O'Brien"]:
         assert name in out.stdout, (name, out.stdout, out.stderr)
+
+
+def test_over_activesync_says_ews_only(pim_srv, mount):
+    """--pim over ActiveSync (not wired yet): one warning line says so, the
+    folders show empty, mail is unchanged."""
+    m = mount(pim_srv, url=pim_srv.eas_url, extra=["--pim", "--protocol", "eas"])
+    m.wait_synced()
+    assert "calendars and contacts are read over EWS only" in m.log_text()
+    assert os.listdir(m.path("Calendar")) == [] and os.listdir(m.path("Contacts")) == []
+    assert any(n.endswith(".eml") for n in os.listdir(m.path("Inbox")))
