@@ -130,6 +130,8 @@ def test_writes_refused_read_only(pim_mount):
                 lambda: append(os.path.join(m.path("Contacts"), names[0])),
                 lambda: os.unlink(os.path.join(m.path("Contacts"), names[0])),
                 lambda: os.mkdir(os.path.join(cal, "sub")),
+                lambda: os.setxattr(os.path.join(m.path("Contacts"), names[0]), "user.mail.read", b"1"),
+                lambda: os.rmdir(cal),
                 lambda: os.rename(os.path.join(m.path("Contacts"), names[0]),
                                   os.path.join(m.path("Contacts"), "x.vcf"))):
         with pytest.raises(OSError) as e:
