@@ -74,8 +74,11 @@
  *              RopRegisterNotification and the NotificationWait request;
  *              SYNC_MANY no (one ICS download per folder).
  *
- * 4. Item kinds (the planned next step): today every item is a mail
- *    message whose content is RFC 5322 bytes (fetch_mime, create_item).
+ * 4. Item kinds (first step in place: calendars and contacts read over
+ *    EWS, be_item.kind and .start below, the core's table in
+ *    cache/kinds.c; the rest is planned): a backend's content is what
+ *    fetch_mime gives (RFC 5322 for mail, EWS MimeContent for the others,
+ *    normalised by the core), create_item takes RFC 5322.
  *    An item gains a kind - mail, calendar, contact, task, note - from its
  *    class (EWS ItemClass / EAS Class / MAPI PidTagMessageClass: IPM.Note,
  *    IPM.Appointment, IPM.Contact, IPM.Task, IPM.StickyNote), and each kind
@@ -208,6 +211,16 @@ struct be_folder_batch {
 	bool more;             /* another page follows */
 };
 
+/* What an item is (section 4 above); the core shows a folder's items by
+ * the folder's kind (cache/kinds.h), this says what the server sent. */
+enum be_item_kind {
+	BE_KIND_MAIL = 0,   /* a message (and anything not listed below) */
+	BE_KIND_CALENDAR,
+	BE_KIND_CONTACT,
+	BE_KIND_TASK,
+	BE_KIND_OTHER,      /* a kind this version does not show */
+};
+
 /* One message, as an item sync reports it.  The header fields come in the
  * same call as the change so no second round trip is needed. */
 struct be_item {
@@ -230,6 +243,12 @@ struct be_item {
 	bool content_changed; /* an update that says the bytes changed, for
 				 protocols without change keys (an ActiveSync
 				 Change carrying the body) */
+	enum be_item_kind kind; /* what the server says it is (EWS: the
+				   element, CalendarItem, Contact, ...) */
+	int64_t start;       /* a calendar item's Start, Unix seconds UTC;
+				0 unknown or not an event.  A contact's
+				display name (DisplayName, else FileAs)
+				comes in subject. */
 };
 
 struct be_item_batch {

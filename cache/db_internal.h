@@ -21,6 +21,7 @@ struct cache {
 	int64_t body_bytes;    /* protected by lock: sum of bodies.size */
 	int64_t body_limit;    /* 0 = unlimited */
 	int trash_delete;      /* enum be_delete for rm inside Deleted Items */
+	bool pim;              /* calendars and contacts shown (kinds.h) */
 	/* prepared statements, protected by lock */
 	sqlite3_stmt *st_lookup, *st_get, *st_list, *st_by_sid;
 	struct {

@@ -21,6 +21,7 @@
  */
 #include "sync.h"
 #include "prefetch.h"
+#include "kinds.h"
 #include "backend/util.h"
 #include "backend/http.h"
 
@@ -249,33 +250,91 @@ struct batch {
 	bool background;
 	struct body_writer *w;   /* the item being written, or NULL */
 	size_t w_index;
+	/* an event or a card: its bytes gathered here and normalised when
+	 * complete (kinds.h), before anything enters the body store */
+	const struct kind_info *kind;  /* of w_index's item, or NULL */
+	struct buf raw;
+	bool gathering;
 	struct cache_changes evicted;
 };
+
+/* Normalising a calendar item or a contact happens here, in the core,
+ * not in a backend: the kinds table says which content each kind of
+ * folder holds, and every backend's fetch_mime (EWS MimeContent now,
+ * MAPI/HTTP's converted properties later) goes through this one place,
+ * so the file and its st_size are the normalised bytes once cached. */
+#define FETCH_RAW_MAX (16u << 20)
 
 static int sink(void *arg, size_t index, const void *data, size_t len)
 {
 	struct batch *b = arg;
 	if (index >= b->n)
 		return -1;
+	if (b->gathering && b->w_index != index) {
+		buf_free(&b->raw);   /* never: done() ends each item */
+		b->gathering = false;
+	}
 	if (b->w && b->w_index != index) {
 		cache_body_abort(b->w);   /* never: done() ends each item */
 		b->w = NULL;
 	}
-	if (!b->w) {
-		b->w = cache_body_begin(b->c, b->v[index].ino);
+	if (!b->w && !b->gathering) {
 		b->w_index = index;
-		if (!b->w) {
-			b->v[index].err = -EIO;
-			return -1;
+		b->kind = kind_of_item(b->c, b->v[index].ino);
+		if (b->kind->normalise) {
+			buf_init(&b->raw, FETCH_RAW_MAX);
+			b->gathering = true;
+		} else {
+			b->w = cache_body_begin(b->c, b->v[index].ino);
+			if (!b->w) {
+				b->v[index].err = -EIO;
+				return -1;
+			}
 		}
 	}
 	b->v[index].bytes += (int64_t)len;
+	if (b->gathering) {
+		if (buf_append(&b->raw, data, len)) {
+			b->v[index].err = -EFBIG;
+			return -1;
+		}
+		return 0;
+	}
 	int rc = cache_body_write(b->w, data, len);
 	if (rc) {
 		b->v[index].err = rc;
 		return -1;
 	}
 	return 0;
+}
+
+/* The gathered bytes of an event or a card, normalised, into a body
+ * writer (NULL with it->st and it->msg saying why not). */
+static struct body_writer *normalised(struct batch *b, struct fetch_item *it)
+{
+	char err[256] = "";
+	size_t outlen = 0;
+	char *out = b->kind->normalise(b->raw.data ? b->raw.data : "",
+				       b->raw.len, it->server_id, &outlen,
+				       err, sizeof(err));
+	buf_free(&b->raw);
+	b->gathering = false;
+	if (!out) {
+		it->st = BE_PROTOCOL;
+		snprintf(it->msg, sizeof(it->msg), "the server's %s item "
+			 "cannot be read: %s", b->kind->name, err);
+		return NULL;
+	}
+	struct body_writer *w = cache_body_begin(b->c, it->ino);
+	int rc = w ? cache_body_write(w, out, outlen) : -EIO;
+	free(out);
+	if (rc) {
+		cache_body_abort(w);
+		it->err = rc;
+		return NULL;
+	}
+	it->bytes = (int64_t)outlen;
+	return w;
 }
 
 static void done(void *arg, size_t index, enum be_status st, const char *msg)
@@ -290,11 +349,34 @@ static void done(void *arg, size_t index, enum be_status st, const char *msg)
 		b->w = NULL;
 	}
 	b->w = NULL;
+	bool gathered = b->gathering && b->w_index == index;
+	if (b->gathering && !gathered) {
+		buf_free(&b->raw);
+		b->gathering = false;
+	}
 	it->st = st;
 	snprintf(it->msg, sizeof(it->msg), "%s", msg ? msg : "");
 	if (st != BE_OK || it->err) {
 		cache_body_abort(w);
+		if (gathered) {
+			buf_free(&b->raw);
+			b->gathering = false;
+		}
 		return;
+	}
+	if (!gathered && !w && kind_of_item(b->c, it->ino)->normalise) {
+		/* an empty MimeContent of an event or a card */
+		b->kind = kind_of_item(b->c, it->ino);
+		buf_init(&b->raw, FETCH_RAW_MAX);
+		gathered = true;
+	}
+	if (gathered) {
+		w = normalised(b, it);
+		if (!w) {
+			if (!it->err && it->st == BE_OK)
+				it->err = -EIO;
+			return;
+		}
 	}
 	if (!w)   /* an empty MimeContent */
 		w = cache_body_begin(b->c, it->ino);
@@ -349,6 +431,7 @@ static enum be_status fetch_batch_for(struct fetch_pool *p,
 		http_thread_abandon(NULL, NULL, NULL);
 	if (b.w)
 		cache_body_abort(b.w);
+	buf_free(&b.raw);
 	give_back(p, s, !background,
 		  st == BE_NETWORK || st == BE_TLS || st == BE_AUTH);
 

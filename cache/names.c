@@ -131,25 +131,36 @@ static size_t suffix(unsigned n, char *buf, size_t len)
 	return (size_t)snprintf(buf, len, " (%u)", n);
 }
 
-char *names_message(int64_t t, const char *subject, unsigned n)
+char *names_item(int64_t t, const char *subject, unsigned n, const char *ext,
+		 bool dated)
 {
-	char date[64], sfx[16];
+	char date[64] = "", sfx[16];
 	time_t tt = (time_t)t;
 	struct tm tm;
 	/* dates a server may send that no calendar holds become the epoch */
-	if (!localtime_r(&tt, &tm) || tm.tm_year + 1900 > 9999 ||
-	    tm.tm_year + 1900 < 1) {
+	if (dated && (!localtime_r(&tt, &tm) || tm.tm_year + 1900 > 9999 ||
+		      tm.tm_year + 1900 < 1)) {
 		tt = 0;
 		gmtime_r(&tt, &tm);
 	}
-	strftime(date, sizeof(date), "%Y-%m-%d %H%M ", &tm);
+	if (dated)
+		strftime(date, sizeof(date), "%Y-%m-%d %H%M ", &tm);
 	size_t sl = suffix(n, sfx, sizeof(sfx));
-	size_t budget = NAMES_MAX - strlen(date) - sl - 4;
+	size_t budget = NAMES_MAX - strlen(date) - sl - strlen(ext);
 	char *subj = clean(subject, budget, CLEAN_SUBJECT);
-	char *name = xasprintf("%s%s%s.eml", date,
-			       *subj ? subj : "(no subject)", sfx);
+	/* a name that would start with a dot (a contact named ".x") */
+	if (!dated && subj[0] == '.')
+		subj[0] = '_';
+	char *name = xasprintf("%s%s%s%s", date,
+			       *subj ? subj : dated ? "(no subject)"
+						: "(no name)", sfx, ext);
 	free(subj);
 	return name;
+}
+
+char *names_message(int64_t t, const char *subject, unsigned n)
+{
+	return names_item(t, subject, n, ".eml", true);
 }
 
 char *names_folder(const char *server_name, unsigned n)

@@ -14,6 +14,7 @@
 #ifndef EXCHANGEFS_NAMES_H
 #define EXCHANGEFS_NAMES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,10 @@
  * subject (may be NULL); n >= 2 adds the collision suffix " (n)".
  * Returns an owned string of at most NAMES_MAX bytes. */
 char *names_message(int64_t t, const char *subject, unsigned n);
+/* The same for any kind of item (cache/kinds.h): extension ext (".ics"),
+ * and the date first only when dated ("Name.vcf" for a contact). */
+char *names_item(int64_t t, const char *subject, unsigned n, const char *ext,
+		 bool dated);
 
 /* File name of a folder; n >= 2 adds " (n)".  Owned. */
 char *names_folder(const char *server_name, unsigned n);

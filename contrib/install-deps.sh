@@ -12,7 +12,7 @@ pkgs="build-essential clang meson ninja-build pkg-config libfuse3-dev fuse3
 libcurl4-openssl-dev libxml2-dev libsqlite3-dev libssl-dev openssl attr
 libical-dev libicu-dev tzdata
 inotify-tools libglib2.0-bin python3 python3-pytest python3-pytest-xdist
-python3-exchangelib python3-icalendar python3-vobject curl vim
+python3-exchangelib python3-icalendar python3-vobject khal khard curl vim
 systemd bash-completion"
 missing=""
 for p in $pkgs; do

@@ -113,6 +113,9 @@ int64_t write_size(uint64_t ino);
 /* Whether the content of item n may be rewritten (drafts, files made
  * here). */
 bool write_allowed(struct xfs *fs, const struct node *n);
+/* -EROFS, with a line in the log and the status, for a change in a folder
+ * of a read-only kind (calendars and contacts: cache/kinds.h); else 0. */
+int write_pim_refused(struct xfs *fs, uint64_t folder, const char *name);
 void xfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		mode_t mode, struct fuse_file_info *fi);
 void xfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
@@ -149,6 +152,7 @@ struct options {
 	bool soft_delete_in_trash;  /* rm in Deleted Items: soft, not hard */
 	bool read_only;             /* -o ro: refuse changes (EROFS) */
 	bool no_notify;             /* poll only */
+	bool pim;                   /* calendars and contacts shown (kinds.h) */
 	unsigned debug;             /* log categories */
 	unsigned sync_interval;     /* seconds */
 	long timeout;               /* seconds */

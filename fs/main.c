@@ -8,6 +8,7 @@
 #include "fs.h"
 #include "cache/prefetch.h"
 #include "cache/journal.h"
+#include "cache/kinds.h"
 
 #include <curl/curl.h>
 #include <ctype.h>
@@ -368,6 +369,13 @@ int main(int argc, char **argv)
 	cache_set_body_limit(cache, o.cache_size);
 	cache_set_trash_delete(cache, o.soft_delete_in_trash ? BE_DEL_SOFT
 							     : BE_DEL_HARD);
+	if (o.pim && o.protocol && strcmp(o.protocol, "ews"))
+		log_warn("--pim: calendars and contacts are read over EWS only "
+			 "in this version; over %s their folders show empty",
+			 o.protocol);
+	if (cache_set_pim(cache, o.pim))
+		log_err("cannot show or hide calendars and contacts in %s",
+			cache_dir);
 	if (journal_recover(cache))
 		log_err("cannot tidy up local files in %s", cache_dir);
 	if (cache_moves_recover(cache))

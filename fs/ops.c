@@ -354,6 +354,8 @@ static void xfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		 * zero-message opens */
 		struct node n = { 0 };
 		int rc = vfile_is(ino) ? -EPERM : cache_get(fs->cache, ino, &n);
+		if (!rc && n.kind == NODE_ITEM)
+			rc = write_pim_refused(fs, n.parent, n.name);
 		if (!rc && !write_allowed(fs, &n))
 			rc = -EPERM;
 		node_clear(&n);

@@ -114,6 +114,8 @@ void options_usage(const char *prog)
 "                          the account (default 30d)\n"
 "  --no-notify             do not subscribe to server notifications (new mail\n"
 "                          then shows at the next re-sync, with no inotify event)\n"
+"  --pim                   show calendars (.ics) and contacts (.vcf) too, for\n"
+"                          khal and khard (read-only, EWS, first step)\n"
 "  --delete-in-trash MODE  what rm inside Deleted Items does: hard (gone for\n"
 "                          good, default) or soft (recoverable on the server)\n"
 "\n"
@@ -139,7 +141,7 @@ enum { OPT_URL = 256, OPT_USER, OPT_MAILBOX, OPT_PWFILE, OPT_PWCMD,
        OPT_INTERVAL, OPT_TIMEOUT, OPT_PASSWORD, OPT_OPENREQ, OPT_TRASHDEL,
        OPT_NONOTIFY, OPT_CONFIG, OPT_ACCOUNT, OPT_EMAIL,
        OPT_AUTH, OPT_OAUTH_AUTHORITY, OPT_OAUTH_TENANT, OPT_OAUTH_CLIENT,
-       OPT_OAUTH_SCOPE, OPT_BROWSER, OPT_AD_TRUST, OPT_PREFETCH };
+       OPT_OAUTH_SCOPE, OPT_BROWSER, OPT_AD_TRUST, OPT_PREFETCH, OPT_PIM };
 
 /* The long options.  Each one is also a key of the accounts file (same
  * name, '_' or '-'), except the ones in not_in_file[]. */
@@ -161,6 +163,7 @@ static const struct option longopts[] = {
 	{ "open-requests", no_argument, NULL, OPT_OPENREQ },
 	{ "delete-in-trash", required_argument, NULL, OPT_TRASHDEL },
 	{ "no-notify", no_argument, NULL, OPT_NONOTIFY },
+	{ "pim", no_argument, NULL, OPT_PIM },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "account", required_argument, NULL, OPT_ACCOUNT },
 	{ "auth", required_argument, NULL, OPT_AUTH },
@@ -282,6 +285,7 @@ static int apply_option(struct options *o, int c, const char *arg,
 	case OPT_INSECURE: o->insecure = true; break;
 	case OPT_OPENREQ: o->open_requests = true; break;
 	case OPT_NONOTIFY: o->no_notify = true; break;
+	case OPT_PIM: o->pim = true; break;
 	case OPT_AUTH:
 		if (strcmp(arg, "basic") && strcmp(arg, "ntlm") &&
 		    strcmp(arg, "kerberos") && strcmp(arg, "oauth2")) {

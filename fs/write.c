@@ -17,6 +17,7 @@
  */
 #include "fs.h"
 #include "cache/journal.h"
+#include "cache/kinds.h"
 #include "cache/message.h"
 
 #include <dirent.h>
@@ -141,6 +142,28 @@ static void wdrop(uint64_t ino)
 	pthread_mutex_unlock(&list_lock);
 }
 
+int write_pim_refused(struct xfs *fs, uint64_t folder, const char *name)
+{
+	if (!kind_of_folder(fs->cache, folder)->pim)
+		return 0;
+	log_warn("'%s' not changed: %s", name, KIND_READ_ONLY_MSG);
+	sync_note_failure(fs->sync, "'%s' not changed: %s", name,
+			  KIND_READ_ONLY_MSG);
+	return -EROFS;
+}
+
+/* The same for a node: a folder of that kind itself, or what is in one. */
+static int node_pim_refused(struct xfs *fs, uint64_t parent, const char *name)
+{
+	struct node n = { 0 };
+	int rc = write_pim_refused(fs, parent, name);
+	if (!rc && cache_lookup(fs->cache, parent, name, &n) == 0 &&
+	    n.kind == NODE_FOLDER)
+		rc = write_pim_refused(fs, n.ino, name);
+	node_clear(&n);
+	return rc;
+}
+
 bool write_allowed(struct xfs *fs, const struct node *n)
 {
 	if (n->kind != NODE_ITEM)
@@ -203,9 +226,12 @@ static int wget(struct xfs *fs, uint64_t ino, bool empty, struct wfile **out)
 	int rc = cache_get(fs->cache, ino, &n);
 	if (rc)
 		return rc;
-	if (!write_allowed(fs, &n)) {
+	rc = n.kind == NODE_ITEM ? write_pim_refused(fs, n.parent, n.name) : 0;
+	if (!rc && !write_allowed(fs, &n))
+		rc = -EPERM;
+	if (rc) {
 		node_clear(&n);
-		return -EPERM;
+		return rc;
 	}
 	char *path = journal_staging_path(fs->cache, ino);
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -317,7 +343,9 @@ void xfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	bool temp = !message_file_name(name);
 	struct node n = { 0 };
-	int rc = journal_new_file(fs->cache, parent, name, temp, &n);
+	int rc = write_pim_refused(fs, parent, name);
+	if (!rc)
+		rc = journal_new_file(fs->cache, parent, name, temp, &n);
 	if (!rc) {
 		struct wfile *w;
 		struct ilock *l;
@@ -607,7 +635,9 @@ void xfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node n = { 0 };
 	uint64_t ino = cache_lookup(fs->cache, parent, name, &n) == 0 ? n.ino : 0;
 	node_clear(&n);
-	int rc = journal_unlink(fs->cache, parent, name);
+	int rc = write_pim_refused(fs, parent, name);
+	if (!rc)
+		rc = journal_unlink(fs->cache, parent, name);
 	if (!rc && ino) {
 		struct ilock *l = ino_lock(ino);
 		wdrop(ino);
@@ -669,7 +699,9 @@ void xfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	int rc = journal_rmdir(fs->cache, parent, name);
+	int rc = node_pim_refused(fs, parent, name);
+	if (!rc)
+		rc = journal_rmdir(fs->cache, parent, name);
 	done_change(fs, NULL);
 	fuse_reply_err(req, -rc);
 }
@@ -680,6 +712,8 @@ void xfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct xfs *fs = fuse_req_userdata(req);
 	struct node n = { 0 };
 	int rc = mkdir_refused(parent, name);
+	if (!rc)
+		rc = write_pim_refused(fs, parent, name);
 	if (!rc)
 		rc = journal_mkdir(fs->cache, parent, name, &n);
 	if (rc) {
@@ -719,6 +753,10 @@ void xfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int rc = virtual_dir(fs, parent, name) || parent == TRASH_DIR_INO ||
 		 newparent == TRASH_DIR_INO || parent == TRASH_FILES_INO
 		? -EPERM : cache_lookup(fs->cache, parent, name, &n);
+	if (!rc)
+		rc = node_pim_refused(fs, parent, name);
+	if (!rc)
+		rc = write_pim_refused(fs, newparent, newname);
 	if (!rc && newparent == TRASH_FILES_INO) {
 		rc = trash_target(fs, &n, &newparent, &trashed_as);
 		newname = trashed_as;
@@ -871,6 +909,12 @@ int write_setxattr(struct xfs *fs, fuse_ino_t ino, const char *name,
 		p.categories = cats = clean_categories(v);
 	} else {
 		rc = -EPERM;  /* what the server says is not ours to set */
+	}
+	if (!rc && kind_of_item(fs->cache, ino)->pim) {
+		struct node n = { 0 };
+		if (cache_get(fs->cache, ino, &n) == 0)
+			rc = write_pim_refused(fs, n.parent, n.name);
+		node_clear(&n);
 	}
 	if (!rc)
 		rc = journal_set_props(fs->cache, ino, &p);

@@ -456,6 +456,32 @@ static void parse_item(struct pctx *p, const xmlNode *it, struct be_item *bi)
 		return;
 	}
 	bi->subject = opt_text(p, it, "Subject", EWS_TEXT_MAX);
+	const char *el = (const char *)it->name;
+	if (!strcmp(el, "CalendarItem")) {
+		bi->kind = BE_KIND_CALENDAR;
+		opt_date(p, it, "Start", &bi->start);
+	} else if (!strcmp(el, "Contact")) {
+		/* a contact's file is named by its display name */
+		bi->kind = BE_KIND_CONTACT;
+		char *name = opt_text(p, it, "DisplayName", EWS_TEXT_MAX);
+		if (!name || !*name) {
+			free(name);
+			name = opt_text(p, it, "FileAs", EWS_TEXT_MAX);
+		}
+		if (name && *name) {
+			free(bi->subject);
+			bi->subject = name;
+		} else {
+			free(name);
+		}
+	} else if (!strcmp(el, "Task")) {
+		bi->kind = BE_KIND_TASK;
+	} else if (strcmp(el, "Message") && strcmp(el, "MeetingRequest") &&
+		   strcmp(el, "MeetingResponse") &&
+		   strcmp(el, "MeetingCancellation") && strcmp(el, "Item") &&
+		   strcmp(el, "PostItem")) {
+		bi->kind = BE_KIND_OTHER;
+	}
 	bi->item_class = opt_text(p, it, "ItemClass", EWS_TEXT_MAX);
 	bi->message_id = opt_text(p, it, "InternetMessageId", EWS_TEXT_MAX);
 	bi->from = parse_from(p, it);

@@ -113,7 +113,12 @@ void ews_req_sync_items(struct buf *b, const char *version, const char *folder_i
 	       "<t:FieldURI FieldURI=\"message:IsRead\"/>"
 	       "<t:FieldURI FieldURI=\"message:InternetMessageId\"/>"
 	       "<t:FieldURI FieldURI=\"item:Categories\"/>"
-	       "<t:FieldURI FieldURI=\"item:IsDraft\"/>");
+	       "<t:FieldURI FieldURI=\"item:IsDraft\"/>"
+	       /* what calendar items and contacts are named by (Exchange
+		* answers only the properties an item has) */
+	       "<t:FieldURI FieldURI=\"calendar:Start\"/>"
+	       "<t:FieldURI FieldURI=\"contacts:DisplayName\"/>"
+	       "<t:FieldURI FieldURI=\"contacts:FileAs\"/>");
 	if (ews_version_at_least(version, EWS_VERSION_FLAG))
 		put(b, "<t:FieldURI FieldURI=\"item:Flag\"/>");
 	put(b, "</t:AdditionalProperties>"

@@ -203,6 +203,28 @@ static void test_items(void)
 	free(d);
 	case_end();
 
+	case_begin("SyncFolderItems: calendar items, contacts, other kinds");
+	d = data_file("sync_items_pim.xml", &len);
+	CHECK_INT(ews_parse_items(d, len, &b, &r), BE_OK);
+	CHECK_INT(b.n, 6);
+	if (b.n == 6) {
+		CHECK_INT(b.v[0].kind, BE_KIND_CALENDAR);
+		CHECK_INT(b.v[0].start, 1795251600);  /* 2026-11-21 09:00 UTC */
+		CHECK_STR(b.v[0].subject, "Design review");
+		CHECK_INT(b.v[1].kind, BE_KIND_CONTACT);
+		CHECK_STR(b.v[1].subject, "J\xc3\xbcrgen M\xc3\xbcller");
+		CHECK_INT(b.v[1].start, 0);
+		CHECK_INT(b.v[2].kind, BE_KIND_CONTACT);
+		CHECK_STR(b.v[2].subject, "Only FileAs");
+		CHECK_INT(b.v[3].kind, BE_KIND_TASK);
+		CHECK_INT(b.v[4].kind, BE_KIND_OTHER);
+		CHECK_STR(b.v[4].id, "DL1");
+		CHECK_INT(b.v[5].kind, BE_KIND_MAIL);
+	}
+	be_item_batch_free(&b);
+	free(d);
+	case_end();
+
 	case_begin("SyncFolderItems: Flag, Categories, IsDraft");
 	d = data_file("sync_items_props.xml", &len);
 	CHECK_INT(ews_parse_items(d, len, &b, &r), BE_OK);

@@ -79,7 +79,7 @@ static void test_requests(void)
 	buf_free(&b);
 	case_end();
 
-	case_begin("SyncFolderItems: folder id escaped, order, 12 fields, max clamped");
+	case_begin("SyncFolderItems: folder id escaped, order, 15 fields, max clamped");
 	static const struct { unsigned in; const char *out; } clamp[] = {
 		{ 0, "1" }, { 1, "1" }, { 100, "100" }, { 512, "512" },
 		{ 513, "512" }, { 4000000000u, "512" },
@@ -107,8 +107,11 @@ static void test_requests(void)
 			CHECK(!xml_child(op, EWS_NS_M, "SyncState"));
 		CHECK_INT(count(xml_child(xml_child(op, EWS_NS_M, "ItemShape"),
 					  EWS_NS_T, "AdditionalProperties"),
-				EWS_NS_T, "FieldURI"), 12);
+				EWS_NS_T, "FieldURI"), 15);
 		CHECK(asks_for(op, "item:Flag"));
+		CHECK(asks_for(op, "calendar:Start"));
+		CHECK(asks_for(op, "contacts:DisplayName"));
+		CHECK(asks_for(op, "contacts:FileAs"));
 		CHECK(asks_for(op, "item:Categories"));
 		CHECK(asks_for(op, "item:IsDraft"));
 		/* schema order: ItemShape, SyncFolderId, SyncState,
@@ -138,7 +141,7 @@ static void test_requests(void)
 		op = request_op_v(&b, &doc, old_versions[i]);
 		CHECK_INT(count(xml_child(xml_child(op, EWS_NS_M, "ItemShape"),
 					  EWS_NS_T, "AdditionalProperties"),
-				EWS_NS_T, "FieldURI"), 11);
+				EWS_NS_T, "FieldURI"), 14);
 		CHECK(!asks_for(op, "item:Flag"));
 		CHECK(asks_for(op, "item:Categories"));
 		CHECK(asks_for(op, "item:IsDraft"));

@@ -109,6 +109,30 @@ int main(void)
 		CHECK(valid_utf8(name));
 		free(name);
 	}
+	/* other kinds (cache/kinds.h): an event dated, a card by name */
+	static const struct { const char *subject; unsigned n; const char *ext;
+			      bool dated; const char *want; } items[] = {
+		{ "Design review", 1, ".ics", true,
+		  "2026-11-20 0931 Design review.ics" },
+		{ "J\xc3\xbcrgen M\xc3\xbcller", 1, ".vcf", false,
+		  "J\xc3\xbcrgen M\xc3\xbcller.vcf" },
+		{ "Bob", 2, ".vcf", false, "Bob (2).vcf" },
+		{ ".hidden", 1, ".vcf", false, "_hidden.vcf" },
+		{ "a/b", 1, ".vcf", false, "a\xe2\x88\x95" "b.vcf" },
+		{ "", 1, ".vcf", false, "(no name).vcf" },
+		{ NULL, 1, ".ics", true, "2026-11-20 0931 (no subject).ics" },
+	};
+	for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
+		char *name = names_item(t, items[i].subject, items[i].n,
+					items[i].ext, items[i].dated);
+		CHECK_STR(name, items[i].want);
+		CHECK(safe_name(name));
+		free(name);
+	}
+	char *lv = names_item(t, longs, 1, ".vcf", false);
+	CHECK(strlen(lv) <= 255 && !strcmp(lv + strlen(lv) - 4, ".vcf"));
+	free(lv);
+
 	/* distinct collision numbers give distinct names */
 	char *a = names_message(t, longs, 2), *b = names_message(t, longs, 3);
 	CHECK(strcmp(a, b) != 0);
