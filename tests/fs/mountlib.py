@@ -18,6 +18,15 @@ BAD_LOG = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer", "runtime erro
            "double free", "Assertion")
 
 
+
+def force_unmount(path):
+    """umount2(MNT_FORCE): aborts a FUSE connection (fuse_umount_begin),
+    which ends every request waiting on it; called without resolving the
+    path through the mount (a stat there would wait on the dead daemon)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.umount2(os.fsencode(path), 1)       # MNT_FORCE
+
 def wait_for(pred, timeout=30.0, interval=0.05, what="condition"):
     """Poll pred() until it is true; raise with `what` after timeout s."""
     end = time.monotonic() + timeout
@@ -154,7 +163,15 @@ class Mount:
                 self.proc.send_signal(signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            self.proc.wait(30)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                # a thread of the daemon (the reflector) was waiting on a
+                # request to its own mount that a worker had taken: the
+                # kernel keeps that wait, and so the process, until the
+                # connection is aborted, which a forced unmount does
+                force_unmount(self.mountpoint)
+                self.proc.wait(30)
             self.proc = None
             self.log.close()
         # a dead FUSE mount may not even stat (ENOTCONN): detach regardless
