@@ -347,6 +347,18 @@ struct vcard *vcard_parse(const char *data, size_t len, bool lenient,
 						goto fail;
 					if (c->nprops > before)
 						drop_last(c);
+				} else if (c->nprops > before &&
+					   !strcasecmp(c->props[c->nprops - 1].name,
+						       "VERSION")) {
+					/* VERSION with parameters: the writer
+					 * puts its own, so a second one would
+					 * not read back */
+					if (!lenient) {
+						snprintf(err, errlen, "VERSION "
+							 "with parameters");
+						goto fail;
+					}
+					drop_last(c);
 				}
 			}
 			buf_reset(&line);

@@ -243,6 +243,32 @@ static void test_empty_param(void)
 	buf_free(&b);
 }
 
+/* A VERSION with parameters (found by fuzz_pim): the writer puts its own
+ * VERSION, so the card kept a second one that did not read back.  Lenient
+ * reading drops it; strict reading refuses it. */
+static void test_version_with_params(void)
+{
+	char err[256] = "";
+	const char *in = "BEGIN:VCARD\r\nVERSION;QUOTED-PRINTABLE:J=C3=B6rg M=\r\n"
+			 "=C3=BCller\r\nFN:a\r\nEND:VCARD\r\n";
+	struct vcard *c = vcard_parse(in, strlen(in), true, err, sizeof(err));
+	struct buf a, b;
+	buf_init(&a, 0);
+	buf_init(&b, 0);
+	CHECK(c && vcard_write(c, 30, &a) == 0);
+	CHECK(a.data && strstr(a.data, "VERSION:3.0\r\nFN:a\r\n") != NULL);
+	struct vcard *r = vcard_parse(a.data, a.len, false, err, sizeof(err));
+	CHECK(r && vcard_write(r, 30, &b) == 0);
+	CHECK(a.len == b.len && !memcmp(a.data, b.data, a.len));
+	struct vcard *k = vcard_parse(in, strlen(in), false, err, sizeof(err));
+	CHECK(!k && strstr(err, "VERSION") != NULL);
+	vcard_free(k);
+	vcard_free(c);
+	vcard_free(r);
+	buf_free(&a);
+	buf_free(&b);
+}
+
 static void test_legacy(void)
 {
 	char err[256] = "";
@@ -403,6 +429,7 @@ int main(void)
 	test_legacy();
 	test_odd_photo_type();
 	test_empty_param();
+	test_version_with_params();
 	test_invalid();
 	test_validate();
 	return check_done("test_vcard");
