@@ -477,8 +477,30 @@ static void drop_controls(char *s)
 	*o = 0;
 }
 
+static char *normalize_once(const char *data, size_t len,
+			    const char *fallback_uid, size_t *outlen,
+			    char *err, size_t errlen);
+
+/* One pass of libical is not always a fixed point (a value it reads as
+ * starting with a space, from an escape it does not know, loses the
+ * space when read again: found by fuzz_pim), and the output must be the
+ * same whenever it is normalised again: a second pass settles it. */
 char *ical_normalize(const char *data, size_t len, const char *fallback_uid,
 		     size_t *outlen, char *err, size_t errlen)
+{
+	size_t n1;
+	char *once = normalize_once(data, len, fallback_uid, &n1, err, errlen);
+	if (!once)
+		return NULL;
+	char *twice = normalize_once(once, n1, fallback_uid, outlen, err,
+				     errlen);
+	free(once);
+	return twice;
+}
+
+static char *normalize_once(const char *data, size_t len,
+			    const char *fallback_uid, size_t *outlen,
+			    char *err, size_t errlen)
 {
 	pthread_once(&ical_once, ical_init);
 	if (scan_caps(data, len, err, errlen))
